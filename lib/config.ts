@@ -1,0 +1,140 @@
+// Server configuration in one place: environment over file over defaults.
+//
+// The file (TECHTEMP_CONFIG, default /etc/techtemp/server.conf when it exists)
+// holds `key = value` lines with the names below; `#` starts a comment.
+// Each key also has an environment variable: TECHTEMP_ + the key in capitals
+// (http_port -> TECHTEMP_HTTP_PORT). Environment variables win.
+// A bad value stops start-up with one line naming the setting and the value.
+
+import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { LEVELS, type Level } from "./log.ts";
+
+/** Every server setting, with its default. */
+export const defaults = {
+  /** HTTP port for the API and the web pages; 0 = any free port. */
+  http_port: 3000,
+  /** MQTT port of the embedded broker; 0 = any free port. */
+  mqtt_port: 1883,
+  /** Address both servers bind to. */
+  host: "0.0.0.0",
+  /** Directory holding techtemp.db; created when missing. */
+  data_dir: "./data",
+  /** debug | info | warn | error */
+  log_level: "info" as Level,
+  /** Largest MQTT packet accepted, in bytes; a reading is under 100. */
+  mqtt_max_packet_bytes: 65536,
+  /** Seconds a new connection has to send CONNECT before it is closed. */
+  mqtt_connect_timeout_s: 10,
+  /** Longest client id accepted (MQTT 3.1.1 allows 65535; ours are ~20). */
+  mqtt_max_client_id: 128,
+  /** Most MQTT connections at once; one per sensor plus a few tools. */
+  mqtt_max_clients: 500,
+  /** Raw readings older than this many days are deleted (rollups stay); 0 keeps them forever. */
+  retention_raw_days: 730,
+};
+
+/** The resolved configuration the server runs with. */
+export type Config = typeof defaults;
+export type Setting = keyof Config;
+
+/** A configuration problem; its message is the one line printed at start-up. */
+export class ConfigError extends Error {}
+
+/** Where the config file is looked for when TECHTEMP_CONFIG is not set. */
+export const DEFAULT_CONFIG_FILE = "/etc/techtemp/server.conf";
+
+const envName = (key: string) => `TECHTEMP_${key.toUpperCase()}`;
+
+function fail(key: string, value: unknown, source: string, problem: string): never {
+  throw new ConfigError(`config: ${key} = ${JSON.stringify(value)} (${source}): ${problem}`);
+}
+
+function coerce(key: Setting, raw: unknown, source: string): Config[Setting] {
+  const def = defaults[key];
+  if (typeof def === "number") {
+    const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n)) fail(key, raw, source, "must be a whole number");
+    if (key.endsWith("_port")) {
+      if (n < 0 || n > 65535) fail(key, raw, source, "must be a port number 0-65535");
+    } else if (key === "retention_raw_days") {
+      if (n < 0) fail(key, raw, source, "must be 0 (keep forever) or more days");
+    } else if (n < 1) fail(key, raw, source, "must be at least 1");
+    return n;
+  }
+  if (typeof raw !== "string" || raw.trim() === "") fail(key, raw, source, "must not be empty");
+  const s = raw.trim();
+  if (key === "log_level" && !(LEVELS as readonly string[]).includes(s)) {
+    fail(key, raw, source, `must be one of ${LEVELS.join(", ")}`);
+  }
+  return s;
+}
+
+/** Parses the `key = value` config file text; unknown keys are errors. */
+export function parseConfigFile(text: string, path: string): Partial<Config> {
+  const out: Record<string, unknown> = {};
+  text.split(/\r?\n/).forEach((line, i) => {
+    const trimmed = line.replace(/^\s+/, "");
+    if (trimmed === "" || trimmed.startsWith("#") || trimmed.startsWith(";")) return;
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(trimmed);
+    const where = `${path}:${i + 1}`;
+    if (!m) throw new ConfigError(`config: ${where}: expected "key = value", got ${JSON.stringify(line)}`);
+    const key = m[1]!.toLowerCase();
+    if (!(key in defaults)) {
+      throw new ConfigError(`config: ${where}: unknown setting ${JSON.stringify(m[1])} (known: ${Object.keys(defaults).join(", ")})`);
+    }
+    out[key] = coerce(key as Setting, m[2]!.replace(/^"(.*)"$/, "$1"), where);
+  });
+  return out as Partial<Config>;
+}
+
+/** Checks that the data directory exists (creating it) and is writable. */
+function checkDataDir(dir: string, source: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    fail("data_dir", dir, source, `cannot write there (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
+
+/**
+ * Resolves the configuration: `overrides` (from code, e.g. tests) over the
+ * environment over the config file over the defaults. Throws ConfigError.
+ */
+export function loadConfig(options: { env?: Record<string, string | undefined>; overrides?: Partial<Config> } = {}): Config {
+  const env = options.env ?? process.env;
+  const config: Record<string, unknown> = { ...defaults };
+  const sources: Record<string, string> = {};
+
+  const explicitFile = env.TECHTEMP_CONFIG;
+  const file = explicitFile ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new ConfigError(`config: TECHTEMP_CONFIG = ${JSON.stringify(file)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? err})`);
+    }
+    for (const [k, v] of Object.entries(parseConfigFile(text, file))) {
+      config[k] = v;
+      sources[k] = file;
+    }
+  }
+  // Only our own names are read: the agent shares the TECHTEMP_ prefix (TECHTEMP_SENSOR_DRIVER…).
+  for (const key of Object.keys(defaults) as Setting[]) {
+    const raw = env[envName(key)];
+    if (raw !== undefined) {
+      config[key] = coerce(key, raw, envName(key));
+      sources[key] = envName(key);
+    }
+  }
+  for (const [k, v] of Object.entries(options.overrides ?? {})) {
+    if (!(k in defaults)) throw new ConfigError(`config: unknown setting ${JSON.stringify(k)}`);
+    config[k] = coerce(k as Setting, v, "start options");
+    sources[k] = "start options";
+  }
+  config.data_dir = resolve(config.data_dir as string);
+  checkDataDir(config.data_dir as string, sources.data_dir ?? "default");
+  return config as Config;
+}

@@ -1,0 +1,63 @@
+// Opening the SQLite database: pragmas and numbered migrations (WTF Dial's
+// sqlite.go). Every query lives in the store modules, as prepared statements.
+
+import { Database } from "bun:sqlite";
+import { wrap } from "./errors.ts";
+import { migrations } from "./migrations.ts";
+
+/** The database file inside the data directory. */
+export const DB_FILE = "techtemp.db";
+
+/**
+ * Opens (creating if needed) the database at `path` and applies any pending
+ * migrations, each in its own transaction. `readonly` opens an existing
+ * database without changing it (for `inspect` beside a live server).
+ */
+export function openDatabase(path: string, options: { readonly?: boolean } = {}): Database {
+  let db: Database;
+  try {
+    db = options.readonly
+      ? new Database(path, { readonly: true, strict: true })
+      : new Database(path, { create: true, readwrite: true, strict: true });
+  } catch (err) {
+    throw wrap(`open database ${path}`, err);
+  }
+  try {
+    // A reader must wait for a writer's short transactions instead of failing
+    // with SQLITE_BUSY (inspect, backups and retention run beside ingestion).
+    db.exec("PRAGMA busy_timeout = 5000");
+    if (options.readonly) return db;
+    // WAL: readers (API, pages) never block the writer (ingestion) and a
+    // commit is one sequential append to the -wal file.
+    db.exec("PRAGMA journal_mode = WAL");
+    // FULL: a PUBACK promises that the reading survives, and a Pi loses power
+    // more often than a server does. With NORMAL a WAL commit survives a crash
+    // of this process but not of the machine. The cost (one fsync per commit)
+    // is paid once per group commit, not once per reading (lib/ingest.ts).
+    db.exec("PRAGMA synchronous = FULL");
+    // Placements and readings point at devices and rooms; keep them honest.
+    db.exec("PRAGMA foreign_keys = ON");
+    migrate(db);
+  } catch (err) {
+    db.close();
+    throw wrap(`open database ${path}`, err);
+  }
+  return db;
+}
+
+/** Applies the migrations newer than `PRAGMA user_version`. */
+export function migrate(db: Database): void {
+  const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+  const latest = migrations.length;
+  if (current > latest) {
+    throw new Error(`database schema version ${current} is newer than this TechTemp (${latest}); upgrade TechTemp`);
+  }
+  for (let v = current; v < latest; v++) {
+    const step = migrations[v]!;
+    db.transaction(() => {
+      step(db);
+      // user_version cannot be bound as a parameter; v + 1 is our own integer.
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+    })();
+  }
+}

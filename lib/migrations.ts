@@ -1,0 +1,83 @@
+// Numbered schema migrations. Entry N (0-based) takes the database from
+// `PRAGMA user_version = N` to N + 1. Never edit a migration that has shipped:
+// add a new one at the end.
+
+import type { Database } from "bun:sqlite";
+
+/** A migration step, run inside a transaction. */
+export type Migration = (db: Database) => void;
+
+export const migrations: Migration[] = [
+  // 1: rooms, devices, placements with history, readings.
+  (db) => {
+    db.exec(`
+      CREATE TABLE rooms (
+        id         INTEGER PRIMARY KEY,
+        uid        TEXT NOT NULL UNIQUE,
+        name       TEXT NOT NULL,
+        floor      TEXT,
+        side       TEXT,
+        created_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE devices (
+        id                 INTEGER PRIMARY KEY,
+        uid                TEXT NOT NULL UNIQUE,
+        home_id            TEXT,               -- the {home_id} of its topics
+        label              TEXT,
+        model              TEXT,
+        created_at         INTEGER NOT NULL,
+        last_seen_at       INTEGER,
+        -- from the retained status message: online | offline, when, what the agent announced
+        state              TEXT,
+        state_at           INTEGER,
+        interval_s         INTEGER,
+        version            TEXT,
+        sensor_failures    INTEGER,
+        last_error         TEXT,
+        -- what the server asks of the device (the retained config message)
+        config_interval_s  INTEGER,
+        temperature_offset REAL NOT NULL DEFAULT 0,
+        humidity_offset    REAL NOT NULL DEFAULT 0,
+        -- readings refused (malformed, out of range), and the last reason
+        refused_count      INTEGER NOT NULL DEFAULT 0,
+        last_refusal       TEXT,
+        last_refusal_at    INTEGER
+      );
+
+      -- A device is in at most one room at a time: to_ts NULL = current.
+      -- An interval is [from_ts, to_ts).
+      CREATE TABLE placements (
+        id        INTEGER PRIMARY KEY,
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        room_id   INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        from_ts   INTEGER NOT NULL,
+        to_ts     INTEGER,
+        CHECK (to_ts IS NULL OR to_ts >= from_ts)
+      );
+      CREATE INDEX placements_device ON placements(device_id, from_ts);
+      CREATE INDEX placements_room ON placements(room_id, from_ts);
+      CREATE UNIQUE INDEX placements_one_open ON placements(device_id) WHERE to_ts IS NULL;
+
+      -- The big table, kept small: integer keys, WITHOUT ROWID so the primary
+      -- key is the row (no second b-tree), values in hundredths (2 bytes each).
+      -- ~21 bytes per reading on disk (bench/ingest.ts measures it).
+      CREATE TABLE readings (
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        ts        INTEGER NOT NULL,           -- epoch ms UTC
+        t         INTEGER NOT NULL,           -- temperature, hundredths of °C
+        h         INTEGER NOT NULL,           -- relative humidity, hundredths of %
+        PRIMARY KEY (device_id, ts)
+      ) WITHOUT ROWID;
+
+      -- Rare facts about single readings, kept out of the big table:
+      -- flags bit 0 = taken while the sensor's clock was not synchronised.
+      CREATE TABLE reading_flags (
+        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        ts        INTEGER NOT NULL,
+        flags     INTEGER NOT NULL,
+        PRIMARY KEY (device_id, ts)
+      ) WITHOUT ROWID;
+    `);
+  },
+];

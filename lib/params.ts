@@ -1,0 +1,58 @@
+// Query-string parsing shared by the API and the pages. Each parser names the
+// field in its error, so a 400 says what to fix.
+
+import { badRequest } from "./errors.ts";
+import type { Bucket } from "./readings.ts";
+
+/** Epoch milliseconds or null → ISO-8601 UTC string or null (the API's time format). */
+export const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString());
+
+// ISO-8601 date or date-time, with optional fraction and zone: 2026-11-28, 2026-11-28T12:00, 2026-11-28T12:00:00.123+01:00
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/**
+ * Parses a time given as ISO-8601 or epoch milliseconds. A time without a zone
+ * is taken as UTC (like the earlier server's text comparison did).
+ */
+export function parseTime(field: string, value: string): number {
+  const v = value.trim();
+  if (/^-?\d{1,16}$/.test(v)) return Number(v);
+  if (ISO_TIME.test(v)) {
+    const zoned = /(?:Z|[+-]\d{2}:?\d{2})$/.test(v) || v.length === 10 ? v : `${v}Z`;
+    const ms = Date.parse(zoned);
+    if (Number.isFinite(ms)) return ms;
+  }
+  throw badRequest(field, `${JSON.stringify(value)} is not a time; use ISO-8601 (2026-11-28T12:00:00Z) or epoch milliseconds`);
+}
+
+/** Parses an optional time; `undefined` when absent. */
+export function optionalTime(field: string, value: string | undefined): number | undefined {
+  return value === undefined ? undefined : parseTime(field, value);
+}
+
+/** Parses a whole number within [min, max]; `fallback` when absent. */
+export function parseInteger(field: string, value: string | undefined, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\s*\d+\s*$/.test(value)) throw badRequest(field, `${JSON.stringify(value)} is not a whole number (${min}-${max})`);
+  const n = Number(value);
+  if (n < min || n > max) throw badRequest(field, `${n} is outside ${min}-${max}`);
+  return n;
+}
+
+/** Parses `bucket`: raw, hour or day. */
+export function parseBucket(value: string | undefined, fallback: Bucket = "raw"): Bucket {
+  if (value === undefined) return fallback;
+  if (value === "raw" || value === "hour" || value === "day") return value;
+  throw badRequest("bucket", `${JSON.stringify(value)} is not one of raw, hour, day`);
+}
+
+/** Parses from/to into an ordered range; `from` after `to` is an error. */
+export function parseRange(
+  query: { from?: string; to?: string },
+  defaults: { from: number; to: number },
+): { from: number; to: number } {
+  const from = optionalTime("from", query.from) ?? defaults.from;
+  const to = optionalTime("to", query.to) ?? defaults.to;
+  if (from > to) throw badRequest("from", `${iso(from)} is after to (${iso(to)})`);
+  return { from, to };
+}

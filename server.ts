@@ -1,0 +1,151 @@
+// TechTemp server: ONE process with the MQTT broker, the SQLite store, the
+// JSON API and the web pages. This file only wires them together (like WTF
+// Dial's main.go): parse config, open the store, start the broker, start
+// HTTP, trap SIGTERM, close in reverse order.
+//
+//   bun server.ts                 run the server (config: env over file over defaults)
+//   bun server.ts inspect [...]   what the database holds (safe beside a live server)
+
+import { Elysia } from "elysia";
+import { join } from "node:path";
+import { createApi, errorHandling } from "./lib/api.ts";
+import { createBroker } from "./lib/broker.ts";
+import { ConfigError, loadConfig, type Config } from "./lib/config.ts";
+import { DEFAULT_HOME_ID } from "./lib/contract.ts";
+import { DB_FILE, openDatabase } from "./lib/db.ts";
+import { createIngest } from "./lib/ingest.ts";
+import { runInspect } from "./lib/inspect.ts";
+import { createLog, type Log } from "./lib/log.ts";
+import { createReadings } from "./lib/readings.ts";
+import { createStore } from "./lib/store.ts";
+
+/** A running server. */
+export interface Running {
+  httpPort: number;
+  mqttPort: number;
+  config: Config;
+  /** Stops accepting, commits what is in flight, closes HTTP, broker and database. */
+  close(): Promise<void>;
+}
+
+/** Starts the whole server with a resolved config. Tests use port 0 and a temp data dir. */
+export async function start(config: Config, options: { log?: Log; now?: () => number } = {}): Promise<Running> {
+  const log = options.log ?? createLog({ level: config.log_level });
+  const dbPath = join(config.data_dir, DB_FILE);
+  const db = openDatabase(dbPath);
+  const store = createStore(db, { now: options.now });
+  const readings = createReadings(db);
+  const ingest = createIngest({ store, log: log.child("ingest") });
+
+  const broker = await createBroker({
+    store,
+    ingest,
+    log: log.child("broker"),
+    now: options.now,
+    options: {
+      maxPacketBytes: config.mqtt_max_packet_bytes,
+      connectTimeoutMs: config.mqtt_connect_timeout_s * 1000,
+      maxClientIdLength: config.mqtt_max_client_id,
+      maxClients: config.mqtt_max_clients,
+      homeId: DEFAULT_HOME_ID,
+    },
+  });
+  let mqttPort: number;
+  try {
+    mqttPort = await broker.listen(config.mqtt_port, config.host);
+  } catch (err) {
+    await broker.close();
+    db.close();
+    throw new Error(`listen MQTT on ${config.host}:${config.mqtt_port}: ${(err as Error).message}`);
+  }
+  // Retained messages live in the broker's memory: after a restart, publish
+  // every device's config again so a reconnecting sensor finds it.
+  for (const device of store.listDevices()) {
+    if (device.config_interval_s !== null || device.temperature_offset !== 0 || device.humidity_offset !== 0) {
+      await broker.publishConfig(device);
+    }
+  }
+
+  const app = new Elysia()
+    .use(errorHandling(log.child("http")))
+    .use(createApi({ store, readings, broker, ingest, log: log.child("api") }));
+  try {
+    app.listen({ port: config.http_port, hostname: config.host });
+  } catch (err) {
+    await broker.close();
+    db.close();
+    throw new Error(`listen HTTP on ${config.host}:${config.http_port}: ${(err as Error).message}`);
+  }
+  const httpPort = app.server!.port!;
+  log.info("TechTemp server running", { http: httpPort, mqtt: mqttPort, host: config.host, database: dbPath });
+
+  let closing: Promise<void> | null = null;
+  return {
+    httpPort,
+    mqttPort,
+    config,
+    close() {
+      closing ??= (async () => {
+        log.info("shutting down");
+        // Commit the readings already received and answer their publishers, then stop.
+        ingest.drain();
+        await app.stop(true);
+        await broker.close();
+        ingest.drain();
+        db.close();
+        log.info("stopped", { readings_committed: ingest.stats.committed });
+      })();
+      return closing;
+    },
+  };
+}
+
+const USAGE = `usage:
+  bun server.ts                         run the server
+  bun server.ts inspect [--device UID] [--last N]
+                                        what the database holds, with consistency checks
+settings: environment TECHTEMP_HTTP_PORT, TECHTEMP_MQTT_PORT, TECHTEMP_DATA_DIR, TECHTEMP_HOST, …
+          or a config file (TECHTEMP_CONFIG, default /etc/techtemp/server.conf); see README.md`;
+
+/** The command line: `serve` (default) or an operator command. Returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === "--help" || command === "-h" || command === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
+  if (command === "inspect") return runInspect(join(config.data_dir, DB_FILE), rest);
+  if (command !== undefined) {
+    console.error(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+    return 2;
+  }
+
+  let running: Running;
+  try {
+    running = await start(config);
+  } catch (err) {
+    console.error(`cannot start: ${(err as Error).message}`);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  await running.close();
+  return 0;
+}
+
+if (import.meta.main) {
+  process.exit(await main(process.argv.slice(2)));
+}

@@ -1,0 +1,168 @@
+// Test helpers: a whole server on port 0 in a temp directory, MQTT clients
+// with timeouts, and waiting for a condition instead of sleeping.
+
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig, type Config } from "../lib/config.ts";
+import { createLog, type Level } from "../lib/log.ts";
+import { start, type Running } from "../server.ts";
+
+/** A temp directory removed by `cleanup()`. */
+export function tempDir(prefix = "techtemp-test-"): { path: string; cleanup(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A server started for one test, with its log lines captured. */
+export interface TestServer extends Running {
+  /** http://127.0.0.1:port */
+  url: string;
+  dataDir: string;
+  /** Every log line so far. */
+  logs: string[];
+  /** GET/POST… JSON helper: returns status and parsed body. */
+  api(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: any }>;
+  /** Closes the server and removes its data dir (unless keepData). */
+  stop(options?: { keepData?: boolean }): Promise<void>;
+}
+
+/**
+ * Starts a real server on 127.0.0.1 with ports 0 and a fresh temp data dir
+ * (or `dataDir`). The environment is ignored so a developer's TECHTEMP_*
+ * variables cannot leak into tests.
+ */
+export async function startServer(
+  overrides: Partial<Config> = {},
+  options: { dataDir?: string; now?: () => number; logLevel?: Level; echo?: boolean } = {},
+): Promise<TestServer> {
+  const dir = options.dataDir ? { path: options.dataDir, cleanup() {} } : tempDir();
+  const config = loadConfig({
+    env: {},
+    overrides: { http_port: 0, mqtt_port: 0, host: "127.0.0.1", data_dir: dir.path, ...overrides },
+  });
+  const logs: string[] = [];
+  const log = createLog({
+    level: options.logLevel ?? "debug",
+    sink: (line) => {
+      logs.push(line);
+      if (options.echo || process.env.TECHTEMP_TEST_LOG) console.log(line);
+    },
+  });
+  const running = await start(config, { log, now: options.now });
+  const url = `http://127.0.0.1:${running.httpPort}`;
+  return {
+    ...running,
+    url,
+    dataDir: dir.path,
+    logs,
+    async api(path, init = {}) {
+      const res = await fetch(url + path, {
+        method: init.method ?? (init.body === undefined ? "GET" : "POST"),
+        headers: init.body === undefined ? {} : { "content-type": "application/json" },
+        body: init.body === undefined ? undefined : typeof init.body === "string" ? init.body : JSON.stringify(init.body),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const text = await res.text();
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {}
+      return { status: res.status, body };
+    },
+    async stop(opts = {}) {
+      await running.close();
+      if (!opts.keepData) dir.cleanup();
+    },
+  };
+}
+
+/** Resolves when `check` returns a truthy value; rejects after `timeoutMs`. */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+    }
+    await Bun.sleep(20);
+  }
+}
+
+/** Rejects if `promise` takes longer than `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]);
+}
+
+/** Connects an MQTT.js client to 127.0.0.1:port; rejects after 5 s. */
+export async function connectMqtt(port: number, options: IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect({ host: "127.0.0.1", port, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...options });
+  try {
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        client.once("connect", () => resolve());
+        client.once("error", reject);
+      }),
+      5000,
+      `MQTT connect to port ${port}`,
+    );
+  } catch (err) {
+    client.end(true);
+    throw err;
+  }
+  return client;
+}
+
+/** Publishes and resolves on PUBACK (QoS 1); rejects after `timeoutMs`. */
+export function publishAcked(client: MqttClient, topic: string, payload: string, timeoutMs = 5000, retain = false): Promise<void> {
+  return withTimeout(
+    new Promise<void>((resolve, reject) => {
+      client.publish(topic, payload, { qos: 1, retain }, (err) => (err ? reject(err) : resolve()));
+    }),
+    timeoutMs,
+    `PUBACK for ${topic}`,
+  );
+}
+
+/** Ends an MQTT.js client, waiting at most 2 s. */
+export async function endMqtt(client: MqttClient, force = false): Promise<void> {
+  await withTimeout(new Promise<void>((resolve) => client.end(force, {}, () => resolve())), 2000, "MQTT end").catch(() => client.end(true));
+}
+
+/** Runs a command with a timeout; returns exit code and output. */
+export async function run(
+  cmd: string[],
+  options: { timeoutMs?: number; env?: Record<string, string | undefined>; stdin?: string; cwd?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn(cmd, {
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: options.stdin === undefined ? "ignore" : new TextEncoder().encode(options.stdin),
+    env: options.env ? ({ ...process.env, ...options.env } as Record<string, string>) : process.env,
+    cwd: options.cwd,
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs ?? 20_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/** A reading payload exactly as the earlier agent formats it. */
+export const legacyPayload = (temperature: number, humidity: number, ts: number) =>
+  `{"temperature_c":${temperature.toFixed(2)},"humidity_pct":${humidity.toFixed(2)},"ts":${ts}}`;
+
+/** The reading topic of a device. */
+export const readingTopic = (uid: string, home = "home-001") => `home/${home}/sensors/${uid}/reading`;
