@@ -7,7 +7,7 @@ import { Elysia, t } from "elysia";
 import { ID_PATTERN, INTERVAL_RANGE, OFFSET_RANGE } from "./contract.ts";
 import { AppError, badRequest } from "./errors.ts";
 import { iso, parseBucket, parseInteger, parseRange, parseTime } from "./params.ts";
-import type { BucketPoint, RawPoint, Readings } from "./readings.ts";
+import { chooseBucket, type Bucket, type BucketPoint, type RawPoint, type Readings } from "./readings.ts";
 import type { Device, Placement, Room, Store } from "./store.ts";
 import type { Broker } from "./broker.ts";
 import type { Ingest } from "./ingest.ts";
@@ -71,6 +71,27 @@ const pointJson = (p: RawPoint | BucketPoint, withDevice: boolean) =>
       ? { device_id: p.device_uid, ts: iso(p.ts), temperature: p.temperature, humidity: p.humidity, source: "mqtt" }
       : { ts: iso(p.ts), temperature: p.temperature, humidity: p.humidity, source: "mqtt" }
     : { ...p, ts: iso(p.ts) };
+
+/** A chart series, oldest first: raw points (with their device) or buckets. */
+function historyJson(points: (RawPoint | BucketPoint)[], bucket: Bucket, from: number, to: number) {
+  return {
+    bucket,
+    from: iso(from),
+    to: iso(to),
+    points: points
+      .slice()
+      .reverse()
+      .map((p) => ("device_uid" in p ? { device_id: p.device_uid, ts: iso(p.ts), temperature: p.temperature, humidity: p.humidity } : { ...p, ts: iso(p.ts) })),
+  };
+}
+
+/** Parses the chart query: from/to (default the last 24 h), points (default 800), bucket (default auto). */
+function historyQuery(query: Record<string, string | undefined>, now: number) {
+  const range = parseRange(query, { from: now - 86_400_000, to: now });
+  const points = parseInteger("points", query.points, 10, 10000, 800);
+  const bucket = query.bucket === undefined || query.bucket === "auto" ? chooseBucket(range.from, range.to, points) : parseBucket(query.bucket);
+  return { ...range, points, bucket };
+}
 
 /**
  * The one place every write (POST, PUT, PATCH, DELETE) passes, for the API
@@ -213,6 +234,12 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
       return { message: "Device deleted successfully", uid: params.uid };
     })
     .get("/:uid/placements", ({ params }) => ({ data: store.devicePlacements(params.uid).map(placementJson) }))
+    .get("/:uid/history", ({ params, query }) => {
+      const device = store.getDevice(params.uid);
+      const q = historyQuery(query, now());
+      const limit = q.bucket === "raw" ? 10000 : q.points * 2;
+      return { data: historyJson(readings.device(device.id, { ...q, limit }), q.bucket, q.from, q.to) };
+    })
     .get("/:uid/readings", ({ params, query }) => {
       const device = store.getDevice(params.uid);
       const limit = parseInteger("limit", query.limit, 1, 10000, 10);
@@ -257,6 +284,12 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
       return { message: "Room deleted", uid: params.uid };
     })
     .get("/:uid/placements", ({ params }) => ({ data: store.roomPlacements(params.uid).map(placementJson) }))
+    .get("/:uid/history", ({ params, query }) => {
+      const room = store.getRoom(params.uid);
+      const q = historyQuery(query, now());
+      const limit = q.bucket === "raw" ? 10000 : q.points * 2;
+      return { data: historyJson(readings.room(room.id, { ...q, limit }), q.bucket, q.from, q.to) };
+    })
     .get("/:uid/readings", ({ params, query }) => {
       const room = store.getRoom(params.uid);
       const limit = parseInteger("limit", query.limit, 1, 10000, 1000);

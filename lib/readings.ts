@@ -11,6 +11,18 @@ export type Bucket = "raw" | "hour" | "day";
 /** Bucket widths in ms. Days are UTC days: epoch ms are UTC, and a UTC day is 86 400 000 ms. */
 export const BUCKET_MS = { hour: 3_600_000, day: 86_400_000 } as const;
 
+/**
+ * Chooses the tier for a chart over [from, to] with at most `points` points:
+ * raw while the raw readings fit (at the given typical interval), else hourly,
+ * else daily buckets.
+ */
+export function chooseBucket(from: number, to: number, points: number, intervalMs = 60_000): Bucket {
+  const span = Math.max(0, to - from);
+  if (span / intervalMs <= points) return "raw";
+  if (span / BUCKET_MS.hour <= points) return "hour";
+  return "day";
+}
+
 /** A range query: inclusive bounds in epoch ms, most `limit` points, newest first. */
 export interface RangeQuery {
   from: number;
