@@ -9,7 +9,7 @@
 import { Elysia } from "elysia";
 import { join } from "node:path";
 import { createApi, errorHandling } from "./lib/api.ts";
-import { createBroker } from "./lib/broker.ts";
+import { createBroker, type Broker } from "./lib/broker.ts";
 import { ConfigError, loadConfig, type Config } from "./lib/config.ts";
 import { DEFAULT_HOME_ID } from "./lib/contract.ts";
 import { DB_FILE, openDatabase } from "./lib/db.ts";
@@ -17,13 +17,17 @@ import { createIngest } from "./lib/ingest.ts";
 import { runInspect } from "./lib/inspect.ts";
 import { createLog, type Log } from "./lib/log.ts";
 import { createReadings } from "./lib/readings.ts";
-import { createStore } from "./lib/store.ts";
+import { createStore, type Store } from "./lib/store.ts";
 
 /** A running server. */
 export interface Running {
   httpPort: number;
   mqttPort: number;
   config: Config;
+  /** The store, for operator commands and tests (e.g. to simulate a full disk). */
+  store: Store;
+  /** The broker, for its counters. */
+  broker: Broker;
   /** Stops accepting, commits what is in flight, closes HTTP, broker and database. */
   close(): Promise<void>;
 }
@@ -84,6 +88,8 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
     httpPort,
     mqttPort,
     config,
+    store,
+    broker,
     close() {
       closing ??= (async () => {
         log.info("shutting down");

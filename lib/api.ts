@@ -17,8 +17,8 @@ import type { Log } from "./log.ts";
 export interface ApiDeps {
   store: Store;
   readings: Readings;
-  broker: Pick<Broker, "publishConfig" | "listening">;
-  ingest: Pick<Ingest, "failing">;
+  broker: Pick<Broker, "publishConfig" | "listening" | "stats" | "connectedClients" | "queuedMessages">;
+  ingest: Pick<Ingest, "failing" | "stats" | "pending">;
   log: Log;
 }
 
@@ -323,5 +323,17 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
       set.status = 503;
       return { status: "failed", ...problems, checked_at: iso(now()) };
     })
-    .group("/api/v1", (app) => app.use(devices).use(rooms).use(latest));
+    .group("/api/v1", (app) =>
+      app
+        .use(devices)
+        .use(rooms)
+        .use(latest)
+        // Counters for makers and monitoring: what the broker refused, how ingestion batches.
+        .get("/stats", () => ({
+          data: {
+            broker: { ...broker.stats, connected_clients: broker.connectedClients, queued_messages: broker.queuedMessages },
+            ingest: { ...ingest.stats, pending: ingest.pending },
+          },
+        })),
+    );
 }

@@ -174,14 +174,25 @@ export async function createBroker(deps: {
     preConnect,
   });
 
-  broker.on("clientError", (client: Client, err: Error) => {
+  // Guard against an Aedes/mqemitter crash: when messages queue up behind a
+  // subscriber that stopped reading (mqemitter's concurrency limit) and that
+  // subscriber then disconnects, every queued message suddenly matches nobody,
+  // completes synchronously and releases the next one on the same stack:
+  // "Maximum call stack size exceeded" takes the process down (reproduced in
+  // test/broker.test.ts). One subscriber that matches everything and always
+  // completes on a later tick keeps each message's completion off that stack.
+  await new Promise<void>((resolve) => broker.subscribe("#", (_packet, cb) => setImmediate(cb), resolve));
+
+  // A dying client fails every write queued to it; log one line per client and minute.
+  const logClientError = (what: string, client: Client, err: Error) => {
     stats.clientErrors++;
-    log.warn("client error", { client: client.id, address: remoteAddress(client), error: err.message });
-  });
-  broker.on("connectionError", (client: Client, err: Error) => {
-    stats.clientErrors++;
-    log.warn("connection error", { address: remoteAddress(client), error: err.message });
-  });
+    const suppressed = throttle(`${what}:${client.id ?? remoteAddress(client)}:${err.message}`, now());
+    if (suppressed !== null) {
+      log.warn(what, { client: client.id ?? undefined, address: remoteAddress(client), error: err.message, suppressed: suppressed || undefined });
+    }
+  };
+  broker.on("clientError", (client: Client, err: Error) => logClientError("client error", client, err));
+  broker.on("connectionError", (client: Client, err: Error) => logClientError("connection error", client, err));
   broker.on("client", (client: Client) => log.debug("client connected", { client: client.id, address: remoteAddress(client) }));
   broker.on("clientDisconnect", (client: Client) => log.debug("client disconnected", { client: client.id }));
 
@@ -224,6 +235,14 @@ export async function createBroker(deps: {
           resolve((server.address() as { port: number }).port);
         });
       });
+    },
+    /** Messages waiting in Aedes' delivery queue (mqemitter) behind slow subscribers. */
+    get queuedMessages(): number {
+      return (broker as unknown as { mq: { length: number } }).mq.length;
+    },
+    /** Clients connected now. */
+    get connectedClients() {
+      return broker.connectedClients;
     },
     /** Whether the broker is accepting connections. */
     get listening() {

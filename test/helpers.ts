@@ -166,3 +166,69 @@ export const legacyPayload = (temperature: number, humidity: number, ts: number)
 
 /** The reading topic of a device. */
 export const readingTopic = (uid: string, home = "home-001") => `home/${home}/sensors/${uid}/reading`;
+
+/** A server running as a child process (`bun server.ts`), for crash, signal and exit-code tests. */
+export interface ChildServer {
+  proc: ReturnType<typeof Bun.spawn>;
+  httpPort: number;
+  mqttPort: number;
+  url: string;
+  /** stdout + stderr so far. */
+  output(): string;
+  /** Sends a signal and waits (at most 15 s) for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+/**
+ * Starts `bun server.ts` with its data in `dataDir` on ports 0 (or the given
+ * ones) and waits for the line that reports the bound ports.
+ */
+export async function spawnServer(
+  dataDir: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Promise<ChildServer> {
+  const proc = Bun.spawn(["bun", "server.ts", ...args], {
+    cwd: `${import.meta.dir}/..`,
+    env: {
+      ...process.env,
+      TECHTEMP_CONFIG: "/dev/null",
+      TECHTEMP_DATA_DIR: dataDir,
+      TECHTEMP_HOST: "127.0.0.1",
+      TECHTEMP_HTTP_PORT: "0",
+      TECHTEMP_MQTT_PORT: "0",
+      ...env,
+    },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let out = "";
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) out += decoder.decode(chunk);
+  };
+  void pump(proc.stdout as ReadableStream<Uint8Array>);
+  void pump(proc.stderr as ReadableStream<Uint8Array>);
+  const match = await waitFor(() => {
+    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${out}`);
+    return /server running http=(\d+) mqtt=(\d+)/.exec(out);
+  }, 20_000, "the server to start").catch((err) => {
+    proc.kill("SIGKILL");
+    throw err;
+  });
+  const httpPort = Number(match![1]);
+  return {
+    proc,
+    httpPort,
+    mqttPort: Number(match![2]),
+    url: `http://127.0.0.1:${httpPort}`,
+    output: () => out,
+    async stop(signal = "SIGTERM") {
+      if (proc.exitCode === null) proc.kill(signal);
+      return withTimeout(proc.exited, 15_000, `server exit after ${signal}`).catch(() => {
+        proc.kill("SIGKILL");
+        return -1;
+      });
+    },
+  };
+}

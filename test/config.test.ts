@@ -1,0 +1,103 @@
+// Server configuration: env over file over defaults, and bad values stopping
+// start-up with one line that names the setting and the value.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError, defaults, loadConfig, parseConfigFile } from "../lib/config.ts";
+import { run, tempDir } from "./helpers.ts";
+
+const dirs: { cleanup(): void }[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => d.cleanup()));
+const dir = () => {
+  const d = tempDir();
+  dirs.push(d);
+  return d.path;
+};
+
+describe("loadConfig", () => {
+  test("defaults apply when nothing is set (HTTP 3000, MQTT 1883, ./data)", () => {
+    const d = dir();
+    const c = loadConfig({ env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_DATA_DIR: d } });
+    expect(c).toMatchObject({ http_port: 3000, mqtt_port: 1883, host: "0.0.0.0", data_dir: d, retention_raw_days: 730 });
+  });
+
+  test("the environment wins over the file, which wins over the defaults", () => {
+    const d = dir();
+    const file = join(d, "server.conf");
+    writeFileSync(file, `# comment\nhttp_port = 8080\nmqtt_port = 1884\n\ndata_dir = ${d}\nlog_level = warn\n`);
+    const c = loadConfig({ env: { TECHTEMP_CONFIG: file, TECHTEMP_MQTT_PORT: "1999" } });
+    expect(c).toMatchObject({ http_port: 8080, mqtt_port: 1999, log_level: "warn", data_dir: d });
+  });
+
+  test("port 0 means any free port", () => {
+    expect(loadConfig({ env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_HTTP_PORT: "0", TECHTEMP_DATA_DIR: dir() } }).http_port).toBe(0);
+  });
+
+  const bad: [string, Record<string, string>, RegExp][] = [
+    ["a port out of range", { TECHTEMP_HTTP_PORT: "70000" }, /^config: http_port = "70000" \(TECHTEMP_HTTP_PORT\): must be a port number 0-65535$/],
+    ["a port that is not a number", { TECHTEMP_MQTT_PORT: "eighteen" }, /^config: mqtt_port = "eighteen" \(TECHTEMP_MQTT_PORT\): must be a whole number$/],
+    ["an unknown log level", { TECHTEMP_LOG_LEVEL: "loud" }, /^config: log_level = "loud" .*must be one of debug, info, warn, error$/],
+    ["a negative retention", { TECHTEMP_RETENTION_RAW_DAYS: "-1" }, /^config: retention_raw_days = "-1" .*keep forever/],
+    ["a data dir that cannot be written", { TECHTEMP_DATA_DIR: "/etc/hostname/data" }, /^config: data_dir = "\/etc\/hostname\/data" \(TECHTEMP_DATA_DIR\): cannot write there/],
+    ["a missing config file", { TECHTEMP_CONFIG: "/nonexistent/server.conf" }, /^config: TECHTEMP_CONFIG = "\/nonexistent\/server.conf": cannot read it/],
+  ];
+  for (const [name, env, message] of bad) {
+    test(`${name} is refused with one line naming the setting and the value`, () => {
+      expect(() => loadConfig({ env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_DATA_DIR: dir(), ...env } })).toThrow(message);
+    });
+  }
+
+  test("an unknown setting in the file is refused with its line number", () => {
+    expect(() => parseConfigFile("http_port = 3000\nhttp_prot = 3001\n", "/etc/techtemp/server.conf")).toThrow(
+      /^config: \/etc\/techtemp\/server.conf:2: unknown setting "http_prot"/,
+    );
+  });
+
+  test("a line that is not key = value is refused", () => {
+    expect(() => parseConfigFile("just words\n", "f.conf")).toThrow(ConfigError);
+  });
+
+  test("every setting can be set from the environment", () => {
+    const d = dir();
+    const env: Record<string, string> = { TECHTEMP_CONFIG: "/dev/null" };
+    for (const key of Object.keys(defaults)) env[`TECHTEMP_${key.toUpperCase()}`] = key === "data_dir" ? d : key === "host" ? "127.0.0.1" : key === "log_level" ? "debug" : "7";
+    const c = loadConfig({ env });
+    expect(c.mqtt_max_clients).toBe(7);
+    expect(c.host).toBe("127.0.0.1");
+  });
+});
+
+describe("bun server.ts", () => {
+  const env = (extra: Record<string, string>) => ({ TECHTEMP_CONFIG: "/dev/null", TECHTEMP_HTTP_PORT: "0", TECHTEMP_MQTT_PORT: "0", TECHTEMP_HOST: "127.0.0.1", ...extra });
+
+  test("a bad setting stops start-up with one line and exit code 2", async () => {
+    const r = await run(["bun", "server.ts"], { env: env({ TECHTEMP_DATA_DIR: dir(), TECHTEMP_HTTP_PORT: "99999" }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('config: http_port = "99999" (TECHTEMP_HTTP_PORT): must be a port number 0-65535');
+  });
+
+  test("a port that is taken stops start-up with a message naming it", async () => {
+    const blocker = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const r = await run(["bun", "server.ts"], { env: env({ TECHTEMP_DATA_DIR: dir(), TECHTEMP_MQTT_PORT: String(blocker.port) }) });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`cannot start: listen MQTT on 127.0.0.1:${blocker.port}`);
+    } finally {
+      blocker.stop(true);
+    }
+  });
+
+  test("an unknown command prints the usage and exits 2", async () => {
+    const r = await run(["bun", "server.ts", "serve-please"], { env: env({ TECHTEMP_DATA_DIR: dir() }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown command "serve-please"');
+    expect(r.stderr).toContain("usage:");
+  });
+
+  test("--help prints the usage", async () => {
+    const r = await run(["bun", "server.ts", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("bun server.ts inspect");
+  });
+});
