@@ -7,7 +7,8 @@ import { Elysia, t } from "elysia";
 import { ID_PATTERN, INTERVAL_RANGE, OFFSET_RANGE } from "./contract.ts";
 import { AppError, badRequest } from "./errors.ts";
 import { iso, parseBucket, parseInteger, parseRange, parseTime } from "./params.ts";
-import { chooseBucket, type Bucket, type BucketPoint, type RawPoint, type Readings } from "./readings.ts";
+import { createHistoryApi } from "./api-history.ts";
+import type { Bucket, BucketPoint, RawPoint, Readings } from "./readings.ts";
 import type { Device, Placement, Room, Store } from "./store.ts";
 import type { Broker } from "./broker.ts";
 import type { Ingest } from "./ingest.ts";
@@ -78,19 +79,16 @@ function historyJson(points: (RawPoint | BucketPoint)[], bucket: Bucket, from: n
     bucket,
     from: iso(from),
     to: iso(to),
-    points: points
-      .slice()
-      .reverse()
-      .map((p) => ("device_uid" in p ? { device_id: p.device_uid, ts: iso(p.ts), temperature: p.temperature, humidity: p.humidity } : { ...p, ts: iso(p.ts) })),
+    points: points.map((p) => ("device_uid" in p ? { device_id: p.device_uid, ts: iso(p.ts), temperature: p.temperature, humidity: p.humidity } : { ...p, ts: iso(p.ts) })),
   };
 }
 
-/** Parses the chart query: from/to (default the last 24 h), points (default 800), bucket (default auto). */
+/** Parses the chart query: from/to (default the last 24 h), points (default 800), bucket (default auto: chosen from the budget). */
 function historyQuery(query: Record<string, string | undefined>, now: number) {
   const range = parseRange(query, { from: now - 86_400_000, to: now });
   const points = parseInteger("points", query.points, 10, 10000, 800);
-  const bucket = query.bucket === undefined || query.bucket === "auto" ? chooseBucket(range.from, range.to, points) : parseBucket(query.bucket);
-  return { ...range, points, bucket };
+  const bucket = query.bucket === undefined || query.bucket === "auto" ? "auto" : parseBucket(query.bucket);
+  return { ...range, points, bucket } as const;
 }
 
 /**
@@ -162,9 +160,6 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
     .post(
       "/",
       async ({ body, set }) => {
-        if (store.findDevice(body.device_uid)?.room_uid) {
-          throw new AppError(409, "Device already exists", { device_uid: body.device_uid });
-        }
         const device = store.createDevice({
           uid: body.device_uid,
           roomName: body.room_name,
@@ -237,8 +232,8 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
     .get("/:uid/history", ({ params, query }) => {
       const device = store.getDevice(params.uid);
       const q = historyQuery(query, now());
-      const limit = q.bucket === "raw" ? 10000 : q.points * 2;
-      return { data: historyJson(readings.device(device.id, { ...q, limit }), q.bucket, q.from, q.to) };
+      const { bucket, points } = readings.history.chart({ kind: "device", id: device.id, uid: device.uid }, q);
+      return { data: historyJson(points, bucket, q.from, q.to) };
     })
     .get("/:uid/readings", ({ params, query }) => {
       const device = store.getDevice(params.uid);
@@ -287,8 +282,8 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
     .get("/:uid/history", ({ params, query }) => {
       const room = store.getRoom(params.uid);
       const q = historyQuery(query, now());
-      const limit = q.bucket === "raw" ? 10000 : q.points * 2;
-      return { data: historyJson(readings.room(room.id, { ...q, limit }), q.bucket, q.from, q.to) };
+      const { bucket, points } = readings.history.chart({ kind: "room", id: room.id }, q);
+      return { data: historyJson(points, bucket, q.from, q.to) };
     })
     .get("/:uid/readings", ({ params, query }) => {
       const room = store.getRoom(params.uid);
@@ -328,6 +323,7 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
         .use(devices)
         .use(rooms)
         .use(latest)
+        .use(createHistoryApi({ store, readings }))
         // Counters for makers and monitoring: what the broker refused, how ingestion batches.
         .get("/stats", () => ({
           data: {

@@ -80,4 +80,46 @@ export const migrations: Migration[] = [
       ) WITHOUT ROWID;
     `);
   },
+  // 2: history (lib/rollups.ts): hourly and daily rollups per device, kept
+  // forever (retention deletes raw readings only); the raw horizon; the
+  // legacy import ledger.
+  (db) => {
+    for (const tier of ["hour", "day"]) {
+      db.exec(`
+        -- One row per device and UTC ${tier}: count, sum, min and max with
+        -- the time each was first reached, values in hundredths like readings.
+        CREATE TABLE rollup_${tier} (
+          device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+          b         INTEGER NOT NULL,         -- bucket start, epoch ms UTC
+          n         INTEGER NOT NULL,
+          t_sum     INTEGER NOT NULL,
+          t_min     INTEGER NOT NULL,
+          t_min_ts  INTEGER NOT NULL,
+          t_max     INTEGER NOT NULL,
+          t_max_ts  INTEGER NOT NULL,
+          h_sum     INTEGER NOT NULL,
+          h_min     INTEGER NOT NULL,
+          h_min_ts  INTEGER NOT NULL,
+          h_max     INTEGER NOT NULL,
+          h_max_ts  INTEGER NOT NULL,
+          PRIMARY KEY (device_id, b)
+        ) WITHOUT ROWID;
+      `);
+    }
+    db.exec(`
+      -- Small named facts: raw_horizon = raw readings before it may have been deleted by retention.
+      CREATE TABLE history_meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+      ) WITHOUT ROWID;
+
+      -- Per device, the span of readings imported from the earlier server, so a
+      -- second import adds nothing even where retention has deleted the raw rows.
+      CREATE TABLE legacy_import (
+        device_id INTEGER PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+        first_ts  INTEGER NOT NULL,
+        last_ts   INTEGER NOT NULL
+      );
+    `);
+  },
 ];

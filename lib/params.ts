@@ -16,7 +16,8 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(
  */
 export function parseTime(field: string, value: string): number {
   const v = value.trim();
-  if (/^-?\d{1,16}$/.test(v)) return Number(v);
+  // Beyond ±8.64e15 ms a JS Date (and so the ISO answer) does not exist.
+  if (/^-?\d{1,16}$/.test(v) && Math.abs(Number(v)) <= 8.64e15) return Number(v);
   if (ISO_TIME.test(v)) {
     const zoned = /(?:Z|[+-]\d{2}:?\d{2})$/.test(v) || v.length === 10 ? v : `${v}Z`;
     const ms = Date.parse(zoned);
@@ -44,6 +45,13 @@ export function parseBucket(value: string | undefined, fallback: Bucket = "raw")
   if (value === undefined) return fallback;
   if (value === "raw" || value === "hour" || value === "day") return value;
   throw badRequest("bucket", `${JSON.stringify(value)} is not one of raw, hour, day`);
+}
+
+/** Parses one of a fixed set of words (`period=week`); `fallback` when absent. */
+export function parseChoice<T extends string>(field: string, value: string | undefined, choices: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  throw badRequest(field, `${JSON.stringify(value)} is not one of ${choices.join(", ")}`);
 }
 
 /** Parses from/to into an ordered range; `from` after `to` is an error. */

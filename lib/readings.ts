@@ -3,6 +3,8 @@
 // (a device moved at 12:00 counts for room A before and room B after).
 
 import type { Database } from "bun:sqlite";
+import { createHistory } from "./history.ts";
+import { createStats } from "./stats.ts";
 import { fromCenti } from "./store.ts";
 
 /** Aggregation of a series: raw readings, or hourly/daily buckets (UTC). */
@@ -10,18 +12,6 @@ export type Bucket = "raw" | "hour" | "day";
 
 /** Bucket widths in ms. Days are UTC days: epoch ms are UTC, and a UTC day is 86 400 000 ms. */
 export const BUCKET_MS = { hour: 3_600_000, day: 86_400_000 } as const;
-
-/**
- * Chooses the tier for a chart over [from, to] with at most `points` points:
- * raw while the raw readings fit (at the given typical interval), else hourly,
- * else daily buckets.
- */
-export function chooseBucket(from: number, to: number, points: number, intervalMs = 60_000): Bucket {
-  const span = Math.max(0, to - from);
-  if (span / intervalMs <= points) return "raw";
-  if (span / BUCKET_MS.hour <= points) return "hour";
-  return "day";
-}
 
 /** A range query: inclusive bounds in epoch ms, most `limit` points, newest first. */
 export interface RangeQuery {
@@ -60,23 +50,11 @@ export interface LatestReading {
   humidity: number;
 }
 
-const round2 = (v: number) => Math.round(v * 100) / 100;
-
 interface RawRow {
   device_uid: string;
   ts: number;
   t: number;
   h: number;
-}
-interface AggRow {
-  b: number;
-  t: number;
-  t_min: number;
-  t_max: number;
-  h: number;
-  h_min: number;
-  h_max: number;
-  n: number;
 }
 
 const toRaw = (r: RawRow): RawPoint => ({
@@ -85,32 +63,15 @@ const toRaw = (r: RawRow): RawPoint => ({
   temperature: fromCenti(r.t),
   humidity: fromCenti(r.h),
 });
-const toBucket = (r: AggRow): BucketPoint => ({
-  ts: r.b,
-  temperature: round2(fromCenti(r.t)),
-  temperature_min: fromCenti(r.t_min),
-  temperature_max: fromCenti(r.t_max),
-  humidity: round2(fromCenti(r.h)),
-  humidity_min: fromCenti(r.h_min),
-  humidity_max: fromCenti(r.h_max),
-  count: r.n,
-});
-
-// The readings of the devices placed in room ?1 over [from ?2, to ?3], each
-// over its placement interval [from_ts, to_ts).
-const ROOM_READINGS = `
-  FROM placements p
-  JOIN devices d ON d.id = p.device_id
-  JOIN readings r ON r.device_id = p.device_id
-   AND r.ts >= max(p.from_ts, ?2) AND r.ts <= ?3 AND (p.to_ts IS NULL OR r.ts < p.to_ts)
-  WHERE p.room_id = ?1 AND p.from_ts <= ?3 AND (p.to_ts IS NULL OR p.to_ts > ?2)`;
-
-// Mean, min and max per bucket of width ?W (integer division floors epoch ms to the bucket start).
-const aggColumns = (w: string) => `(r.ts / ${w}) * ${w} AS b, avg(r.t) AS t, min(r.t) AS t_min, max(r.t) AS t_max,
-  avg(r.h) AS h, min(r.h) AS h_min, max(r.h) AS h_max, count(*) AS n`;
-
-/** Creates the reading queries over an open database. */
+/**
+ * Creates the reading queries over an open database. Buckets and room series
+ * come from the rollups (lib/history.ts); `history` (charts that choose their
+ * tier) and `stats` (per day/week/month, e.g. `stats.room(roomId, { from, to,
+ * period })`) are exposed for the API and the pages.
+ */
 export function createReadings(db: Database) {
+  const history = createHistory(db);
+  const stats = createStats(db, history);
   const q = {
     latestOfDevice: db.query<{ ts: number; t: number; h: number }, [number]>(
       "SELECT ts, t, h FROM readings WHERE device_id = ? ORDER BY ts DESC LIMIT 1",
@@ -123,20 +84,11 @@ export function createReadings(db: Database) {
       `SELECT d.uid AS device_uid, r.ts, r.t, r.h FROM readings r JOIN devices d ON d.id = r.device_id
        WHERE r.device_id = ?1 AND r.ts >= ?2 AND r.ts <= ?3 ORDER BY r.ts DESC LIMIT ?4`,
     ),
-    deviceAgg: db.query<AggRow, [number, number, number, number, number]>(
-      `SELECT ${aggColumns("?5")} FROM readings r
-       WHERE r.device_id = ?1 AND r.ts >= ?2 AND r.ts <= ?3
-       GROUP BY b ORDER BY b DESC LIMIT ?4`,
-    ),
-    roomRaw: db.query<RawRow, [number, number, number, number]>(
-      `SELECT d.uid AS device_uid, r.ts, r.t, r.h ${ROOM_READINGS} ORDER BY r.ts DESC, d.uid LIMIT ?4`,
-    ),
-    roomAgg: db.query<AggRow, [number, number, number, number, number]>(
-      `SELECT ${aggColumns("?4")} ${ROOM_READINGS} GROUP BY b ORDER BY b DESC LIMIT ?5`,
-    ),
   };
 
   return {
+    history,
+    stats,
     /** The latest reading of a device, or null when it has none. */
     latest(deviceId: number, deviceUid: string): LatestReading | null {
       const row = q.latestOfDevice.get(deviceId);
@@ -152,17 +104,53 @@ export function createReadings(db: Database) {
     /** A device's readings or buckets over a range, newest first. */
     device(deviceId: number, query: RangeQuery): RawPoint[] | BucketPoint[] {
       if (query.bucket === "raw") return q.deviceRaw.all(deviceId, query.from, query.to, query.limit).map(toRaw);
-      return q.deviceAgg.all(deviceId, query.from, query.to, query.limit, BUCKET_MS[query.bucket]).map(toBucket);
+      return history.series({ kind: "device", id: deviceId, uid: "" }, query);
     },
     /** A room's readings or buckets over a range, following placements, newest first. */
-    room(roomId: number, query: RangeQuery): RawPoint[] | BucketPoint[] {
-      if (query.bucket === "raw") {
-        return q.roomRaw.all(roomId, query.from, query.to, query.limit).map(toRaw);
-      }
-      return q.roomAgg.all(roomId, query.from, query.to, BUCKET_MS[query.bucket], query.limit).map(toBucket);
-    },
+    room: (roomId: number, query: RangeQuery): RawPoint[] | BucketPoint[] => history.series({ kind: "room", id: roomId }, query),
   };
 }
 
 /** The reading queries' interface. */
 export type Readings = ReturnType<typeof createReadings>;
+
+// ---- Recent readings for the dashboard (lib/live.ts, web pages) ----
+// Kept apart from the chart queries above: the dashboard fills an in-memory
+// summary per device once from these, then keeps it current from each commit.
+
+/** One device's readings over one slot, values in hundredths. */
+export interface RecentSlot {
+  /** Slot start (epoch ms, a multiple of the slot width). */
+  b: number;
+  n: number;
+  t_sum: number;
+  t_min: number;
+  t_max: number;
+  h_sum: number;
+  h_min: number;
+  h_max: number;
+}
+
+/** Queries for a device's last readings and recent slots. */
+export function createRecentQueries(db: Database) {
+  const q = {
+    lastTwo: db.query<{ ts: number; t: number; h: number }, [number]>(
+      "SELECT ts, t, h FROM readings WHERE device_id = ? ORDER BY ts DESC LIMIT 2",
+    ),
+    // Integer division floors epoch ms to the slot start (ts ≥ 0 here).
+    slots: db.query<RecentSlot, [number, number, number]>(
+      `SELECT (ts / ?3) * ?3 AS b, count(*) AS n, sum(t) AS t_sum, min(t) AS t_min, max(t) AS t_max,
+         sum(h) AS h_sum, min(h) AS h_min, max(h) AS h_max
+       FROM readings WHERE device_id = ?1 AND ts >= ?2 GROUP BY b ORDER BY b`,
+    ),
+  };
+  return {
+    /** The device's two newest readings, newest first (values in hundredths). */
+    lastTwo: (deviceId: number) => q.lastTwo.all(deviceId),
+    /** The device's readings since `from`, per slot of `widthMs`, oldest first. */
+    slots: (deviceId: number, from: number, widthMs: number): RecentSlot[] => q.slots.all(deviceId, Math.max(0, from), widthMs),
+  };
+}
+
+/** The recent-readings queries' interface. */
+export type RecentQueries = ReturnType<typeof createRecentQueries>;

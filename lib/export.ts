@@ -1,0 +1,213 @@
+// Export of a device's or a room's history as CSV or JSON, raw or per
+// hour/day, STREAMED: rows are read with `stmt.iterate()` a chunk at a time
+// as the client takes them (ReadableStream pull), so years of readings go out
+// in constant memory.
+//
+// Raw rows are read on a read-only connection of their own: an export can
+// take minutes on a Pi, and a long-running SELECT on the server's connection
+// would see (or trip over) the rows ingestion inserts meanwhile; its own
+// connection reads one consistent WAL snapshot without blocking the writer.
+// A room's raw rows are a k-way merge of its placement segments, each read in
+// primary-key order, so nothing is sorted in memory or in a temp b-tree.
+//
+// CSV: RFC 4180 (comma, CRLF), a header row, times in ISO-8601 UTC, values
+// with a dot as decimal separator, UTF-8. Buckets carry their start time, the
+// mean, min and max of each value and the count, like the chart endpoints.
+
+import { Database } from "bun:sqlite";
+import { bucketPoint, type History, type Segment, type Target } from "./history.ts";
+import type { Bucket } from "./readings.ts";
+import { TIER_MS } from "./rollups.ts";
+
+/** An export format. */
+export type ExportFormat = "csv" | "json";
+/** The export formats (csv is the default). */
+export const EXPORT_FORMATS: ExportFormat[] = ["csv", "json"];
+
+/** What to export: [from, to] inclusive like the API's ranges. */
+export interface ExportQuery {
+  from: number;
+  to: number;
+  bucket: Bucket;
+  format: ExportFormat;
+}
+
+/** The CSV header of raw rows. */
+export const RAW_COLUMNS = ["device_id", "ts", "temperature", "humidity"] as const;
+/** The CSV header of bucket rows. */
+export const BUCKET_COLUMNS = [
+  "ts",
+  "temperature",
+  "temperature_min",
+  "temperature_max",
+  "humidity",
+  "humidity_min",
+  "humidity_max",
+  "count",
+] as const;
+
+/** Rows per chunk handed to the stream (~12 KB): bigger chunks are bigger short-lived strings, and the peak RSS grows with them. */
+const ROWS_PER_CHUNK = 200;
+/** Buckets computed per step of an aggregated export. */
+const BUCKETS_PER_STEP = 1000;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+interface RawRow {
+  ts: number;
+  t: number;
+  h: number;
+}
+
+/** One segment's raw rows in ts order, with the device they belong to. */
+interface Cursor {
+  uid: string;
+  it: IterableIterator<RawRow>;
+  head: RawRow | null;
+}
+
+function advance(c: Cursor): void {
+  const next = c.it.next();
+  c.head = next.done ? null : next.value;
+}
+
+/** Creates the exporter over the server's database and its history queries. */
+export function createExport(db: Database, history: History) {
+  /** A connection for one raw export: its own read-only one for a file database, else the server's. */
+  function openReader(): { db: Database; close(): void } {
+    const file = db.filename;
+    if (!file || file === ":memory:") return { db, close() {} };
+    const reader = new Database(file, { readonly: true, strict: true });
+    reader.exec("PRAGMA busy_timeout = 5000");
+    return { db: reader, close: () => reader.close() };
+  }
+
+  /** Raw rows of the segments merged by time, as CSV or JSON text lines (without separators). */
+  function rawLines(segs: Segment[], format: ExportFormat): { next(): string | null; close(): void } {
+    let reader: { db: Database; close(): void } | null = null;
+    let cursors: Cursor[] | null = null;
+    const close = () => {
+      for (const c of cursors ?? []) c.it.return?.();
+      cursors = [];
+      reader?.close();
+      reader = null;
+    };
+    return {
+      next() {
+        if (cursors === null) {
+          reader = openReader();
+          const conn = reader.db;
+          cursors = segs.map((s) => {
+            // prepare, not query: each cursor needs its own statement to iterate side by side.
+            const stmt = conn.prepare<RawRow, [number, number, number]>(
+              "SELECT ts, t, h FROM readings WHERE device_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
+            );
+            const c: Cursor = { uid: s.deviceUid, it: stmt.iterate(s.deviceId, s.from, s.to), head: null };
+            advance(c);
+            return c;
+          });
+        }
+        let best: Cursor | null = null;
+        for (const c of cursors) if (c.head && (!best || c.head.ts < best.head!.ts)) best = c;
+        if (!best) {
+          close();
+          return null;
+        }
+        const r = best.head!;
+        advance(best);
+        const t = r.t / 100;
+        const h = r.h / 100;
+        return format === "csv"
+          ? `${best.uid},${iso(r.ts)},${t},${h}`
+          : `{"device_id":${JSON.stringify(best.uid)},"ts":"${iso(r.ts)}","temperature":${t},"humidity":${h}}`;
+      },
+      close,
+    };
+  }
+
+  /** Buckets of the target over [from, end), computed a window of buckets at a time. */
+  function bucketLines(target: Target, tier: "hour" | "day", from: number, end: number, format: ExportFormat) {
+    const step = TIER_MS[tier] * BUCKETS_PER_STEP;
+    let windowFrom = from;
+    let pending: string[] = [];
+    return {
+      next(): string | null {
+        while (pending.length === 0) {
+          if (windowFrom >= end) return null;
+          // Windows end on bucket boundaries so only the range's own ends make partial buckets.
+          const windowTo = Math.min(end, Math.floor(windowFrom / step) * step + step);
+          const rows = history.combinedBuckets(history.segments(target, windowFrom, windowTo), tier).map(bucketPoint);
+          pending = rows
+            .map((p) =>
+              format === "csv"
+                ? `${iso(p.ts)},${p.temperature},${p.temperature_min},${p.temperature_max},${p.humidity},${p.humidity_min},${p.humidity_max},${p.count}`
+                : JSON.stringify({ ...p, ts: iso(p.ts) }),
+            )
+            .reverse();
+          windowFrom = windowTo;
+        }
+        return pending.pop()!;
+      },
+      close() {
+        pending = [];
+        windowFrom = end;
+      },
+    };
+  }
+
+  /**
+   * The export as a byte stream: a header row (CSV) or `{"data":[` (JSON),
+   * then rows as the client reads them. Rows are produced only on demand.
+   */
+  function stream(target: Target, query: ExportQuery): ReadableStream<Uint8Array> {
+    const end = query.to + 1;
+    const lines =
+      query.bucket === "raw"
+        ? rawLines(history.segments(target, query.from, end), query.format)
+        : bucketLines(target, query.bucket, query.from, end, query.format);
+    const encoder = new TextEncoder();
+    const csv = query.format === "csv";
+    let started = false;
+    let first = true;
+    return new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          try {
+            let text = "";
+            if (!started) {
+              started = true;
+              text = csv ? (query.bucket === "raw" ? RAW_COLUMNS : BUCKET_COLUMNS).join(",") + "\r\n" : '{"data":[';
+            }
+            for (let i = 0; i < ROWS_PER_CHUNK; i++) {
+              const line = lines.next();
+              if (line === null) {
+                if (!csv) text += "]}\n";
+                controller.enqueue(encoder.encode(text));
+                controller.close();
+                return;
+              }
+              if (csv) text += line + "\r\n";
+              else {
+                text += (first ? "" : ",") + line;
+                first = false;
+              }
+            }
+            controller.enqueue(encoder.encode(text));
+          } catch (err) {
+            lines.close();
+            controller.error(err);
+          }
+        },
+        cancel() {
+          lines.close();
+        },
+      },
+      { highWaterMark: 1 },
+    );
+  }
+
+  return { stream };
+}
+
+/** The exporter's interface. */
+export type Exporter = ReturnType<typeof createExport>;

@@ -1,0 +1,260 @@
+// Rollups: per device, one row per UTC hour and one per UTC day with the
+// count, the sum (mean = sum / count), and the min and max of each value with
+// the time it was first reached. They are what lets a year-long chart read
+// 365 rows instead of half a million readings, and keep its spikes.
+//
+// How they stay right:
+// - Readings are added in the same transaction that stores them
+//   (`store.insertReadings` → `accumulator()`), so a rollup never disagrees
+//   with a commit. Only readings actually inserted are added: a duplicate
+//   (same device and ts, ignored by the insert) is not counted twice.
+// - A late reading (a sensor replaying its outbox after an outage) is merged
+//   into the bucket it belongs to, whatever its age: every field is a merge
+//   (count and sum add, min/max compare), so order does not matter.
+// - Retention deletes raw readings but never rollups: they are the only record
+//   of older data. Deleting raw rows therefore leaves the rollups unchanged,
+//   which is what keeps "rollups = aggregate of every reading ever stored".
+//   Retention records the cutoff as the raw horizon. A reading older than the
+//   horizon that arrives now cannot be told apart from a replay of a reading
+//   whose raw row was already deleted, so it is NOT added to the rollups (it
+//   would be counted twice); its raw row is removed by the next retention run.
+//   (The legacy import keeps its own ledger for that case: lib/legacy-import.ts.)
+
+import type { Database } from "bun:sqlite";
+
+/** The rollup tiers and their widths in ms (UTC: epoch ms are UTC, a UTC day is 86 400 000 ms). */
+export const TIER_MS = { hour: 3_600_000, day: 86_400_000 } as const;
+/** An aggregated tier. */
+export type Tier = keyof typeof TIER_MS;
+/** The aggregated tiers, finest first. */
+export const TIERS: Tier[] = ["hour", "day"];
+
+/** An aggregate of readings, values in hundredths. Min/max times are the first time the value was reached. */
+export interface Agg {
+  n: number;
+  t_sum: number;
+  t_min: number;
+  t_min_ts: number;
+  t_max: number;
+  t_max_ts: number;
+  h_sum: number;
+  h_min: number;
+  h_min_ts: number;
+  h_max: number;
+  h_max_ts: number;
+}
+
+/** An aggregate of one device's bucket (as stored in rollup_hour / rollup_day). */
+export interface BucketAgg extends Agg {
+  b: number;
+}
+
+/** Start of the bucket of width `w` holding `ts` (floor, also for times before 1970). */
+export const floorTo = (ts: number, w: number) => Math.floor(ts / w) * w;
+/** First bucket boundary of width `w` at or after `ts`. */
+export const ceilTo = (ts: number, w: number) => Math.ceil(ts / w) * w;
+
+/** The aggregate of a single reading. */
+export const single = (ts: number, t: number, h: number): Agg => ({
+  n: 1,
+  t_sum: t,
+  t_min: t,
+  t_min_ts: ts,
+  t_max: t,
+  t_max_ts: ts,
+  h_sum: h,
+  h_min: h,
+  h_min_ts: ts,
+  h_max: h,
+  h_max_ts: ts,
+});
+
+/** Adds one reading into `a` in place. */
+export function addReading(a: Agg, ts: number, t: number, h: number): void {
+  a.n++;
+  a.t_sum += t;
+  a.h_sum += h;
+  if (t < a.t_min || (t === a.t_min && ts < a.t_min_ts)) ((a.t_min = t), (a.t_min_ts = ts));
+  if (t > a.t_max || (t === a.t_max && ts < a.t_max_ts)) ((a.t_max = t), (a.t_max_ts = ts));
+  if (h < a.h_min || (h === a.h_min && ts < a.h_min_ts)) ((a.h_min = h), (a.h_min_ts = ts));
+  if (h > a.h_max || (h === a.h_max && ts < a.h_max_ts)) ((a.h_max = h), (a.h_max_ts = ts));
+}
+
+/** Merges `b` into `a` in place (the same rule as the SQL upsert below). */
+export function mergeInto(a: Agg, b: Agg): void {
+  a.n += b.n;
+  a.t_sum += b.t_sum;
+  a.h_sum += b.h_sum;
+  if (b.t_min < a.t_min || (b.t_min === a.t_min && b.t_min_ts < a.t_min_ts)) ((a.t_min = b.t_min), (a.t_min_ts = b.t_min_ts));
+  if (b.t_max > a.t_max || (b.t_max === a.t_max && b.t_max_ts < a.t_max_ts)) ((a.t_max = b.t_max), (a.t_max_ts = b.t_max_ts));
+  if (b.h_min < a.h_min || (b.h_min === a.h_min && b.h_min_ts < a.h_min_ts)) ((a.h_min = b.h_min), (a.h_min_ts = b.h_min_ts));
+  if (b.h_max > a.h_max || (b.h_max === a.h_max && b.h_max_ts < a.h_max_ts)) ((a.h_max = b.h_max), (a.h_max_ts = b.h_max_ts));
+}
+
+/** A copy of an aggregate (merging into a copy leaves stored rows untouched). */
+export const copyAgg = (a: Agg): Agg => ({
+  n: a.n,
+  t_sum: a.t_sum,
+  t_min: a.t_min,
+  t_min_ts: a.t_min_ts,
+  t_max: a.t_max,
+  t_max_ts: a.t_max_ts,
+  h_sum: a.h_sum,
+  h_min: a.h_min,
+  h_min_ts: a.h_min_ts,
+  h_max: a.h_max,
+  h_max_ts: a.h_max_ts,
+});
+
+// Merge of a partial aggregate into a stored row. In an UPDATE every
+// right-hand side reads the OLD row, so the *_ts columns can compare against
+// the old min/max before those are replaced. Ties keep the earlier time.
+const upsertSql = (tier: Tier) => `
+  INSERT INTO rollup_${tier} (device_id, b, n, t_sum, t_min, t_min_ts, t_max, t_max_ts, h_sum, h_min, h_min_ts, h_max, h_max_ts)
+  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+  ON CONFLICT (device_id, b) DO UPDATE SET
+    n = n + excluded.n,
+    t_sum = t_sum + excluded.t_sum,
+    t_min_ts = CASE WHEN excluded.t_min < t_min OR (excluded.t_min = t_min AND excluded.t_min_ts < t_min_ts) THEN excluded.t_min_ts ELSE t_min_ts END,
+    t_min = min(t_min, excluded.t_min),
+    t_max_ts = CASE WHEN excluded.t_max > t_max OR (excluded.t_max = t_max AND excluded.t_max_ts < t_max_ts) THEN excluded.t_max_ts ELSE t_max_ts END,
+    t_max = max(t_max, excluded.t_max),
+    h_sum = h_sum + excluded.h_sum,
+    h_min_ts = CASE WHEN excluded.h_min < h_min OR (excluded.h_min = h_min AND excluded.h_min_ts < h_min_ts) THEN excluded.h_min_ts ELSE h_min_ts END,
+    h_min = min(h_min, excluded.h_min),
+    h_max_ts = CASE WHEN excluded.h_max > h_max OR (excluded.h_max = h_max AND excluded.h_max_ts < h_max_ts) THEN excluded.h_max_ts ELSE h_max_ts END,
+    h_max = max(h_max, excluded.h_max)`;
+
+type UpsertArgs = [number, number, number, number, number, number, number, number, number, number, number, number, number];
+const args = (deviceId: number, b: number, a: Agg): UpsertArgs => [
+  deviceId,
+  b,
+  a.n,
+  a.t_sum,
+  a.t_min,
+  a.t_min_ts,
+  a.t_max,
+  a.t_max_ts,
+  a.h_sum,
+  a.h_min,
+  a.h_min_ts,
+  a.h_max,
+  a.h_max_ts,
+];
+
+/** Partial aggregates of a batch, keyed by device and hour, merged into the tables by `write()`. */
+export interface Accumulator {
+  /** Adds a stored reading (values in hundredths). Returns false when it is older than the raw horizon and was not added. */
+  add(deviceId: number, ts: number, t: number, h: number): boolean;
+  /** Merges what was added into rollup_hour and rollup_day. Call inside the transaction that stored the readings. */
+  write(): void;
+}
+
+/** Creates the rollup maintenance over an open database (migration 2 applied). */
+export function createRollups(db: Database) {
+  const q = {
+    upsert: { hour: db.query<null, UpsertArgs>(upsertSql("hour")), day: db.query<null, UpsertArgs>(upsertSql("day")) },
+    getMeta: db.query<{ value: number }, [string]>("SELECT value FROM history_meta WHERE key = ?"),
+    setMeta: db.query<null, [string, number]>(
+      "INSERT INTO history_meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    ),
+  };
+
+  /** Raw readings before this time may have been deleted by retention (-Infinity: none were). */
+  const horizon = (): number => q.getMeta.get("raw_horizon")?.value ?? -Infinity;
+
+  /** Merges hourly partials into both tiers (daily partials are merged from the hourly ones first). */
+  function writeHours(hours: Map<string, { deviceId: number; b: number; agg: Agg }>): void {
+    const days = new Map<string, { deviceId: number; b: number; agg: Agg }>();
+    for (const { deviceId, b, agg } of hours.values()) {
+      q.upsert.hour.run(...args(deviceId, b, agg));
+      const d = floorTo(b, TIER_MS.day);
+      const key = `${deviceId}:${d}`;
+      const day = days.get(key);
+      if (day) mergeInto(day.agg, agg);
+      else days.set(key, { deviceId, b: d, agg: copyAgg(agg) });
+    }
+    for (const { deviceId, b, agg } of days.values()) q.upsert.day.run(...args(deviceId, b, agg));
+  }
+
+  /**
+   * A fresh accumulator for one transaction. With `keepOld`, readings older
+   * than the raw horizon are added too (the legacy import, which has its own
+   * ledger against double counting); otherwise they are skipped (see top).
+   */
+  function accumulator(options: { keepOld?: boolean } = {}): Accumulator {
+    const hours = new Map<string, { deviceId: number; b: number; agg: Agg }>();
+    let limit: number | null = null;
+    return {
+      add(deviceId, ts, t, h) {
+        if (!options.keepOld) {
+          // Read once per transaction, on first use: one indexed lookup per batch.
+          limit ??= horizon();
+          if (ts < limit) return false;
+        }
+        const b = floorTo(ts, TIER_MS.hour);
+        const key = `${deviceId}:${b}`;
+        const entry = hours.get(key);
+        if (entry) addReading(entry.agg, ts, t, h);
+        else hours.set(key, { deviceId, b, agg: single(ts, t, h) });
+        return true;
+      },
+      write() {
+        if (hours.size > 0) writeHours(hours);
+        hours.clear();
+      },
+    };
+  }
+
+  /**
+   * Recomputes the rollups from the raw readings from `from` on (all by
+   * default): the benchmark uses it after generating readings with plain
+   * INSERTs, and an operator can use it after editing raw rows by hand.
+   * Buckets before the raw horizon are kept as they are: their raw readings
+   * are (partly) gone and the rollups are their only record. Runs in
+   * transactions of `chunkHours` hourly rows (not one: run it with the server
+   * stopped, as a partial rebuild leaves partial rollups); returns the readings read.
+   */
+  function rebuild(options: { from?: number; deviceId?: number; chunkHours?: number } = {}): number {
+    const h = horizon();
+    const start = Math.max(ceilTo(Math.max(options.from ?? -Infinity, h), TIER_MS.day), -8.64e15);
+    const only = options.deviceId ?? null;
+    db.transaction(() => {
+      for (const tier of TIERS) {
+        db.query(`DELETE FROM rollup_${tier} WHERE b >= ?1 AND (?2 IS NULL OR device_id = ?2)`).run(start, only);
+      }
+    })();
+    // Streamed in primary-key order (no sort, constant memory), written in chunks.
+    const rows = db
+      .prepare<{ device_id: number; ts: number; t: number; h: number }, [number, number | null]>(
+        "SELECT device_id, ts, t, h FROM readings WHERE ts >= ?1 AND (?2 IS NULL OR device_id = ?2) ORDER BY device_id, ts",
+      )
+      .iterate(start, only);
+    const chunk = options.chunkHours ?? 20_000;
+    const hours = new Map<string, { deviceId: number; b: number; agg: Agg }>();
+    const flush = db.transaction(() => writeHours(hours));
+    let current: { deviceId: number; b: number; agg: Agg } | null = null;
+    let count = 0;
+    for (const r of rows) {
+      count++;
+      const b = floorTo(r.ts, TIER_MS.hour);
+      if (current && current.deviceId === r.device_id && current.b === b) {
+        addReading(current.agg, r.ts, r.t, r.h);
+        continue;
+      }
+      if (hours.size >= chunk) {
+        flush();
+        hours.clear();
+      }
+      current = { deviceId: r.device_id, b, agg: single(r.ts, r.t, r.h) };
+      hours.set(`${r.device_id}:${b}`, current);
+    }
+    flush();
+    return count;
+  }
+
+  return { accumulator, horizon, rebuild, setHorizon: (ts: number) => q.setMeta.run("raw_horizon", ts) };
+}
+
+/** The rollup maintenance interface. */
+export type Rollups = ReturnType<typeof createRollups>;
