@@ -1,0 +1,252 @@
+// What the dashboard shows about each device, kept current in memory, and
+// the notice that something changed (the pages push it by Server-Sent Events).
+//
+// A device's summary (latest reading, the reading before it, and its last
+// 24 h in 15-minute slots: count, sum, min, max) is read from SQLite once,
+// then updated from every commit (store.onReadings), so rendering the
+// dashboard reads no readings at all: ≤ 96 slot lookups per device instead of
+// scanning a day of rows (bench/pages.ts measures both). A summary is read
+// again after an hour, which also picks up rows written by other means (an
+// import run beside the server).
+
+import { comfort, type Comfort } from "./comfort.ts";
+import { parseTopic } from "./contract.ts";
+import { expectedIntervalS, freshness, type Freshness } from "./freshness.ts";
+import type { Broker } from "./broker.ts";
+import type { Log } from "./log.ts";
+import { createRecentQueries, type RecentSlot } from "./readings.ts";
+import { fromCenti, toCenti, type Device, type Store } from "./store.ts";
+
+/** Width of a sparkline slot. 15 minutes: every time zone's midnight falls on a slot boundary. */
+export const SLOT_MS = 15 * 60_000;
+/** Slots in the 24 h sparkline. */
+export const SPARK_SLOTS = 96;
+const WINDOW_MS = SPARK_SLOTS * SLOT_MS;
+/** A summary older than this is read again from the database. */
+const RELOAD_MS = 3_600_000;
+/** Changes arriving within this many ms are pushed together. */
+const COALESCE_MS = 20;
+
+/** A device's recent readings as the dashboard shows them. */
+export interface DeviceLive {
+  freshness: Freshness;
+  /** The interval its status is measured in (seconds). */
+  intervalS: number;
+  last: { ts: number; temperature: number; humidity: number } | null;
+  /** Lowest and highest values since local midnight (and since it was placed in its room). */
+  today: { tMin: number; tMax: number; hMin: number; hMax: number } | null;
+  comfort: Comfort | null;
+  /** Mean temperature per 15-minute slot over the last 24 h, oldest first; null = no reading. */
+  spark: (number | null)[];
+}
+
+/** Which cards changed: rooms by uid, and whether the unplaced banner did. */
+export interface LiveChange {
+  rooms: Set<string>;
+  unplaced: boolean;
+  /** Counter of changes so far; a page rendered at version v has seen every change up to v. */
+  version: number;
+}
+
+interface Recent {
+  loadedAt: number;
+  /** Newest reading, values in hundredths. */
+  last: { ts: number; t: number; h: number } | null;
+  /** Timestamp of the reading before it (its spacing tells the earlier agent's interval). */
+  prevTs: number | null;
+  slots: Map<number, RecentSlot>;
+}
+
+/** Local midnight of the day holding `ts` (the server's time zone: the home's). */
+export function startOfDay(ts: number): number {
+  const d = new Date(ts);
+  d.setHours(0, 0, 0, 0);
+  return d.getTime();
+}
+
+const slotOf = (ts: number) => Math.floor(ts / SLOT_MS) * SLOT_MS;
+
+/**
+ * Creates the live summaries. Subscribes to the store's commits and to the
+ * broker's status messages (birth, last will); `close()` unsubscribes.
+ */
+export function createLive(deps: {
+  store: Store;
+  /** The broker, whose publish events carry status messages; absent in benchmarks. */
+  broker?: Pick<Broker, "aedes">;
+  log: Log;
+  now?: () => number;
+}) {
+  const { store, log } = deps;
+  const now = deps.now ?? store.now;
+  const queries = createRecentQueries(store.db);
+  const cache = new Map<number, Recent>();
+  const listeners = new Set<(change: LiveChange) => void>();
+  /** The room each device's card was last pushed for (null = banner), to refresh the old card after a move. */
+  const shownIn = new Map<string, string | null>();
+  const dirty = new Set<string>();
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let version = 0;
+
+  function load(deviceId: number): Recent {
+    const at = now();
+    const [last, prev] = queries.lastTwo(deviceId);
+    const slots = new Map<number, RecentSlot>();
+    for (const s of queries.slots(deviceId, slotOf(at) - WINDOW_MS, SLOT_MS)) slots.set(s.b, s);
+    const recent: Recent = { loadedAt: at, last: last ?? null, prevTs: prev?.ts ?? null, slots };
+    cache.set(deviceId, recent);
+    return recent;
+  }
+
+  function recentOf(deviceId: number): Recent {
+    const cached = cache.get(deviceId);
+    return cached && now() - cached.loadedAt < RELOAD_MS ? cached : load(deviceId);
+  }
+
+  function add(recent: Recent, ts: number, t: number, h: number): void {
+    if (recent.last === null || ts > recent.last.ts) {
+      recent.prevTs = recent.last?.ts ?? null;
+      recent.last = { ts, t, h };
+    } else if (ts !== recent.last.ts && (recent.prevTs === null || ts > recent.prevTs)) {
+      recent.prevTs = ts;
+    }
+    const b = slotOf(ts);
+    if (b < slotOf(now()) - WINDOW_MS) return;
+    const s = recent.slots.get(b);
+    if (s === undefined) {
+      recent.slots.set(b, { b, n: 1, t_sum: t, t_min: t, t_max: t, h_sum: h, h_min: h, h_max: h });
+    } else {
+      s.n++;
+      s.t_sum += t;
+      s.h_sum += h;
+      if (t < s.t_min) s.t_min = t;
+      if (t > s.t_max) s.t_max = t;
+      if (h < s.h_min) s.h_min = h;
+      if (h > s.h_max) s.h_max = h;
+    }
+    if (recent.slots.size > 2 * SPARK_SLOTS) {
+      const oldest = slotOf(now()) - WINDOW_MS;
+      for (const key of recent.slots.keys()) if (key < oldest) recent.slots.delete(key);
+    }
+  }
+
+  function flush(): void {
+    timer = null;
+    const change: LiveChange = { rooms: new Set(), unplaced: false, version: ++version };
+    try {
+      for (const uid of dirty) {
+        const room = store.findDevice(uid)?.room_uid ?? null;
+        const before = shownIn.has(uid) ? shownIn.get(uid)! : room;
+        for (const r of new Set([room, before])) {
+          if (r === null) change.unplaced = true;
+          else change.rooms.add(r);
+        }
+        shownIn.set(uid, room);
+      }
+    } catch (err) {
+      log.error("live update failed", { error: err as Error });
+      return;
+    } finally {
+      dirty.clear();
+    }
+    for (const listener of listeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        log.error("live update failed", { error: err as Error });
+      }
+    }
+  }
+
+  /** Marks a device's card as changed; changes are pushed together a moment later. */
+  function touch(deviceUid: string): void {
+    dirty.add(deviceUid);
+    timer ??= setTimeout(flush, COALESCE_MS);
+  }
+
+  // Runs inside store.insertReadings right after the commit: it must be quick and must not throw
+  // (a throw would make ingestion think the commit failed).
+  const unsubscribe = store.onReadings((batch) => {
+    try {
+      for (const { deviceId, deviceUid, reading } of batch) {
+        const recent = cache.get(deviceId);
+        if (recent) add(recent, reading.ts, toCenti(reading.temperature_c), toCenti(reading.humidity_pct));
+        touch(deviceUid);
+      }
+    } catch (err) {
+      log.error("live summary update failed", { error: err as Error });
+    }
+  });
+
+  const onPublish = (packet: { topic: string }) => {
+    // Status messages (birth, last will) are stored by the broker before they are published.
+    if (!packet.topic.endsWith("/status")) return;
+    const parsed = parseTopic(packet.topic);
+    if (!("error" in parsed)) touch(parsed.deviceUid);
+  };
+  deps.broker?.aedes.on("publish", onPublish);
+
+  return {
+    /** The number of changes so far (pages embed it so the stream can tell what they missed). */
+    get version() {
+      return version;
+    },
+    touch,
+    /** Calls `listener` with each batch of changed cards. Returns an unsubscribe. */
+    onChange(listener: (change: LiveChange) => void): () => void {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    /** The dashboard summary of a device at `at` (default now). */
+    summary(device: Device, at = now()): DeviceLive {
+      const recent = recentOf(device.id);
+      const observed = recent.last && recent.prevTs !== null ? (recent.last.ts - recent.prevTs) / 1000 : null;
+      const intervalS = expectedIntervalS({ announced: device.interval_s, configured: device.config_interval_s, observedS: observed });
+      const fresh = freshness({ lastReadingAt: recent.last?.ts ?? null, intervalS, state: device.state, stateAt: device.state_at }, at);
+      const last = recent.last ? { ts: recent.last.ts, temperature: fromCenti(recent.last.t), humidity: fromCenti(recent.last.h) } : null;
+
+      // Slots that began after the device was placed in its room belong to that room's card.
+      const placedFrom = device.placed_at === null ? 0 : Math.ceil(device.placed_at / SLOT_MS) * SLOT_MS;
+      const firstSpark = slotOf(at) - (SPARK_SLOTS - 1) * SLOT_MS;
+      const spark: (number | null)[] = [];
+      for (let b = firstSpark; b <= slotOf(at); b += SLOT_MS) {
+        const s = b >= placedFrom ? recent.slots.get(b) : undefined;
+        spark.push(s ? Math.round(s.t_sum / s.n) / 100 : null);
+      }
+      let today: DeviceLive["today"] = null;
+      for (let b = Math.max(startOfDay(at), placedFrom); b <= slotOf(at); b += SLOT_MS) {
+        const s = recent.slots.get(b);
+        if (!s) continue;
+        if (today === null) today = { tMin: s.t_min, tMax: s.t_max, hMin: s.h_min, hMax: s.h_max };
+        else {
+          today.tMin = Math.min(today.tMin, s.t_min);
+          today.tMax = Math.max(today.tMax, s.t_max);
+          today.hMin = Math.min(today.hMin, s.h_min);
+          today.hMax = Math.max(today.hMax, s.h_max);
+        }
+      }
+      if (today) {
+        today = { tMin: fromCenti(today.tMin), tMax: fromCenti(today.tMax), hMin: fromCenti(today.hMin), hMax: fromCenti(today.hMax) };
+      }
+      return {
+        freshness: fresh,
+        intervalS,
+        last,
+        today,
+        comfort: last ? comfort(last.temperature, last.humidity) : null,
+        spark,
+      };
+    },
+    /** Stops listening to the store and the broker. */
+    close(): void {
+      unsubscribe();
+      deps.broker?.aedes.off("publish", onPublish);
+      if (timer) clearTimeout(timer);
+      timer = null;
+      listeners.clear();
+    },
+  };
+}
+
+/** The live summaries' interface. */
+export type Live = ReturnType<typeof createLive>;

@@ -1,0 +1,268 @@
+/** @jsxImportSource @kitajs/html */
+// The devices list and a device's page: status, room, last seen, refused
+// readings, and the forms to place/move it and to change its label, interval
+// and calibration. Forms post to the server, which answers with this same
+// page (htmx swaps #content; without JavaScript the browser shows it).
+
+import type { DeviceLive } from "../lib/live.ts";
+import type { Device, Placement, Room } from "../lib/store.ts";
+import { Layout } from "./layout.tsx";
+import { Ago, esc, Field, fmtHum, fmtTemp, Input, PlacementTable, StatusBadge, type FormState, type Shell } from "./parts.tsx";
+
+/** A device with its live summary. */
+export interface DeviceRow {
+  device: Device;
+  live: DeviceLive;
+}
+
+/** What the devices list shows. */
+export interface DevicesPageData {
+  shell: Shell;
+  devices: DeviceRow[];
+}
+
+/** What a device's page shows. */
+export interface DevicePageData {
+  shell: Shell;
+  row: DeviceRow;
+  rooms: Room[];
+  placements: Placement[];
+  place: FormState;
+  settings: FormState;
+  /** Which form was just saved, to say so. */
+  saved?: "place" | "settings";
+}
+
+/** Its label, else its uid. */
+export const deviceName = (d: { uid: string; label: string | null }): string => d.label || d.uid;
+
+/** How a form posts: to `action`, swapping the page's #content with the answer's (hx-select), or as a plain form without JS. */
+export function formAttrs(action: string) {
+  return {
+    method: "post",
+    action,
+    "hx-post": action,
+    "hx-target": "#content",
+    "hx-select": "#content",
+    "hx-swap": "outerHTML",
+  } as const;
+}
+
+function RoomLink({ d }: { d: Device }): JSX.Element {
+  if (d.room_uid === null) {
+    return (
+      <a href={`/devices/${encodeURIComponent(d.uid)}#place`} class="status late">
+        not in a room: place it
+      </a>
+    );
+  }
+  return <a href={`/rooms/${encodeURIComponent(d.room_uid)}`}>{esc(d.room_name)}</a>;
+}
+
+function Refusals({ d, now }: { d: Device; now: number }): JSX.Element {
+  if (d.refused_count === 0) return "0";
+  return (
+    <>
+      {d.refused_count}
+      {d.last_refusal ? (
+        <div class="refusal">
+          last: {esc(d.last_refusal)}
+          {d.last_refusal_at !== null ? (
+            <>
+              {" "}
+              (<Ago ts={d.last_refusal_at} now={now} />)
+            </>
+          ) : (
+            ""
+          )}
+        </div>
+      ) : (
+        ""
+      )}
+    </>
+  );
+}
+
+/** The list of every device. */
+export function DevicesPage(data: DevicesPageData): JSX.Element {
+  const now = data.shell.now;
+  return (
+    <Layout shell={data.shell} title="Devices" section="devices">
+      <main id="content">
+        <h1>Devices</h1>
+        {data.devices.length === 0 ? (
+          <p class="panel">No device yet. A sensor appears here as soon as it sends its first reading.</p>
+        ) : (
+          <table class="stack">
+            <thead>
+              <tr>
+                <th>Device</th>
+                <th>Status</th>
+                <th>Room</th>
+                <th>Last reading</th>
+                <th>Last seen</th>
+                <th>Refused readings</th>
+              </tr>
+            </thead>
+            <tbody>
+              {data.devices.map(({ device: d, live }) => (
+                <tr id={`device-${d.uid}`}>
+                  <td data-label="Device">
+                    <a href={`/devices/${encodeURIComponent(d.uid)}`}>{esc(deviceName(d))}</a>
+                    {d.label ? <div class="muted">{esc(d.uid)}</div> : ""}
+                  </td>
+                  <td data-label="Status">
+                    <StatusBadge f={live.freshness} />
+                  </td>
+                  <td data-label="Room">
+                    <RoomLink d={d} />
+                  </td>
+                  <td data-label="Last reading">
+                    {live.last ? `${fmtTemp(live.last.temperature)} °C · ${fmtHum(live.last.humidity)} %` : "—"}
+                  </td>
+                  <td data-label="Last seen">{d.last_seen_at !== null ? <Ago ts={d.last_seen_at} now={now} /> : "never"}</td>
+                  <td data-label="Refused readings">
+                    <Refusals d={d} now={now} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </main>
+    </Layout>
+  );
+}
+
+function PlaceForm({ d, rooms, form, saved }: { d: Device; rooms: Room[]; form: FormState; saved: boolean }): JSX.Element {
+  const chosen = form.values.room ?? "";
+  return (
+    <form {...formAttrs(`/devices/${encodeURIComponent(d.uid)}/place`)} class="panel" id="place">
+      <h2>{d.room_uid === null ? "Place it in a room" : "Move it to another room"}</h2>
+      <div class="row">
+        <Field label="Room" id="room" error={form.errors.room}>
+          <select id="room" name="room" aria-invalid={form.errors.room ? "true" : undefined}>
+            <option value="" selected={chosen === ""}>
+              — in no room —
+            </option>
+            {rooms.map((r) => (
+              <option value={r.uid} selected={chosen === r.uid}>
+                {esc(r.name)}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field label="or a new room" id="new_room" error={form.errors.new_room} hint="Created with this name">
+          <Input form={form} name="new_room" maxlength={100} placeholder="Living room" />
+        </Field>
+      </div>
+      <Field
+        label="Moved at (optional)"
+        id="moved_at"
+        error={form.errors.moved_at}
+        hint="Leave empty for now. A past moment moves the readings since then to the new room."
+      >
+        <Input form={form} name="moved_at" type="datetime-local" />
+      </Field>
+      <button type="submit">{d.room_uid === null ? "Place" : "Move"}</button>
+      {saved ? <span class="saved">Saved</span> : ""}
+    </form>
+  );
+}
+
+function SettingsForm({ d, form, saved }: { d: Device; form: FormState; saved: boolean }): JSX.Element {
+  return (
+    <form {...formAttrs(`/devices/${encodeURIComponent(d.uid)}/settings`)} class="panel" id="settings">
+      <h2>Name and settings</h2>
+      <Field label="Label" id="label" error={form.errors.label} hint="Empty: shown by its uid">
+        <Input form={form} name="label" maxlength={100} />
+      </Field>
+      <div class="row">
+        <Field
+          label="Reading interval (s)"
+          id="interval_s"
+          error={form.errors.interval_s}
+          hint={`1–3600; empty: the device's own${d.interval_s !== null ? ` (${d.interval_s} s)` : ""}`}
+        >
+          <Input form={form} name="interval_s" type="number" step="1" />
+        </Field>
+        <Field label="Temperature offset (°C)" id="temperature_offset" error={form.errors.temperature_offset} hint="−20 to 20">
+          <Input form={form} name="temperature_offset" type="number" step="0.01" />
+        </Field>
+        <Field label="Humidity offset (%)" id="humidity_offset" error={form.errors.humidity_offset} hint="−20 to 20">
+          <Input form={form} name="humidity_offset" type="number" step="0.01" />
+        </Field>
+      </div>
+      <p class="muted">The interval and offsets reach the sensor through its retained config message, without a restart.</p>
+      <button type="submit">Save</button>
+      {saved ? <span class="saved">Saved</span> : ""}
+    </form>
+  );
+}
+
+/** One device: what it reports, where it is and has been, and its forms. */
+export function DevicePage(data: DevicePageData): JSX.Element {
+  const { device: d, live } = data.row;
+  const now = data.shell.now;
+  return (
+    <Layout shell={data.shell} title={deviceName(d)} section="devices">
+      <main id="content">
+        <h1>
+          {esc(deviceName(d))} {d.label ? <small>{esc(d.uid)}</small> : ""}
+        </h1>
+        <section class="panel" id="summary">
+          <dl class="facts">
+            <div>
+              <dt>Status</dt>
+              <dd>
+                <StatusBadge f={live.freshness} />
+              </dd>
+              <dd class="muted">every {live.intervalS} s</dd>
+            </div>
+            <div>
+              <dt>Room</dt>
+              <dd>
+                <RoomLink d={d} />
+              </dd>
+            </div>
+            <div>
+              <dt>Last reading</dt>
+              <dd>
+                {live.last ? (
+                  <>
+                    {fmtTemp(live.last.temperature)} °C · {fmtHum(live.last.humidity)} % · <Ago ts={live.last.ts} now={now} />
+                  </>
+                ) : (
+                  "none yet"
+                )}
+              </dd>
+            </div>
+            <div>
+              <dt>Last seen</dt>
+              <dd>{d.last_seen_at !== null ? <Ago ts={d.last_seen_at} now={now} /> : "never"}</dd>
+            </div>
+            <div>
+              <dt>Refused readings</dt>
+              <dd>
+                <Refusals d={d} now={now} />
+              </dd>
+            </div>
+            <div>
+              <dt>Agent</dt>
+              <dd>{d.version ? esc(d.version) : "earlier agent (no status messages)"}</dd>
+            </div>
+          </dl>
+          {d.last_error ? <p class="refusal">Sensor error: {esc(d.last_error)}</p> : ""}
+        </section>
+        <PlaceForm d={d} rooms={data.rooms} form={data.place} saved={data.saved === "place"} />
+        <SettingsForm d={d} form={data.settings} saved={data.saved === "settings"} />
+        <h3>Placement history</h3>
+        {data.placements.length === 0 ? (
+          <p class="muted">Never placed in a room.</p>
+        ) : (
+          <PlacementTable placements={data.placements} of="device" now={now} />
+        )}
+      </main>
+    </Layout>
+  );
+}

@@ -1,0 +1,96 @@
+/** @jsxImportSource @kitajs/html */
+// The page around every view: head (stylesheet, manifest, icons, scripts),
+// the navigation bar and <main>.
+
+import { AGO_STEPS } from "../lib/freshness.ts";
+import { esc, type Shell } from "./parts.tsx";
+
+/** Which section of the navigation a page belongs to. */
+export type Section = "dashboard" | "compare" | "devices" | "rooms";
+
+// htmx settings: no inline <style> (the CSP forbids it), no eval, and 4xx
+// responses are swapped too: they are pages that show what to fix next to the field.
+const HTMX_CONFIG = JSON.stringify({
+  includeIndicatorStyles: false,
+  allowEval: false,
+  responseHandling: [
+    { code: "204", swap: false },
+    { code: "[234]..", swap: true },
+    { code: "...", swap: false, error: true },
+  ],
+});
+
+const NAV: [Section, string, string][] = [
+  ["dashboard", "/", "Rooms"],
+  ["compare", "/compare", "Compare"],
+  ["devices", "/devices", "Devices"],
+  ["rooms", "/rooms", "Manage rooms"],
+];
+
+/** A whole page. `live` adds the SSE extension, `charts` adds uPlot and the chart script. */
+export function Layout(props: {
+  shell: Shell;
+  title: string;
+  section: Section;
+  live?: boolean;
+  charts?: boolean;
+  children: JSX.Element;
+}): JSX.Element {
+  const { assets, now } = props.shell;
+  return (
+    <>
+      {"<!doctype html>"}
+      <html lang="en">
+        <head>
+          <meta charset="utf-8" />
+          <meta name="viewport" content="width=device-width, initial-scale=1" />
+          <meta name="color-scheme" content="light dark" />
+          <meta name="theme-color" content="#0f766e" />
+          <meta name="htmx-config" content={HTMX_CONFIG} />
+          <title>{esc(props.title)} · TechTemp</title>
+          <link rel="stylesheet" href={assets["app.css"]} />
+          {props.charts ? <link rel="stylesheet" href={assets["uPlot.min.css"]} /> : ""}
+          <link rel="manifest" href="/manifest.webmanifest" />
+          <link rel="icon" href={assets["icon.svg"]} type="image/svg+xml" />
+          <link rel="apple-touch-icon" href={assets["apple-touch-icon.png"]} />
+          <script src={assets["htmx.min.js"]} defer></script>
+          {props.live ? <script src={assets["sse.min.js"]} defer></script> : ""}
+          <script src={assets["app.js"]} defer></script>
+          {props.charts ? <script src={assets["uPlot.iife.min.js"]} defer></script> : ""}
+          {props.charts ? <script src={assets["chart.js"]} defer></script> : ""}
+        </head>
+        <body data-now={String(now)} data-ago-steps={JSON.stringify(AGO_STEPS)}>
+          <header class="top">
+            <a class="brand" href="/">
+              TechTemp
+            </a>
+            <nav>
+              {NAV.map(([section, href, label]) => (
+                <a href={href} aria-current={section === props.section ? "page" : undefined}>
+                  {label}
+                </a>
+              ))}
+            </nav>
+            {props.live ? <span class="live">live</span> : ""}
+          </header>
+          {props.children}
+        </body>
+      </html>
+    </>
+  );
+}
+
+/** A page for an error (unknown room, bad link), with the message. */
+export function ErrorPage(props: { shell: Shell; status: number; message: string }): JSX.Element {
+  return (
+    <Layout shell={props.shell} title={props.status === 404 ? "Not found" : "Error"} section="dashboard">
+      <main id="content">
+        <h1>{props.status === 404 ? "Not found" : "Something went wrong"}</h1>
+        <p safe>{props.message}</p>
+        <p>
+          <a href="/">Back to the rooms</a>
+        </p>
+      </main>
+    </Layout>
+  );
+}

@@ -1,0 +1,196 @@
+/** @jsxImportSource @kitajs/html */
+// Small pieces shared by the pages: number and time formats, the status
+// badge, "… ago", the sparkline, form fields. Pure functions of their data.
+//
+// With @kitajs/html, text children are NOT escaped: every string that came
+// from a sensor, a form or the database goes through `esc` (or `safe`).
+// Attribute values are escaped by @kitajs/html itself.
+
+import { escapeHtml } from "@kitajs/html";
+import type { AssetUrls } from "../lib/assets.ts";
+import type { Placement } from "../lib/store.ts";
+import { formatAgo, type Freshness } from "../lib/freshness.ts";
+
+/** Escapes text for HTML. */
+export const esc = (value: string | number | null | undefined): string => (value == null ? "" : escapeHtml(String(value)));
+
+/** What every page needs besides its own data. */
+export interface Shell {
+  assets: AssetUrls;
+  /** The server's clock when the page is rendered (epoch ms). */
+  now: number;
+}
+
+/** A form's state: what the person typed and a message per field. */
+export interface FormState {
+  values: Record<string, string>;
+  errors: Record<string, string>;
+}
+
+/** An empty form with these starting values. */
+export const freshForm = (values: Record<string, string> = {}): FormState => ({ values, errors: {} });
+
+/** 21.4 */
+export const fmtTemp = (v: number): string => v.toFixed(1);
+/** 48 */
+export const fmtHum = (v: number): string => Math.round(v).toString();
+
+const dayTime = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+const fullTime = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" });
+
+/** "28 Nov, 14:05" in the server's (the home's) time zone; the year is shown when it is not this year's. */
+export function fmtTime(ms: number, now: number): string {
+  return new Date(ms).getFullYear() === new Date(now).getFullYear() ? dayTime.format(ms) : fullTime.format(ms);
+}
+
+/** A value for `<input type="datetime-local">` in the server's time zone: 2026-11-28T14:05. */
+export function localInputValue(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/** "2 min ago", kept current by static/app.js. */
+export function Ago({ ts, now }: { ts: number; now: number }): JSX.Element {
+  return (
+    <time datetime={new Date(ts).toISOString()} data-ago={String(ts)} title={fmtTime(ts, now)}>
+      {formatAgo(ts, now)}
+    </time>
+  );
+}
+
+/**
+ * The status badge. It carries the instants it turns late and offline, so
+ * static/app.js can change it as time passes without asking the server.
+ */
+export function StatusBadge({ f }: { f: Freshness }): JSX.Element {
+  const text = f.status === "never" ? "no readings yet" : f.status;
+  return (
+    <span
+      class={`status ${f.status}`}
+      data-late-at={f.lateAt === null ? undefined : String(f.lateAt)}
+      data-offline-at={f.offlineAt === null ? undefined : String(f.offlineAt)}
+    >
+      {text}
+    </span>
+  );
+}
+
+/**
+ * A sparkline as inline SVG: one path through the non-null values, lifted
+ * (a new "M") across nulls so missing data stays a gap.
+ */
+export function Sparkline({ values, label }: { values: (number | null)[]; label: string }): JSX.Element {
+  const present = values.filter((v): v is number => v !== null);
+  if (present.length === 0) return "";
+  const min = Math.min(...present);
+  const max = Math.max(...present);
+  const span = max - min || 1;
+  const height = 30;
+  let d = "";
+  let pen = false;
+  values.forEach((v, i) => {
+    if (v === null) {
+      pen = false;
+      return;
+    }
+    const y = (height - 2 - ((v - min) / span) * (height - 4)).toFixed(1);
+    d += `${pen ? "L" : "M"}${i} ${y}`;
+    // A lone point between gaps still shows, as a short flat stroke.
+    if (!pen && (values[i + 1] ?? null) === null) d += `h0.6`;
+    pen = true;
+  });
+  return (
+    <svg class="spark" viewBox={`0 0 ${values.length - 1} ${height}`} preserveAspectRatio="none" role="img" aria-label={label}>
+      <path d={d} />
+    </svg>
+  );
+}
+
+/** A labelled form field with its error message (if any) right below the input. */
+export function Field(props: { label: string; id: string; error?: string; hint?: string; children: JSX.Element }): JSX.Element {
+  return (
+    <div class="field">
+      <label for={props.id}>{esc(props.label)}</label>
+      {props.children}
+      {props.hint ? <span class="hint">{esc(props.hint)}</span> : ""}
+      {props.error ? (
+        <span class="error" id={`${props.id}-error`} role="alert">
+          {esc(props.error)}
+        </span>
+      ) : (
+        ""
+      )}
+    </div>
+  );
+}
+
+/** A text-like input bound to a form state: keeps what was typed and marks an error. */
+export function Input(props: {
+  form: FormState;
+  name: string;
+  /** Element id (default the name); distinct when a page has several forms with the same fields. */
+  id?: string;
+  type?: string;
+  placeholder?: string;
+  step?: string;
+  maxlength?: number;
+}): JSX.Element {
+  const error = props.form.errors[props.name];
+  const id = props.id ?? props.name;
+  return (
+    <input
+      id={id}
+      name={props.name}
+      type={props.type ?? "text"}
+      value={props.form.values[props.name] ?? ""}
+      placeholder={props.placeholder}
+      step={props.step}
+      maxlength={props.maxlength}
+      aria-invalid={error ? "true" : undefined}
+      aria-describedby={error ? `${id}-error` : undefined}
+    />
+  );
+}
+
+/**
+ * Placements, newest first, as a table: of a device (a column of rooms) or of
+ * a room (a column of devices, named by `labels`).
+ */
+export function PlacementTable(props: {
+  placements: Placement[];
+  of: "device" | "room";
+  labels?: Record<string, string>;
+  now: number;
+}): JSX.Element {
+  const head = props.of === "device" ? "Room" : "Device";
+  return (
+    <table class="stack" id="placements">
+      <thead>
+        <tr>
+          <th>{head}</th>
+          <th>From</th>
+          <th>Until</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.placements
+          .slice()
+          .reverse()
+          .map((p) => (
+            <tr>
+              <td data-label={head}>
+                {props.of === "device" ? (
+                  <a href={`/rooms/${encodeURIComponent(p.room_uid)}`}>{esc(p.room_name)}</a>
+                ) : (
+                  <a href={`/devices/${encodeURIComponent(p.device_uid)}`}>{esc(props.labels?.[p.device_uid] ?? p.device_uid)}</a>
+                )}
+              </td>
+              <td data-label="From">{fmtTime(p.from_ts, props.now)}</td>
+              <td data-label="Until">{p.to_ts === null ? "now" : fmtTime(p.to_ts, props.now)}</td>
+            </tr>
+          ))}
+      </tbody>
+    </table>
+  );
+}
