@@ -159,6 +159,19 @@ export function parseStatus(payload: Uint8Array | string): Parsed<Status> {
   return { ok: true, value: status };
 }
 
+/**
+ * Formats a status message: the agent's birth (`{"state":"online","interval_s":…,"version":…}`,
+ * plus `sensor_failures`/`last_error` when it has them) or last will (`{"state":"offline"}`).
+ */
+export function formatStatus(s: Status): string {
+  const body: Status = { state: s.state };
+  if (s.interval_s !== undefined) body.interval_s = s.interval_s;
+  if (s.version !== undefined) body.version = s.version;
+  if (s.sensor_failures !== undefined) body.sensor_failures = s.sensor_failures;
+  if (s.last_error !== undefined) body.last_error = s.last_error;
+  return JSON.stringify(body);
+}
+
 /** The retained config message the server sends to a device. */
 export interface DeviceConfig {
   interval_s?: number;
