@@ -1,0 +1,1249 @@
+#!/usr/bin/env bash
+# TechTemp installer: sets up a server Pi or a sensor Pi in one command, as a
+# hardened systemd service run by the unprivileged `techtemp` user.
+#
+#   sudo ./install.sh server [--http-port N] [--mqtt-port N]
+#   sudo ./install.sh sensor --server HOST [--room NAME] [--interval S] [--home ID]
+#   sudo ./install.sh status
+#   sudo ./install.sh uninstall [--purge]
+#
+# Run it again to upgrade: the database is backed up first, config and data
+# are kept, and the previous version comes back if the new one fails its
+# health check. A run that has nothing to do changes nothing ("no change").
+# `./install.sh --help` lists every option.
+#
+# Everything below is in functions and `main` runs on the last line, so a
+# download cut short does nothing.
+set -Eeuo pipefail
+
+usage() {
+  cat <<'EOF'
+usage:
+  install.sh server [--http-port N] [--mqtt-port N]
+  install.sh sensor --server HOST [--room NAME] [--interval S] [--home ID] [--label TEXT]
+                    [--mqtt-port N] [--http-port N] [--device-uid ID] [--simulated]
+  install.sh status
+  install.sh uninstall [--purge]
+
+roles:
+  server      the central Pi: MQTT broker, database, web pages (HTTP 3000, MQTT 1883)
+  sensor      a Pi with an AHT20 on I2C; --server is the server Pi's address, --mqtt-port
+              and --http-port its ports; --room places the device (created when missing);
+              --interval is the reading period in seconds (default 300); --home the MQTT
+              home id (default home-001); --device-uid keeps an existing uid (default:
+              aht20- + the MAC's last 6 hex digits); --simulated uses a simulated AHT20
+  status      what is installed, whether it runs and answers
+  uninstall   stops and removes the services and /opt/techtemp; keeps /etc/techtemp,
+              /var/lib/techtemp and the techtemp user, which --purge removes too
+
+options:
+  --bundle FILE|DIR   install from a bundle (techtemp-<version>-linux-<arch>.tar.gz or its
+                      unpacked directory); the default when install.sh runs inside one. From
+                      a source checkout, install.sh installs the pinned Bun and builds one.
+  --watchdog          also enable the Pi's hardware watchdog
+  --wait S            seconds to wait for the health check (default 90)
+  --dry-run           print every change without making it
+  --root DIR          install into the directory tree DIR instead of /, without starting
+                      anything (for images and tests); --start starts the services anyway
+  -h, --help          this help
+EOF
+}
+
+# ---------------------------------------------------------------- settings
+
+init_globals() {
+  COMMAND=""
+  ROOT=""
+  DRY_RUN=0
+  START=0
+  BUNDLE_ARG=""
+  WATCHDOG=0
+  WAIT_S=90
+  PURGE=0
+  OPT_HTTP_PORT=""
+  OPT_MQTT_PORT=""
+  OPT_SERVER=""
+  OPT_ROOM=""
+  OPT_INTERVAL=""
+  OPT_HOME=""
+  OPT_LABEL=""
+  OPT_DEVICE_UID=""
+  OPT_SIMULATED=0
+
+  SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  WORK=""
+  LOG_FILE=""
+  CHANGES=0
+  CHECK_FAILURES=0
+  SERVICE_USER=techtemp
+  BUNDLE_DIR=""
+  BUNDLE_VERSION=""
+  BUNDLE_ARCH=""
+  BACKUP_FILE=""
+  STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+}
+
+# Paths inside the target tree (/ or --root DIR).
+init_paths() {
+  OPT_DIR="$ROOT/opt/techtemp"
+  ETC_DIR="$ROOT/etc/techtemp"
+  VAR_DIR="$ROOT/var/lib/techtemp"
+  UNIT_DIR="$ROOT/etc/systemd/system"
+  BACKUP_DIR="$VAR_DIR/backups"
+  PREVIOUS_DIR="$OPT_DIR/previous"
+  SERVER_CONF="$ETC_DIR/server.conf"
+  DEVICE_CONF="$ETC_DIR/device.conf"
+  INSTALL_CONF="$ETC_DIR/install.conf"
+  DB_FILE="$VAR_DIR/techtemp.db"
+  WATCHDOG_CONF="$ROOT/etc/watchdog.conf"
+  MODULES_FILE="$ROOT/etc/modules"
+  BLACKLIST_FILE="$ROOT/etc/modprobe.d/raspi-blacklist.conf"
+  BOOT_CONFIG=""
+  local candidate
+  for candidate in "$ROOT/boot/firmware/config.txt" "$ROOT/boot/config.txt"; do
+    if [ -f "$candidate" ]; then
+      BOOT_CONFIG=$candidate
+      break
+    fi
+  done
+}
+
+# ---------------------------------------------------------------- output
+
+say() { printf '%s\n' "$*"; }
+step() { printf '==> %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+
+# A problem that stops the run, with what to do about it.
+die() {
+  local problem=$1 remedy=${2:-}
+  printf 'error: %s\n' "$problem" >&2
+  if [ -n "$remedy" ]; then printf '  fix: %s\n' "$remedy" >&2; fi
+  exit 1
+}
+
+# A failed check: reported with its remedy; the run stops after all checks.
+check_fail() {
+  printf 'check failed: %s\n' "$1" >&2
+  printf '  fix: %s\n' "$2" >&2
+  CHECK_FAILURES=$((CHECK_FAILURES + 1))
+}
+
+check_ok() { printf '  ok  %s\n' "$*"; }
+
+# Runs a command that changes the system, or says what it would run.
+act() {
+  CHANGES=$((CHANGES + 1))
+  if [ "$DRY_RUN" = 1 ]; then
+    say "would run: $*"
+    return 0
+  fi
+  say "+ $*"
+  "$@"
+}
+
+# Whether services, kernel modules and packages are touched (not in a --root tree, unless --start).
+live() { [ -z "$ROOT" ] || [ "$START" = 1 ]; }
+
+# `act` for commands that act on the running system rather than on files.
+act_live() {
+  if live; then
+    act "$@"
+  elif [ "$DRY_RUN" = 1 ]; then
+    say "would skip (--root): $*"
+  else
+    say "skipped (--root): $*"
+  fi
+}
+
+# An unexpected failure (a bug, or a command that should not fail): say where.
+on_error() {
+  printf 'error: install.sh stopped at line %s: %s (exit %s)\n' "$1" "$2" "$3" >&2
+}
+
+on_exit() {
+  local status=$?
+  if [ -n "$WORK" ]; then rm -rf "$WORK"; fi
+  if [ -n "$LOG_FILE" ]; then say "log: $LOG_FILE"; fi
+  exit "$status"
+}
+
+# Every line from here on also goes to the log file.
+# (A dry run and status change nothing and keep no log.)
+start_log() {
+  if [ "$DRY_RUN" = 1 ] || [ "$COMMAND" = status ]; then return 0; fi
+  LOG_FILE="$ROOT/var/log/techtemp-install.log"
+  mkdir -p "$(dirname "$LOG_FILE")"
+  touch "$LOG_FILE"
+  chmod 0600 "$LOG_FILE"
+  exec > >(tee -a "$LOG_FILE") 2>&1
+  say "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) install.sh $COMMAND${ROOT:+ (root $ROOT)}$([ "$DRY_RUN" = 1 ] && echo ' (dry run)')"
+}
+
+# ---------------------------------------------------------------- arguments
+
+need_value() {
+  if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value" "see install.sh --help"; fi
+}
+
+valid_port() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 65535 ]; }
+valid_id() { [[ $1 =~ ^[A-Za-z0-9_-]{1,50}$ ]]; }
+
+parse_args() {
+  if [ $# -eq 0 ]; then
+    usage
+    exit 2
+  fi
+  while [ $# -gt 0 ]; do
+    case $1 in
+      server | sensor | status | uninstall)
+        if [ -n "$COMMAND" ]; then die "two commands: $COMMAND and $1" "give one of server, sensor, status, uninstall"; fi
+        COMMAND=$1
+        ;;
+      -h | --help)
+        usage
+        exit 0
+        ;;
+      --dry-run) DRY_RUN=1 ;;
+      --start) START=1 ;;
+      --watchdog) WATCHDOG=1 ;;
+      --purge) PURGE=1 ;;
+      --simulated) OPT_SIMULATED=1 ;;
+      --root) need_value "$@"; ROOT=$(realpath -m "$2"); shift ;;
+      --bundle) need_value "$@"; BUNDLE_ARG=$2; shift ;;
+      --wait) need_value "$@"; WAIT_S=$2; shift ;;
+      --http-port) need_value "$@"; OPT_HTTP_PORT=$2; shift ;;
+      --mqtt-port) need_value "$@"; OPT_MQTT_PORT=$2; shift ;;
+      --server) need_value "$@"; OPT_SERVER=$2; shift ;;
+      --room) need_value "$@"; OPT_ROOM=$2; shift ;;
+      --interval) need_value "$@"; OPT_INTERVAL=$2; shift ;;
+      --home) need_value "$@"; OPT_HOME=$2; shift ;;
+      --label) need_value "$@"; OPT_LABEL=$2; shift ;;
+      --device-uid) need_value "$@"; OPT_DEVICE_UID=$2; shift ;;
+      *) die "unknown argument: $1" "see install.sh --help" ;;
+    esac
+    shift
+  done
+  if [ -z "$COMMAND" ]; then die "no command" "give one of server, sensor, status, uninstall (install.sh --help)"; fi
+  if [ "$ROOT" = / ]; then ROOT=""; fi
+  validate_args
+}
+
+validate_args() {
+  local p
+  for p in "$OPT_HTTP_PORT" "$OPT_MQTT_PORT"; do
+    if [ -n "$p" ] && ! valid_port "$p"; then die "port $p is not a port number" "give a number from 1 to 65535"; fi
+  done
+  if ! [[ $WAIT_S =~ ^[0-9]+$ ]]; then die "--wait $WAIT_S is not a number of seconds" "e.g. --wait 120"; fi
+  if [ -n "$OPT_INTERVAL" ] && { ! [[ $OPT_INTERVAL =~ ^[0-9]+$ ]] || [ "$OPT_INTERVAL" -lt 1 ] || [ "$OPT_INTERVAL" -gt 3600 ]; }; then
+    die "--interval $OPT_INTERVAL is not a number of seconds from 1 to 3600" "e.g. --interval 300"
+  fi
+  if [ -n "$OPT_HOME" ] && ! valid_id "$OPT_HOME"; then die "--home $OPT_HOME is not a valid id" "use 1-50 characters of A-Z a-z 0-9 _ -"; fi
+  if [ -n "$OPT_DEVICE_UID" ] && ! valid_id "$OPT_DEVICE_UID"; then
+    die "--device-uid $OPT_DEVICE_UID is not a valid id" "use 1-50 characters of A-Z a-z 0-9 _ -, e.g. aht20-f49c53"
+  fi
+  if [ -n "$OPT_SERVER" ] && ! [[ $OPT_SERVER =~ ^[A-Za-z0-9.:_-]+$ ]]; then
+    die "--server $OPT_SERVER is not a host name or address" "e.g. --server 192.168.1.10 or --server techtemp.local"
+  fi
+  if [ -n "$OPT_ROOM" ] && { [ ${#OPT_ROOM} -gt 100 ] || [[ $OPT_ROOM =~ [[:cntrl:]] ]]; }; then
+    die "--room must be a name of at most 100 characters" "e.g. --room Salon"
+  fi
+  if [ -n "$OPT_LABEL" ] && [[ $OPT_LABEL =~ [[:cntrl:]] ]]; then die "--label must be one line of text" "e.g. --label 'Pi du salon'"; fi
+}
+
+# ---------------------------------------------------------------- small helpers
+
+# The value of `key` in `section` of an INI file ("" = before any section), trimmed.
+ini_get() {
+  local file=$1 section=$2 key=$3
+  [ -f "$file" ] || return 0
+  awk -v want="$section" -v key="$key" '
+    /^[ \t]*\[.*\][ \t]*$/ { s = $0; gsub(/^[ \t]*\[|\][ \t]*$/, "", s); section = s; next }
+    section == want {
+      line = $0
+      if (match(line, /^[ \t]*[A-Za-z0-9_]+[ \t]*=/)) {
+        k = substr(line, 1, RLENGTH - 1); gsub(/[ \t]/, "", k)
+        if (k == key) { v = substr(line, RLENGTH + 1); gsub(/^[ \t]+|[ \t\r]+$/, "", v); value = v }
+      }
+    }
+    END { printf "%s", value }' "$file"
+}
+
+# Prints `file` with `key = value` set in `section`: the line replaced where it
+# is, else added at the end of the section, else in a new section. Every other
+# line (comments, keys install.sh does not manage) stays as it was.
+ini_set() {
+  local file=$1 section=$2 key=$3 value=$4
+  awk -v want="$section" -v key="$key" -v value="$value" '
+    function emit_pending() { for (i = 1; i <= blanks; i++) print ""; blanks = 0 }
+    BEGIN { section = ""; done = 0; blanks = 0 }
+    /^[ \t]*\[.*\][ \t]*$/ {
+      if (section == want && !done) { print key " = " value; done = 1 }
+      emit_pending()
+      s = $0; gsub(/^[ \t]*\[|\][ \t]*$/, "", s); section = s; print; next
+    }
+    /^[ \t]*$/ { blanks++; next }
+    {
+      emit_pending()
+      line = $0
+      if (section == want && !done && match(line, /^[ \t]*[A-Za-z0-9_]+[ \t]*=/)) {
+        k = substr(line, 1, RLENGTH - 1); gsub(/[ \t]/, "", k)
+        if (k == key) { print key " = " value; done = 1; next }
+      }
+      print
+    }
+    END {
+      if (!done) {
+        if (section != want) { if (NR > 0) print ""; if (want != "") print "[" want "]" }
+        print key " = " value
+      }
+      emit_pending()
+    }' "$file"
+}
+
+# Numeric uid/gid of a user or group of the target tree ("" when missing).
+uid_of() { awk -F: -v n="$1" '$1 == n { print $3 }' "$ROOT/etc/passwd" 2>/dev/null || true; }
+gid_of() { awk -F: -v n="$1" '$1 == n { print $3 }' "$ROOT/etc/group" 2>/dev/null || true; }
+group_has_member() {
+  awk -F: -v g="$1" -v u="$2" '$1 == g { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) found = 1 } END { exit !found }' \
+    "$ROOT/etc/group" 2>/dev/null
+}
+
+# "uid:gid" of owner spec "user:group"; unknown names stay names (dry run before the user exists).
+numeric_owner() {
+  local user=${1%%:*} group=${1##*:} u g
+  u=$(uid_of "$user")
+  g=$(gid_of "$group")
+  printf '%s:%s' "${u:-$user}" "${g:-$group}"
+}
+
+# Whether `path` has `mode` (octal digits as stat prints them, e.g. 640) and `owner` ("user:group").
+same_meta() { [ "$(stat -c '%a %u:%g' "$1" 2>/dev/null)" = "$2 $(numeric_owner "$3")" ]; }
+
+# Installs `src` as `dest` with `mode` and `owner` unless it is already so.
+# Returns 0 when it changed something, 1 when `dest` was already right.
+put_file() {
+  local src=$1 dest=$2 mode=$3 owner=$4
+  if [ -f "$dest" ] && cmp -s "$src" "$dest"; then
+    if same_meta "$dest" "$mode" "$owner"; then return 1; fi
+    CHANGES=$((CHANGES + 1))
+    if [ "$DRY_RUN" = 1 ]; then
+      say "would set $dest to $mode $owner"
+    else
+      say "set $dest to $mode $owner"
+      chmod "$mode" "$dest"
+      chown "$(numeric_owner "$owner")" "$dest"
+    fi
+    return 0
+  fi
+  CHANGES=$((CHANGES + 1))
+  local what=new
+  if [ -e "$dest" ]; then what=changed; fi
+  if [ "$DRY_RUN" = 1 ]; then
+    say "would install $dest ($what, $mode $owner)"
+    return 0
+  fi
+  say "install $dest ($what)"
+  mkdir -p "$(dirname "$dest")"
+  # A copy beside it, then a rename: a running executable keeps its old inode,
+  # and a power cut leaves the old file or the new one, never half of one.
+  cp "$src" "$dest.tmp.$$"
+  chmod "$mode" "$dest.tmp.$$"
+  chown "$(numeric_owner "$owner")" "$dest.tmp.$$"
+  mv -f "$dest.tmp.$$" "$dest"
+  return 0
+}
+
+# `put_file` for the output of a command: put_output DEST MODE OWNER COMMAND [ARGS...].
+# (Not a pipe into put_file: the end of a pipeline runs in a subshell, which would lose the change count.)
+put_output() {
+  local dest=$1 mode=$2 owner=$3 tmp
+  shift 3
+  tmp=$(mktemp "$WORK/out.XXXXXX")
+  "$@" >"$tmp"
+  put_file "$tmp" "$dest" "$mode" "$owner"
+}
+
+# Creates `dir` or fixes its mode and owner.
+ensure_dir() {
+  local dir=$1 mode=$2 owner=$3
+  if [ -d "$dir" ] && same_meta "$dir" "$mode" "$owner"; then return 0; fi
+  CHANGES=$((CHANGES + 1))
+  if [ "$DRY_RUN" = 1 ]; then
+    say "would create $dir ($mode $owner)"
+    return 0
+  fi
+  if [ -d "$dir" ]; then say "set $dir to $mode $owner"; else say "create $dir"; fi
+  mkdir -p "$dir"
+  chmod "$mode" "$dir"
+  chown "$(numeric_owner "$owner")" "$dir"
+}
+
+# Removes a file or directory tree that install.sh made.
+remove_path() {
+  local path=$1
+  [ -e "$path" ] || [ -L "$path" ] || return 0
+  CHANGES=$((CHANGES + 1))
+  if [ "$DRY_RUN" = 1 ]; then
+    say "would remove $path"
+  else
+    say "remove $path"
+    rm -rf "$path"
+  fi
+}
+
+json_escape() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\t'/\\t}
+  printf '%s' "$s"
+}
+
+# HTTP with curl: prints "STATUS BODY"; STATUS is 000 when nothing answered.
+http() {
+  local method=$1 url=$2 body=${3:-} out
+  local args=(-sS -m 10 -o - -w '\n%{http_code}' -X "$method")
+  if [ -n "$body" ]; then args+=(-H 'content-type: application/json' --data-binary "$body"); fi
+  out=$(curl "${args[@]}" "$url" 2>/dev/null) || true
+  local status=${out##*$'\n'}
+  printf '%s %s' "${status:-000}" "${out%$'\n'*}"
+}
+
+# Whether something accepts TCP connections on host:port (within 5 s).
+# shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments.
+tcp_open() { timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null; }
+
+bundle_field() {
+  if [ -f "$1/BUNDLE" ]; then sed -n "s/^$2=//p" "$1/BUNDLE" | head -n 1; fi
+}
+
+# ---------------------------------------------------------------- the bundle
+
+# Sets BUNDLE_DIR, BUNDLE_VERSION, BUNDLE_ARCH from --bundle, the directory
+# install.sh runs in, or a build of the source checkout it belongs to.
+resolve_bundle() {
+  local src=$BUNDLE_ARG
+  if [ -z "$src" ]; then
+    if [ -f "$SCRIPT_DIR/BUNDLE" ]; then
+      src=$SCRIPT_DIR
+    elif [ -f "$SCRIPT_DIR/package.json" ] && [ -f "$SCRIPT_DIR/server.ts" ]; then
+      build_from_source
+      return 0
+    else
+      die "no bundle next to install.sh" "download techtemp-<version>-linux-arm64.tar.gz and run: sudo ./install.sh $COMMAND --bundle FILE"
+    fi
+  fi
+  if [ -f "$src" ]; then
+    step "unpacking $src"
+    tar -xzf "$src" -C "$WORK" || die "cannot unpack $src" "download it again (it may be truncated)"
+    src=$(find "$WORK" -mindepth 2 -maxdepth 2 -name BUNDLE -printf '%h\n' | head -n 1)
+    [ -n "$src" ] || die "$BUNDLE_ARG is not a TechTemp bundle (no BUNDLE file inside)" "use techtemp-<version>-linux-<arch>.tar.gz from bun run build"
+  fi
+  [ -f "$src/BUNDLE" ] || die "$src is not a TechTemp bundle (no BUNDLE file)" "give the .tar.gz or the directory it unpacks to"
+  BUNDLE_DIR=$(cd "$src" && pwd)
+  BUNDLE_VERSION=$(bundle_field "$BUNDLE_DIR" version)
+  BUNDLE_ARCH=$(bundle_field "$BUNDLE_DIR" arch)
+}
+
+# From a source checkout: the pinned Bun, then a bundle for this machine built into dist/.
+build_from_source() {
+  local want have arch
+  want=$(sed -n 's/.*"packageManager": *"bun@\([0-9.]*\)".*/\1/p' "$SCRIPT_DIR/package.json")
+  have=$(bun --version 2>/dev/null || true)
+  if [ "$have" != "$want" ]; then
+    step "installing Bun $want (pinned in package.json) to build from source"
+    if command -v npm >/dev/null; then
+      act npm install -g "bun@$want"
+    else
+      act bash -c "curl -fsSL https://bun.sh/install | BUN_INSTALL=/usr/local bash -s bun-v$want"
+    fi
+    if [ "$DRY_RUN" = 1 ]; then die "dry run from a source checkout without Bun $want: nothing to compare" "install Bun $want, or use --bundle"; fi
+    have=$(bun --version 2>/dev/null || true)
+    [ "$have" = "$want" ] || die "Bun $want is not on PATH after installing it (found: ${have:-none})" \
+      "install it by hand (npm install -g bun@$want), or build on another machine (bun run build) and use --bundle"
+  fi
+  case $(uname -m) in
+    aarch64 | arm64) arch=arm64 ;;
+    x86_64 | amd64) arch=x64 ;;
+    *) arch=unsupported ;;
+  esac
+  [ "$arch" != unsupported ] || check_arch_or_die
+  step "building TechTemp for linux-$arch from $SCRIPT_DIR"
+  (cd "$SCRIPT_DIR" && bun install --frozen-lockfile && bun scripts/build.ts --arch "$arch" --no-tar) ||
+    die "the build failed (output above)" "fix the source checkout, or install from a bundle with --bundle"
+  BUNDLE_DIR=$(find "$SCRIPT_DIR/dist" -mindepth 1 -maxdepth 1 -type d -name "techtemp-*-linux-$arch" | sort | tail -n 1)
+  BUNDLE_VERSION=$(bundle_field "$BUNDLE_DIR" version)
+  BUNDLE_ARCH=$arch
+}
+
+# ---------------------------------------------------------------- checks
+
+# Bun runs on 64-bit only: the kernel and the userland must both be 64-bit
+# (a 32-bit Raspberry Pi OS on a Pi 4 boots a 64-bit kernel: uname says
+# aarch64 while dpkg says armhf).
+check_arch_or_die() {
+  local machine dpkg_arch="" arch
+  machine=$(uname -m)
+  if command -v dpkg >/dev/null; then dpkg_arch=$(dpkg --print-architecture 2>/dev/null || true); fi
+  case $machine in
+    aarch64 | arm64) arch=arm64 ;;
+    x86_64 | amd64) arch=x64 ;;
+    armv6l | armv6* | armv7l | armv7* | armhf | armel)
+      die "this is a 32-bit ARM machine ($machine): Bun, and so TechTemp, runs on 64-bit ARM only (armv6/armv7 are not supported)" \
+        "use a Pi 3, 4, 5 or Zero 2 W with Raspberry Pi OS (64-bit); a Pi 1, 2 or Zero W cannot run it" ;;
+    *) die "unsupported processor $machine" "TechTemp runs on 64-bit ARM (arm64) and x86-64 Linux" ;;
+  esac
+  case $dpkg_arch in
+    "" | arm64 | amd64) ;;
+    *) die "the operating system is 32-bit ($dpkg_arch userland on a $machine kernel): Bun needs a 64-bit OS" \
+      "reinstall with Raspberry Pi OS (64-bit) (Raspberry Pi Imager: 'Raspberry Pi OS (64-bit)')" ;;
+  esac
+  if [ -n "${BUNDLE_ARCH:-}" ] && [ "$arch" != "$BUNDLE_ARCH" ]; then
+    die "this bundle is for linux-$BUNDLE_ARCH but this machine is linux-$arch" \
+      "use techtemp-$BUNDLE_VERSION-linux-$arch.tar.gz (bun run build makes both)"
+  fi
+  check_ok "64-bit: $machine${dpkg_arch:+ / $dpkg_arch}"
+}
+
+check_os() {
+  local release="$ROOT/etc/os-release" id like version
+  [ -f "$release" ] || release="$ROOT/usr/lib/os-release"
+  if [ ! -f "$release" ]; then
+    check_fail "no /etc/os-release: cannot tell which operating system this is" "install on Raspberry Pi OS (64-bit) or Debian 12"
+    return 0
+  fi
+  id=$(sed -n 's/^ID=//p' "$release" | tr -d '"')
+  like=$(sed -n 's/^ID_LIKE=//p' "$release" | tr -d '"')
+  version=$(sed -n 's/^VERSION_ID=//p' "$release" | tr -d '"')
+  if [[ " $id $like " != *" debian "* ]] && [ "$id" != debian ]; then
+    check_fail "unsupported operating system '$id': install.sh knows Debian and its derivatives" \
+      "use Raspberry Pi OS (64-bit) or Debian 12; elsewhere run the executables by hand (README)"
+    return 0
+  fi
+  if [ "$id" = debian ] || [ "$id" = raspbian ]; then
+    if [[ $version =~ ^[0-9]+$ ]] && [ "$version" -lt 11 ]; then
+      check_fail "Debian $version is too old (Bun needs glibc 2.31, Debian 11 or newer)" "upgrade to Raspberry Pi OS bookworm (Debian 12)"
+      return 0
+    fi
+  fi
+  if [ -z "$ROOT" ] && [ ! -d /run/systemd/system ]; then
+    check_fail "systemd is not running: the services need it" "boot the Pi with systemd (the Raspberry Pi OS default)"
+    return 0
+  fi
+  check_ok "operating system: $id ${version:-}"
+}
+
+check_tools() {
+  local tool missing=()
+  for tool in curl tar awk cmp; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    check_fail "missing commands: ${missing[*]}" "sudo apt-get install -y ${missing[*]/cmp/diffutils}"
+  fi
+}
+
+# Free space where the executables go (twice: old and new during an upgrade) and for a database backup.
+check_disk() {
+  local need_kb=51200 path avail exe
+  for exe in $(role_executables); do need_kb=$((need_kb + $(du -k "$BUNDLE_DIR/$exe" | cut -f1))); done
+  if [ -f "$DB_FILE" ]; then need_kb=$((need_kb + $(du -k "$DB_FILE" | cut -f1))); fi
+  path="$OPT_DIR"
+  while [ ! -d "$path" ]; do path=$(dirname "$path"); done
+  avail=$(df -Pk "$path" | awk 'NR == 2 { print $4 }')
+  if [ -z "$avail" ] || [ "$avail" -lt "$need_kb" ]; then
+    check_fail "not enough free disk space on $path: $((${avail:-0} / 1024)) MB free, $((need_kb / 1024)) MB needed" \
+      "free some space (sudo apt-get clean; sudo journalctl --vacuum-size=50M) or use a larger SD card"
+    return 0
+  fi
+  check_ok "disk: $((avail / 1024)) MB free, $((need_kb / 1024)) MB needed"
+}
+
+# Who listens on a TCP port: "" when nobody, else "name pid".
+port_user() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 \2/p' | head -n 1
+}
+
+check_ports() {
+  if ! command -v ss >/dev/null; then
+    warn "ss (iproute2) is missing: cannot check that the ports are free"
+    return 0
+  fi
+  local name port flag who
+  for name in http mqtt; do
+    if [ "$name" = http ]; then port=$HTTP_PORT flag=--http-port; else port=$MQTT_PORT flag=--mqtt-port; fi
+    who=$(port_user "$port")
+    if [ -z "$who" ] && ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+      check_ok "port $port ($name) is free"
+    elif [ "${who%% *}" = techtemp-server ]; then
+      check_ok "port $port ($name) is TechTemp's own"
+    else
+      local remedy="stop it, or choose another port with $flag N"
+      if [ "${who%% *}" = mosquitto ]; then remedy="TechTemp has its own broker: sudo systemctl disable --now mosquitto, or choose another port with $flag N"; fi
+      check_fail "port $port ($name) is already used by ${who:-another program}" "$remedy"
+    fi
+  done
+}
+
+# I2C as `raspi-config nonint do_i2c 0` enables it, without a reboot: the
+# overlay in config.txt (for the next boots), i2c-dev in /etc/modules, then
+# the overlay and the module loaded now.
+check_i2c() {
+  local bus dev enabled=1
+  bus=$(ini_get "$DEVICE_CONF" sensor i2c_bus)
+  bus=${bus:-1}
+  dev="$ROOT/dev/i2c-$bus"
+  if [ -n "$BOOT_CONFIG" ] && ! grep -qE '^(device_tree_param|dtparam)=([^,]*,)*i2c(_arm)?(=(on|true|yes|1))?(,.*)?$' "$BOOT_CONFIG"; then
+    enabled=0
+  fi
+  if ! grep -qE '^i2c[-_]dev' "$MODULES_FILE" 2>/dev/null; then enabled=0; fi
+  if [ "$enabled" = 0 ] && [ -n "$BOOT_CONFIG" ]; then
+    step "enabling I2C (as raspi-config nonint do_i2c 0)"
+    enable_i2c
+  fi
+  if [ "$DRY_RUN" = 1 ] && [ "$enabled" = 0 ] && [ -n "$BOOT_CONFIG" ]; then
+    check_ok "I2C: would be enabled"
+    return 0
+  fi
+  local waited=0
+  while [ ! -e "$dev" ] && live && [ "$waited" -lt 5 ]; do
+    sleep 1
+    waited=$((waited + 1))
+  done
+  if [ ! -e "$dev" ]; then
+    if [ -z "$BOOT_CONFIG" ]; then
+      check_fail "no I2C bus $bus (/dev/i2c-$bus) and no Raspberry Pi config.txt to enable it in" \
+        "enable I2C for this board and load i2c-dev (sudo modprobe i2c-dev), or set i2c_bus in $DEVICE_CONF; --simulated installs without a sensor"
+    else
+      check_fail "I2C is enabled in $BOOT_CONFIG but /dev/i2c-$bus did not appear" \
+        "reboot (sudo reboot), then run install.sh again; check the AHT20 wiring (SDA pin 3, SCL pin 5, 3.3 V, GND)"
+    fi
+    return 0
+  fi
+  check_ok "I2C: /dev/i2c-$bus"
+}
+
+enable_i2c() {
+  local tmp last_filter
+  tmp=$(mktemp "$WORK/config.XXXXXX")
+  if grep -qE '^#?[[:space:]]*dtparam=i2c_arm=' "$BOOT_CONFIG"; then
+    # Like raspi-config: the first such line, commented out or off, becomes the setting.
+    awk '!done && /^#?[ \t]*dtparam=i2c_arm=/ { print "dtparam=i2c_arm=on"; done = 1; next } { print }' "$BOOT_CONFIG" >"$tmp"
+  else
+    cat "$BOOT_CONFIG" >"$tmp"
+    # A line after a [pi4] or [cm4] filter would apply to those boards only.
+    last_filter=$(grep -E '^\[' "$BOOT_CONFIG" | tail -n 1 || true)
+    if [ -n "$last_filter" ] && [ "$last_filter" != "[all]" ]; then printf '[all]\n' >>"$tmp"; fi
+    printf 'dtparam=i2c_arm=on\n' >>"$tmp"
+  fi
+  put_file "$tmp" "$BOOT_CONFIG" "$(stat -c '%a' "$BOOT_CONFIG")" root:root || true
+  if [ -f "$BLACKLIST_FILE" ] && grep -qE '^blacklist[[:space:]]*i2c[-_]bcm2708' "$BLACKLIST_FILE"; then
+    put_output "$BLACKLIST_FILE" 644 root:root sed -E 's/^(blacklist[[:space:]]*i2c[-_]bcm2708)/#\1/' "$BLACKLIST_FILE" || true
+  fi
+  if ! grep -qE '^i2c[-_]dev' "$MODULES_FILE" 2>/dev/null; then
+    { if [ -f "$MODULES_FILE" ]; then sed -E 's/^#[[:space:]]*(i2c[-_]dev)/\1/' "$MODULES_FILE"; fi; } >"$tmp"
+    grep -qE '^i2c[-_]dev' "$tmp" || printf 'i2c-dev\n' >>"$tmp"
+    put_file "$tmp" "$MODULES_FILE" 644 root:root || true
+  fi
+  if command -v dtparam >/dev/null || [ "$DRY_RUN" = 1 ]; then act_live dtparam i2c_arm=on || warn "dtparam i2c_arm=on failed"; fi
+  act_live modprobe i2c-dev || warn "modprobe i2c-dev failed"
+}
+
+# The AHT20 answers at its address: the agent's own probe (`techtemp-sensor check`).
+check_aht20() {
+  local out
+  if out=$(sensor_cmd check 2>&1); then
+    check_ok "AHT20: ${out//$'\n'/ }"
+  else
+    check_fail "the AHT20 does not answer: ${out//$'\n'/ }" \
+      "check the wiring (VIN 3.3 V, GND, SDA pin 3, SCL pin 5) and i2cdetect -y ${SENSOR_BUS:-1} (it must show 38)"
+  fi
+}
+
+check_server_reachable() {
+  if tcp_open "$SERVER_HOST" "$SERVER_MQTT_PORT"; then
+    check_ok "server MQTT $SERVER_HOST:$SERVER_MQTT_PORT answers"
+  else
+    check_fail "the server does not answer on MQTT $SERVER_HOST:$SERVER_MQTT_PORT" \
+      "install the server first (sudo ./install.sh server on it), check the address and --mqtt-port, and that both Pis are on the same network"
+  fi
+  # The API places the device in its room, and tells when its first reading is stored.
+  if [ -n "$SENSOR_ROOM" ] || live; then
+    local res
+    res=$(http GET "http://$SERVER_HOST:$SERVER_HTTP_PORT/health")
+    if [ "${res%% *}" = 200 ]; then
+      check_ok "server API http://$SERVER_HOST:$SERVER_HTTP_PORT answers"
+    else
+      check_fail "the server API does not answer at http://$SERVER_HOST:$SERVER_HTTP_PORT/health (status ${res%% *})" \
+        "give the server's HTTP port with --http-port N (default 3000); its web pages must open at that address"
+    fi
+  fi
+}
+
+# Runs a checks-first install: stops after reporting every failed check.
+run_checks() {
+  if [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then die "install.sh must run as root" "sudo ./install.sh $COMMAND ..."; fi
+  check_os
+  check_tools
+  check_disk
+  if [ "$COMMAND" = server ]; then
+    check_ports
+  else
+    if [ "$OPT_SIMULATED" = 1 ] || [ "$(ini_get "$DEVICE_CONF" sensor driver)" = sim ]; then
+      check_ok "I2C and AHT20: not needed (simulated sensor)"
+    else
+      check_i2c
+      if [ "$CHECK_FAILURES" = 0 ]; then check_aht20; fi
+    fi
+    check_server_reachable
+  fi
+  if [ "$CHECK_FAILURES" -gt 0 ]; then die "$CHECK_FAILURES check(s) failed: nothing was installed" "see each fix above, then run install.sh again"; fi
+}
+
+# ---------------------------------------------------------------- configuration
+
+role_executables() { if [ "$COMMAND" = server ]; then echo techtemp-server; else echo techtemp-sensor; fi; }
+
+resolve_server_settings() {
+  HTTP_PORT=${OPT_HTTP_PORT:-$(ini_get "$SERVER_CONF" "" http_port)}
+  HTTP_PORT=${HTTP_PORT:-3000}
+  MQTT_PORT=${OPT_MQTT_PORT:-$(ini_get "$SERVER_CONF" "" mqtt_port)}
+  MQTT_PORT=${MQTT_PORT:-1883}
+}
+
+resolve_sensor_settings() {
+  SERVER_HOST=${OPT_SERVER:-$(ini_get "$DEVICE_CONF" mqtt broker_host)}
+  [ -n "$SERVER_HOST" ] || die "the sensor needs the server's address" "sudo ./install.sh sensor --server 192.168.1.10 --room Salon"
+  SERVER_MQTT_PORT=${OPT_MQTT_PORT:-$(ini_get "$DEVICE_CONF" mqtt broker_port)}
+  SERVER_MQTT_PORT=${SERVER_MQTT_PORT:-1883}
+  SERVER_HTTP_PORT=${OPT_HTTP_PORT:-$(ini_get "$INSTALL_CONF" "" server_http_port)}
+  SERVER_HTTP_PORT=${SERVER_HTTP_PORT:-3000}
+  SENSOR_ROOM=${OPT_ROOM:-$(ini_get "$INSTALL_CONF" "" room)}
+  SENSOR_BUS=$(ini_get "$DEVICE_CONF" sensor i2c_bus)
+}
+
+# The config a sensor check or uid runs with before device.conf is installed.
+sensor_conf_draft() {
+  local conf="$WORK/device.conf"
+  if [ ! -f "$conf" ]; then render_device_conf "${OPT_DEVICE_UID:-$(ini_get "$DEVICE_CONF" device device_uid)}" >"$conf"; fi
+  printf '%s' "$conf"
+}
+
+# The agent of the bundle, with a clean environment (no TECHTEMP_* of the person running install.sh).
+sensor_cmd() {
+  local conf
+  conf=$(sensor_conf_draft)
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$BUNDLE_DIR/techtemp-sensor" "$@" "$conf"
+}
+
+render_server_conf() {
+  local base="$WORK/server.conf.base" tmp="$WORK/server.conf.tmp"
+  if [ -f "$SERVER_CONF" ]; then
+    cp "$SERVER_CONF" "$base"
+  else
+    cat >"$base" <<'EOF'
+# TechTemp server settings: `key = value`. install.sh sets http_port and
+# mqtt_port and keeps every other line; environment variables TECHTEMP_*
+# win over this file (README, Configuration).
+EOF
+  fi
+  ini_set "$base" "" http_port "$HTTP_PORT" >"$tmp"
+  ini_set "$tmp" "" mqtt_port "$MQTT_PORT"
+}
+
+# device.conf in the earlier agent's format; an existing one keeps every key not given on the command line.
+render_device_conf() {
+  local uid=$1 base="$WORK/device.conf.base" a="$WORK/device.conf.a" b="$WORK/device.conf.b"
+  if [ -f "$DEVICE_CONF" ]; then
+    cp "$DEVICE_CONF" "$base"
+  else
+    cat >"$base" <<EOF
+# TechTemp sensor settings (the earlier agent's device.conf format).
+# install.sh keeps your edits and rewrites only what its options name.
+[device]
+home_id = home-001
+label = ${OPT_LABEL:-$(hostname 2>/dev/null || echo techtemp-sensor)}
+
+[sensor]
+i2c_address = 0x38
+i2c_bus = 1
+read_interval_seconds = 300
+
+[mqtt]
+broker_port = 1883
+EOF
+  fi
+  cp "$base" "$a"
+  set_ini_into "$a" "$b" device device_uid "$uid"
+  if [ -n "$OPT_HOME" ]; then set_ini_into "$a" "$b" device home_id "$OPT_HOME"; fi
+  if [ -n "$OPT_LABEL" ]; then set_ini_into "$a" "$b" device label "$OPT_LABEL"; fi
+  if [ -n "$OPT_INTERVAL" ]; then set_ini_into "$a" "$b" sensor read_interval_seconds "$OPT_INTERVAL"; fi
+  if [ "$OPT_SIMULATED" = 1 ]; then set_ini_into "$a" "$b" sensor driver sim; fi
+  set_ini_into "$a" "$b" mqtt broker_host "$SERVER_HOST"
+  if [ -n "$OPT_MQTT_PORT" ]; then set_ini_into "$a" "$b" mqtt broker_port "$OPT_MQTT_PORT"; fi
+  cat "$a"
+}
+
+# ini_set in place on a work file (through a second work file).
+set_ini_into() {
+  local file=$1 spare=$2
+  shift 2
+  if [ -z "$3" ]; then return 0; fi
+  ini_set "$file" "$@" >"$spare"
+  mv -f "$spare" "$file"
+}
+
+render_install_conf() {
+  local base="$WORK/install.conf.base" a="$WORK/install.conf.a" b="$WORK/install.conf.b"
+  if [ -f "$INSTALL_CONF" ]; then
+    cp "$INSTALL_CONF" "$base"
+  else
+    printf '# What install.sh needs to remember between runs (not read by the services).\n' >"$base"
+  fi
+  cp "$base" "$a"
+  set_ini_into "$a" "$b" "" server_http_port "$SERVER_HTTP_PORT"
+  set_ini_into "$a" "$b" "" room "$SENSOR_ROOM"
+  cat "$a"
+}
+
+# ---------------------------------------------------------------- services
+
+unit_of() { printf 'techtemp-%s.service' "$1"; }
+
+systemctl_files() {
+  if [ -n "$ROOT" ]; then systemctl --root="$ROOT" "$@"; else systemctl "$@"; fi
+}
+
+is_active() { live && systemctl is-active --quiet "$1" 2>/dev/null; }
+
+ensure_enabled() {
+  local unit=$1
+  if [ "$(systemctl_files is-enabled "$unit" 2>/dev/null || true)" = enabled ]; then return 0; fi
+  if [ -n "$ROOT" ]; then act systemctl --root="$ROOT" enable "$unit"; else act systemctl enable "$unit"; fi
+}
+
+ensure_user() {
+  local extra=()
+  if [ "$COMMAND" = sensor ]; then
+    if [ -z "$(gid_of i2c)" ]; then
+      if [ -n "$ROOT" ]; then act groupadd --root "$ROOT" --system i2c; else act groupadd --system i2c; fi
+    fi
+    extra=(--groups i2c)
+  fi
+  local rootopt=()
+  if [ -n "$ROOT" ]; then rootopt=(--root "$ROOT"); fi
+  if [ -z "$(uid_of "$SERVICE_USER")" ]; then
+    act useradd "${rootopt[@]}" --system --user-group --home-dir /var/lib/techtemp --no-create-home \
+      --shell /usr/sbin/nologin --comment "TechTemp service" "${extra[@]}" "$SERVICE_USER"
+  elif [ "$COMMAND" = sensor ] && ! group_has_member i2c "$SERVICE_USER"; then
+    act usermod "${rootopt[@]}" --append --groups i2c "$SERVICE_USER"
+  fi
+}
+
+ensure_dirs() {
+  ensure_dir "$OPT_DIR" 755 root:root
+  ensure_dir "$ETC_DIR" 750 root:$SERVICE_USER
+  ensure_dir "$VAR_DIR" 750 $SERVICE_USER:$SERVICE_USER
+}
+
+# Health of one role: the server's /health, or the sensor's first reading after `since` stored by the server.
+healthy() {
+  local role=$1 since=$2 res
+  if [ "$role" = server ]; then
+    res=$(http GET "http://127.0.0.1:$HTTP_PORT/health")
+    [ "${res%% *}" = 200 ] && [[ $res == *'"status":"ok"'* ]]
+  else
+    res=$(http GET "http://$SERVER_HOST:$SERVER_HTTP_PORT/api/v1/readings/latest?deviceId=$DEVICE_UID")
+    [ "${res%% *}" = 200 ] || return 1
+    local ts
+    ts=$(printf '%s' "$res" | sed -n 's/.*"ts":"\([^"]*\)".*/\1/p')
+    [ -n "$ts" ] && { [[ $ts > $since ]] || [ "$ts" = "$since" ]; }
+  fi
+}
+
+wait_healthy() {
+  local role=$1 since=$2 deadline=$((SECONDS + WAIT_S))
+  local what="/health"
+  if [ "$role" = sensor ]; then what="its first reading stored by the server"; fi
+  say "waiting for $(unit_of "$role"): $what (at most ${WAIT_S} s)"
+  while [ "$SECONDS" -le "$deadline" ]; do
+    if healthy "$role" "$since"; then return 0; fi
+    sleep 1
+  done
+  return 1
+}
+
+# Online backup through the executable's own SQLite (BUN_BE_BUN=1 makes a
+# compiled Bun program act as the bun CLI): VACUUM INTO writes a consistent
+# copy beside a running server.
+backup_db() {
+  [ -f "$DB_FILE" ] || return 0
+  local dest="$BACKUP_DIR/techtemp-${INSTALLED_VERSION:-unknown}-$STAMP.db" exe
+  ensure_dir "$BACKUP_DIR" 700 root:root
+  if [ "$DRY_RUN" = 1 ]; then
+    say "would back up $DB_FILE to $dest"
+    return 0
+  fi
+  local script='const { Database } = require("bun:sqlite");
+const [src, dst] = process.argv.slice(-2);
+const db = new Database(src, { readonly: true });
+db.exec("PRAGMA busy_timeout = 10000");
+db.run("VACUUM INTO ?", [dst]);
+db.close();'
+  for exe in "$OPT_DIR/techtemp-server" "$BUNDLE_DIR/techtemp-server"; do
+    [ -x "$exe" ] || continue
+    if (cd / && env -i PATH=/usr/bin:/bin BUN_BE_BUN=1 "$exe" -e "$script" "$DB_FILE" "$dest") && [ -s "$dest" ]; then
+      chmod 600 "$dest"
+      say "database backed up to $dest"
+      BACKUP_FILE=$dest
+      prune_backups
+      return 0
+    fi
+    rm -f "$dest"
+  done
+  die "cannot back up the database $DB_FILE: nothing was changed" "check free space in $BACKUP_DIR and the log above"
+}
+
+# Keeps the 3 newest backups.
+prune_backups() {
+  local old
+  while IFS= read -r old; do
+    [ -n "$old" ] && rm -f "$old" && say "removed old backup $old"
+  done < <(find "$BACKUP_DIR" -maxdepth 1 -name 'techtemp-*.db' -printf '%T@ %p\n' | sort -rn | tail -n +4 | cut -d' ' -f2-)
+}
+
+# Installs the role's files; sets ROLE_CHANGED (the service must restart) and UPGRADE.
+install_files() {
+  local role=$1 exe
+  exe=$(role_executables)
+  local unit
+  unit=$(unit_of "$role")
+  ROLE_CHANGED=0
+  UNIT_CHANGED=0
+  UPGRADE=0
+  INSTALLED_VERSION=$(bundle_field "$OPT_DIR" version)
+  if [ -f "$OPT_DIR/$exe" ] && ! cmp -s "$BUNDLE_DIR/$exe" "$OPT_DIR/$exe"; then
+    UPGRADE=1
+    step "upgrading $exe ${INSTALLED_VERSION:-?} -> $BUNDLE_VERSION"
+    if [ "$role" = server ]; then backup_db; fi
+    # The running version, kept (a hard link costs no space) until the new one is healthy.
+    if [ "$DRY_RUN" = 0 ]; then
+      mkdir -p "$PREVIOUS_DIR"
+      ln -f "$OPT_DIR/$exe" "$PREVIOUS_DIR/$exe"
+      if [ -f "$OPT_DIR/BUNDLE" ]; then cp -f "$OPT_DIR/BUNDLE" "$PREVIOUS_DIR/BUNDLE"; fi
+    fi
+  fi
+  if put_file "$BUNDLE_DIR/$exe" "$OPT_DIR/$exe" 755 root:root; then ROLE_CHANGED=1; fi
+  put_file "$BUNDLE_DIR/BUNDLE" "$OPT_DIR/BUNDLE" 644 root:root || true
+  if [ "$BUNDLE_DIR" != "$OPT_DIR" ]; then
+    put_file "$BUNDLE_DIR/README.md" "$OPT_DIR/README.md" 644 root:root || true
+    put_file "$BUNDLE_DIR/install.sh" "$OPT_DIR/install.sh" 755 root:root || true
+  fi
+  # /opt/techtemp is a bundle itself: /opt/techtemp/install.sh can re-apply, repair or uninstall.
+  local any
+  for any in "$BUNDLE_DIR"/systemd/*.service; do
+    if [ "$BUNDLE_DIR" != "$OPT_DIR" ]; then put_file "$any" "$OPT_DIR/systemd/$(basename "$any")" 644 root:root || true; fi
+  done
+  if put_file "$BUNDLE_DIR/systemd/$unit" "$UNIT_DIR/$unit" 644 root:root; then
+    ROLE_CHANGED=1
+    UNIT_CHANGED=1
+  fi
+  if [ "$role" = server ]; then
+    if put_output "$SERVER_CONF" 640 root:$SERVICE_USER render_server_conf; then ROLE_CHANGED=1; fi
+  else
+    if put_output "$DEVICE_CONF" 640 root:$SERVICE_USER render_device_conf "$DEVICE_UID"; then ROLE_CHANGED=1; fi
+    put_output "$INSTALL_CONF" 640 root:root render_install_conf || true
+  fi
+}
+
+# Starts the role's service if anything changed (or it is not running) and waits for its health.
+start_role() {
+  local role=$1 unit since
+  unit=$(unit_of "$role")
+  ensure_enabled "$unit"
+  if [ "$UNIT_CHANGED" = 1 ]; then act_live systemctl daemon-reload; fi
+  since=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+  if [ "$ROLE_CHANGED" = 1 ]; then
+    act_live systemctl restart "$unit"
+  elif live && ! is_active "$unit"; then
+    act systemctl start "$unit"
+  else
+    return 0
+  fi
+  if ! live || [ "$DRY_RUN" = 1 ]; then return 0; fi
+  if wait_healthy "$role" "$since"; then
+    say "$unit is healthy"
+    remove_previous "$role"
+    return 0
+  fi
+  if [ "$UPGRADE" = 1 ]; then rollback "$role"; fi
+  local remedy="see why: journalctl -u $unit -n 50; then run install.sh again (or --wait 300 on a slow network)"
+  if [ "$role" = sensor ]; then remedy="$remedy; a sensor holds its readings until the clock is synchronised (timedatectl)"; fi
+  die "$unit did not become healthy within ${WAIT_S} s" "$remedy"
+}
+
+remove_previous() {
+  local exe
+  exe=$(role_executables)
+  rm -f "$PREVIOUS_DIR/$exe"
+  if [ -d "$PREVIOUS_DIR" ] && [ -z "$(find "$PREVIOUS_DIR" -name 'techtemp-*')" ]; then rm -rf "$PREVIOUS_DIR"; fi
+}
+
+# The new version failed its health check: the previous executable comes
+# back, and if it does not come up on the (possibly migrated) database, the
+# backup taken before the upgrade does (the failed database is kept aside).
+rollback() {
+  local role=$1 unit exe old since
+  unit=$(unit_of "$role")
+  exe=$(role_executables)
+  old=$(bundle_field "$PREVIOUS_DIR" version)
+  step "the new version failed its health check: rolling back to ${old:-the previous version}"
+  put_file "$PREVIOUS_DIR/$exe" "$OPT_DIR/$exe" 755 root:root || true
+  if [ -f "$PREVIOUS_DIR/BUNDLE" ]; then put_file "$PREVIOUS_DIR/BUNDLE" "$OPT_DIR/BUNDLE" 644 root:root || true; fi
+  since=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+  act systemctl restart "$unit"
+  if ! wait_healthy "$role" "$since" && [ "$role" = server ] && [ -n "${BACKUP_FILE:-}" ]; then
+    step "the previous version does not start on this database either: restoring the backup $BACKUP_FILE"
+    act systemctl stop "$unit"
+    local f
+    for f in "$DB_FILE" "$DB_FILE-wal" "$DB_FILE-shm"; do
+      if [ -e "$f" ]; then mv -f "$f" "$VAR_DIR/$(basename "$f").failed-$STAMP"; fi
+    done
+    cp "$BACKUP_FILE" "$DB_FILE"
+    chown "$(numeric_owner "$SERVICE_USER:$SERVICE_USER")" "$DB_FILE"
+    chmod 600 "$DB_FILE"
+    since=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+    act systemctl start "$unit"
+    wait_healthy "$role" "$since" || die "the rollback did not come up either" "journalctl -u $unit -n 100; the database backup is $BACKUP_FILE"
+  fi
+  remove_previous "$role"
+  die "the upgrade to $BUNDLE_VERSION failed its health check; ${old:-the previous version} is running again (config and data kept${BACKUP_FILE:+, backup $BACKUP_FILE})" \
+    "see why the new version failed: journalctl -u $unit -n 100"
+}
+
+# Puts the device in its room through the API: POST places it (a 409 means it
+# is placed already), then a PUT moves it if its room is another one.
+register_device() {
+  [ -n "$SENSOR_ROOM" ] || return 0
+  local api="http://$SERVER_HOST:$SERVER_HTTP_PORT/api/v1/devices" room label body res
+  room=$(json_escape "$SENSOR_ROOM")
+  res=$(http GET "$api/$DEVICE_UID")
+  if [ "${res%% *}" = 200 ] && [[ $res == *"\"name\":\"$room\""* ]]; then return 0; fi
+  CHANGES=$((CHANGES + 1))
+  if [ "$DRY_RUN" = 1 ]; then
+    say "would place $DEVICE_UID in room '$SENSOR_ROOM' on the server"
+    return 0
+  fi
+  body="{\"device_uid\":\"$DEVICE_UID\",\"room_name\":\"$room\""
+  label=$(ini_get "$DEVICE_CONF" device label)
+  if [ -n "$label" ]; then body+=",\"label\":\"$(json_escape "$label")\""; fi
+  res=$(http POST "$api" "$body}")
+  case ${res%% *} in
+    201) say "placed $DEVICE_UID in room '$SENSOR_ROOM'" ;;
+    409)
+      res=$(http PUT "$api/$DEVICE_UID" "{\"room_name\":\"$room\"}")
+      [ "${res%% *}" = 200 ] || die "the server refused to move $DEVICE_UID to '$SENSOR_ROOM': ${res#* }" "move it in the web pages"
+      say "moved $DEVICE_UID to room '$SENSOR_ROOM'"
+      ;;
+    *) die "the server refused to register $DEVICE_UID: ${res#* }" "place the device in the web pages, or fix --room" ;;
+  esac
+}
+
+# The hardware watchdog as the earlier deployment set it up: the kernel
+# driver, the dtparam, the watchdog daemon with exactly `key = value` lines
+# (watchdog 5.16 ignores space-aligned ones); a sensor also reboots when its
+# gateway stops answering for 10 minutes.
+setup_watchdog() {
+  step "hardware watchdog"
+  if ! command -v watchdog >/dev/null && [ ! -x "$ROOT/usr/sbin/watchdog" ]; then
+    act_live apt-get install -y watchdog
+  fi
+  if [ ! -e "$ROOT/dev/watchdog" ]; then act_live modprobe bcm2835_wdt || warn "modprobe bcm2835_wdt failed (not a Raspberry Pi?)"; fi
+  if [ -n "$BOOT_CONFIG" ] && ! grep -qE '^dtparam=watchdog=on' "$BOOT_CONFIG"; then
+    put_output "$BOOT_CONFIG" "$(stat -c '%a' "$BOOT_CONFIG")" root:root with_line "$BOOT_CONFIG" dtparam=watchdog=on || true
+  fi
+  local gateway=""
+  if [ "$COMMAND" = sensor ]; then
+    gateway=$(ip route show default 2>/dev/null | awk '/^default/ { print $3; exit }')
+    if [ -z "$gateway" ]; then warn "no default gateway: the watchdog will not ping"; fi
+  fi
+  if put_output "$WATCHDOG_CONF" 644 root:root render_watchdog_conf "$gateway"; then
+    if [ -z "$ROOT" ]; then
+      act systemctl enable watchdog
+    elif [ -f "$ROOT/lib/systemd/system/watchdog.service" ] || [ -f "$ROOT/usr/lib/systemd/system/watchdog.service" ]; then
+      act systemctl --root="$ROOT" enable watchdog.service
+    else
+      say "skipped (--root): systemctl enable watchdog.service (the watchdog package is not in the tree)"
+    fi
+    act_live systemctl stop watchdog wd_keepalive || true
+    if live && [ "$DRY_RUN" = 0 ]; then sleep 1; fi
+    act_live systemctl start watchdog
+  fi
+}
+
+# /etc/watchdog.conf; `ping` (the sensor's gateway, never the server) reboots a Pi whose network is gone.
+render_watchdog_conf() {
+  printf '# Written by TechTemp install.sh --watchdog: exactly "key = value" (watchdog ignores aligned lines).\n'
+  printf 'watchdog-device = /dev/watchdog\ninterval = 10\nrealtime = yes\npriority = 1\n'
+  if [ -n "$1" ]; then printf 'ping = %s\nretry-timeout = 600\n' "$1"; fi
+}
+
+# A file's text with one more line.
+with_line() {
+  cat "$1"
+  printf '%s\n' "$2"
+}
+
+# ---------------------------------------------------------------- commands
+
+host_address() { hostname -I 2>/dev/null | awk '{ print $1 }' || true; }
+
+do_install() {
+  local role=$COMMAND changes_before=$CHANGES
+  resolve_bundle
+  step "TechTemp $BUNDLE_VERSION (linux-$BUNDLE_ARCH) from $BUNDLE_DIR: $role"
+  [ -x "$BUNDLE_DIR/$(role_executables)" ] || die "this bundle has no $(role_executables)" "use a full bundle (bun run build)"
+  step "checking this machine"
+  check_arch_or_die
+  if [ "$role" = server ]; then resolve_server_settings; else resolve_sensor_settings; fi
+  run_checks
+  if [ "$role" = sensor ]; then
+    DEVICE_UID=${OPT_DEVICE_UID:-$(ini_get "$DEVICE_CONF" device device_uid)}
+    if [ -z "$DEVICE_UID" ]; then
+      DEVICE_UID=$(sensor_cmd uid) || die "cannot work out the device uid: $DEVICE_UID" "give one with --device-uid aht20-xxxxxx"
+    fi
+    valid_id "$DEVICE_UID" || die "the device uid '$DEVICE_UID' is not valid" "give one with --device-uid aht20-xxxxxx"
+  fi
+
+  step "installing"
+  ensure_user
+  ensure_dirs
+  install_files "$role"
+  if [ "$role" = sensor ]; then register_device; fi
+  start_role "$role"
+  if [ "$WATCHDOG" = 1 ]; then setup_watchdog; fi
+  summary "$role" $((CHANGES - changes_before))
+}
+
+summary() {
+  local role=$1 changed=$2 host
+  host=$(host_address)
+  host=${host:-$(hostname 2>/dev/null || echo localhost)}
+  say ""
+  if [ "$DRY_RUN" = 1 ]; then
+    say "dry run: $changed change(s) listed above, none made"
+  elif [ "$changed" = 0 ]; then
+    say "no change: TechTemp $BUNDLE_VERSION $role is installed as asked"
+  fi
+  if [ "$role" = server ]; then
+    say "TechTemp server $BUNDLE_VERSION"
+    say "  web pages  http://$host:$HTTP_PORT/"
+    say "  API        http://$host:$HTTP_PORT/api/v1/devices"
+    say "  MQTT       $host:$MQTT_PORT"
+    say "  config     ${SERVER_CONF#"$ROOT"}   data ${VAR_DIR#"$ROOT"}"
+    say "  sensors:   sudo ./install.sh sensor --server $host --mqtt-port $MQTT_PORT --http-port $HTTP_PORT --room NAME"
+  else
+    say "TechTemp sensor $BUNDLE_VERSION"
+    say "  device     $DEVICE_UID"
+    say "  room       ${SENSOR_ROOM:-(unplaced: place it in the web pages)}"
+    say "  server     mqtt://$SERVER_HOST:$SERVER_MQTT_PORT   http://$SERVER_HOST:$SERVER_HTTP_PORT/"
+    say "  config     ${DEVICE_CONF#"$ROOT"}"
+  fi
+  say "  service    systemctl status $(unit_of "$role")   journalctl -u $(unit_of "$role")"
+}
+
+do_uninstall() {
+  if [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then die "install.sh must run as root" "sudo ./install.sh uninstall"; fi
+  local changes_before=$CHANGES role unit
+  step "uninstalling TechTemp$([ "$PURGE" = 1 ] && echo ' (purge: config, data and the techtemp user too)')"
+  for role in server sensor; do
+    unit=$(unit_of "$role")
+    [ -f "$UNIT_DIR/$unit" ] || continue
+    if [ -n "$ROOT" ]; then
+      act_live systemctl stop "$unit" || true
+      act systemctl --root="$ROOT" disable "$unit"
+    else
+      act systemctl disable --now "$unit"
+    fi
+    remove_path "$UNIT_DIR/$unit"
+  done
+  if [ "$CHANGES" -gt "$changes_before" ]; then act_live systemctl daemon-reload; fi
+  remove_path "$OPT_DIR"
+  if [ "$PURGE" = 1 ]; then
+    remove_path "$ETC_DIR"
+    remove_path "$VAR_DIR"
+    if [ -n "$(uid_of "$SERVICE_USER")" ]; then
+      if [ -n "$ROOT" ]; then act userdel --root "$ROOT" "$SERVICE_USER"; else act userdel "$SERVICE_USER"; fi
+    fi
+    if [ -n "$(gid_of "$SERVICE_USER")" ]; then
+      if [ -n "$ROOT" ]; then act groupdel --root "$ROOT" "$SERVICE_USER"; else act groupdel "$SERVICE_USER"; fi
+    fi
+  fi
+  say ""
+  if [ "$CHANGES" = "$changes_before" ]; then
+    say "no change: TechTemp is not installed"
+  elif [ "$DRY_RUN" = 1 ]; then
+    say "dry run: $((CHANGES - changes_before)) change(s) listed above, none made"
+  elif [ "$PURGE" = 1 ]; then
+    say "TechTemp removed with its config, data and user"
+  else
+    say "TechTemp removed; kept ${ETC_DIR#"$ROOT"} (config), ${VAR_DIR#"$ROOT"} (data and backups) and the techtemp user: uninstall --purge removes them"
+  fi
+  say "left as they were: I2C and the hardware watchdog settings"
+}
+
+do_status() {
+  local role unit version problems=0 res
+  version=$(bundle_field "$OPT_DIR" version)
+  if [ -z "$version" ]; then
+    say "TechTemp is not installed in ${OPT_DIR#"$ROOT"}"
+    return 1
+  fi
+  say "TechTemp $version (linux-$(bundle_field "$OPT_DIR" arch)) in ${OPT_DIR#"$ROOT"}"
+  for role in server sensor; do
+    unit=$(unit_of "$role")
+    if [ ! -f "$UNIT_DIR/$unit" ]; then continue; fi
+    local enabled active
+    enabled=$(systemctl_files is-enabled "$unit" 2>/dev/null || true)
+    if live; then active=$(systemctl is-active "$unit" 2>/dev/null || true); else active="not checked (--root)"; fi
+    say "$role: ${enabled:-unknown}, ${active:-unknown}"
+    if [ "$role" = server ]; then
+      resolve_server_settings
+      say "  config ${SERVER_CONF#"$ROOT"}: http_port $HTTP_PORT, mqtt_port $MQTT_PORT"
+      if live; then
+        res=$(http GET "http://127.0.0.1:$HTTP_PORT/health")
+        if [ "${res%% *}" = 000 ]; then say "  health: not answering on port $HTTP_PORT"; else say "  health: ${res#* }"; fi
+        [ "${res%% *}" = 200 ] || problems=$((problems + 1))
+      fi
+      if [ -f "$DB_FILE" ]; then say "  database ${DB_FILE#"$ROOT"}: $(du -h "$DB_FILE" | cut -f1)"; fi
+      if [ -d "$BACKUP_DIR" ]; then say "  backups: $(find "$BACKUP_DIR" -name 'techtemp-*.db' | wc -l) in ${BACKUP_DIR#"$ROOT"}"; fi
+    else
+      SERVER_HOST=$(ini_get "$DEVICE_CONF" mqtt broker_host)
+      SERVER_HTTP_PORT=$(ini_get "$INSTALL_CONF" "" server_http_port)
+      DEVICE_UID=$(ini_get "$DEVICE_CONF" device device_uid)
+      say "  device $DEVICE_UID -> mqtt://$SERVER_HOST:$(ini_get "$DEVICE_CONF" mqtt broker_port), room $(ini_get "$INSTALL_CONF" "" room)"
+      if live; then
+        res=$(http GET "http://$SERVER_HOST:${SERVER_HTTP_PORT:-3000}/api/v1/readings/latest?deviceId=$DEVICE_UID")
+        say "  last reading on the server: ${res#* }"
+      fi
+    fi
+    if live && [ "$active" != active ]; then problems=$((problems + 1)); fi
+  done
+  if [ "$problems" -gt 0 ]; then return 1; fi
+}
+
+main() {
+  init_globals
+  parse_args "$@"
+  init_paths
+  trap on_exit EXIT
+  trap 'on_error "$LINENO" "$BASH_COMMAND" "$?"' ERR
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/techtemp-install.XXXXXX")
+  start_log
+  case $COMMAND in
+    server | sensor) do_install ;;
+    uninstall) do_uninstall ;;
+    status) do_status || exit 1 ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,202 @@
+// `bun run build`: single executables of the server and the sensor agent for
+// the Pis (linux-arm64) and for PCs (linux-x64), and one bundle per
+// architecture that installs without internet:
+//
+//   dist/techtemp-<version>-linux-<arch>/          techtemp-server, techtemp-sensor, install.sh,
+//                                                 systemd/, README.md, BUNDLE
+//   dist/techtemp-<version>-linux-<arch>.tar.gz    the same directory, packed
+//
+//   bun scripts/build.ts [--arch arm64,x64] [--out DIR] [--no-tar]
+//
+// Each executable carries the Bun runtime, so a Pi needs neither Bun nor Node.
+// The server's views and static files are imported `with { type: "file" }`,
+// which `--compile` embeds: the executable serves them from anywhere.
+
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+/** The architectures a bundle is built for, named as `dpkg --print-architecture` and Bun's targets name them. */
+export const ARCHS = {
+  arm64: { target: "bun-linux-arm64", npmPackage: "@oven/bun-linux-aarch64" },
+  x64: { target: "bun-linux-x64", npmPackage: "@oven/bun-linux-x64" },
+} as const;
+export type Arch = keyof typeof ARCHS;
+
+/** The executables of a bundle and their entry points. */
+export const EXECUTABLES = { "techtemp-server": "server.ts", "techtemp-sensor": "sensor.ts" } as const;
+
+const ROOT = resolve(import.meta.dir, "..");
+
+/** What one build produced for one architecture. */
+export interface BuiltBundle {
+  arch: Arch;
+  version: string;
+  /** The unpacked bundle directory (what `install.sh --bundle DIR` takes). */
+  dir: string;
+  /** The .tar.gz, unless built with `tar: false`. */
+  tarball: string | null;
+}
+
+/** The version and the pinned Bun of package.json. */
+export function projectInfo(root = ROOT): { version: string; bun: string } {
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+  const bun = /^bun@(.+)$/.exec(pkg.packageManager ?? "")?.[1];
+  if (!bun) throw new Error(`package.json: packageManager must be "bun@<version>", got ${JSON.stringify(pkg.packageManager)}`);
+  return { version: pkg.version, bun };
+}
+
+/**
+ * Bun fetches the runtime of a foreign target on first use and keeps it in
+ * its cache. Where that fetch is impossible (a proxy, no network), the same
+ * runtime ships as the npm package `@oven/bun-linux-<cpu>`: `npm pack` it
+ * (npm honours the machine's registry settings) and hand its `bin/bun` to
+ * the compiler as `executablePath`.
+ */
+export async function runtimeFromNpm(arch: Arch, bunVersion: string, workDir: string): Promise<string> {
+  const spec = `${ARCHS[arch].npmPackage}@${bunVersion}`;
+  const dir = join(workDir, `runtime-${arch}`);
+  mkdirSync(dir, { recursive: true });
+  const pack = Bun.spawnSync(["npm", "pack", "--silent", spec], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+  const tgz = pack.stdout.toString().trim().split("\n").pop();
+  if (pack.exitCode !== 0 || !tgz) throw new Error(`npm pack ${spec} failed: ${pack.stderr.toString().trim()}`);
+  const untar = Bun.spawnSync(["tar", "-xzf", tgz, "-C", dir], { cwd: dir, stderr: "pipe" });
+  if (untar.exitCode !== 0) throw new Error(`unpack ${tgz}: ${untar.stderr.toString().trim()}`);
+  const bin = join(dir, "package", "bin", "bun");
+  if (!existsSync(bin)) throw new Error(`${spec} has no bin/bun`);
+  return bin;
+}
+
+/** Compiles one entry point into one executable, fetching the target's runtime from npm if Bun cannot. */
+async function compile(entry: string, outfile: string, arch: Arch, bunVersion: string, workDir: string): Promise<void> {
+  const attempt = (executablePath?: string) =>
+    Bun.build({
+      entrypoints: [join(ROOT, entry)],
+      compile: { target: ARCHS[arch].target, outfile, ...(executablePath ? { executablePath } : {}) },
+      // Readable stack traces in the journal matter more than 1 % of the size (the runtime is ~100 MB).
+      minify: false,
+      throw: false,
+    } as Parameters<typeof Bun.build>[0]);
+  let result = await attempt();
+  if (!result.success && arch !== hostArch()) {
+    console.error(`build: Bun could not fetch the ${arch} runtime itself (${result.logs.map(String).join("; ")}); trying npm`);
+    result = await attempt(await runtimeFromNpm(arch, bunVersion, workDir));
+  }
+  if (!result.success) throw new Error(`compile ${entry} for ${arch}:\n${result.logs.map(String).join("\n")}`);
+}
+
+/** This machine's architecture in our names, or null when Bun has no Linux build for it. */
+export function hostArch(): Arch | null {
+  return process.arch === "arm64" ? "arm64" : process.arch === "x64" ? "x64" : null;
+}
+
+/** The README inside a bundle: what is in it and the one command that installs it. */
+function bundleReadme(version: string, arch: Arch): string {
+  return `# TechTemp ${version} for linux-${arch}
+
+Self-contained executables (the Bun runtime is inside: no Bun or Node needed):
+
+- \`techtemp-server\`: MQTT broker, SQLite database, JSON API and web pages in one process
+- \`techtemp-sensor\`: the sensor agent (AHT20 over I2C, publishes over MQTT)
+- \`install.sh\`: installs either role as a hardened systemd service, upgrades, uninstalls
+- \`systemd/\`: the units install.sh installs
+
+Install (as root, on Raspberry Pi OS 64-bit or Debian 12):
+
+    sudo ./install.sh server                                  # the server Pi
+    sudo ./install.sh sensor --server 192.168.1.10 --room Salon   # each sensor Pi
+
+Run it again with a newer bundle to upgrade (the database is backed up first,
+and the previous version comes back if the new one fails its health check).
+\`sudo ./install.sh status\`, \`sudo ./install.sh uninstall [--purge]\`,
+\`./install.sh --help\` for every option.
+`;
+}
+
+/** Packs `dir` reproducibly: sorted names, root-owned, fixed time, gzip without a timestamp. */
+function pack(dir: string, tarball: string, mtime: number): void {
+  const parent = resolve(dir, "..");
+  const name = dir.slice(parent.length + 1);
+  const tar = Bun.spawnSync(
+    ["tar", "--sort=name", `--mtime=@${mtime}`, "--owner=0", "--group=0", "--numeric-owner", "-cf", "-", name],
+    { cwd: parent, stdout: "pipe", stderr: "pipe" },
+  );
+  if (tar.exitCode !== 0) throw new Error(`tar ${dir}: ${tar.stderr.toString().trim()}`);
+  const gzip = Bun.spawnSync(["gzip", "-n", "-6"], { stdin: tar.stdout, stdout: "pipe", stderr: "pipe" });
+  if (gzip.exitCode !== 0) throw new Error(`gzip ${tarball}: ${gzip.stderr.toString().trim()}`);
+  writeFileSync(tarball, gzip.stdout);
+}
+
+/** Builds the bundles of `archs` into `outDir`. */
+export async function build(options: { archs?: Arch[]; outDir?: string; tar?: boolean; log?: (line: string) => void } = {}): Promise<BuiltBundle[]> {
+  const archs = options.archs ?? (Object.keys(ARCHS) as Arch[]);
+  const outDir = resolve(options.outDir ?? join(ROOT, "dist"));
+  const log = options.log ?? ((line: string) => console.log(line));
+  const { version, bun } = projectInfo();
+  for (const entry of Object.values(EXECUTABLES)) {
+    if (!existsSync(join(ROOT, entry))) throw new Error(`build: ${entry} is missing`);
+  }
+  // The bundle's files carry the time of the last commit (or 2026-01-01 outside git), so two builds of one tree are identical.
+  const git = Bun.spawnSync(["git", "log", "-1", "--format=%ct"], { cwd: ROOT, stdout: "pipe", stderr: "ignore" });
+  const mtime = Number(process.env.SOURCE_DATE_EPOCH ?? git.stdout.toString().trim()) || 1_767_225_600;
+
+  const workDir = join(tmpdir(), `techtemp-build-${process.pid}`);
+  const built: BuiltBundle[] = [];
+  try {
+    for (const arch of archs) {
+      const dir = join(outDir, `techtemp-${version}-linux-${arch}`);
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(join(dir, "systemd"), { recursive: true });
+      for (const [exe, entry] of Object.entries(EXECUTABLES)) {
+        const t0 = performance.now();
+        await compile(entry, join(dir, exe), arch, bun, workDir);
+        log(`build: ${arch}/${exe} (${Math.round(performance.now() - t0)} ms)`);
+      }
+      cpSync(join(ROOT, "install.sh"), join(dir, "install.sh"));
+      chmodSync(join(dir, "install.sh"), 0o755);
+      for (const unit of ["techtemp-server.service", "techtemp-sensor.service"]) cpSync(join(ROOT, "systemd", unit), join(dir, "systemd", unit));
+      writeFileSync(join(dir, "README.md"), bundleReadme(version, arch));
+      // install.sh reads this to check the bundle fits the machine and to name backups.
+      writeFileSync(join(dir, "BUNDLE"), `name=techtemp\nversion=${version}\narch=${arch}\nbun=${bun}\n`);
+      let tarball: string | null = null;
+      if (options.tar !== false) {
+        tarball = `${dir}.tar.gz`;
+        pack(dir, tarball, mtime);
+        log(`build: ${tarball}`);
+      }
+      built.push({ arch, version, dir, tarball });
+    }
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
+  return built;
+}
+
+/** Parses the command line of `bun scripts/build.ts`. */
+export function parseArgs(argv: string[]): { archs: Arch[]; outDir?: string; tar: boolean } {
+  let archs = Object.keys(ARCHS) as Arch[];
+  let outDir: string | undefined;
+  let tar = true;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--no-tar") tar = false;
+    else if (arg === "--out" && argv[i + 1]) outDir = argv[++i];
+    else if (arg === "--arch" && argv[i + 1]) {
+      const wanted = argv[++i]!.split(",").map((a) => (a === "host" ? hostArch() : a));
+      const unknown = wanted.filter((a) => !(a && a in ARCHS));
+      if (unknown.length) throw new Error(`--arch: unknown ${unknown.join(", ")} (known: ${Object.keys(ARCHS).join(", ")}, host)`);
+      archs = wanted as Arch[];
+    } else throw new Error(`unknown argument ${JSON.stringify(arg)}\nusage: bun scripts/build.ts [--arch arm64,x64|host] [--out DIR] [--no-tar]`);
+  }
+  return { archs, outDir, tar };
+}
+
+if (import.meta.main) {
+  try {
+    const args = parseArgs(process.argv.slice(2));
+    await build({ archs: args.archs, outDir: args.outDir, tar: args.tar });
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(1);
+  }
+}

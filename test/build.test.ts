@@ -1,0 +1,147 @@
+// `bun run build`: the x64 bundle (the arm64 one is tested under qemu in
+// arm64.test.ts). The compiled server is copied alone into an empty
+// directory and must serve its health, its pages and their static files
+// from there: everything it serves is inside the executable.
+
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "../scripts/build.ts";
+import { run, tempDir, waitFor, withTimeout } from "./helpers.ts";
+import { buildBundle, cleanEnv, makeRoot, REPO } from "./fixtures/install/harness.ts";
+
+let bundle: Awaited<ReturnType<typeof buildBundle>>;
+
+beforeAll(async () => {
+  bundle = await buildBundle("x64", { tar: true });
+}, 180_000);
+
+afterAll(() => bundle?.cleanup());
+
+test("the bundle holds both executables, install.sh, the units, a README and its BUNDLE card, owned by root", async () => {
+  expect(bundle.tarball).toEndWith("/techtemp-0.1.0-linux-x64.tar.gz");
+  const r = await run(["tar", "-tvzf", bundle.tarball!], { timeoutMs: 60_000 });
+  expect(r.code).toBe(0);
+  const entries = r.stdout
+    .trim()
+    .split("\n")
+    .map((l) => l.split(/\s+/))
+    .map((f) => `${f[0]} ${f[1]} ${f[5]}`);
+  expect(entries).toEqual([
+    "drwxr-xr-x 0/0 techtemp-0.1.0-linux-x64/",
+    "-rw-r--r-- 0/0 techtemp-0.1.0-linux-x64/BUNDLE",
+    "-rw-r--r-- 0/0 techtemp-0.1.0-linux-x64/README.md",
+    "-rwxr-xr-x 0/0 techtemp-0.1.0-linux-x64/install.sh",
+    "drwxr-xr-x 0/0 techtemp-0.1.0-linux-x64/systemd/",
+    "-rw-r--r-- 0/0 techtemp-0.1.0-linux-x64/systemd/techtemp-sensor.service",
+    "-rw-r--r-- 0/0 techtemp-0.1.0-linux-x64/systemd/techtemp-server.service",
+    "-rwxr-xr-x 0/0 techtemp-0.1.0-linux-x64/techtemp-sensor",
+    "-rwxr-xr-x 0/0 techtemp-0.1.0-linux-x64/techtemp-server",
+  ]);
+  expect(readFileSync(join(bundle.dir, "BUNDLE"), "utf8")).toBe("name=techtemp\nversion=0.1.0\narch=x64\nbun=1.4.5\n");
+  expect(readFileSync(join(bundle.dir, "install.sh"), "utf8")).toBe(readFileSync(join(REPO, "install.sh"), "utf8"));
+  expect(readFileSync(join(bundle.dir, "README.md"), "utf8")).toContain("sudo ./install.sh server");
+});
+
+test("the compiled server serves /health, a page and its static files from a directory without the source tree", async () => {
+  const dir = tempDir("techtemp-alone-");
+  const exe = join(dir.path, "techtemp-server");
+  copyFileSync(join(bundle.dir, "techtemp-server"), exe);
+  Bun.spawnSync(["chmod", "755", exe]);
+  writeFileSync(join(dir.path, "empty.conf"), "");
+  const proc = Bun.spawn([exe], {
+    cwd: dir.path,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: cleanEnv({
+      TECHTEMP_CONFIG: join(dir.path, "empty.conf"),
+      TECHTEMP_HTTP_PORT: "0",
+      TECHTEMP_MQTT_PORT: "0",
+      TECHTEMP_HOST: "127.0.0.1",
+      TECHTEMP_DATA_DIR: join(dir.path, "data"),
+    }),
+  });
+  let out = "";
+  const reader = (async () => {
+    for await (const chunk of proc.stdout) out += new TextDecoder().decode(chunk);
+  })();
+  try {
+    const http = await waitFor(() => /http=(\d+)/.exec(out)?.[1], 30_000, "the server to print its ports");
+    const base = `http://127.0.0.1:${http}`;
+    const health = await fetch(`${base}/health`, { signal: AbortSignal.timeout(10_000) });
+    expect(await health.json()).toEqual({ status: "ok" });
+
+    const page = await fetch(`${base}/`, { signal: AbortSignal.timeout(10_000) });
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    const html = await page.text();
+    const assets = [...html.matchAll(/(?:src|href)="(\/static\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(assets.length).toBeGreaterThanOrEqual(3);
+    for (const asset of assets) {
+      const res = await fetch(base + asset, { signal: AbortSignal.timeout(10_000) });
+      expect(`${asset} ${res.status}`).toBe(`${asset} 200`);
+      expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(0);
+    }
+    proc.kill("SIGTERM");
+    expect(await withTimeout(proc.exited, 20_000, "the server to stop on SIGTERM")).toBe(0);
+  } finally {
+    proc.kill("SIGKILL");
+    await reader.catch(() => {});
+    dir.cleanup();
+  }
+}, 60_000);
+
+test("install.sh --bundle installs from the .tar.gz", async () => {
+  const root = makeRoot(bundle.dir);
+  try {
+    const r = await root.install(["server", "--bundle", bundle.tarball!]);
+    expect(r.stdout).toContain(`unpacking ${bundle.tarball}`);
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(root.path, "opt/techtemp/techtemp-server")).equals(readFileSync(join(bundle.dir, "techtemp-server")))).toBe(true);
+    const truncated = join(root.path, "truncated.tar.gz");
+    writeFileSync(truncated, readFileSync(bundle.tarball!).subarray(0, 1_000_000));
+    const bad = await root.install(["server", "--bundle", truncated]);
+    expect(bad.code).toBe(1);
+    expect(bad.output).toContain(`error: cannot unpack ${truncated}`);
+    expect(bad.output).toContain("fix: download it again (it may be truncated)");
+  } finally {
+    root.cleanup();
+  }
+}, 60_000);
+
+test("the compiled agent prints its uid and checks a simulated AHT20", async () => {
+  const dir = tempDir("techtemp-agent-");
+  try {
+    const conf = join(dir.path, "device.conf");
+    writeFileSync(conf, "[device]\ndevice_uid = aht20-b0b0b0\n[sensor]\ndriver = sim\n");
+    const env = cleanEnv({ TECHTEMP_DATA_DIR: dir.path });
+    const uid = await run([join(bundle.dir, "techtemp-sensor"), "uid", conf], { env, cwd: dir.path });
+    expect(uid.stdout.trim()).toBe("aht20-b0b0b0");
+    const check = await run([join(bundle.dir, "techtemp-sensor"), "check", conf], { env, cwd: dir.path });
+    expect(check.code).toBe(0);
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test("the build command line: architectures by name or host, unknown ones refused", () => {
+  expect(parseArgs([]).archs).toEqual(["arm64", "x64"]);
+  expect(parseArgs(["--arch", "arm64", "--no-tar", "--out", "/tmp/x"])).toEqual({ archs: ["arm64"], outDir: "/tmp/x", tar: false });
+  expect(parseArgs(["--arch", "host"]).archs).toEqual([process.arch === "arm64" ? "arm64" : "x64"]);
+  expect(() => parseArgs(["--arch", "armv7"])).toThrow("--arch: unknown armv7 (known: arm64, x64, host)");
+  expect(() => parseArgs(["--bogus"])).toThrow('unknown argument "--bogus"');
+});
+
+test("a build without its entry points fails naming the missing file", async () => {
+  const dir = tempDir("techtemp-nosensor-");
+  try {
+    mkdirSync(join(dir.path, "scripts"));
+    copyFileSync(join(REPO, "scripts/build.ts"), join(dir.path, "scripts/build.ts"));
+    copyFileSync(join(REPO, "package.json"), join(dir.path, "package.json"));
+    const r = await run(["bun", "scripts/build.ts", "--arch", "x64", "--no-tar"], { cwd: dir.path });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("build: server.ts is missing");
+  } finally {
+    dir.cleanup();
+  }
+});
