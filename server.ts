@@ -5,6 +5,7 @@
 //
 //   bun server.ts                 run the server (config: env over file over defaults)
 //   bun server.ts inspect [...]   what the database holds (safe beside a live server)
+//   bun server.ts import-legacy PATH   import the earlier TechTemp's SQLite database
 
 import { Elysia } from "elysia";
 import { join } from "node:path";
@@ -15,9 +16,12 @@ import { DEFAULT_HOME_ID } from "./lib/contract.ts";
 import { DB_FILE, openDatabase } from "./lib/db.ts";
 import { createIngest } from "./lib/ingest.ts";
 import { runInspect } from "./lib/inspect.ts";
+import { runImportLegacy } from "./lib/legacy-import.ts";
 import { createLog, type Log } from "./lib/log.ts";
 import { createReadings } from "./lib/readings.ts";
+import { createRetention, ensureIncrementalVacuum, type Retention } from "./lib/retention.ts";
 import { createStore, type Store } from "./lib/store.ts";
+import { createWeb } from "./lib/web.ts";
 
 /** A running server. */
 export interface Running {
@@ -28,6 +32,8 @@ export interface Running {
   store: Store;
   /** The broker, for its counters. */
   broker: Broker;
+  /** The retention job (its schedule runs inside the server; tests call runOnce). */
+  retention: Retention;
   /** Stops accepting, commits what is in flight, closes HTTP, broker and database. */
   close(): Promise<void>;
 }
@@ -37,7 +43,14 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
   const log = options.log ?? createLog({ level: config.log_level });
   const dbPath = join(config.data_dir, DB_FILE);
   const db = openDatabase(dbPath);
-  const store = createStore(db, { now: options.now });
+  // Before anything else uses the database: retention returns freed pages to the file system.
+  try {
+    ensureIncrementalVacuum(db, log.child("retention"));
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  const store = createStore(db, { now: options.now, log: log.child("store") });
   const readings = createReadings(db);
   const ingest = createIngest({ store, log: log.child("ingest") });
 
@@ -72,7 +85,8 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
 
   const app = new Elysia()
     .use(errorHandling(log.child("http")))
-    .use(createApi({ store, readings, broker, ingest, log: log.child("api") }));
+    .use(createApi({ store, readings, broker, ingest, log: log.child("api") }))
+    .use(createWeb({ store, broker, stats: readings.stats, log: log.child("web"), now: options.now }));
   try {
     app.listen({ port: config.http_port, hostname: config.host });
   } catch (err) {
@@ -82,6 +96,8 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
   }
   const httpPort = app.server!.port!;
   log.info("TechTemp server running", { http: httpPort, mqtt: mqttPort, host: config.host, database: dbPath });
+  const retention = createRetention({ db, days: config.retention_raw_days, log: log.child("retention"), now: options.now });
+  retention.start();
 
   let closing: Promise<void> | null = null;
   return {
@@ -90,9 +106,11 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
     config,
     store,
     broker,
+    retention,
     close() {
       closing ??= (async () => {
         log.info("shutting down");
+        await retention.stop();
         // Commit the readings already received and answer their publishers, then stop.
         ingest.drain();
         await app.stop(true);
@@ -108,8 +126,11 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
 
 const USAGE = `usage:
   bun server.ts                         run the server
+  bun server.ts --demo                  the server plus three simulated sensors (bun run demo)
   bun server.ts inspect [--device UID] [--last N]
                                         what the database holds, with consistency checks
+  bun server.ts import-legacy PATH [--nulls=zero|skip]
+                                        import the earlier TechTemp's database (server stopped)
 settings: environment TECHTEMP_HTTP_PORT, TECHTEMP_MQTT_PORT, TECHTEMP_DATA_DIR, TECHTEMP_HOST, …
           or a config file (TECHTEMP_CONFIG, default /etc/techtemp/server.conf); see README.md`;
 
@@ -131,6 +152,9 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (command === "inspect") return runInspect(join(config.data_dir, DB_FILE), rest);
+  // The demo's sensor code is loaded only for the demo.
+  if (command === "--demo") return (await import("./lib/demo.ts")).runDemo({ start, config });
+  if (command === "import-legacy") return runImportLegacy(join(config.data_dir, DB_FILE), rest, { httpPort: config.http_port });
   if (command !== undefined) {
     console.error(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
     return 2;

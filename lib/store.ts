@@ -3,8 +3,10 @@
 // epoch milliseconds here; the API turns them into ISO-8601 strings.
 
 import type { Database } from "bun:sqlite";
-import { badRequest, conflict, notFound } from "./errors.ts";
+import { AppError, badRequest, conflict, notFound } from "./errors.ts";
 import { ID_PATTERN, type Reading, type Status } from "./contract.ts";
+import type { Log } from "./log.ts";
+import { createRollups } from "./rollups.ts";
 
 /** A room as stored. */
 export interface Room {
@@ -112,8 +114,9 @@ const DEVICE_SELECT = `
   LEFT JOIN rooms r ON r.id = p.room_id`;
 
 /** Creates the store over an open database. `now` is injectable for tests. */
-export function createStore(db: Database, options: { now?: () => number } = {}) {
+export function createStore(db: Database, options: { now?: () => number; log?: Log } = {}) {
   const now = options.now ?? Date.now;
+  const log = options.log;
 
   const q = {
     roomByUid: db.query<Room, [string]>("SELECT * FROM rooms WHERE uid = ?"),
@@ -133,8 +136,11 @@ export function createStore(db: Database, options: { now?: () => number } = {}) 
     deviceByUid: db.query<Device, [string]>(`${DEVICE_SELECT} WHERE d.uid = ?`),
     deviceIds: db.query<{ id: number; uid: string; home_id: string | null }, []>("SELECT id, uid, home_id FROM devices"),
     setHome: db.query<null, [string, number]>("UPDATE devices SET home_id = ? WHERE id = ?"),
-    insertDevice: db.query<{ id: number }, [string, string | null, string | null, number]>(
-      "INSERT INTO devices (uid, label, model, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+    // Returns the existing row too (the no-op update makes RETURNING see it): another process
+    // (import-legacy) may have added the device since this one filled its cache.
+    insertDevice: db.query<{ id: number; home_id: string | null }, [string, string | null, string | null, number]>(
+      `INSERT INTO devices (uid, label, model, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (uid) DO UPDATE SET uid = excluded.uid RETURNING id, home_id`,
     ),
     deleteDevice: db.query<null, [number]>("DELETE FROM devices WHERE id = ?"),
     setLabel: db.query<null, [string | null, number]>("UPDATE devices SET label = ? WHERE id = ?"),
@@ -150,7 +156,9 @@ export function createStore(db: Database, options: { now?: () => number } = {}) 
     >(
       `UPDATE devices SET state = ?1, state_at = ?2,
          interval_s = coalesce(?3, interval_s), version = coalesce(?4, version),
-         sensor_failures = ?5, last_error = ?6,
+         -- a last will says nothing about the sensor: keep what the device reported last
+         sensor_failures = CASE WHEN ?1 = 'online' THEN ?5 ELSE sensor_failures END,
+         last_error = CASE WHEN ?1 = 'online' THEN ?6 ELSE last_error END,
          last_seen_at = max(coalesce(last_seen_at, 0), ?2)
        WHERE id = ?7`,
     ),
@@ -186,6 +194,8 @@ export function createStore(db: Database, options: { now?: () => number } = {}) 
     ),
   };
 
+  const rollups = createRollups(db);
+
   // uid → id and home of every device, so ingestion does not look each one up.
   const deviceIdCache = new Map<string, { id: number; home: string | null }>();
   for (const { id, uid, home_id } of q.deviceIds.all()) deviceIdCache.set(uid, { id, home: home_id });
@@ -212,10 +222,10 @@ export function createStore(db: Database, options: { now?: () => number } = {}) 
   function ensureDevice(uid: string, at: number, home: string | null = null): number {
     const cached = deviceIdCache.get(uid);
     if (cached === undefined) {
-      const id = q.insertDevice.get(uid, null, null, at)!.id;
-      if (home !== null) q.setHome.run(home, id);
-      deviceIdCache.set(uid, { id, home });
-      return id;
+      const row = q.insertDevice.get(uid, null, null, at)!;
+      if (home !== null && row.home_id !== home) q.setHome.run(home, row.id);
+      deviceIdCache.set(uid, { id: row.id, home: home ?? row.home_id });
+      return row.id;
     }
     if (home !== null && cached.home !== home) {
       q.setHome.run(home, cached.id);
@@ -312,7 +322,8 @@ export function createStore(db: Database, options: { now?: () => number } = {}) 
       (input: { uid: string; roomName?: string; roomUid?: string; label?: string | null; at?: number }): Device => {
         const at = input.at ?? now();
         const existing = q.deviceByUid.get(input.uid);
-        if (existing && existing.room_id !== null) throw conflict(`device ${JSON.stringify(input.uid)} already exists`);
+        // The earlier server's 409 body: {"error":"Device already exists","device_uid":…}.
+        if (existing && existing.room_id !== null) throw new AppError(409, "Device already exists", { device_uid: input.uid });
         const room = resolveRoom({ roomUid: input.roomUid, roomName: input.roomName });
         const id = existing ? existing.id : ensureDevice(input.uid, at);
         if (input.label !== undefined) q.setLabel.run(input.label, id);
@@ -366,22 +377,40 @@ export function createStore(db: Database, options: { now?: () => number } = {}) 
       const newDevices: string[] = [];
       try {
         db.transaction(() => {
+          // Hourly and daily rollups change in the same commit as the readings (lib/rollups.ts).
+          const rollup = rollups.accumulator();
           for (const { homeId, deviceUid, reading, receivedAt } of batch) {
             const known = deviceIdCache.has(deviceUid);
             const id = ensureDevice(deviceUid, receivedAt, homeId);
             if (!known) newDevices.push(deviceUid);
-            const changes = q.insertReading.run(id, reading.ts, toCenti(reading.temperature_c), toCenti(reading.humidity_pct)).changes;
+            const t = toCenti(reading.temperature_c);
+            const h = toCenti(reading.humidity_pct);
+            const changes = q.insertReading.run(id, reading.ts, t, h).changes;
             if (reading.clock_synced === false) q.insertFlag.run(id, reading.ts, 1);
             q.touch.run(receivedAt, id);
-            if (changes > 0) stored.push({ deviceId: id, deviceUid, reading });
+            if (changes > 0) {
+              stored.push({ deviceId: id, deviceUid, reading });
+              rollup.add(id, reading.ts, t, h);
+            }
           }
+          rollup.write();
         })();
       } catch (err) {
         // The transaction rolled back: forget devices it had registered.
         for (const uid of newDevices) deviceIdCache.delete(uid);
         throw err;
       }
-      if (stored.length > 0) for (const listener of readingListeners) listener(stored);
+      // The batch is committed whatever a listener does: its error is logged, not thrown
+      // (a throw here would make the broker withhold PUBACKs for stored readings).
+      if (stored.length > 0) {
+        for (const listener of readingListeners) {
+          try {
+            listener(stored);
+          } catch (err) {
+            log?.error("a reading listener failed", { error: err as Error });
+          }
+        }
+      }
     },
     /** Calls `listener` with each committed batch of new readings; returns an unsubscribe. */
     onReadings(listener: (stored: { deviceId: number; deviceUid: string; reading: Reading }[]) => void): () => void {
