@@ -136,7 +136,12 @@ async function footprintVariants(): Promise<{ name: string; cmd: string[]; env?:
   } as Parameters<typeof Bun.build>[0]);
   if (built.success) variants.push({ name: "compiled techtemp-sensor", cmd: [exe], uid: "bench-idle-compiled" });
   else console.log(`   (could not compile sensor.ts: ${built.logs.map(String).join("; ")})`);
-  variants.push({ name: "bun sensor.ts, JIT off", cmd: ["bun", "sensor.ts"], env: { BUN_JSC_useJIT: "0" }, uid: "bench-idle-nojit" });
+  variants.push({
+    name: "bun sensor.ts, JIT off",
+    cmd: ["bun", "sensor.ts"],
+    env: { BUN_JSC_useJIT: "0" },
+    uid: "bench-idle-nojit",
+  });
   variants.push({ name: "bare bun -e (reference)", cmd: ["bun", "-e", "setInterval(() => {}, 1000)"] });
   return variants;
 }
@@ -152,7 +157,9 @@ async function footprint() {
     }),
   );
   try {
-    console.log(`footprint: ${variants.length} processes side by side at a 1 s interval for ${DURATION_S} s after a ${WARMUP_S} s warm-up…`);
+    console.log(
+      `footprint: ${variants.length} processes side by side at a 1 s interval for ${DURATION_S} s after a ${WARMUP_S} s warm-up…`,
+    );
     await Bun.sleep(WARMUP_S * 1000);
     const startCpu = procs.map((p) => cpuMs(p.pid));
     const startReadings = variants.map((v) => (v.uid ? (committed.get(v.uid) ?? 0) : 0));
@@ -196,11 +203,18 @@ function outage(n: number): NewReading[] {
 }
 
 async function drainAgent(uid: string, extra: Record<string, string>) {
-  const outbox = openOutbox(outboxPath(join(work, "agent"), uid), { maxReadings: READINGS * 2, log: createLog({ level: "warn" }) });
+  const outbox = openOutbox(outboxPath(join(work, "agent"), uid), {
+    maxReadings: READINGS * 2,
+    log: createLog({ level: "warn" }),
+  });
   outbox.addMany(outage(READINGS));
   outbox.close();
   // A 1 s interval, as during the outage (its bound, 30 days of readings, holds them all); live readings join the queue.
-  const { proc, matched } = spawnWatching(["bun", "sensor.ts"], agentEnv(uid, { TECHTEMP_INTERVAL_S: "1", ...extra }), /mqtt: connected/);
+  const { proc, matched } = spawnWatching(
+    ["bun", "sensor.ts"],
+    agentEnv(uid, { TECHTEMP_INTERVAL_S: "1", ...extra }),
+    /mqtt: connected/,
+  );
   let peakRss = 0;
   const sampler = setInterval(() => {
     try {
@@ -244,12 +258,16 @@ async function drainReference(uid: string) {
   const connectedAt = await matched;
   const cpuBefore = cpuMs(proc.pid);
   let cpuAfter = cpuBefore;
-  await waitUntil(() => {
-    try {
-      cpuAfter = cpuMs(proc.pid);
-    } catch {}
-    return (committed.get(uid) ?? 0) >= READINGS;
-  }, 600_000, `${READINGS} readings from the reference client`);
+  await waitUntil(
+    () => {
+      try {
+        cpuAfter = cpuMs(proc.pid);
+      } catch {}
+      return (committed.get(uid) ?? 0) >= READINGS;
+    },
+    600_000,
+    `${READINGS} readings from the reference client`,
+  );
   const seconds = (committedAt.get(uid)! - connectedAt) / 1000;
   await proc.exited;
   return { seconds, rate: READINGS / seconds, cpuMs: cpuAfter - cpuBefore };

@@ -48,16 +48,23 @@ interface LoadResult {
 }
 
 async function load(port: number): Promise<LoadResult> {
-  const proc = Bun.spawn(["bun", join(import.meta.dir, "ingest-load.ts"), String(port), String(SECONDS), String(CLIENTS), String(WINDOW)], {
-    stdout: "pipe",
-    stderr: "inherit",
-  });
+  const proc = Bun.spawn(
+    ["bun", join(import.meta.dir, "ingest-load.ts"), String(port), String(SECONDS), String(CLIENTS), String(WINDOW)],
+    {
+      stdout: "pipe",
+      stderr: "inherit",
+    },
+  );
   const out = await new Response(proc.stdout).text();
   await proc.exited;
   return JSON.parse(out.trim().split("\n").pop()!);
 }
 
-async function waitForLine(proc: ReturnType<typeof Bun.spawn>, pattern: RegExp, stream: "stdout" | "stderr"): Promise<RegExpExecArray> {
+async function waitForLine(
+  proc: ReturnType<typeof Bun.spawn>,
+  pattern: RegExp,
+  stream: "stdout" | "stderr",
+): Promise<RegExpExecArray> {
   const reader = (proc[stream] as ReadableStream<Uint8Array>).getReader();
   let text = "";
   const deadline = Date.now() + 20_000;
@@ -87,7 +94,15 @@ async function freePort(): Promise<number> {
 async function benchTechTemp(dir: string) {
   const proc = Bun.spawn(["bun", "server.ts"], {
     cwd: root,
-    env: { ...process.env, TECHTEMP_CONFIG: "/dev/null", TECHTEMP_DATA_DIR: dir, TECHTEMP_HOST: "127.0.0.1", TECHTEMP_HTTP_PORT: "0", TECHTEMP_MQTT_PORT: "0", TECHTEMP_LOG_LEVEL: "info" },
+    env: {
+      ...process.env,
+      TECHTEMP_CONFIG: "/dev/null",
+      TECHTEMP_DATA_DIR: dir,
+      TECHTEMP_HOST: "127.0.0.1",
+      TECHTEMP_HTTP_PORT: "0",
+      TECHTEMP_MQTT_PORT: "0",
+      TECHTEMP_LOG_LEVEL: "info",
+    },
     stdout: "pipe",
     stderr: "inherit",
   });
@@ -113,7 +128,10 @@ async function benchMosquitto(dir: string) {
   const proc = Bun.spawn(["mosquitto", "-c", conf], { stdout: "ignore", stderr: "inherit" });
   // Wait until it accepts connections.
   for (let i = 0; i < 100; i++) {
-    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then((s) => (s.end(), true), () => false);
+    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+      (s) => (s.end(), true),
+      () => false,
+    );
     if (ok) break;
     await Bun.sleep(50);
   }
@@ -145,7 +163,12 @@ function benchStorage(dir: string, n: number) {
   let batch: IncomingReading[] = [];
   for (let i = 0; i < n; i++) {
     const r = reading(i);
-    batch.push({ homeId: "home-001", deviceUid: r.device, reading: { temperature_c: r.t, humidity_pct: r.h, ts: r.ts }, receivedAt: r.ts });
+    batch.push({
+      homeId: "home-001",
+      deviceUid: r.device,
+      reading: { temperature_c: r.t, humidity_pct: r.h, ts: r.ts },
+      receivedAt: r.ts,
+    });
     if (batch.length === 200) {
       store.insertReadings(batch);
       batch = [];
@@ -153,7 +176,9 @@ function benchStorage(dir: string, n: number) {
   }
   if (batch.length) store.insertReadings(batch);
   db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  const tables = db.query<{ name: string; bytes: number }, []>("SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC").all();
+  const tables = db
+    .query<{ name: string; bytes: number }, []>("SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC")
+    .all();
   db.close();
   const ours = statSync(oursPath).size;
 
@@ -171,7 +196,9 @@ function benchStorage(dir: string, n: number) {
     for (let i = from; i < to; i++) {
       const r = reading(i);
       const ts = new Date(r.ts).toISOString();
-      const msgId = createHash("md5").update(JSON.stringify({ deviceId: r.device, temperature: r.t, humidity: r.h, ts })).digest("hex");
+      const msgId = createHash("md5")
+        .update(JSON.stringify({ deviceId: r.device, temperature: r.t, humidity: r.h, ts }))
+        .digest("hex");
       insert.run((i % devices) + 1, (i % devices) + 1, ts, r.t, r.h, msgId);
     }
   });
@@ -197,13 +224,20 @@ try {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log("  " + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
   console.log(`  TechTemp / Mosquitto rate: ${(ours.rate / mosq.rate).toFixed(2)}× (goal ≥ 0.7×)`);
-  console.log(`  stored ${ours.stored} readings (acknowledged during the measured window: ${ours.acked}); ${ours.batches} commits, largest batch ${ours.largestBatch}`);
+  console.log(
+    `  stored ${ours.stored} readings (acknowledged during the measured window: ${ours.acked}); ${ours.batches} commits, largest batch ${ours.largestBatch}`,
+  );
 
   console.log(`\nStorage at ${STORAGE_READINGS.toLocaleString("en")} readings (10 devices, 1-minute interval):`);
   const s = benchStorage(dir, STORAGE_READINGS);
   console.log(`  TechTemp        ${s.ours.toFixed(1)} bytes/reading (goal ≤ 24)`);
   console.log(`  earlier schema  ${s.earlier.toFixed(1)} bytes/reading (${(s.earlier / s.ours).toFixed(1)}× ours)`);
-  console.log(`  ours by table: ${s.tables.filter((t) => t.bytes > 100_000).map((t) => `${t.name} ${(t.bytes / 1e6).toFixed(1)} MB`).join(", ")}`);
+  console.log(
+    `  ours by table: ${s.tables
+      .filter((t) => t.bytes > 100_000)
+      .map((t) => `${t.name} ${(t.bytes / 1e6).toFixed(1)} MB`)
+      .join(", ")}`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -75,7 +75,9 @@ function seed(): number {
   }
   db.close();
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-  console.log(`seeded ${ROOMS} rooms × ${DAYS} days at ${INTERVAL_MS / 60_000} min: ${total.toLocaleString("en")} readings in ${seconds} s`);
+  console.log(
+    `seeded ${ROOMS} rooms × ${DAYS} days at ${INTERVAL_MS / 60_000} min: ${total.toLocaleString("en")} readings in ${seconds} s`,
+  );
   return total;
 }
 
@@ -90,10 +92,9 @@ async function sizeOf(url: string): Promise<{ gzip: number; raw: number }> {
 /** HTML + the scripts and stylesheets it references. */
 async function pageWeight(base: string, path: string) {
   const html = await (await fetch(base + path)).text();
-  const assets = [
-    ...html.matchAll(/<script src="([^"]+)"/g),
-    ...html.matchAll(/<link rel="stylesheet" href="([^"]+)"/g),
-  ].map((m) => m[1]!);
+  const assets = [...html.matchAll(/<script src="([^"]+)"/g), ...html.matchAll(/<link rel="stylesheet" href="([^"]+)"/g)].map(
+    (m) => m[1]!,
+  );
   const parts = [{ name: path, ...(await sizeOf(base + path)) }];
   for (const a of assets) parts.push({ name: a.slice(a.lastIndexOf("/") + 1), ...(await sizeOf(base + a)) });
   return { parts, gzip: parts.reduce((s, p) => s + p.gzip, 0), raw: parts.reduce((s, p) => s + p.raw, 0) };
@@ -115,7 +116,8 @@ async function time(n: number, f: () => unknown | Promise<unknown>) {
 }
 
 const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
-const ms = (s: { median: number; p95: number; n: number }) => `median ${s.median.toFixed(2)} ms, p95 ${s.p95.toFixed(2)} ms (n=${s.n})`;
+const ms = (s: { median: number; p95: number; n: number }) =>
+  `median ${s.median.toFixed(2)} ms, p95 ${s.p95.toFixed(2)} ms (n=${s.n})`;
 
 /** The naive reference: each card from GROUP BY queries over raw rows, per request. */
 function naiveSummaries(db: ReturnType<typeof openDatabase>) {
@@ -136,7 +138,7 @@ function naiveSummaries(db: ReturnType<typeof openDatabase>) {
     const latest = new Map(latestAll.all().map((r) => [r.device_id, r]));
     return (d: Device): DeviceLive => {
       const last = latest.get(d.id) ?? null;
-      const prevTs = last ? prev.get(d.id, last.ts)?.ts ?? null : null;
+      const prevTs = last ? (prev.get(d.id, last.ts)?.ts ?? null) : null;
       const intervalS = expectedIntervalS({
         announced: d.interval_s,
         configured: d.config_interval_s,
@@ -154,7 +156,12 @@ function naiveSummaries(db: ReturnType<typeof openDatabase>) {
         freshness: freshness({ lastReadingAt: last?.ts ?? null, intervalS, state: d.state, stateAt: d.state_at }, at),
         intervalS,
         last: value,
-        today: day && { tMin: fromCenti(day.t_min), tMax: fromCenti(day.t_max), hMin: fromCenti(day.h_min), hMax: fromCenti(day.h_max) },
+        today: day && {
+          tMin: fromCenti(day.t_min),
+          tMax: fromCenti(day.t_max),
+          hMin: fromCenti(day.h_min),
+          hMax: fromCenti(day.h_max),
+        },
         comfort: value ? comfort(value.temperature, value.humidity) : null,
         spark: sparkValues,
       };
@@ -196,8 +203,11 @@ try {
     db.close();
 
     console.log(`\nDashboard first load, ${ROOMS} rooms (HTML + JS + CSS):`);
-    for (const p of dashboard.parts) console.log(`  ${p.name.padEnd(20)} ${kb(p.gzip).padStart(9)} gzip   ${kb(p.raw).padStart(9)} raw`);
-    console.log(`  ${"total".padEnd(20)} ${kb(dashboard.gzip).padStart(9)} gzip   ${kb(dashboard.raw).padStart(9)} raw   (goal ≤ 100 KB gzip)`);
+    for (const p of dashboard.parts)
+      console.log(`  ${p.name.padEnd(20)} ${kb(p.gzip).padStart(9)} gzip   ${kb(p.raw).padStart(9)} raw`);
+    console.log(
+      `  ${"total".padEnd(20)} ${kb(dashboard.gzip).padStart(9)} gzip   ${kb(dashboard.raw).padStart(9)} raw   (goal ≤ 100 KB gzip)`,
+    );
     console.log(`  room page (adds uPlot + chart.js): ${kb(room.gzip)} gzip, ${kb(room.raw)} raw`);
     console.log(`\nRender GET / with ${ROOMS} rooms and ${readings.toLocaleString("en")} readings (goal ≤ 10 ms):`);
     console.log(`  first request after start (fills the summaries from SQLite): ${first.median.toFixed(1)} ms`);

@@ -28,7 +28,9 @@ async function renderIcons(browser: Browser): Promise<void> {
   for (const [file, size, source] of targets) {
     const page = await browser.newPage({ viewport: { width: size, height: size } });
     const data = `data:image/svg+xml;base64,${Buffer.from(source).toString("base64")}`;
-    await page.setContent(`<style>html,body{margin:0;background:transparent}</style><img src="${data}" width="${size}" height="${size}">`);
+    await page.setContent(
+      `<style>html,body{margin:0;background:transparent}</style><img src="${data}" width="${size}" height="${size}">`,
+    );
     await page.locator("img").screenshot({ path: join(root, file), omitBackground: true });
     await page.close();
     console.log(`wrote ${file} (${size}×${size})`);
@@ -57,7 +59,10 @@ async function takeScreenshots(browser: Browser, docs: string): Promise<void> {
       await publishAcked(client, readingTopic(uid), legacyPayload(20, 50, now - day - 2 * step));
       await server.api(`/api/v1/devices/${uid}`, { method: "PUT", body: { room_name: room, label, moved_at: now - day - step } });
       const roomUid = room.toLowerCase().replace(/ /g, "-");
-      await server.api(`/api/v1/rooms/${roomUid}`, { method: "PUT", body: { floor, side: room === "Bedroom" ? "north" : "south" } });
+      await server.api(`/api/v1/rooms/${roomUid}`, {
+        method: "PUT",
+        body: { floor, side: room === "Bedroom" ? "north" : "south" },
+      });
     }
     for (const [i, [uid, , , , t, h]] of DEMO.entries()) {
       const status = `home/home-001/sensors/${uid}/status`;
@@ -74,8 +79,14 @@ async function takeScreenshots(browser: Browser, docs: string): Promise<void> {
       }
     }
     // The bedroom sensor moved to the office this afternoon (a marker on both rooms' charts).
-    await server.api("/api/v1/devices/aht20-aabbcc", { method: "PUT", body: { room_name: "Office", moved_at: now - 5 * 3_600_000 } });
-    await server.api("/api/v1/devices/aht20-aabbcc", { method: "PUT", body: { room_name: "Bedroom", moved_at: now - 3 * 3_600_000 } });
+    await server.api("/api/v1/devices/aht20-aabbcc", {
+      method: "PUT",
+      body: { room_name: "Office", moved_at: now - 5 * 3_600_000 },
+    });
+    await server.api("/api/v1/devices/aht20-aabbcc", {
+      method: "PUT",
+      body: { room_name: "Bedroom", moved_at: now - 3 * 3_600_000 },
+    });
     await publishAcked(client, readingTopic("aht20-0d0e0f"), legacyPayload(23.1, 38, now - 30_000));
 
     const shots: [file: string, path: string, width: number, height: number, dark: boolean][] = [

@@ -92,7 +92,8 @@ export function createSensor(
 /** Probes the sensor once (`bun sensor.ts check`): a line saying it works, or what to do. */
 export async function checkSensor(config: AgentConfig): Promise<{ ok: boolean; message: string }> {
   const sensor = createSensor(config);
-  const where = config.driver === "sim" ? "simulated AHT20" : `AHT20 at 0x${config.i2c_address.toString(16)} on ${busPath(config.i2c_bus)}`;
+  const where =
+    config.driver === "sim" ? "simulated AHT20" : `AHT20 at 0x${config.i2c_address.toString(16)} on ${busPath(config.i2c_bus)}`;
   try {
     const m = await sensor.read();
     return { ok: true, message: `OK: ${where}: ${m.temperature.toFixed(2)} °C, ${m.humidity.toFixed(2)} %RH` };
@@ -264,7 +265,8 @@ export function createAgent(deps: AgentDeps) {
         ts,
       });
       const unsynced = state === ClockState.Unsynced ? { clock_synced: false } : {};
-      if (sent) client!.publish(topics.reading, formatReading({ temperature_c: t, humidity_pct: h, ts, ...unsynced }), { qos: 1 });
+      if (sent)
+        client!.publish(topics.reading, formatReading({ temperature_c: t, humidity_pct: h, ts, ...unsynced }), { qos: 1 });
       return;
     }
     stats.readings++;
@@ -278,11 +280,11 @@ export function createAgent(deps: AgentDeps) {
     const changed = message !== stats.lastError;
     stats.sensorFailures++;
     stats.lastError = message;
-    if (changed || stats.sensorFailures === 1) log.error("cannot read the sensor", { error: message, failures: stats.sensorFailures });
+    if (changed || stats.sensorFailures === 1)
+      log.error("cannot read the sensor", { error: message, failures: stats.sensorFailures });
     else if (stats.sensorFailures % FAILURE_LOG_EVERY === 0) {
       log.warn("sensor still failing", { error: message, failures: stats.sensorFailures });
-    }
-    else log.debug("cannot read the sensor", { error: message, failures: stats.sensorFailures });
+    } else log.debug("cannot read the sensor", { error: message, failures: stats.sensorFailures });
     if (!(err instanceof I2cError) && !(err instanceof Aht20Error)) log.debug("unexpected sensor error", { stack: err.stack });
     publishStatus();
   }
@@ -350,10 +352,15 @@ export function createAgent(deps: AgentDeps) {
       lastMqttError = null;
       stats.connected = true;
       stats.connections++;
-      mqttLog.info("connected", { broker: `${config.broker_host}:${config.broker_port}`, client_id: `techtemp-${uid}`, outbox: outbox.count });
+      mqttLog.info("connected", {
+        broker: `${config.broker_host}:${config.broker_port}`,
+        client_id: `techtemp-${uid}`,
+        outbox: outbox.count,
+      });
       publishStatus();
       c.subscribe(topics.config, { qos: 1 }, (err) => {
-        if (err && gen === generation) mqttLog.warn("cannot subscribe to the config topic", { topic: topics.config, error: err.message });
+        if (err && gen === generation)
+          mqttLog.warn("cannot subscribe to the config topic", { topic: topics.config, error: err.message });
       });
       cursor = 0;
       inflight.clear();
@@ -364,9 +371,10 @@ export function createAgent(deps: AgentDeps) {
     });
     c.on("error", (err: Error & { code?: string | number }) => {
       if (gen !== generation) return;
-      lastMqttError = err.code === 5 || err.code === 4 || /not authori[sz]ed|bad user/i.test(err.message)
-        ? `${err.message}: check username and password in [mqtt] of device.conf`
-        : err.message;
+      lastMqttError =
+        err.code === 5 || err.code === 4 || /not authori[sz]ed|bad user/i.test(err.message)
+          ? `${err.message}: check username and password in [mqtt] of device.conf`
+          : err.message;
     });
     c.on("close", () => {
       if (gen === generation) disconnected();
@@ -430,7 +438,8 @@ export function createAgent(deps: AgentDeps) {
     if (before.interval === after.interval && before.t === after.t && before.h === after.h) return;
     log.info("config applied", { interval_s: after.interval, temperature_offset: after.t, humidity_offset: after.h });
     stats.intervalS = after.interval;
-    if (config.outbox_max_readings === null) outbox.setMaxReadings(outboxBound({ outbox_max_readings: null, interval_s: after.interval }));
+    if (config.outbox_max_readings === null)
+      outbox.setMaxReadings(outboxBound({ outbox_max_readings: null, interval_s: after.interval }));
     if (before.interval !== after.interval) {
       publishStatus();
       // The new interval counts from the last reading: a shorter one may be due now.
@@ -447,10 +456,13 @@ export function createAgent(deps: AgentDeps) {
     while (inflight.size < PUBLISH_WINDOW) {
       const room = Math.min(PUBLISH_WINDOW - inflight.size, Math.floor(tokens));
       if (room <= 0) {
-        pumpTimer = setTimeout(() => {
-          pumpTimer = null;
-          pump();
-        }, Math.max(5, Math.ceil(1000 / config.outbox_drain_rate)));
+        pumpTimer = setTimeout(
+          () => {
+            pumpTimer = null;
+            pump();
+          },
+          Math.max(5, Math.ceil(1000 / config.outbox_drain_rate)),
+        );
         return;
       }
       let rows: OutboxRow[];
@@ -512,7 +524,8 @@ export function createAgent(deps: AgentDeps) {
           log.info("using the last config received from the server", { interval_s: intervalS() });
         }
       }
-      if (config.outbox_max_readings === null) outbox.setMaxReadings(outboxBound({ outbox_max_readings: null, interval_s: intervalS() }));
+      if (config.outbox_max_readings === null)
+        outbox.setMaxReadings(outboxBound({ outbox_max_readings: null, interval_s: intervalS() }));
       const stale = outbox.releaseOtherBoots(clock.bootId);
       if (stale > 0) {
         log.warn("readings held for the clock before a reboot cannot be re-stamped; sending them flagged clock_synced=false", {
@@ -546,7 +559,9 @@ export function createAgent(deps: AgentDeps) {
           2000,
           "offline status",
         ).catch(() => {});
-        await withTimeout(new Promise<void>((resolve) => c.end(false, {}, () => resolve())), 2000, "disconnect").catch(() => c.end(true));
+        await withTimeout(new Promise<void>((resolve) => c.end(false, {}, () => resolve())), 2000, "disconnect").catch(() =>
+          c.end(true),
+        );
       } else c?.end(true);
       generation++;
       stats.connected = false;

@@ -79,7 +79,11 @@ function historyJson(points: (RawPoint | BucketPoint)[], bucket: Bucket, from: n
     bucket,
     from: iso(from),
     to: iso(to),
-    points: points.map((p) => ("device_uid" in p ? { device_id: p.device_uid, ts: iso(p.ts), temperature: p.temperature, humidity: p.humidity } : { ...p, ts: iso(p.ts) })),
+    points: points.map((p) =>
+      "device_uid" in p
+        ? { device_id: p.device_uid, ts: iso(p.ts), temperature: p.temperature, humidity: p.humidity }
+        : { ...p, ts: iso(p.ts) },
+    ),
   };
 }
 
@@ -185,9 +189,14 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
       "/:uid",
       async ({ params, body }) => {
         const hasRoom = body.room_name !== undefined || body.room_uid !== undefined;
-        if (body.moved_at !== undefined && !hasRoom) throw badRequest("moved_at", "needs room_name or room_uid (it dates a move)");
+        if (body.moved_at !== undefined && !hasRoom)
+          throw badRequest("moved_at", "needs room_name or room_uid (it dates a move)");
         const movedAt =
-          body.moved_at === undefined ? undefined : typeof body.moved_at === "number" ? body.moved_at : parseTime("moved_at", body.moved_at);
+          body.moved_at === undefined
+            ? undefined
+            : typeof body.moved_at === "number"
+              ? body.moved_at
+              : parseTime("moved_at", body.moved_at);
         const { device, configChanged } = store.updateDevice(params.uid, {
           label: body.label,
           roomUid: body.room_uid,
@@ -212,14 +221,26 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
           moved_at: t.Optional(timeValue),
           interval_s: t.Optional(
             t.Nullable(
-              t.Integer({ minimum: INTERVAL_RANGE[0], maximum: INTERVAL_RANGE[1], error: "interval_s must be a whole number of seconds 1-3600, or null" }),
+              t.Integer({
+                minimum: INTERVAL_RANGE[0],
+                maximum: INTERVAL_RANGE[1],
+                error: "interval_s must be a whole number of seconds 1-3600, or null",
+              }),
             ),
           ),
           temperature_offset: t.Optional(
-            t.Number({ minimum: OFFSET_RANGE[0], maximum: OFFSET_RANGE[1], error: "temperature_offset must be a number from -20 to 20" }),
+            t.Number({
+              minimum: OFFSET_RANGE[0],
+              maximum: OFFSET_RANGE[1],
+              error: "temperature_offset must be a number from -20 to 20",
+            }),
           ),
           humidity_offset: t.Optional(
-            t.Number({ minimum: OFFSET_RANGE[0], maximum: OFFSET_RANGE[1], error: "humidity_offset must be a number from -20 to 20" }),
+            t.Number({
+              minimum: OFFSET_RANGE[0],
+              maximum: OFFSET_RANGE[1],
+              error: "humidity_offset must be a number from -20 to 20",
+            }),
           ),
         }),
       },
@@ -272,7 +293,9 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
         data: roomJson(store.updateRoom(params.uid, body)),
         message: "Room updated",
       }),
-      { body: t.Object({ name: t.Optional(text("name", 100)), floor: optionalText("floor", 50), side: optionalText("side", 50) }) },
+      {
+        body: t.Object({ name: t.Optional(text("name", 100)), floor: optionalText("floor", 50), side: optionalText("side", 50) }),
+      },
     )
     .delete("/:uid", ({ params }) => {
       store.deleteRoom(params.uid);
@@ -300,7 +323,13 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
       .map((d) => readings.latest(d.id, d.uid))
       .filter((r) => r !== null)
       .filter((r) => query.roomId === undefined || r.room_uid === query.roomId)
-      .map((r) => ({ device_id: r.device_uid, room_id: r.room_uid, ts: iso(r.ts), temperature: r.temperature, humidity: r.humidity }));
+      .map((r) => ({
+        device_id: r.device_uid,
+        room_id: r.room_uid,
+        ts: iso(r.ts),
+        temperature: r.temperature,
+        humidity: r.humidity,
+      }));
     return { data: out };
   });
 

@@ -11,15 +11,7 @@
 import { Aedes, type AuthorizePublishHandler, type Client, type PreConnectHandler } from "aedes";
 import { createServer, type Server, type Socket } from "node:net";
 import mqttPacket from "mqtt-packet";
-import {
-  formatConfig,
-  isDeviceTopic,
-  parseReading,
-  parseStatus,
-  parseTopic,
-  topicFor,
-  type DeviceConfig,
-} from "./contract.ts";
+import { formatConfig, isDeviceTopic, parseReading, parseStatus, parseTopic, topicFor, type DeviceConfig } from "./contract.ts";
 import type { Ingest } from "./ingest.ts";
 import type { Log } from "./log.ts";
 import type { Device, Store } from "./store.ts";
@@ -65,13 +57,7 @@ function createLogThrottle(windowMs = 60_000) {
  * Creates the broker. `listen` binds the TCP port; `close` stops accepting,
  * disconnects clients and closes Aedes.
  */
-export async function createBroker(deps: {
-  store: Store;
-  ingest: Ingest;
-  log: Log;
-  options: BrokerOptions;
-  now?: () => number;
-}) {
+export async function createBroker(deps: { store: Store; ingest: Ingest; log: Log; options: BrokerOptions; now?: () => number }) {
   const { store, ingest, log, options } = deps;
   const now = deps.now ?? Date.now;
   const stats: BrokerStats = {
@@ -87,7 +73,13 @@ export async function createBroker(deps: {
   const refuse = (deviceUid: string | null, reason: string, topic: string, clientId: string | undefined) => {
     const suppressed = throttle(`refuse:${deviceUid ?? topic}`, now());
     if (suppressed !== null) {
-      log.warn("refused message", { device: deviceUid ?? undefined, topic, client: clientId, reason, suppressed: suppressed || undefined });
+      log.warn("refused message", {
+        device: deviceUid ?? undefined,
+        topic,
+        client: clientId,
+        reason,
+        suppressed: suppressed || undefined,
+      });
     }
   };
 
@@ -136,7 +128,11 @@ export async function createBroker(deps: {
       try {
         store.applyStatus(homeId, deviceUid, result.value, at);
         if (result.value.state === "offline" || throttle(`status:${deviceUid}`, at) !== null) {
-          log.info(`device ${result.value.state}`, { device: deviceUid, interval_s: result.value.interval_s, version: result.value.version });
+          log.info(`device ${result.value.state}`, {
+            device: deviceUid,
+            interval_s: result.value.interval_s,
+            version: result.value.version,
+          });
         }
       } catch (err) {
         return callback(err as Error);
@@ -188,7 +184,12 @@ export async function createBroker(deps: {
     stats.clientErrors++;
     const suppressed = throttle(`${what}:${client.id ?? remoteAddress(client)}:${err.message}`, now());
     if (suppressed !== null) {
-      log.warn(what, { client: client.id ?? undefined, address: remoteAddress(client), error: err.message, suppressed: suppressed || undefined });
+      log.warn(what, {
+        client: client.id ?? undefined,
+        address: remoteAddress(client),
+        error: err.message,
+        suppressed: suppressed || undefined,
+      });
     }
   };
   broker.on("clientError", (client: Client, err: Error) => logClientError("client error", client, err));
@@ -279,7 +280,11 @@ function limitPacketSize(client: Client, max: number, log: Log): void {
   parser._parseLength = function (this: MqttParser) {
     const ok = parseLength.call(this);
     if (ok && this.packet.length > max) {
-      log.warn("refused packet", { client: client.id ?? undefined, address: remoteAddress(client), reason: `packet of ${this.packet.length} bytes is larger than the limit of ${max} (mqtt_max_packet_bytes)` });
+      log.warn("refused packet", {
+        client: client.id ?? undefined,
+        address: remoteAddress(client),
+        reason: `packet of ${this.packet.length} bytes is larger than the limit of ${max} (mqtt_max_packet_bytes)`,
+      });
       return this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds mqtt_max_packet_bytes (${max})`));
     }
     return ok;

@@ -81,7 +81,9 @@ export function parseConfigFile(text: string, path: string): Partial<Config> {
     if (!m) throw new ConfigError(`config: ${where}: expected "key = value", got ${JSON.stringify(line)}`);
     const key = m[1]!.toLowerCase();
     if (!(key in defaults)) {
-      throw new ConfigError(`config: ${where}: unknown setting ${JSON.stringify(m[1])} (known: ${Object.keys(defaults).join(", ")})`);
+      throw new ConfigError(
+        `config: ${where}: unknown setting ${JSON.stringify(m[1])} (known: ${Object.keys(defaults).join(", ")})`,
+      );
     }
     out[key] = coerce(key as Setting, m[2]!.replace(/^"(.*)"$/, "$1"), where);
   });
@@ -114,7 +116,9 @@ export function loadConfig(options: { env?: Record<string, string | undefined>; 
     try {
       text = readFileSync(file, "utf8");
     } catch (err) {
-      throw new ConfigError(`config: TECHTEMP_CONFIG = ${JSON.stringify(file)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? err})`);
+      throw new ConfigError(
+        `config: TECHTEMP_CONFIG = ${JSON.stringify(file)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? err})`,
+      );
     }
     for (const [k, v] of Object.entries(parseConfigFile(text, file))) {
       config[k] = v;

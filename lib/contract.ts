@@ -46,7 +46,8 @@ export function parseTopic(topic: string): DeviceTopic | { error: string } {
   }
   const [, homeId, , deviceUid, kind] = parts as [string, string, string, string, string];
   if (!ID_PATTERN.test(homeId)) return { error: `home_id ${JSON.stringify(homeId)} must be 1-50 characters of A-Z a-z 0-9 _ -` };
-  if (!ID_PATTERN.test(deviceUid)) return { error: `device_uid ${JSON.stringify(deviceUid)} must be 1-50 characters of A-Z a-z 0-9 _ -` };
+  if (!ID_PATTERN.test(deviceUid))
+    return { error: `device_uid ${JSON.stringify(deviceUid)} must be 1-50 characters of A-Z a-z 0-9 _ -` };
   if (kind !== "reading" && kind !== "status" && kind !== "config") {
     return { error: `topic kind ${JSON.stringify(kind)} is not reading, status or config` };
   }
@@ -99,9 +100,7 @@ export function parseReading(payload: Uint8Array | string, now: number): Parsed<
   const json = parseJsonObject(payload);
   if (!json.ok) return json;
   const obj = json.value;
-  const bad =
-    checkNumber(obj, "temperature_c", TEMPERATURE_RANGE) ??
-    checkNumber(obj, "humidity_pct", HUMIDITY_RANGE);
+  const bad = checkNumber(obj, "temperature_c", TEMPERATURE_RANGE) ?? checkNumber(obj, "humidity_pct", HUMIDITY_RANGE);
   if (bad) return { ok: false, reason: bad };
   const ts = obj.ts;
   if (ts === undefined) return { ok: false, reason: "ts is missing" };

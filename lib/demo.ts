@@ -110,7 +110,14 @@ function history(uid: string, days: number, step: number, boot: string): NewRead
   const out: NewReading[] = [];
   for (let ts = Math.ceil((now - days * 86_400_000) / step) * step; ts < now - step; ts += step) {
     const { temperature, humidity } = climate(ts);
-    out.push({ ts, t: Math.round(temperature * 100) / 100, h: Math.round(humidity * 100) / 100, mono: 0, boot, state: ClockState.Synced });
+    out.push({
+      ts,
+      t: Math.round(temperature * 100) / 100,
+      h: Math.round(humidity * 100) / 100,
+      mono: 0,
+      boot,
+      state: ClockState.Synced,
+    });
   }
   return out;
 }

@@ -62,15 +62,19 @@ type Parse = (raw: string) => unknown | { error: string };
 const bad = (error: string) => ({ error });
 const isBad = (v: unknown): v is { error: string } => typeof v === "object" && v !== null && "error" in v;
 
-const wholeNumber = (min: number, max: number, what = `a whole number ${min}-${max}`): Parse => (raw) => {
-  if (!/^[+-]?\d+$/.test(raw)) return bad(`must be ${what}`);
-  const n = Number(raw);
-  return n >= min && n <= max ? n : bad(`must be ${what}`);
-};
-const decimal = (min: number, max: number): Parse => (raw) => {
-  const n = raw.trim() === "" ? NaN : Number(raw);
-  return Number.isFinite(n) && n >= min && n <= max ? n : bad(`must be a number from ${min} to ${max}`);
-};
+const wholeNumber =
+  (min: number, max: number, what = `a whole number ${min}-${max}`): Parse =>
+  (raw) => {
+    if (!/^[+-]?\d+$/.test(raw)) return bad(`must be ${what}`);
+    const n = Number(raw);
+    return n >= min && n <= max ? n : bad(`must be ${what}`);
+  };
+const decimal =
+  (min: number, max: number): Parse =>
+  (raw) => {
+    const n = raw.trim() === "" ? NaN : Number(raw);
+    return Number.isFinite(n) && n >= min && n <= max ? n : bad(`must be a number from ${min} to ${max}`);
+  };
 const id: Parse = (raw) => (ID_PATTERN.test(raw) ? raw : bad("must be 1-50 characters of A-Z a-z 0-9 _ -"));
 const text: Parse = (raw) => raw;
 /** The C agent's booleans: true only for the exact string `true`. */
@@ -125,7 +129,11 @@ const SETTINGS: Setting[] = [
     section: "sensor",
     key: "read_interval_seconds",
     field: "interval_s",
-    parse: wholeNumber(INTERVAL_RANGE[0], INTERVAL_RANGE[1], `a whole number of seconds ${INTERVAL_RANGE[0]}-${INTERVAL_RANGE[1]}`),
+    parse: wholeNumber(
+      INTERVAL_RANGE[0],
+      INTERVAL_RANGE[1],
+      `a whole number of seconds ${INTERVAL_RANGE[0]}-${INTERVAL_RANGE[1]}`,
+    ),
     env: "TECHTEMP_INTERVAL_S",
   },
   { section: "sensor", key: "temperature_offset", field: "temperature_offset", parse: decimal(OFFSET_RANGE[0], OFFSET_RANGE[1]) },
@@ -148,7 +156,12 @@ const SETTINGS: Setting[] = [
   { section: "mqtt", key: "password", field: "password", parse: text, env: "TECHTEMP_MQTT_PASSWORD" },
   { section: "mqtt", key: "qos", field: "qos", parse: wholeNumber(0, 2, "0, 1 or 2") },
   { section: "mqtt", key: "retain", field: null, parse: bool },
-  { section: "mqtt", key: "keepalive_seconds", field: "keepalive_s", parse: wholeNumber(0, 65535, "a whole number of seconds 0-65535") },
+  {
+    section: "mqtt",
+    key: "keepalive_seconds",
+    field: "keepalive_s",
+    parse: wholeNumber(0, 65535, "a whole number of seconds 0-65535"),
+  },
   {
     section: "mqtt",
     key: "reconnect_max_seconds",
@@ -241,7 +254,8 @@ export function parseDeviceConf(text: string, path: string): ParsedDeviceConf {
     if (line === "" || line.startsWith("#")) return;
     if (line.startsWith("[") && line.endsWith("]")) {
       section = line.slice(1, -1);
-      if (!SETTINGS.some((s) => s.section === section)) out.warnings.push(`${where}: unknown section [${section}] (its keys are ignored)`);
+      if (!SETTINGS.some((s) => s.section === section))
+        out.warnings.push(`${where}: unknown section [${section}] (its keys are ignored)`);
       return;
     }
     const eq = line.indexOf("=");
@@ -254,7 +268,8 @@ export function parseDeviceConf(text: string, path: string): ParsedDeviceConf {
     const setting = SETTINGS.find((s) => s.section === section && s.key === key);
     if (!setting) {
       if (section === null) out.warnings.push(`${where}: ${key} is outside any [section], ignored`);
-      else if (SETTINGS.some((s) => s.section === section)) out.warnings.push(`${where}: unknown key ${key} in [${section}], ignored`);
+      else if (SETTINGS.some((s) => s.section === section))
+        out.warnings.push(`${where}: unknown key ${key} in [${section}], ignored`);
       return;
     }
     const value = setting.parse(raw);
@@ -271,7 +286,10 @@ export function parseDeviceConf(text: string, path: string): ParsedDeviceConf {
  * Finds device.conf: the path given (an error if it cannot be read), else the
  * first readable candidate, else null (defaults, with a warning).
  */
-export function findDeviceConf(given: string | undefined, candidates = DEFAULT_CONF_CANDIDATES): { path: string; text: string } | null {
+export function findDeviceConf(
+  given: string | undefined,
+  candidates = DEFAULT_CONF_CANDIDATES,
+): { path: string; text: string } | null {
   if (given !== undefined) {
     try {
       return { path: given, text: readFileSync(given, "utf8") };
@@ -299,7 +317,9 @@ export function uidFromMac(sysRoot = "/sys"): { uid: string; source: string } | 
   for (const iface of ["eth0", "wlan0"]) {
     let mac: string;
     try {
-      mac = readFileSync(join(sysRoot, "class/net", iface, "address"), "utf8").trim().toLowerCase();
+      mac = readFileSync(join(sysRoot, "class/net", iface, "address"), "utf8")
+        .trim()
+        .toLowerCase();
     } catch {
       continue;
     }
@@ -321,7 +341,10 @@ export function loadDeviceConfig(
   const found = findDeviceConf(options.path, options.candidates);
   const parsed: ParsedDeviceConf = found ? parseDeviceConf(found.text, found.path) : { values: {}, sources: {}, warnings: [] };
   const warnings = [...parsed.warnings];
-  if (!found) warnings.push(`no config file found (looked in ${(options.candidates ?? DEFAULT_CONF_CANDIDATES).join(", ")}); using defaults`);
+  if (!found)
+    warnings.push(
+      `no config file found (looked in ${(options.candidates ?? DEFAULT_CONF_CANDIDATES).join(", ")}); using defaults`,
+    );
   const values: Record<string, unknown> = { ...DEVICE_DEFAULTS, ...parsed.values };
   const sources: Record<string, string> = { ...parsed.sources };
 

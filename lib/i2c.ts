@@ -45,11 +45,29 @@ export class I2cError extends Error {
 export const I2C_SLAVE = 0x0703;
 
 // Linux errno values (the same on x86_64 and arm64, asm-generic/errno*.h).
-const EPERM = 1, ENOENT = 2, EIO = 5, ENXIO = 6, EACCES = 13, EBUSY = 16, ENODEV = 19, EINVAL = 22, ENOTTY = 25;
-const ETIMEDOUT = 110, EREMOTEIO = 121;
+const EPERM = 1,
+  ENOENT = 2,
+  EIO = 5,
+  ENXIO = 6,
+  EACCES = 13,
+  EBUSY = 16,
+  ENODEV = 19,
+  EINVAL = 22,
+  ENOTTY = 25;
+const ETIMEDOUT = 110,
+  EREMOTEIO = 121;
 const ERRNO_NAMES: Record<number, string> = {
-  [EPERM]: "EPERM", [ENOENT]: "ENOENT", [EIO]: "EIO", [ENXIO]: "ENXIO", [EACCES]: "EACCES", [EBUSY]: "EBUSY",
-  [ENODEV]: "ENODEV", [EINVAL]: "EINVAL", [ENOTTY]: "ENOTTY", [ETIMEDOUT]: "ETIMEDOUT", [EREMOTEIO]: "EREMOTEIO",
+  [EPERM]: "EPERM",
+  [ENOENT]: "ENOENT",
+  [EIO]: "EIO",
+  [ENXIO]: "ENXIO",
+  [EACCES]: "EACCES",
+  [EBUSY]: "EBUSY",
+  [ENODEV]: "ENODEV",
+  [EINVAL]: "EINVAL",
+  [ENOTTY]: "ENOTTY",
+  [ETIMEDOUT]: "ETIMEDOUT",
+  [EREMOTEIO]: "EREMOTEIO",
 };
 const errnoName = (errno: number) => ERRNO_NAMES[errno] ?? `errno ${errno}`;
 
@@ -66,7 +84,12 @@ function busNumberOf(path: string): number | null {
  * Turns a failed libc call into an I2cError a person can act on. Pure, so
  * every message is tested without hardware.
  */
-export function describeI2cFailure(op: "open" | "ioctl" | "read" | "write", errno: number, path: string, address?: number): I2cError {
+export function describeI2cFailure(
+  op: "open" | "ioctl" | "read" | "write",
+  errno: number,
+  path: string,
+  address?: number,
+): I2cError {
   const bus = busNumberOf(path);
   const at = address === undefined ? path : `0x${address.toString(16)} on ${path}`;
   const name = errnoName(errno);

@@ -31,7 +31,11 @@ export function createIngest({ store, log }: { store: Pick<Store, "insertReading
         stats.failedBatches++;
         const error = err instanceof Error ? err : new Error(String(err));
         // One line per outage, not one per reading.
-        if (!failing) log.error("cannot store readings; not acknowledging them so sensors send them again", { error: error.message, readings: batch.length });
+        if (!failing)
+          log.error("cannot store readings; not acknowledging them so sensors send them again", {
+            error: error.message,
+            readings: batch.length,
+          });
         failing = true;
         for (const d of done) d(error);
         continue;

@@ -24,7 +24,16 @@ const when = (ms: number | null) => (ms == null ? "-" : new Date(ms).toISOString
 function table(rows: (string | number | null)[][]): string {
   const cells = rows.map((r) => r.map((c) => (c == null ? "-" : String(c))));
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
-  return cells.map((r) => "  " + r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  return cells
+    .map(
+      (r) =>
+        "  " +
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join("  ")
+          .trimEnd(),
+    )
+    .join("\n");
 }
 
 /** One consistency check: its result and the items it found. */
@@ -61,9 +70,21 @@ export function consistencyChecks(db: Database, now: number): Check[] {
     )
     .all(now - DAY);
   return [
-    { level: fk.length ? "FAIL" : "ok", what: "foreign keys", items: fk.map((r) => `${r.table} row ${r.rowid} points at a missing ${r.parent}`) },
-    { level: several.length ? "FAIL" : "ok", what: "devices with several open placements", items: several.map((r) => `${r.uid} (${r.n})`) },
-    { level: overlapping.length ? "FAIL" : "ok", what: "devices with overlapping placements", items: overlapping.map((r) => r.uid) },
+    {
+      level: fk.length ? "FAIL" : "ok",
+      what: "foreign keys",
+      items: fk.map((r) => `${r.table} row ${r.rowid} points at a missing ${r.parent}`),
+    },
+    {
+      level: several.length ? "FAIL" : "ok",
+      what: "devices with several open placements",
+      items: several.map((r) => `${r.uid} (${r.n})`),
+    },
+    {
+      level: overlapping.length ? "FAIL" : "ok",
+      what: "devices with overlapping placements",
+      items: overlapping.map((r) => r.uid),
+    },
     { level: none.length ? "WARN" : "ok", what: "devices with no open placement (unplaced)", items: none.map((r) => r.uid) },
     {
       level: silent.length ? "WARN" : "ok",
@@ -109,7 +130,10 @@ function inspectAll(db: Database, path: string, last: number, out: (s: string) =
     table([
       ["rooms", count("SELECT count(*) AS n FROM rooms")],
       ["devices", count("SELECT count(*) AS n FROM devices")],
-      ["placements", `${count("SELECT count(*) AS n FROM placements")} (${count("SELECT count(*) AS n FROM placements WHERE to_ts IS NULL")} active)`],
+      [
+        "placements",
+        `${count("SELECT count(*) AS n FROM placements")} (${count("SELECT count(*) AS n FROM placements WHERE to_ts IS NULL")} active)`,
+      ],
       ["readings", count("SELECT count(*) AS n FROM readings")],
       ["flagged readings", count("SELECT count(*) AS n FROM reading_flags")],
     ]),
@@ -123,10 +147,25 @@ function inspectAll(db: Database, path: string, last: number, out: (s: string) =
     .all();
   out("");
   out("Rooms");
-  out(rooms.length ? table([["UID", "NAME", "FLOOR", "SIDE", "DEVICES"], ...rooms.map((r) => [r.uid, r.name, r.floor, r.side, r.n])]) : "  (none)");
+  out(
+    rooms.length
+      ? table([["UID", "NAME", "FLOOR", "SIDE", "DEVICES"], ...rooms.map((r) => [r.uid, r.name, r.floor, r.side, r.n])])
+      : "  (none)",
+  );
 
   const devices = db
-    .query<{ uid: string; label: string | null; room: string | null; last_seen_at: number | null; state: string | null; interval_s: number | null; refused_count: number }, []>(
+    .query<
+      {
+        uid: string;
+        label: string | null;
+        room: string | null;
+        last_seen_at: number | null;
+        state: string | null;
+        interval_s: number | null;
+        refused_count: number;
+      },
+      []
+    >(
       `SELECT d.uid, d.label, r.uid AS room, d.last_seen_at, d.state, d.interval_s, d.refused_count
        FROM devices d LEFT JOIN placements p ON p.device_id = d.id AND p.to_ts IS NULL LEFT JOIN rooms r ON r.id = p.room_id
        ORDER BY d.uid`,
@@ -177,7 +216,10 @@ function inspectAll(db: Database, path: string, last: number, out: (s: string) =
   out(`Last ${last} readings`);
   out(
     readings.length
-      ? table([["TS", "DEVICE", "TEMPERATURE", "HUMIDITY"], ...readings.map((r) => [when(r.ts), r.device, `${(r.t / 100).toFixed(2)} °C`, `${(r.h / 100).toFixed(2)} %`])])
+      ? table([
+          ["TS", "DEVICE", "TEMPERATURE", "HUMIDITY"],
+          ...readings.map((r) => [when(r.ts), r.device, `${(r.t / 100).toFixed(2)} °C`, `${(r.h / 100).toFixed(2)} %`]),
+        ])
       : "  (none)",
   );
 
@@ -192,9 +234,22 @@ function inspectAll(db: Database, path: string, last: number, out: (s: string) =
 
 function inspectDevice(db: Database, uid: string, out: (s: string) => void, now: number): number {
   const d = db
-    .query<{ id: number; uid: string; label: string | null; home_id: string | null; created_at: number; last_seen_at: number | null; state: string | null; interval_s: number | null; version: string | null; refused_count: number; last_refusal: string | null }, [string]>(
-      "SELECT * FROM devices WHERE uid = ?",
-    )
+    .query<
+      {
+        id: number;
+        uid: string;
+        label: string | null;
+        home_id: string | null;
+        created_at: number;
+        last_seen_at: number | null;
+        state: string | null;
+        interval_s: number | null;
+        version: string | null;
+        refused_count: number;
+        last_refusal: string | null;
+      },
+      [string]
+    >("SELECT * FROM devices WHERE uid = ?")
     .get(uid);
   if (!d) {
     console.error(`inspect: no device ${JSON.stringify(uid)}`);

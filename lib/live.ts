@@ -201,9 +201,18 @@ export function createLive(deps: {
     summary(device: Device, at = now()): DeviceLive {
       const recent = recentOf(device.id);
       const observed = recent.last && recent.prevTs !== null ? (recent.last.ts - recent.prevTs) / 1000 : null;
-      const intervalS = expectedIntervalS({ announced: device.interval_s, configured: device.config_interval_s, observedS: observed });
-      const fresh = freshness({ lastReadingAt: recent.last?.ts ?? null, intervalS, state: device.state, stateAt: device.state_at }, at);
-      const last = recent.last ? { ts: recent.last.ts, temperature: fromCenti(recent.last.t), humidity: fromCenti(recent.last.h) } : null;
+      const intervalS = expectedIntervalS({
+        announced: device.interval_s,
+        configured: device.config_interval_s,
+        observedS: observed,
+      });
+      const fresh = freshness(
+        { lastReadingAt: recent.last?.ts ?? null, intervalS, state: device.state, stateAt: device.state_at },
+        at,
+      );
+      const last = recent.last
+        ? { ts: recent.last.ts, temperature: fromCenti(recent.last.t), humidity: fromCenti(recent.last.h) }
+        : null;
 
       // Slots that began after the device was placed in its room belong to that room's card.
       const placedFrom = device.placed_at === null ? 0 : Math.ceil(device.placed_at / SLOT_MS) * SLOT_MS;
@@ -226,7 +235,12 @@ export function createLive(deps: {
         }
       }
       if (today) {
-        today = { tMin: fromCenti(today.tMin), tMax: fromCenti(today.tMax), hMin: fromCenti(today.hMin), hMax: fromCenti(today.hMax) };
+        today = {
+          tMin: fromCenti(today.tMin),
+          tMax: fromCenti(today.tMax),
+          hMin: fromCenti(today.hMin),
+          hMax: fromCenti(today.hMax),
+        };
       }
       return {
         freshness: fresh,

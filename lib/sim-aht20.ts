@@ -168,7 +168,8 @@ export function createSimBus(devices: Record<number, SimAht20>, name = "simulate
     transfers++;
     if (closed) throw new I2cError("CLOSED", `${name} is closed`);
     const d = devices[address];
-    if (!d || d.faults.missing) throw new I2cError("NACK", `no answer from 0x${address.toString(16)} on ${name} (${op}: ENXIO)`, 6);
+    if (!d || d.faults.missing)
+      throw new I2cError("NACK", `no answer from 0x${address.toString(16)} on ${name} (${op}: ENXIO)`, 6);
     if (d.faults.nack) {
       d.faults.nack--;
       throw new I2cError("NACK", `no answer from 0x${address.toString(16)} on ${name} (${op}: EREMOTEIO)`, 121);
@@ -218,7 +219,7 @@ export function simulatedClimate(seed: string, options: { noise?: () => number }
   const DAY = 86_400_000;
   return (wallMs) => {
     // Peak around 15:00 UTC-ish, shifted a little per device.
-    const day = (2 * Math.PI * ((wallMs % DAY) / DAY - 15 / 24)) + phase / 6;
+    const day = 2 * Math.PI * ((wallMs % DAY) / DAY - 15 / 24) + phase / 6;
     const drift = Math.sin(wallMs / 2_820_000 + phase) * 0.35 + Math.sin(wallMs / 780_000 + 2 * phase) * 0.15;
     const temperature = baseT + ampT * Math.cos(day) + drift + noise() * 0.08;
     const humidity = baseH - ampH * Math.cos(day) - drift * 3 + noise() * 0.4;

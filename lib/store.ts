@@ -147,13 +147,8 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     setConfig: db.query<null, [number | null, number, number, number]>(
       "UPDATE devices SET config_interval_s = ?, temperature_offset = ?, humidity_offset = ? WHERE id = ?",
     ),
-    touch: db.query<null, [number, number]>(
-      "UPDATE devices SET last_seen_at = max(coalesce(last_seen_at, 0), ?1) WHERE id = ?2",
-    ),
-    setStatus: db.query<
-      null,
-      [string, number, number | null, string | null, number | null, string | null, number]
-    >(
+    touch: db.query<null, [number, number]>("UPDATE devices SET last_seen_at = max(coalesce(last_seen_at, 0), ?1) WHERE id = ?2"),
+    setStatus: db.query<null, [string, number, number | null, string | null, number | null, string | null, number]>(
       `UPDATE devices SET state = ?1, state_at = ?2,
          interval_s = coalesce(?3, interval_s), version = coalesce(?4, version),
          -- a last will says nothing about the sensor: keep what the device reported last
@@ -299,7 +294,10 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     deleteRoom(uid: string): void {
       const room = requireRoom(uid);
       const n = q.roomDeviceCount.get(room.id)!.n;
-      if (n > 0) throw conflict(`room ${JSON.stringify(uid)} still has ${n} device${n > 1 ? "s" : ""}; move ${n > 1 ? "them" : "it"} first`);
+      if (n > 0)
+        throw conflict(
+          `room ${JSON.stringify(uid)} still has ${n} device${n > 1 ? "s" : ""}; move ${n > 1 ? "them" : "it"} first`,
+        );
       q.deleteRoom.run(room.id);
     },
     /** Placements (past and current) of the devices in a room. */

@@ -351,221 +351,256 @@ export function createWeb(deps: WebDeps) {
 
   // ---- routes ----
 
-  return new Elysia({ name: "web" })
-    .use(assets.routes)
-    .onStop(() => {
-      live.close();
-      if (heartbeat) clearInterval(heartbeat);
-      heartbeat = null;
-      for (const controller of streams) {
-        try {
-          controller.close();
-        } catch {}
-      }
-      streams.clear();
-    })
-    .get("/", ({ request }) =>
-      guard(request, () => {
-        const at = now();
-        return page(request, renderDashboard(store, (d) => live.summary(d, at), shell(), live.version));
-      }),
-    )
-    .get("/events", ({ request, query, server }) => {
-      // An event stream is idle between readings: no idle timeout for it.
-      server?.timeout(request, 0);
-      const since = Number(request.headers.get("last-event-id") ?? query.since);
-      return openStream(request, since);
-    })
+  return (
+    new Elysia({ name: "web" })
+      .use(assets.routes)
+      .onStop(() => {
+        live.close();
+        if (heartbeat) clearInterval(heartbeat);
+        heartbeat = null;
+        for (const controller of streams) {
+          try {
+            controller.close();
+          } catch {}
+        }
+        streams.clear();
+      })
+      .get("/", ({ request }) =>
+        guard(request, () => {
+          const at = now();
+          return page(
+            request,
+            renderDashboard(store, (d) => live.summary(d, at), shell(), live.version),
+          );
+        }),
+      )
+      .get("/events", ({ request, query, server }) => {
+        // An event stream is idle between readings: no idle timeout for it.
+        server?.timeout(request, 0);
+        const since = Number(request.headers.get("last-event-id") ?? query.since);
+        return openStream(request, since);
+      })
 
-    // ---- rooms ----
-    .get("/rooms", ({ request, query }) =>
-      guard(request, () => page(request, roomsPage({ notice: ROOM_NOTICES[query.done ?? ""] }))),
-    )
-    .post("/rooms", ({ request, body }) =>
-      guard(request, () => {
-        const form = roomForm(body);
-        if (Object.keys(form.errors).length === 0) {
-          try {
-            store.createRoom({ name: form.values.name!, floor: form.values.floor || null, side: form.values.side || null });
-            return isHtmx(request) ? page(request, roomsPage({ notice: ROOM_NOTICES.created })) : redirect("/rooms?done=created");
-          } catch (err) {
-            if (!(err instanceof AppError) || err.status >= 500) throw err;
-            // "room_name: must contain a letter" or "room "x" already exists": both are about the name.
-            form.errors.name = splitError(err).problem;
+      // ---- rooms ----
+      .get("/rooms", ({ request, query }) =>
+        guard(request, () => page(request, roomsPage({ notice: ROOM_NOTICES[query.done ?? ""] }))),
+      )
+      .post("/rooms", ({ request, body }) =>
+        guard(request, () => {
+          const form = roomForm(body);
+          if (Object.keys(form.errors).length === 0) {
+            try {
+              store.createRoom({ name: form.values.name!, floor: form.values.floor || null, side: form.values.side || null });
+              return isHtmx(request)
+                ? page(request, roomsPage({ notice: ROOM_NOTICES.created }))
+                : redirect("/rooms?done=created");
+            } catch (err) {
+              if (!(err instanceof AppError) || err.status >= 500) throw err;
+              // "room_name: must contain a letter" or "room "x" already exists": both are about the name.
+              form.errors.name = splitError(err).problem;
+            }
           }
-        }
-        return page(request, roomsPage({ create: form }), 422);
-      }),
-    )
-    .get("/rooms/:uid", ({ request, params }) =>
-      guard(request, () => {
-        const room = store.getRoom(params.uid);
-        const at = now();
-        const devices = store.listDevices();
-        const base = `/rooms/${encodeURIComponent(room.uid)}`;
-        const window = chartWindow(new URL(request.url).searchParams, base, {}, at);
-        // Days for a week, weeks up to a season, months beyond: a table a person can read.
-        const span = window.to - window.from;
-        const period: Period = span <= 8 * DAY ? "day" : span <= 100 * DAY ? "week" : "month";
-        const periods = deps.stats.room(room.id, { from: window.from, to: window.to, period, now: at }).reverse();
-        const html = RoomPage({
-          stats: { period, periods },
-          shell: shell(),
-          room: roomCards([room], devices, at)[0]!,
-          version: live.version,
-          window,
-          placements: store.roomPlacements(room.uid),
-          labels: labelsOf(devices),
-        });
-        return page(request, html, Object.keys(window.custom.errors).length ? 400 : 200);
-      }),
-    )
-    .post("/rooms/:uid", ({ request, params, body }) =>
-      guard(request, () => {
-        store.getRoom(params.uid);
-        const form = roomForm(body);
-        if (Object.keys(form.errors).length === 0) {
-          store.updateRoom(params.uid, { name: form.values.name!, floor: form.values.floor || null, side: form.values.side || null });
-          return isHtmx(request) ? page(request, roomsPage({ notice: ROOM_NOTICES.saved })) : redirect("/rooms?done=saved");
-        }
-        return page(request, roomsPage({ edit: { uid: params.uid, form } }), 422);
-      }),
-    )
-    .post("/rooms/:uid/delete", ({ request, params, body }) =>
-      guard(request, () => {
-        store.getRoom(params.uid);
-        let message = "tick the box to confirm";
-        if (field(body, "confirm") === "yes") {
-          try {
-            store.deleteRoom(params.uid);
-            return isHtmx(request) ? page(request, roomsPage({ notice: ROOM_NOTICES.deleted })) : redirect("/rooms?done=deleted");
-          } catch (err) {
-            if (!(err instanceof AppError) || err.status >= 500) throw err;
-            message = err.message;
+          return page(request, roomsPage({ create: form }), 422);
+        }),
+      )
+      .get("/rooms/:uid", ({ request, params }) =>
+        guard(request, () => {
+          const room = store.getRoom(params.uid);
+          const at = now();
+          const devices = store.listDevices();
+          const base = `/rooms/${encodeURIComponent(room.uid)}`;
+          const window = chartWindow(new URL(request.url).searchParams, base, {}, at);
+          // Days for a week, weeks up to a season, months beyond: a table a person can read.
+          const span = window.to - window.from;
+          const period: Period = span <= 8 * DAY ? "day" : span <= 100 * DAY ? "week" : "month";
+          const periods = deps.stats.room(room.id, { from: window.from, to: window.to, period, now: at }).reverse();
+          const html = RoomPage({
+            stats: { period, periods },
+            shell: shell(),
+            room: roomCards([room], devices, at)[0]!,
+            version: live.version,
+            window,
+            placements: store.roomPlacements(room.uid),
+            labels: labelsOf(devices),
+          });
+          return page(request, html, Object.keys(window.custom.errors).length ? 400 : 200);
+        }),
+      )
+      .post("/rooms/:uid", ({ request, params, body }) =>
+        guard(request, () => {
+          store.getRoom(params.uid);
+          const form = roomForm(body);
+          if (Object.keys(form.errors).length === 0) {
+            store.updateRoom(params.uid, {
+              name: form.values.name!,
+              floor: form.values.floor || null,
+              side: form.values.side || null,
+            });
+            return isHtmx(request) ? page(request, roomsPage({ notice: ROOM_NOTICES.saved })) : redirect("/rooms?done=saved");
           }
-        }
-        return page(request, roomsPage({ deleteError: { uid: params.uid, message } }), 422);
-      }),
-    )
+          return page(request, roomsPage({ edit: { uid: params.uid, form } }), 422);
+        }),
+      )
+      .post("/rooms/:uid/delete", ({ request, params, body }) =>
+        guard(request, () => {
+          store.getRoom(params.uid);
+          let message = "tick the box to confirm";
+          if (field(body, "confirm") === "yes") {
+            try {
+              store.deleteRoom(params.uid);
+              return isHtmx(request)
+                ? page(request, roomsPage({ notice: ROOM_NOTICES.deleted }))
+                : redirect("/rooms?done=deleted");
+            } catch (err) {
+              if (!(err instanceof AppError) || err.status >= 500) throw err;
+              message = err.message;
+            }
+          }
+          return page(request, roomsPage({ deleteError: { uid: params.uid, message } }), 422);
+        }),
+      )
 
-    // ---- comparison ----
-    .get("/compare", ({ request }) =>
-      guard(request, () => {
-        const params = new URL(request.url).searchParams;
-        const rooms = store.listRooms();
-        const wanted = [...new Set(params.getAll("rooms").flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean))];
-        const unknown = wanted.filter((uid) => !rooms.some((r) => r.uid === uid));
-        const selected = wanted.flatMap((uid) => rooms.filter((r) => r.uid === uid).map((r) => ({ uid: r.uid, name: r.name })));
-        const at = now();
-        const window = chartWindow(params, "/compare", { rooms: selected.map((r) => r.uid).join(",") }, at);
-        const roomsError = unknown.length
-          ? `no room ${unknown.map((u) => JSON.stringify(u)).join(", ")}; choose from the list`
-          : rooms.length === 0
-            ? "there are no rooms yet"
-            : selected.length === 0
-              ? "choose one or more rooms"
-              : undefined;
-        const html = ComparePage({ shell: shell(), rooms, selected, window, labels: labelsOf(store.listDevices()), roomsError });
-        const bad = unknown.length > 0 || Object.keys(window.custom.errors).length > 0;
-        return page(request, html, bad ? 400 : 200);
-      }),
-    )
+      // ---- comparison ----
+      .get("/compare", ({ request }) =>
+        guard(request, () => {
+          const params = new URL(request.url).searchParams;
+          const rooms = store.listRooms();
+          const wanted = [
+            ...new Set(
+              params
+                .getAll("rooms")
+                .flatMap((v) => v.split(","))
+                .map((v) => v.trim())
+                .filter(Boolean),
+            ),
+          ];
+          const unknown = wanted.filter((uid) => !rooms.some((r) => r.uid === uid));
+          const selected = wanted.flatMap((uid) => rooms.filter((r) => r.uid === uid).map((r) => ({ uid: r.uid, name: r.name })));
+          const at = now();
+          const window = chartWindow(params, "/compare", { rooms: selected.map((r) => r.uid).join(",") }, at);
+          const roomsError = unknown.length
+            ? `no room ${unknown.map((u) => JSON.stringify(u)).join(", ")}; choose from the list`
+            : rooms.length === 0
+              ? "there are no rooms yet"
+              : selected.length === 0
+                ? "choose one or more rooms"
+                : undefined;
+          const html = ComparePage({
+            shell: shell(),
+            rooms,
+            selected,
+            window,
+            labels: labelsOf(store.listDevices()),
+            roomsError,
+          });
+          const bad = unknown.length > 0 || Object.keys(window.custom.errors).length > 0;
+          return page(request, html, bad ? 400 : 200);
+        }),
+      )
 
-    // ---- devices ----
-    .get("/devices", ({ request }) =>
-      guard(request, () => {
-        const at = now();
-        const rows = store.listDevices().map((device) => ({ device, live: live.summary(device, at) }));
-        return page(request, DevicesPage({ shell: shell(), devices: rows }));
-      }),
-    )
-    .get("/devices/:uid", ({ request, params, query }) =>
-      guard(request, () => {
-        const saved = query.saved === "place" || query.saved === "settings" ? query.saved : undefined;
-        return page(request, devicePage(store.getDevice(params.uid), { saved }));
-      }),
-    )
-    .post("/devices/:uid/place", ({ request, params, body }) =>
-      guard(request, () => {
-        const d = store.getDevice(params.uid);
-        const form = freshForm({ room: field(body, "room"), new_room: field(body, "new_room"), moved_at: field(body, "moved_at") });
-        const { room, new_room: newRoom, moved_at: movedText } = form.values as Record<string, string>;
-        let movedAt: number | undefined;
-        if (movedText) {
-          try {
-            movedAt = parseFormTime("moved_at", movedText);
-          } catch (err) {
-            form.errors.moved_at = splitError(err as AppError).problem;
+      // ---- devices ----
+      .get("/devices", ({ request }) =>
+        guard(request, () => {
+          const at = now();
+          const rows = store.listDevices().map((device) => ({ device, live: live.summary(device, at) }));
+          return page(request, DevicesPage({ shell: shell(), devices: rows }));
+        }),
+      )
+      .get("/devices/:uid", ({ request, params, query }) =>
+        guard(request, () => {
+          const saved = query.saved === "place" || query.saved === "settings" ? query.saved : undefined;
+          return page(request, devicePage(store.getDevice(params.uid), { saved }));
+        }),
+      )
+      .post("/devices/:uid/place", ({ request, params, body }) =>
+        guard(request, () => {
+          const d = store.getDevice(params.uid);
+          const form = freshForm({
+            room: field(body, "room"),
+            new_room: field(body, "new_room"),
+            moved_at: field(body, "moved_at"),
+          });
+          const { room, new_room: newRoom, moved_at: movedText } = form.values as Record<string, string>;
+          let movedAt: number | undefined;
+          if (movedText) {
+            try {
+              movedAt = parseFormTime("moved_at", movedText);
+            } catch (err) {
+              form.errors.moved_at = splitError(err as AppError).problem;
+            }
           }
-        }
-        if (newRoom.length > 100) form.errors.new_room = "at most 100 characters";
-        if (!newRoom && room && !store.listRooms().some((r) => r.uid === room)) form.errors.room = "choose a room from the list";
-        if (!newRoom && (room || null) === d.room_uid) {
-          form.errors.room = d.room_uid === null ? "it is in no room already; choose a room" : `it is in ${d.room_name} already`;
-        }
-        if (Object.keys(form.errors).length === 0) {
-          try {
-            store.updateDevice(d.uid, { ...(newRoom ? { roomName: newRoom } : { roomUid: room || null }), movedAt });
-            live.touch(d.uid);
-            const saved = store.getDevice(d.uid);
-            if (!isHtmx(request)) return redirect(`/devices/${encodeURIComponent(d.uid)}?saved=place#place`);
-            return page(request, devicePage(saved, { saved: "place" }));
-          } catch (err) {
-            if (!(err instanceof AppError) || err.status >= 500) throw err;
-            const { field: f, problem } = splitError(err);
-            form.errors[f === "moved_at" ? "moved_at" : newRoom ? "new_room" : "room"] = problem;
+          if (newRoom.length > 100) form.errors.new_room = "at most 100 characters";
+          if (!newRoom && room && !store.listRooms().some((r) => r.uid === room))
+            form.errors.room = "choose a room from the list";
+          if (!newRoom && (room || null) === d.room_uid) {
+            form.errors.room =
+              d.room_uid === null ? "it is in no room already; choose a room" : `it is in ${d.room_name} already`;
           }
-        }
-        return page(request, devicePage(d, { place: form }), 422);
-      }),
-    )
-    .post("/devices/:uid/settings", ({ request, params, body }) =>
-      guard(request, async () => {
-        const d = store.getDevice(params.uid);
-        const form = freshForm({
-          label: field(body, "label"),
-          interval_s: field(body, "interval_s"),
-          temperature_offset: field(body, "temperature_offset"),
-          humidity_offset: field(body, "humidity_offset"),
-        });
-        const v = form.values as Record<string, string>;
-        if (v.label.length > 100) form.errors.label = "at most 100 characters";
-        let interval: number | null = null;
-        if (v.interval_s !== "") {
-          interval = /^\d+$/.test(v.interval_s) ? Number(v.interval_s) : NaN;
-          if (!(interval >= INTERVAL_RANGE[0] && interval <= INTERVAL_RANGE[1])) {
-            form.errors.interval_s = `a whole number of seconds from ${INTERVAL_RANGE[0]} to ${INTERVAL_RANGE[1]}, or empty`;
+          if (Object.keys(form.errors).length === 0) {
+            try {
+              store.updateDevice(d.uid, { ...(newRoom ? { roomName: newRoom } : { roomUid: room || null }), movedAt });
+              live.touch(d.uid);
+              const saved = store.getDevice(d.uid);
+              if (!isHtmx(request)) return redirect(`/devices/${encodeURIComponent(d.uid)}?saved=place#place`);
+              return page(request, devicePage(saved, { saved: "place" }));
+            } catch (err) {
+              if (!(err instanceof AppError) || err.status >= 500) throw err;
+              const { field: f, problem } = splitError(err);
+              form.errors[f === "moved_at" ? "moved_at" : newRoom ? "new_room" : "room"] = problem;
+            }
           }
-        }
-        const offset = (name: "temperature_offset" | "humidity_offset"): number => {
-          // A decimal comma is fine too (0,5): half of the homes write it that way.
-          const n = v[name] === "" ? 0 : /^[+-]?(\d+([.,]\d*)?|[.,]\d+)$/.test(v[name]) ? Number(v[name].replace(",", ".")) : NaN;
-          if (!(n >= OFFSET_RANGE[0] && n <= OFFSET_RANGE[1])) {
-            form.errors[name] = `a number from ${OFFSET_RANGE[0]} to ${OFFSET_RANGE[1]}`;
+          return page(request, devicePage(d, { place: form }), 422);
+        }),
+      )
+      .post("/devices/:uid/settings", ({ request, params, body }) =>
+        guard(request, async () => {
+          const d = store.getDevice(params.uid);
+          const form = freshForm({
+            label: field(body, "label"),
+            interval_s: field(body, "interval_s"),
+            temperature_offset: field(body, "temperature_offset"),
+            humidity_offset: field(body, "humidity_offset"),
+          });
+          const v = form.values as Record<string, string>;
+          if (v.label.length > 100) form.errors.label = "at most 100 characters";
+          let interval: number | null = null;
+          if (v.interval_s !== "") {
+            interval = /^\d+$/.test(v.interval_s) ? Number(v.interval_s) : NaN;
+            if (!(interval >= INTERVAL_RANGE[0] && interval <= INTERVAL_RANGE[1])) {
+              form.errors.interval_s = `a whole number of seconds from ${INTERVAL_RANGE[0]} to ${INTERVAL_RANGE[1]}, or empty`;
+            }
           }
-          return n;
-        };
-        const temperatureOffset = offset("temperature_offset");
-        const humidityOffset = offset("humidity_offset");
-        if (Object.keys(form.errors).length > 0) return page(request, devicePage(d, { settings: form }), 422);
+          const offset = (name: "temperature_offset" | "humidity_offset"): number => {
+            // A decimal comma is fine too (0,5): half of the homes write it that way.
+            const n =
+              v[name] === "" ? 0 : /^[+-]?(\d+([.,]\d*)?|[.,]\d+)$/.test(v[name]) ? Number(v[name].replace(",", ".")) : NaN;
+            if (!(n >= OFFSET_RANGE[0] && n <= OFFSET_RANGE[1])) {
+              form.errors[name] = `a number from ${OFFSET_RANGE[0]} to ${OFFSET_RANGE[1]}`;
+            }
+            return n;
+          };
+          const temperatureOffset = offset("temperature_offset");
+          const humidityOffset = offset("humidity_offset");
+          if (Object.keys(form.errors).length > 0) return page(request, devicePage(d, { settings: form }), 422);
 
-        const { device, configChanged } = store.updateDevice(d.uid, {
-          label: v.label || null,
-          config_interval_s: interval,
-          temperature_offset: temperatureOffset,
-          humidity_offset: humidityOffset,
-        });
-        // Same path as PUT /api/v1/devices: the retained config message carries it to the sensor.
-        if (configChanged) {
-          try {
-            await broker.publishConfig(device);
-          } catch (err) {
-            log.error("cannot publish config", { device: device.uid, error: err as Error });
+          const { device, configChanged } = store.updateDevice(d.uid, {
+            label: v.label || null,
+            config_interval_s: interval,
+            temperature_offset: temperatureOffset,
+            humidity_offset: humidityOffset,
+          });
+          // Same path as PUT /api/v1/devices: the retained config message carries it to the sensor.
+          if (configChanged) {
+            try {
+              await broker.publishConfig(device);
+            } catch (err) {
+              log.error("cannot publish config", { device: device.uid, error: err as Error });
+            }
           }
-        }
-        live.touch(d.uid);
-        if (!isHtmx(request)) return redirect(`/devices/${encodeURIComponent(d.uid)}?saved=settings#settings`);
-        return page(request, devicePage(device, { saved: "settings" }));
-      }),
-    );
+          live.touch(d.uid);
+          if (!isHtmx(request)) return redirect(`/devices/${encodeURIComponent(d.uid)}?saved=settings#settings`);
+          return page(request, devicePage(device, { saved: "settings" }));
+        }),
+      )
+  );
 }

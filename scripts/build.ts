@@ -128,7 +128,9 @@ function pack(dir: string, tarball: string, mtime: number): void {
 }
 
 /** Builds the bundles of `archs` into `outDir`. */
-export async function build(options: { archs?: Arch[]; outDir?: string; tar?: boolean; log?: (line: string) => void } = {}): Promise<BuiltBundle[]> {
+export async function build(
+  options: { archs?: Arch[]; outDir?: string; tar?: boolean; log?: (line: string) => void } = {},
+): Promise<BuiltBundle[]> {
   const archs = options.archs ?? (Object.keys(ARCHS) as Arch[]);
   const outDir = resolve(options.outDir ?? join(ROOT, "dist"));
   const log = options.log ?? ((line: string) => console.log(line));
@@ -154,7 +156,8 @@ export async function build(options: { archs?: Arch[]; outDir?: string; tar?: bo
       }
       cpSync(join(ROOT, "install.sh"), join(dir, "install.sh"));
       chmodSync(join(dir, "install.sh"), 0o755);
-      for (const unit of ["techtemp-server.service", "techtemp-sensor.service"]) cpSync(join(ROOT, "systemd", unit), join(dir, "systemd", unit));
+      for (const unit of ["techtemp-server.service", "techtemp-sensor.service"])
+        cpSync(join(ROOT, "systemd", unit), join(dir, "systemd", unit));
       writeFileSync(join(dir, "README.md"), bundleReadme(version, arch));
       // install.sh reads this to check the bundle fits the machine and to name backups.
       writeFileSync(join(dir, "BUNDLE"), `name=techtemp\nversion=${version}\narch=${arch}\nbun=${bun}\n`);
@@ -184,9 +187,13 @@ export function parseArgs(argv: string[]): { archs: Arch[]; outDir?: string; tar
     else if (arg === "--arch" && argv[i + 1]) {
       const wanted = argv[++i]!.split(",").map((a) => (a === "host" ? hostArch() : a));
       const unknown = wanted.filter((a) => !(a && a in ARCHS));
-      if (unknown.length) throw new Error(`--arch: unknown ${unknown.join(", ")} (known: ${Object.keys(ARCHS).join(", ")}, host)`);
+      if (unknown.length)
+        throw new Error(`--arch: unknown ${unknown.join(", ")} (known: ${Object.keys(ARCHS).join(", ")}, host)`);
       archs = wanted as Arch[];
-    } else throw new Error(`unknown argument ${JSON.stringify(arg)}\nusage: bun scripts/build.ts [--arch arm64,x64|host] [--out DIR] [--no-tar]`);
+    } else
+      throw new Error(
+        `unknown argument ${JSON.stringify(arg)}\nusage: bun scripts/build.ts [--arch arm64,x64|host] [--out DIR] [--no-tar]`,
+      );
   }
   return { archs, outDir, tar };
 }

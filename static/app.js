@@ -14,7 +14,11 @@
   function ago(ts, now) {
     var age = Math.max(0, now - ts);
     var step = steps[steps.length - 1];
-    for (var i = 0; i < steps.length; i++) if (age < steps[i][0]) { step = steps[i]; break; }
+    for (var i = 0; i < steps.length; i++)
+      if (age < steps[i][0]) {
+        step = steps[i];
+        break;
+      }
     return step[1] ? Math.floor(age / step[1]) + step[2] : step[2];
   }
 
@@ -24,8 +28,12 @@
       el.textContent = ago(Number(el.getAttribute("data-ago")), now);
     });
     document.querySelectorAll("[data-late-at]").forEach(function (el) {
-      var status = now >= Number(el.getAttribute("data-offline-at")) ? "offline"
-        : now >= Number(el.getAttribute("data-late-at")) ? "late" : "online";
+      var status =
+        now >= Number(el.getAttribute("data-offline-at"))
+          ? "offline"
+          : now >= Number(el.getAttribute("data-late-at"))
+            ? "late"
+            : "online";
       if (el.textContent !== status) {
         el.textContent = status;
         el.className = "status " + status;
@@ -34,6 +42,10 @@
   }
 
   setInterval(refresh, 5000);
-  document.addEventListener("htmx:sseOpen", function () { body.setAttribute("data-live", "on"); });
-  document.addEventListener("htmx:sseError", function () { body.setAttribute("data-live", "off"); });
+  document.addEventListener("htmx:sseOpen", function () {
+    body.setAttribute("data-live", "on");
+  });
+  document.addEventListener("htmx:sseError", function () {
+    body.setAttribute("data-live", "off");
+  });
 })();

@@ -15,7 +15,12 @@
   var BUCKET_S = { hour: 3600, day: 86400 };
   // Warm colours for temperature, cool ones for humidity; the n-th series of each chart is the same device or room.
   var QUANTITIES = [
-    { key: "temperature", title: "Temperature", unit: "°C", colors: ["#d9480f", "#c2255c", "#e67700", "#ae3ec9", "#a61e4d", "#f08c00"] },
+    {
+      key: "temperature",
+      title: "Temperature",
+      unit: "°C",
+      colors: ["#d9480f", "#c2255c", "#e67700", "#ae3ec9", "#a61e4d", "#f08c00"],
+    },
     { key: "humidity", title: "Humidity", unit: "%", colors: ["#1c7ed6", "#0c8599", "#2b8a3e", "#5f3dc4", "#1864ab", "#087f5b"] },
   ];
 
@@ -31,7 +36,9 @@
   function medianSpacing(xs) {
     var d = [];
     for (var i = 1; i < xs.length; i++) d.push(xs[i] - xs[i - 1]);
-    d.sort(function (a, b) { return a - b; });
+    d.sort(function (a, b) {
+      return a - b;
+    });
     return d.length ? d[d.length >> 1] : 0;
   }
 
@@ -39,7 +46,9 @@
   // points are further apart than maxGap seconds.
   function table(points, columns, maxGap) {
     var out = [[]];
-    columns.forEach(function () { out.push([]); });
+    columns.forEach(function () {
+      out.push([]);
+    });
     var prev = null;
     points.forEach(function (p) {
       var x = Date.parse(p.ts) / 1000;
@@ -48,7 +57,9 @@
         for (var c = 1; c < out.length; c++) out[c].push(null);
       }
       out[0].push(x);
-      columns.forEach(function (col, c) { out[c + 1].push(p[col]); });
+      columns.forEach(function (col, c) {
+        out[c + 1].push(p[col]);
+      });
       prev = x;
     });
     return out;
@@ -61,16 +72,23 @@
 
   // Tables and series of one quantity over every room's history.
   function build(rooms, histories, labels, q) {
-    var tables = [], series = [{}], bands = [], color = 0;
+    var tables = [],
+      series = [{}],
+      bands = [],
+      color = 0;
     histories.forEach(function (h, r) {
       var prefix = rooms.length > 1 ? rooms[r].name : "";
       if (h.bucket === "raw") {
         var byDevice = {};
-        h.points.forEach(function (p) { (byDevice[p.device_id] = byDevice[p.device_id] || []).push(p); });
+        h.points.forEach(function (p) {
+          (byDevice[p.device_id] = byDevice[p.device_id] || []).push(p);
+        });
         var uids = Object.keys(byDevice);
         uids.forEach(function (uid) {
           var pts = byDevice[uid];
-          var xs = pts.map(function (p) { return Date.parse(p.ts) / 1000; });
+          var xs = pts.map(function (p) {
+            return Date.parse(p.ts) / 1000;
+          });
           tables.push(table(pts, [q.key], Math.max(2.5 * medianSpacing(xs), 1)));
           var name = labels[uid] || uid;
           var label = prefix && uids.length > 1 ? prefix + " · " + name : prefix || name;
@@ -92,7 +110,8 @@
   function markersFor(placements, from, to) {
     var out = [];
     placements.forEach(function (p) {
-      var inAt = Date.parse(p.from_ts), outAt = p.to_ts ? Date.parse(p.to_ts) : null;
+      var inAt = Date.parse(p.from_ts),
+        outAt = p.to_ts ? Date.parse(p.to_ts) : null;
       if (inAt >= from && inAt <= to) out.push({ ts: inAt / 1000, label: "→ " + p.device_uid });
       if (outAt !== null && outAt >= from && outAt <= to) out.push({ ts: outAt / 1000, label: p.device_uid + " →" });
     });
@@ -101,7 +120,10 @@
 
   function drawMarkers(markers) {
     return function (u) {
-      var ctx = u.ctx, dpr = window.devicePixelRatio || 1, top = u.bbox.top, bottom = top + u.bbox.height;
+      var ctx = u.ctx,
+        dpr = window.devicePixelRatio || 1,
+        top = u.bbox.top,
+        bottom = top + u.bbox.height;
       ctx.save();
       ctx.strokeStyle = ctx.fillStyle = getComputedStyle(document.body).color;
       ctx.globalAlpha = 0.7;
@@ -122,12 +144,17 @@
   }
 
   function draw(el, rooms, histories, placements) {
-    var from = Number(el.getAttribute("data-from")), to = Number(el.getAttribute("data-to"));
+    var from = Number(el.getAttribute("data-from")),
+      to = Number(el.getAttribute("data-to"));
     var labels = JSON.parse(el.getAttribute("data-labels") || "{}");
     var markers = markersFor(placements, from, to);
     var axisColor = getComputedStyle(document.body).color;
     el.textContent = "";
-    if (!histories.some(function (h) { return h.points.length; })) {
+    if (
+      !histories.some(function (h) {
+        return h.points.length;
+      })
+    ) {
       el.textContent = "No readings in this window.";
       el.setAttribute("data-ready", "empty");
       return;
@@ -140,36 +167,66 @@
       el.appendChild(title);
       var box = document.createElement("div");
       el.appendChild(box);
-      var u = new uPlot({
-        width: Math.max(el.clientWidth - 16, 240),
-        height: window.innerWidth < 640 ? 200 : 260,
-        series: built.series,
-        bands: built.bands,
-        cursor: { sync: { key: el.id } },
-        scales: { x: { time: true, range: function () { return [from / 1000, to / 1000]; } } },
-        axes: [
-          { stroke: axisColor, grid: { stroke: "rgba(128,128,128,.15)" } },
-          { stroke: axisColor, grid: { stroke: "rgba(128,128,128,.15)" }, size: 44 },
-        ],
-        hooks: { draw: [drawMarkers(markers)] },
-      }, built.data, box);
-      charts.push({ element: el.id, quantity: q.key, buckets: histories.map(function (h) { return h.bucket; }), markers: markers, u: u });
+      var u = new uPlot(
+        {
+          width: Math.max(el.clientWidth - 16, 240),
+          height: window.innerWidth < 640 ? 200 : 260,
+          series: built.series,
+          bands: built.bands,
+          cursor: { sync: { key: el.id } },
+          scales: {
+            x: {
+              time: true,
+              range: function () {
+                return [from / 1000, to / 1000];
+              },
+            },
+          },
+          axes: [
+            { stroke: axisColor, grid: { stroke: "rgba(128,128,128,.15)" } },
+            { stroke: axisColor, grid: { stroke: "rgba(128,128,128,.15)" }, size: 44 },
+          ],
+          hooks: { draw: [drawMarkers(markers)] },
+        },
+        built.data,
+        box,
+      );
+      charts.push({
+        element: el.id,
+        quantity: q.key,
+        buckets: histories.map(function (h) {
+          return h.bucket;
+        }),
+        markers: markers,
+        u: u,
+      });
     });
     el.setAttribute("data-ready", "drawn");
   }
 
   function init(el) {
     var rooms = JSON.parse(el.getAttribute("data-rooms"));
-    var query = "?from=" + el.getAttribute("data-from") + "&to=" + el.getAttribute("data-to") + "&points=" + el.getAttribute("data-points");
+    var query =
+      "?from=" + el.getAttribute("data-from") + "&to=" + el.getAttribute("data-to") + "&points=" + el.getAttribute("data-points");
     Promise.all([
-      Promise.all(rooms.map(function (r) { return getJson("/api/v1/rooms/" + encodeURIComponent(r.uid) + "/history" + query); })),
-      Promise.all(rooms.map(function (r) { return getJson("/api/v1/rooms/" + encodeURIComponent(r.uid) + "/placements"); })),
-    ]).then(function (res) {
-      draw(el, rooms, res[0], rooms.length === 1 ? res[1][0] : []);
-    }).catch(function (err) {
-      el.textContent = "Cannot draw the chart: " + err.message;
-      el.setAttribute("data-ready", "error");
-    });
+      Promise.all(
+        rooms.map(function (r) {
+          return getJson("/api/v1/rooms/" + encodeURIComponent(r.uid) + "/history" + query);
+        }),
+      ),
+      Promise.all(
+        rooms.map(function (r) {
+          return getJson("/api/v1/rooms/" + encodeURIComponent(r.uid) + "/placements");
+        }),
+      ),
+    ])
+      .then(function (res) {
+        draw(el, rooms, res[0], rooms.length === 1 ? res[1][0] : []);
+      })
+      .catch(function (err) {
+        el.textContent = "Cannot draw the chart: " + err.message;
+        el.setAttribute("data-ready", "error");
+      });
   }
 
   document.querySelectorAll("[data-chart]").forEach(init);

@@ -64,7 +64,11 @@ describe("decodeAht20 and crc8", () => {
   });
 
   test("encodeAht20 and decodeAht20 round-trip within the sensor's resolution", () => {
-    for (const [h, t] of [[0.5, -40], [45.67, 21.3], [99.9, 85]] as const) {
+    for (const [h, t] of [
+      [0.5, -40],
+      [45.67, 21.3],
+      [99.9, 85],
+    ] as const) {
       const decoded = decodeAht20(encodeAht20(0x1c, h, t));
       if (!decoded.ok) throw new Error(decoded.detail);
       expect(Math.abs(decoded.value.humidity - h)).toBeLessThan(0.001);
@@ -82,7 +86,11 @@ function fakeTime() {
 /** The simulated device on the simulated bus, with every write recorded. */
 function rig(faults: SimFaults = {}, options: { climate?: ReturnType<typeof simulatedClimate> } = {}) {
   const time = fakeTime();
-  const device = createSimAht20({ faults, now: time.now, climate: options.climate ?? (() => ({ temperature: 22.5, humidity: 41.25 })) });
+  const device = createSimAht20({
+    faults,
+    now: time.now,
+    climate: options.climate ?? (() => ({ temperature: 22.5, humidity: 41.25 })),
+  });
   const bus = createSimBus({ 0x38: device });
   const writes: number[][] = [];
   const recording: I2cBus = {

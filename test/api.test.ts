@@ -27,11 +27,18 @@ afterAll(async () => {
 
 describe("devices", () => {
   test("POST registers a device in a room created from its name, with the earlier response", async () => {
-    const res = await api("/api/v1/devices", { body: { device_uid: "aht20-dev001", room_name: "Salle à manger", label: "buffet" } });
+    const res = await api("/api/v1/devices", {
+      body: { device_uid: "aht20-dev001", room_name: "Salle à manger", label: "buffet" },
+    });
     expect(res.status).toBe(201);
     expect(res.body.message).toBe("Device provisioned successfully");
     expect(res.body.data.room).toEqual({ uid: "salle-a-manger", name: "Salle à manger" });
-    expect(res.body.data.device).toMatchObject({ uid: "aht20-dev001", label: "buffet", room: { uid: "salle-a-manger", name: "Salle à manger" }, last_seen_at: null });
+    expect(res.body.data.device).toMatchObject({
+      uid: "aht20-dev001",
+      label: "buffet",
+      room: { uid: "salle-a-manger", name: "Salle à manger" },
+      last_seen_at: null,
+    });
     expect(res.body.data.device.created_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
   });
 
@@ -113,7 +120,10 @@ describe("moving devices: history follows placements", () => {
   });
 
   test("a device moved at 12:00 contributes to room A before and room B after", async () => {
-    const put = await api(`/api/v1/devices/${uid}`, { method: "PUT", body: { room_name: "Room B", moved_at: "2026-03-01T12:00:00Z" } });
+    const put = await api(`/api/v1/devices/${uid}`, {
+      method: "PUT",
+      body: { room_name: "Room B", moved_at: "2026-03-01T12:00:00Z" },
+    });
     expect(put.status).toBe(200);
     expect(put.body.message).toBe("Device updated successfully");
     expect(put.body.data.room).toEqual({ uid: "room-b", name: "Room B" });
@@ -125,12 +135,26 @@ describe("moving devices: history follows placements", () => {
 
     const placements = (await api(`/api/v1/devices/${uid}/placements`)).body.data;
     expect(placements).toEqual([
-      { device_uid: uid, room: { uid: "room-a", name: "Room A" }, from_ts: "2026-03-01T09:00:00.000Z", to_ts: "2026-03-01T12:00:00.000Z", state: "closed" },
-      { device_uid: uid, room: { uid: "room-b", name: "Room B" }, from_ts: "2026-03-01T12:00:00.000Z", to_ts: null, state: "active" },
+      {
+        device_uid: uid,
+        room: { uid: "room-a", name: "Room A" },
+        from_ts: "2026-03-01T09:00:00.000Z",
+        to_ts: "2026-03-01T12:00:00.000Z",
+        state: "closed",
+      },
+      {
+        device_uid: uid,
+        room: { uid: "room-b", name: "Room B" },
+        from_ts: "2026-03-01T12:00:00.000Z",
+        to_ts: null,
+        state: "active",
+      },
     ]);
     expect((await api("/api/v1/rooms/room-a/placements")).body.data).toHaveLength(1);
     // The latest reading belongs to the room the device was in when it was taken.
-    expect((await api(`/api/v1/readings/latest?roomId=room-b`)).body.data.map((r: { device_id: string }) => r.device_id)).toContain(uid);
+    expect(
+      (await api(`/api/v1/readings/latest?roomId=room-b`)).body.data.map((r: { device_id: string }) => r.device_id),
+    ).toContain(uid);
     // A room's aggregated history follows placements too.
     const hourly = (await api("/api/v1/rooms/room-a/readings?bucket=hour")).body.data;
     expect(hourly.map((r: { ts: string }) => r.ts)).toEqual(["2026-03-01T11:00:00.000Z", "2026-03-01T10:00:00.000Z"]);
@@ -172,12 +196,18 @@ describe("moving devices: history follows placements", () => {
 describe("rooms", () => {
   test("create, rename with floor and side, list, delete", async () => {
     const created = await api("/api/v1/rooms", { body: { name: "Chambre d'amis", floor: "1" } });
-    expect(created).toEqual({ status: 201, body: { data: { uid: "chambre-d-amis", name: "Chambre d'amis", floor: "1", side: null }, message: "Room created" } });
+    expect(created).toEqual({
+      status: 201,
+      body: { data: { uid: "chambre-d-amis", name: "Chambre d'amis", floor: "1", side: null }, message: "Room created" },
+    });
     const renamed = await api("/api/v1/rooms/chambre-d-amis", { method: "PUT", body: { name: "Guest room", side: "north" } });
     expect(renamed.body.data).toEqual({ uid: "chambre-d-amis", name: "Guest room", floor: "1", side: "north" });
     const list = (await api("/api/v1/rooms")).body.data;
     expect(list).toContainEqual({ uid: "chambre-d-amis", name: "Guest room", floor: "1", side: "north" });
-    expect((await api("/api/v1/rooms/chambre-d-amis", { method: "DELETE" })).body).toEqual({ message: "Room deleted", uid: "chambre-d-amis" });
+    expect((await api("/api/v1/rooms/chambre-d-amis", { method: "DELETE" })).body).toEqual({
+      message: "Room deleted",
+      uid: "chambre-d-amis",
+    });
     expect((await api("/api/v1/rooms/chambre-d-amis")).status).toBe(404);
   });
 
@@ -209,7 +239,12 @@ describe("readings", () => {
   test("the device's readings come newest first, 10 by default, with the earlier fields", async () => {
     const data = (await api(`/api/v1/devices/${uid}/readings`)).body.data;
     expect(data).toHaveLength(10);
-    expect(data[0]).toEqual({ ts: new Date(T0 + 71 * H).toISOString(), temperature: 20 + (71 % 3), humidity: 50, source: "mqtt" });
+    expect(data[0]).toEqual({
+      ts: new Date(T0 + 71 * H).toISOString(),
+      temperature: 20 + (71 % 3),
+      humidity: 50,
+      source: "mqtt",
+    });
     expect(Date.parse(data[0].ts)).toBeGreaterThan(Date.parse(data[9].ts));
   });
 
@@ -222,11 +257,25 @@ describe("readings", () => {
 
   test("daily buckets carry mean, min and max, and keep the spike", async () => {
     const data = (await api(`/api/v1/devices/${uid}/readings?bucket=day&limit=100`)).body.data;
-    expect(data.map((d: { ts: string }) => d.ts)).toEqual(["2026-03-04T00:00:00.000Z", "2026-03-03T00:00:00.000Z", "2026-03-02T00:00:00.000Z", "2026-03-01T00:00:00.000Z"]);
+    expect(data.map((d: { ts: string }) => d.ts)).toEqual([
+      "2026-03-04T00:00:00.000Z",
+      "2026-03-03T00:00:00.000Z",
+      "2026-03-02T00:00:00.000Z",
+      "2026-03-01T00:00:00.000Z",
+    ]);
     const day2 = data[2];
     expect(day2.temperature_max).toBe(35);
     expect(day2.temperature_min).toBe(20);
-    expect(Object.keys(day2).sort()).toEqual(["count", "humidity", "humidity_max", "humidity_min", "temperature", "temperature_max", "temperature_min", "ts"]);
+    expect(Object.keys(day2).sort()).toEqual([
+      "count",
+      "humidity",
+      "humidity_max",
+      "humidity_min",
+      "temperature",
+      "temperature_max",
+      "temperature_min",
+      "ts",
+    ]);
   });
 
   test("the chart history comes oldest first with its tier", async () => {

@@ -69,7 +69,11 @@ test("under qemu-aarch64 the server and a simulated sensor store a reading end t
     },
     dir.path,
   );
-  const ports = (await waitFor(() => /http=(\d+) mqtt=(\d+)/.exec(server.output.text), 120_000, "the arm64 server to print its ports"))!;
+  const ports = (await waitFor(
+    () => /http=(\d+) mqtt=(\d+)/.exec(server.output.text),
+    120_000,
+    "the arm64 server to print its ports",
+  ))!;
   const base = `http://127.0.0.1:${ports[1]}`;
   expect(await (await fetch(`${base}/health`, { signal: AbortSignal.timeout(30_000) })).json()).toEqual({ status: "ok" });
 
@@ -82,7 +86,9 @@ test("under qemu-aarch64 the server and a simulated sensor store a reading end t
   const sensor = spawnQemu("techtemp-sensor", [conf], { TECHTEMP_DATA_DIR: join(dir.path, "sensor") }, dir.path);
   const latest = await waitFor(
     async () => {
-      const body = await (await fetch(`${base}/api/v1/readings/latest?deviceId=${uid}`, { signal: AbortSignal.timeout(30_000) })).json();
+      const body = await (
+        await fetch(`${base}/api/v1/readings/latest?deviceId=${uid}`, { signal: AbortSignal.timeout(30_000) })
+      ).json();
       return body.data?.length ? body.data[0] : null;
     },
     120_000,

@@ -44,18 +44,42 @@ async function rawConnection(port: number): Promise<{ socket: Socket; closed: Pr
 }
 
 const connectPacket = (clientId: string) =>
-  mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, clientId, keepalive: 0 } as mqttPacket.IConnectPacket);
+  mqttPacket.generate({
+    cmd: "connect",
+    protocolId: "MQTT",
+    protocolVersion: 4,
+    clean: true,
+    clientId,
+    keepalive: 0,
+  } as mqttPacket.IConnectPacket);
 
 describe("the earlier sensor's readings", () => {
   test("mosquitto_pub with the earlier payload is acknowledged and returned by /readings/latest", async () => {
     const uid = "aht20-f49c53";
     const payload = '{"temperature_c":20.87,"humidity_pct":60.91,"ts":1757591504072}';
-    const pub = await run(["mosquitto_pub", "-h", "127.0.0.1", "-p", String(server.mqttPort), "-q", "1", "-i", `techtemp-${uid}`, "-t", readingTopic(uid), "-m", payload, "-d"]);
+    const pub = await run([
+      "mosquitto_pub",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(server.mqttPort),
+      "-q",
+      "1",
+      "-i",
+      `techtemp-${uid}`,
+      "-t",
+      readingTopic(uid),
+      "-m",
+      payload,
+      "-d",
+    ]);
     expect(pub.code).toBe(0);
     expect(pub.stdout).toContain("received PUBACK");
     const { status, body } = await server.api(`/api/v1/readings/latest?deviceId=${uid}`);
     expect(status).toBe(200);
-    expect(body).toEqual({ data: [{ device_id: uid, room_id: null, ts: "2025-09-11T11:51:44.072Z", temperature: 20.87, humidity: 60.91 }] });
+    expect(body).toEqual({
+      data: [{ device_id: uid, room_id: null, ts: "2025-09-11T11:51:44.072Z", temperature: 20.87, humidity: 60.91 }],
+    });
   });
 
   test("a reading sent twice is stored once", async () => {
@@ -71,7 +95,9 @@ describe("the earlier sensor's readings", () => {
     const client = await connectMqtt(server.mqttPort);
     await publishAcked(client, readingTopic("aht20-000002"), legacyPayload(0, 0, TS));
     await endMqtt(client);
-    expect(await deviceReadings("aht20-000002")).toEqual([{ ts: new Date(TS).toISOString(), temperature: 0, humidity: 0, source: "mqtt" }]);
+    expect(await deviceReadings("aht20-000002")).toEqual([
+      { ts: new Date(TS).toISOString(), temperature: 0, humidity: 0, source: "mqtt" },
+    ]);
   });
 
   test("a reading from an unknown device registers it as unplaced and keeps the reading", async () => {
@@ -90,7 +116,11 @@ describe("the earlier sensor's readings", () => {
     await publishAcked(client, readingTopic(uid), legacyPayload(-40, 0, TS));
     await publishAcked(client, readingTopic(uid), legacyPayload(85, 100, TS + 1));
     await publishAcked(client, readingTopic(uid), legacyPayload(20, 50, Date.now() + 23 * 3600_000));
-    await publishAcked(client, readingTopic(uid), '{"temperature_c":21,"humidity_pct":40,"ts":' + (TS + 2) + ',"clock_synced":false,"extra":"ignored"}');
+    await publishAcked(
+      client,
+      readingTopic(uid),
+      '{"temperature_c":21,"humidity_pct":40,"ts":' + (TS + 2) + ',"clock_synced":false,"extra":"ignored"}',
+    );
     await endMqtt(client);
     expect(await deviceReadings(uid)).toHaveLength(4);
     expect((await server.api(`/api/v1/devices/${uid}`)).body.data.refused_count).toBe(0);
@@ -167,7 +197,16 @@ describe("bad input from a sensor", () => {
 
   test("a first packet that is not CONNECT closes the connection", async () => {
     const { socket, closed } = await rawConnection(server.mqttPort);
-    socket.write(mqttPacket.generate({ cmd: "publish", topic: readingTopic("aht20-sneaky"), payload: legacyPayload(1, 1, TS), qos: 0, retain: false, dup: false } as mqttPacket.IPublishPacket));
+    socket.write(
+      mqttPacket.generate({
+        cmd: "publish",
+        topic: readingTopic("aht20-sneaky"),
+        payload: legacyPayload(1, 1, TS),
+        qos: 0,
+        retain: false,
+        dup: false,
+      } as mqttPacket.IPublishPacket),
+    );
     await withTimeout(closed, 5000, "connection closed");
     expect((await server.api("/api/v1/devices")).body.data).toEqual([]);
     expect((await server.api("/health")).status).toBe(200);
@@ -186,7 +225,19 @@ describe("bad input from a sensor", () => {
 
   test("a client id longer than the limit is refused with CONNACK 'identifier rejected' and a log line", async () => {
     const longId = "x".repeat(200);
-    const pub = await run(["mosquitto_pub", "-h", "127.0.0.1", "-p", String(server.mqttPort), "-i", longId, "-t", "t", "-m", "m"]);
+    const pub = await run([
+      "mosquitto_pub",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(server.mqttPort),
+      "-i",
+      longId,
+      "-t",
+      "t",
+      "-m",
+      "m",
+    ]);
     expect(pub.code).not.toBe(0);
     expect(pub.stderr.toLowerCase()).toContain("identifier rejected");
     expect(server.logs.some((l) => l.includes("refused connection") && l.includes("mqtt_max_client_id"))).toBe(true);
@@ -229,10 +280,14 @@ describe("status and config messages", () => {
     // Cut the connection without DISCONNECT: the broker publishes the will.
     (client as unknown as { stream: Socket }).stream.destroy();
     client.end(true);
-    device = await waitFor(async () => {
-      const d = (await server.api(`/api/v1/devices/${uid}`)).body.data;
-      return d.state === "offline" ? d : null;
-    }, 5000, "device offline");
+    device = await waitFor(
+      async () => {
+        const d = (await server.api(`/api/v1/devices/${uid}`)).body.data;
+        return d.state === "offline" ? d : null;
+      },
+      5000,
+      "device offline",
+    );
     expect(device.interval_s).toBe(60);
   });
 
@@ -259,7 +314,19 @@ describe("status and config messages", () => {
     const dataDir = server.dataDir;
     await server.stop({ keepData: true });
     server = await startServer({}, { dataDir });
-    const again = await run(["mosquitto_sub", "-h", "127.0.0.1", "-p", String(server.mqttPort), "-t", topic, "-C", "1", "-W", "5"]);
+    const again = await run([
+      "mosquitto_sub",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(server.mqttPort),
+      "-t",
+      topic,
+      "-C",
+      "1",
+      "-W",
+      "5",
+    ]);
     expect(JSON.parse(again.stdout)).toEqual({ interval_s: 60, temperature_offset: -0.5, humidity_offset: 0 });
   });
 
@@ -267,14 +334,36 @@ describe("status and config messages", () => {
     const client = await connectMqtt(server.mqttPort);
     await publishAcked(client, readingTopic("aht20-cfgbad"), legacyPayload(21, 40, TS));
     await endMqtt(client);
-    for (const body of [{ interval_s: 0 }, { interval_s: 3601 }, { interval_s: 2.5 }, { temperature_offset: 50 }, { humidity_offset: "1" }]) {
+    for (const body of [
+      { interval_s: 0 },
+      { interval_s: 3601 },
+      { interval_s: 2.5 },
+      { temperature_offset: 50 },
+      { humidity_offset: "1" },
+    ]) {
       const res = await server.api("/api/v1/devices/aht20-cfgbad", { method: "PUT", body });
       expect(res.status).toBe(400);
       expect(res.body.error).toContain(Object.keys(body)[0]!);
     }
-    const sub = await run(["mosquitto_sub", "-h", "127.0.0.1", "-p", String(server.mqttPort), "-t", "home/+/sensors/aht20-cfgbad/config", "-C", "1", "-W", "1"]);
+    const sub = await run([
+      "mosquitto_sub",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(server.mqttPort),
+      "-t",
+      "home/+/sensors/aht20-cfgbad/config",
+      "-C",
+      "1",
+      "-W",
+      "1",
+    ]);
     expect(sub.stdout).toBe("");
-    expect((await server.api("/api/v1/devices/aht20-cfgbad")).body.data.config).toEqual({ interval_s: null, temperature_offset: 0, humidity_offset: 0 });
+    expect((await server.api("/api/v1/devices/aht20-cfgbad")).body.data.config).toEqual({
+      interval_s: null,
+      temperature_offset: 0,
+      humidity_offset: 0,
+    });
   });
 });
 
@@ -288,7 +377,8 @@ describe("failures the broker must survive", () => {
     db.exec(`PRAGMA max_page_count = ${pages}`); // the "disk" is full from now on
     const acked: number[] = [];
     const sent = Array.from({ length: 300 }, (_, i) => TS + 60_000 * (i + 1));
-    for (const ts of sent) client.publish(readingTopic(uid), legacyPayload(21, 40, ts), { qos: 1 }, (err) => !err && acked.push(ts));
+    for (const ts of sent)
+      client.publish(readingTopic(uid), legacyPayload(21, 40, ts), { qos: 1 }, (err) => !err && acked.push(ts));
     await waitFor(() => server.logs.some((l) => l.includes("cannot store readings")), 10_000, "the commit to fail");
     expect((await server.api("/health")).status).toBe(503);
     // Every acknowledged reading is stored; the others are not (yet).
@@ -312,13 +402,26 @@ describe("failures the broker must survive", () => {
       // The subscriber connects and subscribes to everything, then stops reading.
       const frozen = await rawConnection(child.mqttPort);
       frozen.socket.write(connectPacket("frozen"));
-      frozen.socket.write(mqttPacket.generate({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "#", qos: 0 }] } as mqttPacket.ISubscribePacket));
+      frozen.socket.write(
+        mqttPacket.generate({
+          cmd: "subscribe",
+          messageId: 1,
+          subscriptions: [{ topic: "#", qos: 0 }],
+        } as mqttPacket.ISubscribePacket),
+      );
       await waitFor(() => child.output().includes("client connected client=frozen"), 5000, "frozen subscriber");
       await Bun.sleep(100); // let the SUBACK go out before we stop reading
       frozen.socket.pause();
 
       // Publishers pour QoS 0 messages in large chunks until thousands wait in Aedes' queue.
-      const one = mqttPacket.generate({ cmd: "publish", topic: "flood/x", payload: Buffer.alloc(1000, 65), qos: 0, retain: false, dup: false } as mqttPacket.IPublishPacket);
+      const one = mqttPacket.generate({
+        cmd: "publish",
+        topic: "flood/x",
+        payload: Buffer.alloc(1000, 65),
+        qos: 0,
+        retain: false,
+        dup: false,
+      } as mqttPacket.IPublishPacket);
       const chunk = Buffer.concat(Array.from({ length: 2000 }, () => one));
       const publishers: Socket[] = [];
       for (let i = 0; i < 20; i++) {
@@ -331,11 +434,15 @@ describe("failures the broker must survive", () => {
       // The scenario that crashed Aedes is set up once thousands of messages wait
       // (about 4000 overflow the stack without the guard in lib/broker.ts).
       let longest = 0;
-      await waitFor(async () => {
-        const stats = await (await fetch(`${child.url}/api/v1/stats`)).json();
-        longest = Math.max(longest, stats.data.broker.queued_messages);
-        return longest > 3000;
-      }, 15_000, "messages to queue up");
+      await waitFor(
+        async () => {
+          const stats = await (await fetch(`${child.url}/api/v1/stats`)).json();
+          longest = Math.max(longest, stats.data.broker.queued_messages);
+          return longest > 3000;
+        },
+        15_000,
+        "messages to queue up",
+      );
 
       frozen.socket.destroy(); // every queued message now matches nobody
       await Bun.sleep(1500);

@@ -97,7 +97,9 @@ test("install.sh --bundle installs from the .tar.gz", async () => {
     const r = await root.install(["server", "--bundle", bundle.tarball!]);
     expect(r.stdout).toContain(`unpacking ${bundle.tarball}`);
     expect(r.code).toBe(0);
-    expect(readFileSync(join(root.path, "opt/techtemp/techtemp-server")).equals(readFileSync(join(bundle.dir, "techtemp-server")))).toBe(true);
+    expect(
+      readFileSync(join(root.path, "opt/techtemp/techtemp-server")).equals(readFileSync(join(bundle.dir, "techtemp-server"))),
+    ).toBe(true);
     const truncated = join(root.path, "truncated.tar.gz");
     writeFileSync(truncated, readFileSync(bundle.tarball!).subarray(0, 1_000_000));
     const bad = await root.install(["server", "--bundle", truncated]);
@@ -126,7 +128,11 @@ test("the compiled agent prints its uid and checks a simulated AHT20", async () 
 
 test("the build command line: architectures by name or host, unknown ones refused", () => {
   expect(parseArgs([]).archs).toEqual(["arm64", "x64"]);
-  expect(parseArgs(["--arch", "arm64", "--no-tar", "--out", "/tmp/x"])).toEqual({ archs: ["arm64"], outDir: "/tmp/x", tar: false });
+  expect(parseArgs(["--arch", "arm64", "--no-tar", "--out", "/tmp/x"])).toEqual({
+    archs: ["arm64"],
+    outDir: "/tmp/x",
+    tar: false,
+  });
   expect(parseArgs(["--arch", "host"]).archs).toEqual([process.arch === "arm64" ? "arm64" : "x64"]);
   expect(() => parseArgs(["--arch", "armv7"])).toThrow("--arch: unknown armv7 (known: arm64, x64, host)");
   expect(() => parseArgs(["--bogus"])).toThrow('unknown argument "--bogus"');

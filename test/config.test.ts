@@ -31,16 +31,38 @@ describe("loadConfig", () => {
   });
 
   test("port 0 means any free port", () => {
-    expect(loadConfig({ env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_HTTP_PORT: "0", TECHTEMP_DATA_DIR: dir() } }).http_port).toBe(0);
+    expect(
+      loadConfig({ env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_HTTP_PORT: "0", TECHTEMP_DATA_DIR: dir() } }).http_port,
+    ).toBe(0);
   });
 
   const bad: [string, Record<string, string>, RegExp][] = [
-    ["a port out of range", { TECHTEMP_HTTP_PORT: "70000" }, /^config: http_port = "70000" \(TECHTEMP_HTTP_PORT\): must be a port number 0-65535$/],
-    ["a port that is not a number", { TECHTEMP_MQTT_PORT: "eighteen" }, /^config: mqtt_port = "eighteen" \(TECHTEMP_MQTT_PORT\): must be a whole number$/],
-    ["an unknown log level", { TECHTEMP_LOG_LEVEL: "loud" }, /^config: log_level = "loud" .*must be one of debug, info, warn, error$/],
+    [
+      "a port out of range",
+      { TECHTEMP_HTTP_PORT: "70000" },
+      /^config: http_port = "70000" \(TECHTEMP_HTTP_PORT\): must be a port number 0-65535$/,
+    ],
+    [
+      "a port that is not a number",
+      { TECHTEMP_MQTT_PORT: "eighteen" },
+      /^config: mqtt_port = "eighteen" \(TECHTEMP_MQTT_PORT\): must be a whole number$/,
+    ],
+    [
+      "an unknown log level",
+      { TECHTEMP_LOG_LEVEL: "loud" },
+      /^config: log_level = "loud" .*must be one of debug, info, warn, error$/,
+    ],
     ["a negative retention", { TECHTEMP_RETENTION_RAW_DAYS: "-1" }, /^config: retention_raw_days = "-1" .*keep forever/],
-    ["a data dir that cannot be written", { TECHTEMP_DATA_DIR: "/etc/hostname/data" }, /^config: data_dir = "\/etc\/hostname\/data" \(TECHTEMP_DATA_DIR\): cannot write there/],
-    ["a missing config file", { TECHTEMP_CONFIG: "/nonexistent/server.conf" }, /^config: TECHTEMP_CONFIG = "\/nonexistent\/server.conf": cannot read it/],
+    [
+      "a data dir that cannot be written",
+      { TECHTEMP_DATA_DIR: "/etc/hostname/data" },
+      /^config: data_dir = "\/etc\/hostname\/data" \(TECHTEMP_DATA_DIR\): cannot write there/,
+    ],
+    [
+      "a missing config file",
+      { TECHTEMP_CONFIG: "/nonexistent/server.conf" },
+      /^config: TECHTEMP_CONFIG = "\/nonexistent\/server.conf": cannot read it/,
+    ],
   ];
   for (const [name, env, message] of bad) {
     test(`${name} is refused with one line naming the setting and the value`, () => {
@@ -61,7 +83,9 @@ describe("loadConfig", () => {
   test("every setting can be set from the environment", () => {
     const d = dir();
     const env: Record<string, string> = { TECHTEMP_CONFIG: "/dev/null" };
-    for (const key of Object.keys(defaults)) env[`TECHTEMP_${key.toUpperCase()}`] = key === "data_dir" ? d : key === "host" ? "127.0.0.1" : key === "log_level" ? "debug" : "7";
+    for (const key of Object.keys(defaults))
+      env[`TECHTEMP_${key.toUpperCase()}`] =
+        key === "data_dir" ? d : key === "host" ? "127.0.0.1" : key === "log_level" ? "debug" : "7";
     const c = loadConfig({ env });
     expect(c.mqtt_max_clients).toBe(7);
     expect(c.host).toBe("127.0.0.1");
@@ -69,7 +93,13 @@ describe("loadConfig", () => {
 });
 
 describe("bun server.ts", () => {
-  const env = (extra: Record<string, string>) => ({ TECHTEMP_CONFIG: "/dev/null", TECHTEMP_HTTP_PORT: "0", TECHTEMP_MQTT_PORT: "0", TECHTEMP_HOST: "127.0.0.1", ...extra });
+  const env = (extra: Record<string, string>) => ({
+    TECHTEMP_CONFIG: "/dev/null",
+    TECHTEMP_HTTP_PORT: "0",
+    TECHTEMP_MQTT_PORT: "0",
+    TECHTEMP_HOST: "127.0.0.1",
+    ...extra,
+  });
 
   test("a bad setting stops start-up with one line and exit code 2", async () => {
     const r = await run(["bun", "server.ts"], { env: env({ TECHTEMP_DATA_DIR: dir(), TECHTEMP_HTTP_PORT: "99999" }) });
@@ -80,7 +110,9 @@ describe("bun server.ts", () => {
   test("a port that is taken stops start-up with a message naming it", async () => {
     const blocker = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
-      const r = await run(["bun", "server.ts"], { env: env({ TECHTEMP_DATA_DIR: dir(), TECHTEMP_MQTT_PORT: String(blocker.port) }) });
+      const r = await run(["bun", "server.ts"], {
+        env: env({ TECHTEMP_DATA_DIR: dir(), TECHTEMP_MQTT_PORT: String(blocker.port) }),
+      });
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`cannot start: listen MQTT on 127.0.0.1:${blocker.port}`);
     } finally {

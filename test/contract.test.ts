@@ -7,7 +7,11 @@ const NOW = Date.parse("2026-11-28T12:00:00Z");
 
 describe("topics", () => {
   test("a contract topic splits into home, device and kind", () => {
-    expect(parseTopic("home/home-001/sensors/aht20-f49c53/reading")).toEqual({ homeId: "home-001", deviceUid: "aht20-f49c53", kind: "reading" });
+    expect(parseTopic("home/home-001/sensors/aht20-f49c53/reading")).toEqual({
+      homeId: "home-001",
+      deviceUid: "aht20-f49c53",
+      kind: "reading",
+    });
     expect(topicFor("h", "d", "config")).toBe("home/h/sensors/d/config");
   });
   test("bad topics say which part is wrong", () => {
@@ -45,19 +49,27 @@ describe("readings", () => {
     expect(reason(`{"temperature_c":1,"humidity_pct":2,"ts":${NOW + 25 * 3600_000}}`)).toContain("24 h in the future");
   });
   test("formatReading writes two decimals like the earlier agent", () => {
-    expect(formatReading({ temperature_c: 20.8712, humidity_pct: 60.9, ts: 1757591504072 })).toBe('{"temperature_c":20.87,"humidity_pct":60.9,"ts":1757591504072}');
+    expect(formatReading({ temperature_c: 20.8712, humidity_pct: 60.9, ts: 1757591504072 })).toBe(
+      '{"temperature_c":20.87,"humidity_pct":60.9,"ts":1757591504072}',
+    );
   });
 });
 
 describe("status and config", () => {
   test("status: birth and will; a bad state is refused", () => {
-    expect(parseStatus('{"state":"online","interval_s":300,"version":"1.2"}')).toEqual({ ok: true, value: { state: "online", interval_s: 300, version: "1.2" } });
+    expect(parseStatus('{"state":"online","interval_s":300,"version":"1.2"}')).toEqual({
+      ok: true,
+      value: { state: "online", interval_s: 300, version: "1.2" },
+    });
     expect(parseStatus('{"state":"offline"}')).toEqual({ ok: true, value: { state: "offline" } });
     expect(parseStatus('{"state":"asleep"}').ok).toBe(false);
     expect(parseStatus('{"state":"online","interval_s":0}').ok).toBe(false);
   });
   test("config: interval 1–3600, offsets −20…20", () => {
-    expect(parseConfig('{"interval_s":60,"temperature_offset":-0.5,"humidity_offset":0}')).toEqual({ ok: true, value: { interval_s: 60, temperature_offset: -0.5, humidity_offset: 0 } });
+    expect(parseConfig('{"interval_s":60,"temperature_offset":-0.5,"humidity_offset":0}')).toEqual({
+      ok: true,
+      value: { interval_s: 60, temperature_offset: -0.5, humidity_offset: 0 },
+    });
     expect(parseConfig('{"interval_s":0}').ok).toBe(false);
     expect(parseConfig('{"temperature_offset":"1"}').ok).toBe(false);
   });

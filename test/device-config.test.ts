@@ -77,12 +77,19 @@ describe("the earlier agent's device.conf", () => {
       .replace("read_interval_seconds = 300", "read_interval_seconds = 30")
       .replace("log_level = DEBUG  # DEBUG, INFO, WARN, ERROR", "log_level = info");
     const config = load(text);
-    expect(config).toMatchObject({ device_uid: "aht20-f49c53", home_id: "maison", label: "Salon", interval_s: 30, log_level: "info" });
+    expect(config).toMatchObject({
+      device_uid: "aht20-f49c53",
+      home_id: "maison",
+      label: "Salon",
+      interval_s: 30,
+      log_level: "info",
+    });
     expect(config.warnings).toContainEqual(expect.stringContaining("unknown key room_id in [device]"));
   });
 
   test("i2c_address is read like strtol(v, NULL, 0): 0x38, 56 and 070 are the same address", () => {
-    for (const v of ["0x38", "56", "070"]) expect(load(`[sensor]\ni2c_address = ${v}\n[device]\ndevice_uid = a\n`).i2c_address).toBe(0x38);
+    for (const v of ["0x38", "56", "070"])
+      expect(load(`[sensor]\ni2c_address = ${v}\n[device]\ndevice_uid = a\n`).i2c_address).toBe(0x38);
   });
 
   test("lines without '=', keys outside a section and unknown sections are warned about and skipped", () => {
@@ -99,7 +106,13 @@ describe("the earlier agent's device.conf", () => {
       "[device]\ndevice_uid = d1\n[sensor]\ndriver = sim\n[mqtt]\nreconnect_max_seconds = 5\n" +
         "[outbox]\nmax_readings = 1000\ndrain_rate = 300\n[clock]\nsync_wait_seconds = 0\n",
     );
-    expect(config).toMatchObject({ driver: "sim", reconnect_max_s: 5, outbox_max_readings: 1000, outbox_drain_rate: 300, clock_sync_wait_s: 0 });
+    expect(config).toMatchObject({
+      driver: "sim",
+      reconnect_max_s: 5,
+      outbox_max_readings: 1000,
+      outbox_drain_rate: 300,
+      clock_sync_wait_s: 0,
+    });
     expect(config.warnings).toEqual([]);
   });
 
@@ -251,7 +264,10 @@ describe("lookup order and device uid", () => {
 
 describe("bun sensor.ts on the command line", () => {
   const sensor = (args: string[], env: Record<string, string> = {}) =>
-    run(["bun", join(import.meta.dir, "..", "sensor.ts"), ...args], { env: { TECHTEMP_DEVICE_UID: undefined, ...env }, timeoutMs: 20_000 });
+    run(["bun", join(import.meta.dir, "..", "sensor.ts"), ...args], {
+      env: { TECHTEMP_DEVICE_UID: undefined, ...env },
+      timeoutMs: 20_000,
+    });
 
   test("`uid` prints the uid of the earlier device.conf (its unknown keys only warn)", async () => {
     const { code, stdout, stderr } = await sensor(["uid", FIXTURE]);

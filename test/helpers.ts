@@ -90,7 +90,9 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5000, 
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`,
+      );
     }
     await Bun.sleep(20);
   }
@@ -109,7 +111,14 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 
 /** Connects an MQTT.js client to 127.0.0.1:port; rejects after 5 s. */
 export async function connectMqtt(port: number, options: IClientOptions = {}): Promise<MqttClient> {
-  const client = mqtt.connect({ host: "127.0.0.1", port, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ...options });
+  const client = mqtt.connect({
+    host: "127.0.0.1",
+    port,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    ...options,
+  });
   try {
     await withTimeout(
       new Promise<void>((resolve, reject) => {
@@ -127,7 +136,13 @@ export async function connectMqtt(port: number, options: IClientOptions = {}): P
 }
 
 /** Publishes and resolves on PUBACK (QoS 1); rejects after `timeoutMs`. */
-export function publishAcked(client: MqttClient, topic: string, payload: string, timeoutMs = 5000, retain = false): Promise<void> {
+export function publishAcked(
+  client: MqttClient,
+  topic: string,
+  payload: string,
+  timeoutMs = 5000,
+  retain = false,
+): Promise<void> {
   return withTimeout(
     new Promise<void>((resolve, reject) => {
       client.publish(topic, payload, { qos: 1, retain }, (err) => (err ? reject(err) : resolve()));
@@ -139,7 +154,9 @@ export function publishAcked(client: MqttClient, topic: string, payload: string,
 
 /** Ends an MQTT.js client, waiting at most 2 s. */
 export async function endMqtt(client: MqttClient, force = false): Promise<void> {
-  await withTimeout(new Promise<void>((resolve) => client.end(force, {}, () => resolve())), 2000, "MQTT end").catch(() => client.end(true));
+  await withTimeout(new Promise<void>((resolve) => client.end(force, {}, () => resolve())), 2000, "MQTT end").catch(() =>
+    client.end(true),
+  );
 }
 
 /** Runs a command with a timeout; returns exit code and output. */
@@ -155,7 +172,11 @@ export async function run(
     cwd: options.cwd,
   });
   const timer = setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs ?? 20_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   clearTimeout(timer);
   return { code, stdout, stderr };
 }
@@ -183,11 +204,7 @@ export interface ChildServer {
  * Starts `bun server.ts` with its data in `dataDir` on ports 0 (or the given
  * ones) and waits for the line that reports the bound ports.
  */
-export async function spawnServer(
-  dataDir: string,
-  env: Record<string, string> = {},
-  args: string[] = [],
-): Promise<ChildServer> {
+export async function spawnServer(dataDir: string, env: Record<string, string> = {}, args: string[] = []): Promise<ChildServer> {
   const proc = Bun.spawn(["bun", "server.ts", ...args], {
     cwd: `${import.meta.dir}/..`,
     env: {
@@ -209,10 +226,14 @@ export async function spawnServer(
   };
   void pump(proc.stdout as ReadableStream<Uint8Array>);
   void pump(proc.stderr as ReadableStream<Uint8Array>);
-  const match = await waitFor(() => {
-    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${out}`);
-    return /server running http=(\d+) mqtt=(\d+)/.exec(out);
-  }, 20_000, "the server to start").catch((err) => {
+  const match = await waitFor(
+    () => {
+      if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${out}`);
+      return /server running http=(\d+) mqtt=(\d+)/.exec(out);
+    },
+    20_000,
+    "the server to start",
+  ).catch((err) => {
     proc.kill("SIGKILL");
     throw err;
   });

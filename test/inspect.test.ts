@@ -3,7 +3,17 @@
 import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { join } from "node:path";
-import { connectMqtt, endMqtt, legacyPayload, publishAcked, readingTopic, run, startServer, tempDir, type TestServer } from "./helpers.ts";
+import {
+  connectMqtt,
+  endMqtt,
+  legacyPayload,
+  publishAcked,
+  readingTopic,
+  run,
+  startServer,
+  tempDir,
+  type TestServer,
+} from "./helpers.ts";
 
 let server: TestServer;
 const T0 = Date.parse("2026-03-01T09:00:00Z");
@@ -13,7 +23,8 @@ beforeEach(async () => {
   await server.api("/api/v1/devices", { body: { device_uid: "aht20-insp01", room_name: "Kitchen", label: "by the window" } });
   await server.api("/api/v1/devices/aht20-insp01", { method: "PUT", body: { room_name: "Bedroom" } });
   const client = await connectMqtt(server.mqttPort);
-  for (let i = 0; i < 15; i++) await publishAcked(client, readingTopic("aht20-insp01"), legacyPayload(20 + i / 10, 45, T0 + i * 60_000));
+  for (let i = 0; i < 15; i++)
+    await publishAcked(client, readingTopic("aht20-insp01"), legacyPayload(20 + i / 10, 45, T0 + i * 60_000));
   await publishAcked(client, readingTopic("aht20-insp02"), legacyPayload(19, 55, T0)); // unplaced
   await endMqtt(client);
 });
@@ -59,7 +70,9 @@ test("inspect reports a device with several open placements as a failed check (e
   // Break the database the way an old bug or a hand edit could.
   const db = new Database(join(server.dataDir, "techtemp.db"));
   db.exec("DROP INDEX placements_one_open");
-  db.exec("INSERT INTO placements (device_id, room_id, from_ts) SELECT id, (SELECT id FROM rooms WHERE uid = 'kitchen'), 0 FROM devices WHERE uid = 'aht20-insp01'");
+  db.exec(
+    "INSERT INTO placements (device_id, room_id, from_ts) SELECT id, (SELECT id FROM rooms WHERE uid = 'kitchen'), 0 FROM devices WHERE uid = 'aht20-insp01'",
+  );
   db.close();
   const r = await inspect();
   expect(r.code).toBe(1);
@@ -75,7 +88,9 @@ test("inspect refuses bad arguments and a missing database with a message", asyn
   expect(noDevice.stderr).toContain('no device "nobody"');
   const empty = tempDir();
   try {
-    const none = await run(["bun", "server.ts", "inspect"], { env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_DATA_DIR: empty.path } });
+    const none = await run(["bun", "server.ts", "inspect"], {
+      env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_DATA_DIR: empty.path },
+    });
     expect(none.code).toBe(1);
     expect(none.stderr).toContain("no database at");
   } finally {

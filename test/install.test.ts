@@ -5,10 +5,30 @@
 
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { connectMqtt, endMqtt, legacyPayload, publishAcked, readingTopic, run, startServer, tempDir } from "./helpers.ts";
-import { buildBundle, diffSnapshots, freePort, makeRoot, passwdEntry, REPO, snapshot, STUB_BIN, type TestRoot } from "./fixtures/install/harness.ts";
+import {
+  buildBundle,
+  diffSnapshots,
+  freePort,
+  makeRoot,
+  passwdEntry,
+  REPO,
+  snapshot,
+  STUB_BIN,
+  type TestRoot,
+} from "./fixtures/install/harness.ts";
 
 let bundle: Awaited<ReturnType<typeof buildBundle>>;
 const roots: TestRoot[] = [];
@@ -38,9 +58,14 @@ function variant(version: string, server: "wrapper" | "broken"): string {
   const path = join(dir.path, `techtemp-${version}`);
   cpSync(bundle.dir, path, { recursive: true });
   const script =
-    server === "wrapper" ? `#!/bin/sh\nexec "${bundle.dir}/techtemp-server" "$@"\n` : `#!/bin/sh\necho "this build is broken" >&2\nexit 1\n`;
+    server === "wrapper"
+      ? `#!/bin/sh\nexec "${bundle.dir}/techtemp-server" "$@"\n`
+      : `#!/bin/sh\necho "this build is broken" >&2\nexit 1\n`;
   writeFileSync(join(path, "techtemp-server"), script, { mode: 0o755 });
-  writeFileSync(join(path, "BUNDLE"), readFileSync(join(bundle.dir, "BUNDLE"), "utf8").replace(/^version=.*$/m, `version=${version}`));
+  writeFileSync(
+    join(path, "BUNDLE"),
+    readFileSync(join(bundle.dir, "BUNDLE"), "utf8").replace(/^version=.*$/m, `version=${version}`),
+  );
   return path;
 }
 
@@ -68,14 +93,20 @@ async function getJson(url: string): Promise<any> {
 async function publishReadings(port: number, uid: string, count: number): Promise<void> {
   const client = await connectMqtt(port);
   try {
-    for (let i = 0; i < count; i++) await publishAcked(client, readingTopic(uid), legacyPayload(20 + i, 40 + i, Date.now() - (count - i) * 60_000));
+    for (let i = 0; i < count; i++)
+      await publishAcked(client, readingTopic(uid), legacyPayload(20 + i, 40 + i, Date.now() - (count - i) * 60_000));
   } finally {
     await endMqtt(client);
   }
 }
 
 test("install.sh and the stand-ins pass shellcheck", async () => {
-  const files = ["install.sh", ...["systemctl", "useradd", "usermod", "groupadd", "userdel", "groupdel", "uname", "dpkg", "df"].map((f) => join(STUB_BIN, f))];
+  const files = [
+    "install.sh",
+    ...["systemctl", "useradd", "usermod", "groupadd", "userdel", "groupdel", "uname", "dpkg", "df"].map((f) =>
+      join(STUB_BIN, f),
+    ),
+  ];
   const r = await run(["shellcheck", "--severity=style", ...files], { cwd: REPO });
   expect(r.stdout + r.stderr).toBe("");
   expect(r.code).toBe(0);
@@ -122,7 +153,9 @@ describe("server role into a --root tree", () => {
 
     const unit = "etc/systemd/system/techtemp-server.service";
     expect(readFileSync(p(unit), "utf8")).toBe(readFileSync(join(REPO, "systemd/techtemp-server.service"), "utf8"));
-    expect(readlinkSync(p("etc/systemd/system/multi-user.target.wants/techtemp-server.service"))).toBe("/etc/systemd/system/techtemp-server.service");
+    expect(readlinkSync(p("etc/systemd/system/multi-user.target.wants/techtemp-server.service"))).toBe(
+      "/etc/systemd/system/techtemp-server.service",
+    );
 
     const calls = root.calls();
     expect(calls.some((c) => c.startsWith(`useradd --root ${root.path} --system --user-group`))).toBe(true);
@@ -180,7 +213,10 @@ describe("server role into a --root tree", () => {
     const root = newRoot();
     // The watchdog package, as apt-get would have installed it (apt-get does not run into a --root tree).
     mkdirSync(join(root.path, "usr/lib/systemd/system"), { recursive: true });
-    writeFileSync(join(root.path, "usr/lib/systemd/system/watchdog.service"), "[Service]\nExecStart=/usr/sbin/watchdog\n[Install]\nWantedBy=multi-user.target\n");
+    writeFileSync(
+      join(root.path, "usr/lib/systemd/system/watchdog.service"),
+      "[Service]\nExecStart=/usr/sbin/watchdog\n[Install]\nWantedBy=multi-user.target\n",
+    );
     const r = await root.install(["server", "--watchdog"]);
     expect(r.code).toBe(0);
     // Exactly `key = value` with single spaces: watchdog 5.16 ignores aligned lines. No ping on a server.
@@ -190,7 +226,9 @@ describe("server role into a --root tree", () => {
     );
     expect(readFileSync(join(root.path, "boot/firmware/config.txt"), "utf8")).toEndWith("[all]\ndtparam=watchdog=on\n");
     expect(root.calls()).toContain(`systemctl --root=${root.path} enable watchdog.service`);
-    expect(readlinkSync(join(root.path, "etc/systemd/system/multi-user.target.wants/watchdog.service"))).toBe("/usr/lib/systemd/system/watchdog.service");
+    expect(readlinkSync(join(root.path, "etc/systemd/system/multi-user.target.wants/watchdog.service"))).toBe(
+      "/usr/lib/systemd/system/watchdog.service",
+    );
     expect(r.stdout).toContain("skipped (--root): modprobe bcm2835_wdt");
     expect(r.stdout).toContain("skipped (--root): apt-get install -y watchdog");
     expect(r.stdout).toContain("skipped (--root): systemctl start watchdog");
@@ -206,20 +244,45 @@ describe("sensor role", () => {
     try {
       const root = newRoot();
       const r = await root.install([
-        "sensor", "--server", "127.0.0.1", "--mqtt-port", String(server.mqttPort), "--http-port", String(server.httpPort),
-        "--room", "Salon d'été", "--interval", "120", "--home", "maison", "--device-uid", "aht20-c0ffee", "--simulated",
+        "sensor",
+        "--server",
+        "127.0.0.1",
+        "--mqtt-port",
+        String(server.mqttPort),
+        "--http-port",
+        String(server.httpPort),
+        "--room",
+        "Salon d'été",
+        "--interval",
+        "120",
+        "--home",
+        "maison",
+        "--device-uid",
+        "aht20-c0ffee",
+        "--simulated",
       ]);
       expect(r.output).not.toMatch(/error|warning/);
       expect(r.code).toBe(0);
       expect(passwdEntry(root.path, "group", "i2c")![3]!.split(",")).toEqual(["pi", "techtemp"]);
       const conf = readFileSync(join(root.path, "etc/techtemp/device.conf"), "utf8");
-      for (const line of ["device_uid = aht20-c0ffee", "home_id = maison", "read_interval_seconds = 120", "driver = sim", "broker_host = 127.0.0.1", `broker_port = ${server.mqttPort}`]) {
+      for (const line of [
+        "device_uid = aht20-c0ffee",
+        "home_id = maison",
+        "read_interval_seconds = 120",
+        "driver = sim",
+        "broker_host = 127.0.0.1",
+        `broker_port = ${server.mqttPort}`,
+      ]) {
         expect(conf.split("\n")).toContain(line);
       }
       expect(conf).toMatch(/^\[device\][^[]*device_uid = aht20-c0ffee/m);
       expect(mode(join(root.path, "etc/techtemp/device.conf"))).toBe("640");
-      expect(readFileSync(join(root.path, "etc/systemd/system/techtemp-sensor.service"), "utf8")).toBe(readFileSync(join(REPO, "systemd/techtemp-sensor.service"), "utf8"));
-      expect(readlinkSync(join(root.path, "etc/systemd/system/multi-user.target.wants/techtemp-sensor.service"))).toBe("/etc/systemd/system/techtemp-sensor.service");
+      expect(readFileSync(join(root.path, "etc/systemd/system/techtemp-sensor.service"), "utf8")).toBe(
+        readFileSync(join(REPO, "systemd/techtemp-sensor.service"), "utf8"),
+      );
+      expect(readlinkSync(join(root.path, "etc/systemd/system/multi-user.target.wants/techtemp-sensor.service"))).toBe(
+        "/etc/systemd/system/techtemp-sensor.service",
+      );
       const device = await server.api("/api/v1/devices/aht20-c0ffee");
       expect(device.body.data.room).toEqual({ uid: "salon-d-ete", name: "Salon d'été" });
       expect(r.stdout).toContain("device     aht20-c0ffee");
@@ -244,8 +307,21 @@ describe("sensor role", () => {
       mkdirSync(join(root.path, "etc/techtemp"), { recursive: true });
       writeFileSync(join(root.path, "etc/techtemp/device.conf"), "[clock]\nsync_wait_seconds = 0\n");
       const args = [
-        "sensor", "--server", "127.0.0.1", "--mqtt-port", String(server.mqttPort), "--http-port", String(server.httpPort),
-        "--room", "Bureau", "--device-uid", "aht20-5e5e5e", "--simulated", "--start", "--wait", "60",
+        "sensor",
+        "--server",
+        "127.0.0.1",
+        "--mqtt-port",
+        String(server.mqttPort),
+        "--http-port",
+        String(server.httpPort),
+        "--room",
+        "Bureau",
+        "--device-uid",
+        "aht20-5e5e5e",
+        "--simulated",
+        "--start",
+        "--wait",
+        "60",
       ];
       const r = await root.install(args, { timeoutMs: 90_000 });
       expect(r.output).toContain("techtemp-sensor.service is healthy");
@@ -259,7 +335,12 @@ describe("sensor role", () => {
       const again = await root.install(args, { timeoutMs: 90_000 });
       expect(again.code).toBe(0);
       expect(again.stdout).toContain("no change: TechTemp");
-      expect(root.calls().slice(callsBefore).filter((c) => /restart|start|stop|useradd|daemon-reload/.test(c))).toEqual([]);
+      expect(
+        root
+          .calls()
+          .slice(callsBefore)
+          .filter((c) => /restart|start|stop|useradd|daemon-reload/.test(c)),
+      ).toEqual([]);
     } finally {
       root.cleanup();
       await server.stop();
@@ -294,7 +375,16 @@ test("a sensor on a system without an i2c group gets one", async () => {
     const root = newRoot();
     const group = join(root.path, "etc/group");
     writeFileSync(group, readFileSync(group, "utf8").replace(/^i2c:.*\n/m, ""));
-    const r = await root.install(["sensor", "--server", "127.0.0.1", "--mqtt-port", String(server.mqttPort), "--simulated", "--device-uid", "aht20-9e9e9e"]);
+    const r = await root.install([
+      "sensor",
+      "--server",
+      "127.0.0.1",
+      "--mqtt-port",
+      String(server.mqttPort),
+      "--simulated",
+      "--device-uid",
+      "aht20-9e9e9e",
+    ]);
     expect(r.code).toBe(0);
     expect(root.calls()).toContain(`groupadd --root ${root.path} --system i2c`);
     expect(passwdEntry(root.path, "group", "i2c")![3]).toBe("techtemp");
@@ -343,7 +433,9 @@ describe("upgrades", () => {
       const r = await root.install(["server", "--bundle", broken, "--start", "--wait", "5"], { timeoutMs: 90_000 });
       expect(r.code).toBe(1);
       expect(r.stdout).toContain("the new version failed its health check: rolling back to 0.1.0");
-      expect(r.output).toContain("the upgrade to 6.6.6 failed its health check; 0.1.0 is running again (config and data kept, backup ");
+      expect(r.output).toContain(
+        "the upgrade to 6.6.6 failed its health check; 0.1.0 is running again (config and data kept, backup ",
+      );
       expect(r.output).toContain("fix: see why the new version failed: journalctl -u techtemp-server.service");
       expect(readFileSync(join(root.path, "opt/techtemp/techtemp-server")).equals(installed)).toBe(true);
       expect(readFileSync(join(root.path, "opt/techtemp/BUNDLE"), "utf8")).toContain("version=0.1.0");
@@ -444,14 +536,24 @@ describe("every failing check says what to do, and installs nothing", () => {
     const server = await startServer();
     try {
       const root = newRoot();
-      const r = await root.install(["sensor", "--server", "127.0.0.1", "--mqtt-port", String(server.mqttPort), "--device-uid", "aht20-12c12c"]);
+      const r = await root.install([
+        "sensor",
+        "--server",
+        "127.0.0.1",
+        "--mqtt-port",
+        String(server.mqttPort),
+        "--device-uid",
+        "aht20-12c12c",
+      ]);
       expect(r.code).toBe(1);
       expect(r.output).toContain("check failed: I2C is enabled in");
       expect(r.output).toContain("but /dev/i2c-1 did not appear");
       expect(r.output).toContain("fix: reboot (sudo reboot), then run install.sh again");
       // The commented line of a fresh image is switched on in place; i2c-dev loads at boot.
       const config = readFileSync(join(root.path, "boot/firmware/config.txt"), "utf8");
-      expect(config).toContain("# Uncomment some or all of these to enable the optional hardware interfaces\ndtparam=i2c_arm=on\n");
+      expect(config).toContain(
+        "# Uncomment some or all of these to enable the optional hardware interfaces\ndtparam=i2c_arm=on\n",
+      );
       expect(config).not.toContain("#dtparam=i2c_arm=on");
       expect(readFileSync(join(root.path, "etc/modules"), "utf8")).toEndWith("\ni2c-dev\n");
       expect(r.stdout).toContain("skipped (--root): modprobe i2c-dev");
@@ -465,13 +567,17 @@ describe("every failing check says what to do, and installs nothing", () => {
     const server = await startServer();
     try {
       // I2C enabled and a bus node present in the tree, but no sensor behind it on this machine.
-      const r = await failing(["sensor", "--server", "127.0.0.1", "--mqtt-port", String(server.mqttPort), "--device-uid", "aht20-a0a0a0"], {}, (root) => {
-        const cfg = join(root.path, "boot/firmware/config.txt");
-        writeFileSync(cfg, readFileSync(cfg, "utf8").replace("#dtparam=i2c_arm=on", "dtparam=i2c_arm=on"));
-        writeFileSync(join(root.path, "etc/modules"), "i2c-dev\n");
-        mkdirSync(join(root.path, "dev"), { recursive: true });
-        writeFileSync(join(root.path, "dev/i2c-1"), "");
-      });
+      const r = await failing(
+        ["sensor", "--server", "127.0.0.1", "--mqtt-port", String(server.mqttPort), "--device-uid", "aht20-a0a0a0"],
+        {},
+        (root) => {
+          const cfg = join(root.path, "boot/firmware/config.txt");
+          writeFileSync(cfg, readFileSync(cfg, "utf8").replace("#dtparam=i2c_arm=on", "dtparam=i2c_arm=on"));
+          writeFileSync(join(root.path, "etc/modules"), "i2c-dev\n");
+          mkdirSync(join(root.path, "dev"), { recursive: true });
+          writeFileSync(join(root.path, "dev/i2c-1"), "");
+        },
+      );
       expect(r.stdout).toContain("ok  I2C: /dev/i2c-1");
       expect(r.output).toContain("check failed: the AHT20 does not answer:");
       expect(r.output).toContain("fix: check the wiring (VIN 3.3 V, GND, SDA pin 3, SCL pin 5)");
@@ -482,7 +588,16 @@ describe("every failing check says what to do, and installs nothing", () => {
   });
 
   test("a server that does not answer on its MQTT port", async () => {
-    const r = await failing(["sensor", "--server", "127.0.0.1", "--mqtt-port", String(freePort()), "--simulated", "--device-uid", "aht20-0a0a0a"]);
+    const r = await failing([
+      "sensor",
+      "--server",
+      "127.0.0.1",
+      "--mqtt-port",
+      String(freePort()),
+      "--simulated",
+      "--device-uid",
+      "aht20-0a0a0a",
+    ]);
     expect(r.output).toMatch(/check failed: the server does not answer on MQTT 127\.0\.0\.1:\d+/);
     expect(r.output).toContain("fix: install the server first");
     expect(r.changed).toEqual([]);
@@ -496,7 +611,9 @@ describe("every failing check says what to do, and installs nothing", () => {
   });
 
   test("an operating system install.sh does not know", async () => {
-    const r = await failing(["server"], {}, (root) => writeFileSync(join(root.path, "etc/os-release"), 'ID=fedora\nVERSION_ID="40"\n'));
+    const r = await failing(["server"], {}, (root) =>
+      writeFileSync(join(root.path, "etc/os-release"), 'ID=fedora\nVERSION_ID="40"\n'),
+    );
     expect(r.output).toContain("check failed: unsupported operating system 'fedora'");
     expect(r.output).toContain("fix: use Raspberry Pi OS (64-bit) or Debian 12");
   });
@@ -525,10 +642,16 @@ test("from a source checkout install.sh builds a bundle with the pinned Bun and 
   const root = newRoot();
   try {
     // The tracked sources and the untracked new files, without dist/ or node_modules (linked).
-    const files = Bun.spawnSync(["git", "ls-files", "--cached", "--others", "--exclude-standard"], { cwd: REPO }).stdout.toString().split("\n").filter(Boolean);
+    const files = Bun.spawnSync(["git", "ls-files", "--cached", "--others", "--exclude-standard"], { cwd: REPO })
+      .stdout.toString()
+      .split("\n")
+      .filter(Boolean);
     for (const f of files) if (existsSync(join(REPO, f))) cpSync(join(REPO, f), join(checkout.path, f), { recursive: true });
     symlinkSync(join(REPO, "node_modules"), join(checkout.path, "node_modules"));
-    const r = await root.install(["server", "--http-port", "3090"], { script: join(checkout.path, "install.sh"), timeoutMs: 120_000 });
+    const r = await root.install(["server", "--http-port", "3090"], {
+      script: join(checkout.path, "install.sh"),
+      timeoutMs: 120_000,
+    });
     expect(r.stdout).toContain(`building TechTemp for linux-x64 from ${checkout.path}`);
     expect(r.code).toBe(0);
     const built = join(checkout.path, "dist/techtemp-0.1.0-linux-x64/techtemp-server");

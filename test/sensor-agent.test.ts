@@ -11,7 +11,16 @@ import { createLog } from "../lib/log.ts";
 import { openOutbox, outboxPath } from "../lib/outbox.ts";
 import type { SimFaults } from "../lib/sim-aht20.ts";
 import { connectMqtt, endMqtt, publishAcked, startServer, tempDir, waitFor, type TestServer } from "./helpers.ts";
-import { agentEnv, deviceOf, spawnAgent, startRelay, storedTs, testAgentConfig, type AgentProcess, type Relay } from "./sensor-helpers.ts";
+import {
+  agentEnv,
+  deviceOf,
+  spawnAgent,
+  startRelay,
+  storedTs,
+  testAgentConfig,
+  type AgentProcess,
+  type Relay,
+} from "./sensor-helpers.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -43,7 +52,12 @@ describe("the agent with the real server", () => {
     // …and every reading taken is stored, in order, none skipped.
     expect(stored).toEqual(a.taken().slice(0, stored.length));
     const device = await deviceOf(server, "aht20-e2e001");
-    expect(device).toMatchObject({ state: "online", interval_s: 1, version: expect.stringMatching(/^\d+\.\d+\.\d+/), sensor_failures: 0 });
+    expect(device).toMatchObject({
+      state: "online",
+      interval_s: 1,
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      sensor_failures: 0,
+    });
     const line = a.lines.find((l) => l.includes("sensor: reading"))!;
     expect(line).toMatch(/temperature_c=-?\d+(\.\d+)? humidity_pct=\d+(\.\d+)? ts=\d+/);
   }, 40_000);
@@ -66,7 +80,13 @@ describe("the agent with the real server", () => {
     const { server, dir } = await world();
     const client = await connectMqtt(server.mqttPort);
     cleanups.push(() => endMqtt(client));
-    await publishAcked(client, "home/home-001/sensors/aht20-e2e003/config", '{"interval_s":1,"temperature_offset":10}', 5000, true);
+    await publishAcked(
+      client,
+      "home/home-001/sensors/aht20-e2e003/config",
+      '{"interval_s":1,"temperature_offset":10}',
+      5000,
+      true,
+    );
     const a = agent(agentEnv(server.mqttPort, dir, "aht20-e2e003", { TECHTEMP_INTERVAL_S: "3600" }));
     await a.waitForLine(/config applied interval_s=1 temperature_offset=10/);
     await waitFor(async () => (await storedTs(server, "aht20-e2e003")).length >= 2, 20_000, "readings at the retained interval");
@@ -75,7 +95,11 @@ describe("the agent with the real server", () => {
     await publishAcked(client, "home/home-001/sensors/aht20-e2e003/config", '{"interval_s":0}', 5000, true);
     await a.waitForLine(/ignored a bad config message .*interval_s must be a whole number 1…3600, got 0/, 10_000, from);
     const before = (await storedTs(server, "aht20-e2e003")).length;
-    await waitFor(async () => (await storedTs(server, "aht20-e2e003")).length >= before + 2, 20_000, "readings after the bad config");
+    await waitFor(
+      async () => (await storedTs(server, "aht20-e2e003")).length >= before + 2,
+      20_000,
+      "readings after the bad config",
+    );
     expect(a.proc.exitCode).toBeNull();
   }, 60_000);
 
@@ -87,7 +111,11 @@ describe("the agent with the real server", () => {
     await waitFor(async () => (await deviceOf(server, "aht20-e2e004"))?.state === "online", 20_000, "online");
     relay.hold();
     relay.cut();
-    await waitFor(async () => (await deviceOf(server, "aht20-e2e004"))?.state === "offline", 10_000, "offline from the last will");
+    await waitFor(
+      async () => (await deviceOf(server, "aht20-e2e004"))?.state === "offline",
+      10_000,
+      "offline from the last will",
+    );
     expect(a.proc.exitCode).toBeNull();
     relay.release();
     await waitFor(async () => (await deviceOf(server, "aht20-e2e004"))?.state === "online", 20_000, "online again");
@@ -116,24 +144,42 @@ describe("sensor failures", () => {
     const lines: string[] = [];
     const log = createLog({ sink: (line) => lines.push(line), name: "sensor" });
     const outbox = openOutbox(outboxPath(dir, config.device_uid), { maxReadings: 1000, log });
-    const a = createAgent({ config, sensor: createSensor(config, { faults }), outbox, clock: createSystemClock({ trust: true }), log });
+    const a = createAgent({
+      config,
+      sensor: createSensor(config, { faults }),
+      outbox,
+      clock: createSystemClock({ trust: true }),
+      log,
+    });
     a.start();
     cleanups.push(() => a.stop());
-    const failing = await waitFor(async () => {
-      const d = await deviceOf(server, "aht20-e2e007");
-      return d?.sensor_failures >= 2 ? d : null;
-    }, 20_000, "two failures reported");
+    const failing = await waitFor(
+      async () => {
+        const d = await deviceOf(server, "aht20-e2e007");
+        return d?.sensor_failures >= 2 ? d : null;
+      },
+      20_000,
+      "two failures reported",
+    );
     expect(failing.state).toBe("online");
     expect(failing.last_error).toContain("no AHT20 answers at 0x38 on I2C bus 1");
     expect(failing.last_error).toContain("i2cdetect -y 1");
     expect(lines.filter((l) => l.includes("ERROR sensor: cannot read the sensor"))).toHaveLength(1);
 
     faults.missing = false;
-    await waitFor(async () => (await storedTs(server, "aht20-e2e007")).length >= 1, 20_000, "a reading after the sensor came back");
-    const healthy = await waitFor(async () => {
-      const d = await deviceOf(server, "aht20-e2e007");
-      return d?.sensor_failures === 0 ? d : null;
-    }, 10_000, "failures back to 0");
+    await waitFor(
+      async () => (await storedTs(server, "aht20-e2e007")).length >= 1,
+      20_000,
+      "a reading after the sensor came back",
+    );
+    const healthy = await waitFor(
+      async () => {
+        const d = await deviceOf(server, "aht20-e2e007");
+        return d?.sensor_failures === 0 ? d : null;
+      },
+      10_000,
+      "failures back to 0",
+    );
     expect(healthy.last_error).toBeNull();
     expect(lines.some((l) => l.includes("sensor works again"))).toBe(true);
   }, 60_000);

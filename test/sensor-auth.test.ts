@@ -33,7 +33,10 @@ async function mosquittoWithPassword(dir: string): Promise<number> {
   const conf = join(dir, "mosquitto.conf");
   // As root, mosquitto drops to the user "mosquitto", who cannot read our temp dir: stay root.
   const user = process.getuid?.() === 0 ? "user root\n" : "";
-  writeFileSync(conf, `${user}listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwords}\npersistence false\n`);
+  writeFileSync(
+    conf,
+    `${user}listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwords}\npersistence false\n`,
+  );
   const broker: LineProcess = spawnWithLines(["mosquitto", "-c", conf, "-v"]);
   cleanups.push(async () => void (await broker.kill("SIGTERM")));
   await broker.waitForLine(new RegExp(`listen socket on port ${port}`), 10_000);
@@ -43,7 +46,18 @@ async function mosquittoWithPassword(dir: string): Promise<number> {
 /** Readings arriving at the broker, seen by mosquitto_sub with the right account. */
 function subscribe(port: number): LineProcess {
   const sub = spawnWithLines([
-    "mosquitto_sub", "-h", "127.0.0.1", "-p", String(port), "-u", "pi", "-P", "s3cret", "-t", "home/+/sensors/+/reading", "-v",
+    "mosquitto_sub",
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(port),
+    "-u",
+    "pi",
+    "-P",
+    "s3cret",
+    "-t",
+    "home/+/sensors/+/reading",
+    "-v",
   ]);
   cleanups.push(async () => void (await sub.kill("SIGTERM")));
   return sub;
@@ -61,7 +75,9 @@ test("username and password from device.conf let the agent in; wrong ones are na
   cleanups.push(async () => void (await good.kill()));
   await sub.waitForLine(/^home\/home-001\/sensors\/aht20-auth01\/reading \{"temperature_c":/, 20_000);
 
-  const bad = spawnAgent(agentEnv(port, join(dir.path, "b"), "aht20-auth02", { TECHTEMP_MQTT_USERNAME: "pi", TECHTEMP_MQTT_PASSWORD: "wrong" }));
+  const bad = spawnAgent(
+    agentEnv(port, join(dir.path, "b"), "aht20-auth02", { TECHTEMP_MQTT_USERNAME: "pi", TECHTEMP_MQTT_PASSWORD: "wrong" }),
+  );
   cleanups.push(async () => void (await bad.kill()));
   const line = await bad.waitForLine(/cannot connect to the broker/, 20_000);
   expect(line).toContain("check username and password in [mqtt] of device.conf");

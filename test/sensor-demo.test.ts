@@ -38,7 +38,8 @@ async function demoOn(dataDir: string): Promise<Demo> {
   };
 }
 
-const get = async (demo: Demo, path: string) => (await (await fetch(`http://127.0.0.1:${demo.httpPort}/api/v1${path}`)).json()).data;
+const get = async (demo: Demo, path: string) =>
+  (await (await fetch(`http://127.0.0.1:${demo.httpPort}/api/v1${path}`)).json()).data;
 
 test("three simulated sensors in three rooms send live readings through the broker, after a back-filled history", async () => {
   const dir = tempDir();
@@ -50,10 +51,14 @@ test("three simulated sensors in three rooms send live readings through the brok
   for (const s of DEMO_SENSORS) {
     const roomUid = devices.find((d: any) => d.uid === s.uid).room.uid;
     // A day of history every 30 min (~47 points) plus live readings, all in the room.
-    const history = await waitFor(async () => {
-      const h = await get(demo, `/rooms/${roomUid}/history?from=${Date.now() - 2 * 86_400_000}&bucket=raw`);
-      return h.points.length >= 47 && Date.parse(h.points.at(-1).ts) > Date.now() - 10_000 ? h : null;
-    }, 20_000, `history and live readings of ${s.room}`);
+    const history = await waitFor(
+      async () => {
+        const h = await get(demo, `/rooms/${roomUid}/history?from=${Date.now() - 2 * 86_400_000}&bucket=raw`);
+        return h.points.length >= 47 && Date.parse(h.points.at(-1).ts) > Date.now() - 10_000 ? h : null;
+      },
+      20_000,
+      `history and live readings of ${s.room}`,
+    );
     for (const p of history.points) {
       expect(p.temperature).toBeGreaterThan(10);
       expect(p.temperature).toBeLessThan(30);
@@ -61,10 +66,14 @@ test("three simulated sensors in three rooms send live readings through the brok
       expect(p.humidity).toBeLessThan(80);
     }
   }
-  const live = await waitFor(async () => {
-    const d = await get(demo, "/devices");
-    return d.every((x: any) => x.state === "online" && x.interval_s === 1) ? d : null;
-  }, 10_000, "all online");
+  const live = await waitFor(
+    async () => {
+      const d = await get(demo, "/devices");
+      return d.every((x: any) => x.state === "online" && x.interval_s === 1) ? d : null;
+    },
+    10_000,
+    "all online",
+  );
   expect(live).toHaveLength(3);
   // Different rooms, different climates.
   const latest = await get(demo, "/readings/latest");
@@ -74,7 +83,11 @@ test("three simulated sensors in three rooms send live readings through the brok
   const before = (await get(demo, "/devices/demo-kitchen/readings?limit=10000")).length;
   await demo.close();
   const again = await demoOn(dir.path);
-  await waitFor(async () => (await get(again, "/devices/demo-kitchen/readings?limit=10000")).length > before, 20_000, "new live readings");
+  await waitFor(
+    async () => (await get(again, "/devices/demo-kitchen/readings?limit=10000")).length > before,
+    20_000,
+    "new live readings",
+  );
   const after = (await get(again, "/devices/demo-kitchen/readings?limit=10000")).length;
   expect(after - before).toBeLessThan(20);
   expect(await get(again, "/devices/demo-kitchen/placements")).toHaveLength(1);
@@ -90,10 +103,14 @@ test("`bun server.ts --demo` prints where to look and stops cleanly on Ctrl-C", 
   cleanups.push(async () => void (await proc.kill()));
   const banner = await proc.waitForLine(/TechTemp demo: open http:\/\/localhost:\d+/, 30_000);
   const port = Number(/:(\d+)/.exec(banner)![1]);
-  const devices = await waitFor(async () => {
-    const body = await (await fetch(`http://127.0.0.1:${port}/api/v1/devices`)).json();
-    return body.data.length === 3 && body.data.every((d: any) => d.room !== null) ? body.data : null;
-  }, 20_000, "three placed devices");
+  const devices = await waitFor(
+    async () => {
+      const body = await (await fetch(`http://127.0.0.1:${port}/api/v1/devices`)).json();
+      return body.data.length === 3 && body.data.every((d: any) => d.room !== null) ? body.data : null;
+    },
+    20_000,
+    "three placed devices",
+  );
   expect(devices).toHaveLength(3);
   expect(await proc.kill("SIGINT")).toBe(0);
 }, 60_000);

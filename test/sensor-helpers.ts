@@ -81,7 +81,10 @@ export function spawnWithLines(cmd: string[], options: { env?: Record<string, st
 }
 
 /** Starts `bun sensor.ts [args]` (or another `script`) with `env` added to the environment, in `cwd`. */
-export function spawnAgent(env: Record<string, string>, options: { args?: string[]; cwd?: string; script?: string } = {}): AgentProcess {
+export function spawnAgent(
+  env: Record<string, string>,
+  options: { args?: string[]; cwd?: string; script?: string } = {},
+): AgentProcess {
   const child = spawnWithLines(["bun", options.script ?? SENSOR, ...(options.args ?? [])], { env, cwd: options.cwd });
   return {
     ...child,

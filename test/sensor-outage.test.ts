@@ -75,10 +75,14 @@ test("readings taken while the server is down arrive after it is back, each exac
   const duringOutage = a.taken().slice(takenBefore);
 
   const arrivals = await w.start();
-  await waitFor(async () => {
-    const stored = new Set(await storedTs(w.server, uid));
-    return duringOutage.every((ts) => stored.has(ts));
-  }, 20_000, "the outage's readings stored");
+  await waitFor(
+    async () => {
+      const stored = new Set(await storedTs(w.server, uid));
+      return duringOutage.every((ts) => stored.has(ts));
+    },
+    20_000,
+    "the outage's readings stored",
+  );
 
   const stored = await storedTs(w.server, uid);
   // The agent logs a reading before publishing it, but its stdout reaches us asynchronously.
@@ -111,10 +115,14 @@ test("an agent killed with SIGKILL during an outage and started again loses noth
 
   await w.start();
   const taken = [...first.taken(), ...second.taken()];
-  await waitFor(async () => {
-    const stored = new Set(await storedTs(w.server, uid));
-    return taken.every((ts) => stored.has(ts));
-  }, 20_000, "every reading of both runs stored");
+  await waitFor(
+    async () => {
+      const stored = new Set(await storedTs(w.server, uid));
+      return taken.every((ts) => stored.has(ts));
+    },
+    20_000,
+    "every reading of both runs stored",
+  );
   const stored = await storedTs(w.server, uid);
   expect(new Set(stored).size).toBe(stored.length);
   // SIGKILL may land after a reading was committed but before it was logged: at most one such extra.

@@ -71,7 +71,12 @@ describe("the outbox", () => {
     const db = new Database(path);
     try {
       expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
-      const ids = new Set(db.query<{ id: number }, []>("SELECT id FROM outbox").all().map((r) => r.id));
+      const ids = new Set(
+        db
+          .query<{ id: number }, []>("SELECT id FROM outbox")
+          .all()
+          .map((r) => r.id),
+      );
       // Every id confirmed on stdout is there, except those acknowledged (deleted on purpose).
       const acked = new Set(confirmed.filter((id) => id % 7 === 0).map((id) => id - 3));
       const missing = confirmed.filter((id) => !ids.has(id) && !acked.has(id));
@@ -98,7 +103,10 @@ describe("the outbox", () => {
     const a = outbox.add(reading(1000));
     const b = outbox.add(reading(2000, ClockState.Unsynced));
     outbox.add(reading(3000, ClockState.Held));
-    expect(outbox.next(0, 10).map((r) => [r.id, r.state])).toEqual([[a, 1], [b, 2]]);
+    expect(outbox.next(0, 10).map((r) => [r.id, r.state])).toEqual([
+      [a, 1],
+      [b, 2],
+    ]);
     expect(outbox.next(a, 10).map((r) => r.id)).toEqual([b]);
     outbox.ack(a);
     outbox.flushAcks();

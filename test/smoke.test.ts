@@ -9,7 +9,9 @@ test("a reading published over MQTT is returned by the API", async () => {
     await endMqtt(client);
     const { status, body } = await server.api("/api/v1/readings/latest?deviceId=aht20-aaaaaa");
     expect(status).toBe(200);
-    expect(body.data).toEqual([{ device_id: "aht20-aaaaaa", room_id: null, ts: "2024-09-04T05:20:00.000Z", temperature: 21.5, humidity: 40 }]);
+    expect(body.data).toEqual([
+      { device_id: "aht20-aaaaaa", room_id: null, ts: "2024-09-04T05:20:00.000Z", temperature: 21.5, humidity: 40 },
+    ]);
   } finally {
     await server.stop();
   }

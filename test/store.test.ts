@@ -17,7 +17,12 @@ function open() {
   const db = openDatabase(path);
   return { path, db, lines, store: createStore(db, { log: createLog({ sink: (l) => lines.push(l) }) }) };
 }
-const reading = (deviceUid: string, ts: number) => ({ homeId: "home-001", deviceUid, reading: { temperature_c: 20, humidity_pct: 50, ts }, receivedAt: ts });
+const reading = (deviceUid: string, ts: number) => ({
+  homeId: "home-001",
+  deviceUid,
+  reading: { temperature_c: 20, humidity_pct: 50, ts },
+  receivedAt: ts,
+});
 
 test("a listener that throws does not undo or fail a committed batch", () => {
   const { db, store, lines } = open();
@@ -37,7 +42,10 @@ test("a device added by another process is found, not inserted twice", () => {
   other.exec("INSERT INTO devices (uid, home_id, created_at) VALUES ('aht20-b', 'elsewhere', 0)");
   other.close();
   store.insertReadings([reading("aht20-b", 5)]);
-  const row = db.query("SELECT count(*) AS n, max(home_id) AS home FROM devices WHERE uid = 'aht20-b'").get() as { n: number; home: string };
+  const row = db.query("SELECT count(*) AS n, max(home_id) AS home FROM devices WHERE uid = 'aht20-b'").get() as {
+    n: number;
+    home: string;
+  };
   expect(row).toEqual({ n: 1, home: "home-001" });
   expect((db.query("SELECT count(*) AS n FROM readings").get() as { n: number }).n).toBe(2);
   db.close();

@@ -32,7 +32,10 @@ function directives(unit: string): [string, string][] {
     .filter((l) => /^[A-Za-z]+=/.test(l))
     .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]);
 }
-const values = (unit: string, key: string) => directives(unit).filter(([k]) => k === key).map(([, v]) => v);
+const values = (unit: string, key: string) =>
+  directives(unit)
+    .filter(([k]) => k === key)
+    .map(([, v]) => v);
 
 async function verify(unit: string, text: string) {
   writeFileSync(join(tree.path, "etc/systemd/system", unit), text);

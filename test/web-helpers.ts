@@ -81,7 +81,11 @@ export async function placeDevice(
 }
 
 /** Publishes readings of one device, all in flight at once (QoS 1); resolves when every one is acknowledged = stored. */
-export async function publishReadings(client: MqttClient, uid: string, readings: [ts: number, t: number, h: number][]): Promise<void> {
+export async function publishReadings(
+  client: MqttClient,
+  uid: string,
+  readings: [ts: number, t: number, h: number][],
+): Promise<void> {
   await Promise.all(readings.map(([ts, t, h]) => publishAcked(client, readingTopic(uid), legacyPayload(t, h, ts), 30_000)));
 }
 

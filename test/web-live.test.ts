@@ -45,7 +45,9 @@ test("a reading published over MQTT appears on an open dashboard within 2 s, wit
   await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
 
   await publishReadings(client, "aht20-111111", [[Date.now(), 27.3, 61.4]]);
-  await page.waitForFunction(() => document.querySelector("#room-kitchen .temp")?.textContent === "27.3°C", null, { timeout: 2000 });
+  await page.waitForFunction(() => document.querySelector("#room-kitchen .temp")?.textContent === "27.3°C", null, {
+    timeout: 2000,
+  });
   expect(await page.textContent("#room-kitchen .hum")).toBe("61%");
   expect(await page.textContent("#room-kitchen .status")).toBe("online");
   expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
@@ -100,5 +102,7 @@ test("a device's last will turns it offline on the open dashboard at once", asyn
 
   // The broker publishes the will of a sensor that vanished; publishing it by hand is the same message.
   await publishAcked(client, statusTopic("aht20-333333"), JSON.stringify({ state: "offline" }), 5000, true);
-  await tab.page.waitForFunction(() => document.querySelector("#room-hall .status")?.textContent === "offline", null, { timeout: 2000 });
+  await tab.page.waitForFunction(() => document.querySelector("#room-hall .status")?.textContent === "offline", null, {
+    timeout: 2000,
+  });
 });

@@ -24,7 +24,12 @@ afterEach(async () => {
 
 /** Decodes the entities our escaping produces, to compare text. */
 const unescape = (s: string) =>
-  s.replace(/&quot;|&#34;/g, '"').replace(/&#x27;|&#39;/g, "'").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+  s
+    .replace(/&quot;|&#34;/g, '"')
+    .replace(/&#x27;|&#39;/g, "'")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&amp;/g, "&");
 /** The message shown under a field (its span#<id>-error), or null. */
 const fieldError = (html: string, id: string) => {
   const m = html.match(new RegExp(`<span class="error" id="${id}-error"[^>]*>([^<]*)</span>`));
@@ -315,7 +320,11 @@ describe("rooms form", () => {
 
     const renamed = await postForm(server, "/rooms/salle-a-manger", { name: "Dining room", floor: "", side: "north" });
     expect(renamed.status).toBe(303);
-    expect((await server.api("/api/v1/rooms/salle-a-manger")).body.data).toMatchObject({ name: "Dining room", floor: null, side: "north" });
+    expect((await server.api("/api/v1/rooms/salle-a-manger")).body.data).toMatchObject({
+      name: "Dining room",
+      floor: null,
+      side: "north",
+    });
 
     const deleted = await postForm(server, "/rooms/salle-a-manger/delete", { confirm: "yes" });
     expect(deleted.status).toBe(303);
@@ -384,7 +393,11 @@ describe("device forms", () => {
 
     clock = T + 3_600_000;
     const movedAt = new Date(2026, 0, 15, 12, 30).getTime();
-    const moved = await postForm(server, "/devices/aht20-dddddd/place", { room: "office", new_room: "Guest room", moved_at: "2026-01-15T12:30" });
+    const moved = await postForm(server, "/devices/aht20-dddddd/place", {
+      room: "office",
+      new_room: "Guest room",
+      moved_at: "2026-01-15T12:30",
+    });
     expect(moved.status).toBe(303);
     expect(await placements("aht20-dddddd")).toEqual([
       ["office", new Date(T).toISOString(), new Date(movedAt).toISOString()],
@@ -401,8 +414,16 @@ describe("device forms", () => {
     const cases: [Record<string, string>, string, string][] = [
       [{ room: "attic" }, "room", "choose a room from the list"],
       [{ room: "kitchen" }, "room", "it is in Kitchen already"],
-      [{ room: "office", moved_at: "last tuesday" }, "moved_at", '"last tuesday" is not a date and time; use the form 2026-11-28T14:05'],
-      [{ room: "office", moved_at: "2026-02-30T10:00" }, "moved_at", '"2026-02-30T10:00" is not a date and time; use the form 2026-11-28T14:05'],
+      [
+        { room: "office", moved_at: "last tuesday" },
+        "moved_at",
+        '"last tuesday" is not a date and time; use the form 2026-11-28T14:05',
+      ],
+      [
+        { room: "office", moved_at: "2026-02-30T10:00" },
+        "moved_at",
+        '"2026-02-30T10:00" is not a date and time; use the form 2026-11-28T14:05',
+      ],
       [{ room: "office", moved_at: "2026-01-16T12:00" }, "moved_at", "must not be in the future"],
       [{ room: "office", moved_at: "2026-01-01T12:00" }, "moved_at", "is before the device's current placement began"],
       [{ room: "", new_room: "!!!" }, "new_room", "must contain at least one letter or digit"],

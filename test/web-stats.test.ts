@@ -30,7 +30,10 @@ test("the room page shows min, max with their times, mean and coverage per day o
   expect(res.status).toBe(200);
   const html = await res.text();
   expect(html).toContain("Statistics per day");
-  const table = html.slice(html.indexOf('<table class="stats">'), html.indexOf("</table>", html.indexOf('<table class="stats">')));
+  const table = html.slice(
+    html.indexOf('<table class="stats">'),
+    html.indexOf("</table>", html.indexOf('<table class="stats">')),
+  );
   const rows = table.split("<tr>").slice(2); // header row, then one row per day, newest first
   expect(rows.length).toBe(4); // 7, 8, 9 and 10 March
   expect(rows[0]).toContain("10 Mar 2026");
@@ -42,7 +45,9 @@ test("the room page shows min, max with their times, mean and coverage per day o
 
 test("the window's readings can be downloaded as CSV and JSON from the room page", async () => {
   const html = await (await fetch(`${server.url}/rooms/study?range=7d`)).text();
-  const href = /href="(\/api\/v1\/rooms\/study\/export\?format=csv&(?:amp;)?bucket=raw[^"]*)"/.exec(html)![1]!.replace(/&amp;/g, "&");
+  const href = /href="(\/api\/v1\/rooms\/study\/export\?format=csv&(?:amp;)?bucket=raw[^"]*)"/
+    .exec(html)![1]!
+    .replace(/&amp;/g, "&");
   const csv = await (await fetch(server.url + href)).text();
   const lines = csv.trim().split("\n");
   expect(lines[0]).toContain("temperature");

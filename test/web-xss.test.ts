@@ -20,7 +20,13 @@ beforeAll(async () => {
   browser = await launchBrowser();
   server = await startServer({}, { logLevel: "warn" });
   client = await connectMqtt(server.mqttPort);
-  await placeDevice(server, client, { uid: "aht20-999999", room: ROOM, label: LABEL, placedAt: Date.now() - 3_600_000, intervalS: 60 });
+  await placeDevice(server, client, {
+    uid: "aht20-999999",
+    room: ROOM,
+    label: LABEL,
+    placedAt: Date.now() - 3_600_000,
+    intervalS: 60,
+  });
   roomUid = (await server.api("/api/v1/rooms")).body.data[0].uid;
   await server.api(`/api/v1/rooms/${roomUid}`, { method: "PUT", body: { floor: FLOOR, side: ROOM } });
   await publishReadings(client, "aht20-999999", [

@@ -129,10 +129,8 @@ export function UnplacedBanner({ devices, now }: { devices: UnplacedDevice[]; no
   if (devices.length === 0) return "";
   return (
     <div class="banner" role="status">
-      <strong>
-        {devices.length === 1 ? "1 device is" : `${devices.length} devices are`} not in a room yet.
-      </strong>{" "}
-      Place {devices.length === 1 ? "it" : "them"} to see {devices.length === 1 ? "its" : "their"} readings here:
+      <strong>{devices.length === 1 ? "1 device is" : `${devices.length} devices are`} not in a room yet.</strong> Place{" "}
+      {devices.length === 1 ? "it" : "them"} to see {devices.length === 1 ? "its" : "their"} readings here:
       <ul>
         {devices.map((d) => (
           <li>

@@ -50,7 +50,15 @@ export interface ComparePageData {
   roomsError?: string;
 }
 
-function WindowNav({ window: w, now, hidden }: { window: ChartWindow; now: number; hidden: Record<string, string> }): JSX.Element {
+function WindowNav({
+  window: w,
+  now,
+  hidden,
+}: {
+  window: ChartWindow;
+  now: number;
+  hidden: Record<string, string>;
+}): JSX.Element {
   return (
     <>
       <nav class="ranges" aria-label="Time window">
@@ -96,7 +104,11 @@ function WindowNav({ window: w, now, hidden }: { window: ChartWindow; now: numbe
   );
 }
 
-function Chart(props: { rooms: { uid: string; name: string }[]; window: ChartWindow; labels: Record<string, string> }): JSX.Element {
+function Chart(props: {
+  rooms: { uid: string; name: string }[];
+  window: ChartWindow;
+  labels: Record<string, string>;
+}): JSX.Element {
   return (
     <div
       class="chart"

@@ -36,7 +36,13 @@ export const fmtTemp = (v: number): string => v.toFixed(1);
 export const fmtHum = (v: number): string => Math.round(v).toString();
 
 const dayTime = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
-const fullTime = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" });
+const fullTime = new Intl.DateTimeFormat("en-GB", {
+  day: "numeric",
+  month: "short",
+  year: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+});
 
 /** "28 Nov, 14:05" in the server's (the home's) time zone; the year is shown when it is not this year's. */
 export function fmtTime(ms: number, now: number): string {
