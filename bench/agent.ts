@@ -12,6 +12,7 @@
 //    Reference: the same readings published straight from a plain MQTT.js
 //    client (QoS 1, 1,000 in flight) to the same server. Goal: ≥ 2,000/s.
 
+import { memory } from "./proc.ts";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -68,14 +69,6 @@ function agentEnv(uid: string, extra: Record<string, string> = {}): Record<strin
     TECHTEMP_LOG_LEVEL: "info",
     ...extra,
   };
-}
-
-/** Memory of a process from /proc: RSS, anonymous, file-backed, and PSS (shared pages split), in MB. */
-function memory(pid: number) {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (key: string, text = status) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(text)?.[1] ?? NaN);
-  const pss = kb("Pss", readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
-  return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024, file: kb("RssFile") / 1024, pss: pss / 1024 };
 }
 
 /** CPU time (user + system) of a process, in ms. */
@@ -166,7 +159,7 @@ async function footprint() {
     const startAt = performance.now();
     const samples: Mem[][] = procs.map(() => []);
     while (performance.now() - startAt < DURATION_S * 1000) {
-      procs.forEach((p, i) => samples[i]!.push(memory(p.pid)));
+      procs.forEach((p, i) => samples[i]!.push(memory(p.pid, true)));
       await Bun.sleep(1000);
     }
     const elapsedS = (performance.now() - startAt) / 1000;

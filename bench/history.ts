@@ -9,8 +9,9 @@
 //
 // The generated database is kept and reused: generating it takes a while.
 
+import { memory } from "./proc.ts";
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DB_FILE, openDatabase } from "../lib/db.ts";
 import { bucketPoint } from "../lib/history.ts";
@@ -114,14 +115,8 @@ function generate(): { readings: number; insertS: number; rollupS: number } {
 
 // ---- measuring ----
 
-/**
- * Resident memory of a process in MB (from /proc): all of it, or only the
- * anonymous part (heap; the rest is the Bun executable's file pages, shared).
- */
-function rss(pid: number, kind: "VmRSS" | "RssAnon" = "VmRSS"): number {
-  const m = new RegExp(`${kind}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+/** Resident memory of a process in MB: all of it, or only its own (anonymous) part. */
+const rss = (pid: number, kind: "VmRSS" | "RssAnon" = "VmRSS"): number => (kind === "VmRSS" ? memory(pid).rss : memory(pid).anon);
 
 /** Median milliseconds of `runs` calls after `warm` unmeasured ones. */
 async function time(fn: () => unknown, runs = 20, warm = 3): Promise<number> {

@@ -5,9 +5,10 @@
 //
 //   bun bench/ingest.ts            (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10)
 
+import { memory } from "./proc.ts";
 import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DB_FILE, openDatabase } from "../lib/db.ts";
@@ -19,20 +20,10 @@ const WINDOW = Number(process.env.BENCH_WINDOW ?? 10);
 const STORAGE_READINGS = Number(process.env.BENCH_STORAGE_READINGS ?? 1_000_000);
 const root = join(import.meta.dir, "..");
 
-/** Resident memory of a process in MB (from /proc). */
-export function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
 /** Samples a process's RSS every 100 ms until stopped; returns the peak. */
 function samplePeak(pid: number) {
   let peak = 0;
-  const timer = setInterval(() => (peak = Math.max(peak, rssMb(pid) || 0)), 100);
+  const timer = setInterval(() => (peak = Math.max(peak, memory(pid).rss || 0)), 100);
   return () => {
     clearInterval(timer);
     return peak;
@@ -108,7 +99,7 @@ async function benchTechTemp(dir: string) {
   });
   const m = await waitForLine(proc, /server running http=(\d+) mqtt=(\d+)/, "stdout");
   await Bun.sleep(2000);
-  const idle = rssMb(proc.pid);
+  const idle = memory(proc.pid).rss;
   const stop = samplePeak(proc.pid);
   const result = await load(Number(m[2]));
   const peak = stop();
@@ -135,7 +126,7 @@ async function benchMosquitto(dir: string) {
     if (ok) break;
     await Bun.sleep(50);
   }
-  const idle = rssMb(proc.pid);
+  const idle = memory(proc.pid).rss;
   const stop = samplePeak(proc.pid);
   const result = await load(port);
   const peak = stop();
