@@ -84,6 +84,8 @@ export function createLive(deps: {
   const listeners = new Set<(change: LiveChange) => void>();
   /** The room each device's card was last pushed for (null = banner), to refresh the old card after a move. */
   const shownIn = new Map<string, string | null>();
+  /** Rooms devices left since the last push (null = the banner): a page rendered meanwhile shows them there. */
+  const leftRooms = new Set<string | null>();
   const dirty = new Set<string>();
   let timer: ReturnType<typeof setTimeout> | null = null;
   let version = 0;
@@ -143,11 +145,16 @@ export function createLive(deps: {
         }
         shownIn.set(uid, room);
       }
+      for (const r of leftRooms) {
+        if (r === null) change.unplaced = true;
+        else change.rooms.add(r);
+      }
     } catch (err) {
       log.error("live update failed", { error: err as Error });
       return;
     } finally {
       dirty.clear();
+      leftRooms.clear();
     }
     for (const listener of listeners) {
       try {
@@ -178,6 +185,13 @@ export function createLive(deps: {
     }
   });
 
+  // Moves, renames and settings, from the pages or the API alike. A page rendered since the last
+  // push shows the device where it was before this change: that card must be pushed again too.
+  const unsubscribeDevices = store.onDeviceChange((uid, roomBefore) => {
+    leftRooms.add(roomBefore);
+    touch(uid);
+  });
+
   const onPublish = (packet: { topic: string }) => {
     // Status messages (birth, last will) are stored by the broker before they are published.
     if (!packet.topic.endsWith("/status")) return;
@@ -191,7 +205,6 @@ export function createLive(deps: {
     get version() {
       return version;
     },
-    touch,
     /** Calls `listener` with each batch of changed cards. Returns an unsubscribe. */
     onChange(listener: (change: LiveChange) => void): () => void {
       listeners.add(listener);
@@ -254,6 +267,7 @@ export function createLive(deps: {
     /** Stops listening to the store and the broker. */
     close(): void {
       unsubscribe();
+      unsubscribeDevices();
       deps.broker?.aedes.off("publish", onPublish);
       if (timer) clearTimeout(timer);
       timer = null;

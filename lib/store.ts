@@ -264,6 +264,59 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     return undefined;
   }
 
+  /**
+   * Listeners told when a device's room, label or settings changed (the pages' live cards),
+   * with the room it was in before the change (null = none).
+   */
+  const deviceListeners = new Set<(deviceUid: string, roomBefore: string | null) => void>();
+  function deviceChanged(uid: string, roomBefore: string | null): void {
+    for (const listener of deviceListeners) {
+      try {
+        listener(uid, roomBefore);
+      } catch (err) {
+        log?.error("a device listener failed", { device: uid, error: err as Error });
+      }
+    }
+  }
+
+  const createDeviceTx = db.transaction(
+    (input: { uid: string; roomName?: string; roomUid?: string; label?: string | null; at?: number }): Device => {
+      const at = input.at ?? now();
+      const existing = q.deviceByUid.get(input.uid);
+      // The earlier server's 409 body: {"error":"Device already exists","device_uid":…}.
+      if (existing && existing.room_id !== null) throw new AppError(409, "Device already exists", { device_uid: input.uid });
+      const room = resolveRoom({ roomUid: input.roomUid, roomName: input.roomName });
+      const id = existing ? existing.id : ensureDevice(input.uid, at);
+      if (input.label !== undefined) q.setLabel.run(input.label, id);
+      if (room) place(id, room.id, at);
+      return q.deviceByUid.get(input.uid)!;
+    },
+  );
+
+  const updateDeviceTx = db.transaction((uid: string, patch: DevicePatch): { device: Device; configChanged: boolean } => {
+    const device = requireDevice(uid);
+    if (patch.label !== undefined) q.setLabel.run(patch.label, device.id);
+    const room = resolveRoom(patch);
+    if (room !== undefined) {
+      const at = patch.movedAt ?? now();
+      if (at > now() + 60_000) throw badRequest("moved_at", "must not be in the future");
+      place(device.id, room ? room.id : null, at);
+    }
+    const configChanged =
+      (patch.config_interval_s !== undefined && patch.config_interval_s !== device.config_interval_s) ||
+      (patch.temperature_offset !== undefined && patch.temperature_offset !== device.temperature_offset) ||
+      (patch.humidity_offset !== undefined && patch.humidity_offset !== device.humidity_offset);
+    if (configChanged) {
+      q.setConfig.run(
+        patch.config_interval_s === undefined ? device.config_interval_s : patch.config_interval_s,
+        patch.temperature_offset ?? device.temperature_offset,
+        patch.humidity_offset ?? device.humidity_offset,
+        device.id,
+      );
+    }
+    return { device: q.deviceByUid.get(uid)!, configChanged };
+  });
+
   return {
     db,
     now,
@@ -280,12 +333,15 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     /** Renames a room or sets its floor and side. */
     updateRoom(uid: string, patch: { name?: string; floor?: string | null; side?: string | null }): Room {
       const room = requireRoom(uid);
-      return q.updateRoom.get(
+      const updated = q.updateRoom.get(
         patch.name ?? room.name,
         patch.floor === undefined ? room.floor : patch.floor,
         patch.side === undefined ? room.side : patch.side,
         uid,
       )!;
+      // Its devices' cards show the room's name.
+      for (const d of q.devices.all()) if (d.room_uid === uid) deviceChanged(d.uid, uid);
+      return updated;
     },
     /**
      * Deletes a room that has no device in it now (409 otherwise). Its past
@@ -316,48 +372,33 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
      * known but unplaced (it published before anyone registered it) is placed;
      * a device that is already in a room is a 409.
      */
-    createDevice: db.transaction(
-      (input: { uid: string; roomName?: string; roomUid?: string; label?: string | null; at?: number }): Device => {
-        const at = input.at ?? now();
-        const existing = q.deviceByUid.get(input.uid);
-        // The earlier server's 409 body: {"error":"Device already exists","device_uid":…}.
-        if (existing && existing.room_id !== null) throw new AppError(409, "Device already exists", { device_uid: input.uid });
-        const room = resolveRoom({ roomUid: input.roomUid, roomName: input.roomName });
-        const id = existing ? existing.id : ensureDevice(input.uid, at);
-        if (input.label !== undefined) q.setLabel.run(input.label, id);
-        if (room) place(id, room.id, at);
-        return q.deviceByUid.get(input.uid)!;
-      },
-    ),
+    createDevice(input: { uid: string; roomName?: string; roomUid?: string; label?: string | null; at?: number }): Device {
+      const before = q.deviceByUid.get(input.uid)?.room_uid ?? null;
+      const device = createDeviceTx(input);
+      deviceChanged(device.uid, before);
+      return device;
+    },
     /** Renames, moves or reconfigures a device. Returns it, and whether its config changed. */
-    updateDevice: db.transaction((uid: string, patch: DevicePatch): { device: Device; configChanged: boolean } => {
-      const device = requireDevice(uid);
-      if (patch.label !== undefined) q.setLabel.run(patch.label, device.id);
-      const room = resolveRoom(patch);
-      if (room !== undefined) {
-        const at = patch.movedAt ?? now();
-        if (at > now() + 60_000) throw badRequest("moved_at", "must not be in the future");
-        place(device.id, room ? room.id : null, at);
-      }
-      const configChanged =
-        (patch.config_interval_s !== undefined && patch.config_interval_s !== device.config_interval_s) ||
-        (patch.temperature_offset !== undefined && patch.temperature_offset !== device.temperature_offset) ||
-        (patch.humidity_offset !== undefined && patch.humidity_offset !== device.humidity_offset);
-      if (configChanged) {
-        q.setConfig.run(
-          patch.config_interval_s === undefined ? device.config_interval_s : patch.config_interval_s,
-          patch.temperature_offset ?? device.temperature_offset,
-          patch.humidity_offset ?? device.humidity_offset,
-          device.id,
-        );
-      }
-      return { device: q.deviceByUid.get(uid)!, configChanged };
-    }),
+    updateDevice(uid: string, patch: DevicePatch): { device: Device; configChanged: boolean } {
+      const before = requireDevice(uid).room_uid;
+      const result = updateDeviceTx(uid, patch);
+      deviceChanged(uid, before);
+      return result;
+    },
     /** Deletes a device with its placements and readings. */
     deleteDevice(uid: string): void {
       const device = requireDevice(uid);
       q.deleteDevice.run(device.id);
       deviceIdCache.delete(uid);
+      deviceChanged(uid, device.room_uid);
+    },
+    /**
+     * Calls `listener` with the uid of a device whose room, label or settings changed and the room
+     * it was in before (null = none); returns an unsubscribe.
+     */
+    onDeviceChange(listener: (deviceUid: string, roomBefore: string | null) => void): () => void {
+      deviceListeners.add(listener);
+      return () => deviceListeners.delete(listener);
     },
     /** A device's placement history, oldest first. */
     devicePlacements: (uid: string): Placement[] => q.placementsOfDevice.all(requireDevice(uid).id),

@@ -539,7 +539,6 @@ export function createWeb(deps: WebDeps) {
           if (Object.keys(form.errors).length === 0) {
             try {
               store.updateDevice(d.uid, { ...(newRoom ? { roomName: newRoom } : { roomUid: room || null }), movedAt });
-              live.touch(d.uid);
               const saved = store.getDevice(d.uid);
               if (!isHtmx(request)) return redirect(`/devices/${encodeURIComponent(d.uid)}?saved=place#place`);
               return page(request, devicePage(saved, { saved: "place" }));
@@ -597,7 +596,6 @@ export function createWeb(deps: WebDeps) {
               log.error("cannot publish config", { device: device.uid, error: err as Error });
             }
           }
-          live.touch(d.uid);
           if (!isHtmx(request)) return redirect(`/devices/${encodeURIComponent(d.uid)}?saved=settings#settings`);
           return page(request, devicePage(device, { saved: "settings" }));
         }),

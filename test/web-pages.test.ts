@@ -269,6 +269,37 @@ describe("the event stream", () => {
     }
   });
 
+  test("a device moved through the JSON API moves on open dashboards at once, without a new reading", async () => {
+    await kitchen();
+    await publishReadings(client, "aht20-aaaaaa", [[T - 1000, 23.4, 51]]);
+    const { html } = await getPage(server, "/");
+    const since = html.match(/sse-connect="\/events\?since=(\d+)"/)![1];
+    const controller = new AbortController();
+    const res = await fetch(`${server.url}/events?since=${since}`, { signal: controller.signal });
+    try {
+      const reader = res.body!.getReader();
+      await readUntil(reader, "retry: 2000");
+      const put = await server.api("/api/v1/devices/aht20-aaaaaa", { method: "PUT", body: { room_name: "Cellar" } });
+      expect(put.status).toBe(200);
+      // The room it left is pushed again, without it (an earlier push for the reading may come first).
+      let text = "";
+      await waitFor(
+        async () => {
+          text += await readUntil(reader, "\n\n");
+          const kitchenEvents = text.split("\n\n").filter((e) => e.includes("event: room-kitchen\n"));
+          return kitchenEvents.some((e) => !e.includes('data-device="aht20-aaaaaa"'));
+        },
+        5000,
+        "the kitchen card without the moved device",
+      );
+      // A room's rename reaches the open pages too.
+      await server.api("/api/v1/rooms/cellar", { method: "PUT", body: { name: "Wine cellar" } });
+      expect(await readUntil(reader, "Wine cellar")).toContain("event: room-cellar");
+    } finally {
+      controller.abort();
+    }
+  }, 20_000);
+
   test("a client that missed changes (reconnecting with Last-Event-ID) gets every card at once", async () => {
     await kitchen();
     await placeDevice(server, client, { uid: "aht20-bbbbbb", room: "Bedroom", placedAt: T - 86_400_000 });
