@@ -418,6 +418,8 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
         db.transaction(() => {
           // Hourly and daily rollups change in the same commit as the readings (lib/rollups.ts).
           const rollup = rollups.accumulator();
+          // last_seen_at once per device and batch, not once per reading.
+          const seen = new Map<number, number>();
           for (const { homeId, deviceUid, reading, receivedAt } of batch) {
             const known = deviceIdCache.has(deviceUid);
             const id = ensureDevice(deviceUid, receivedAt, homeId);
@@ -426,12 +428,13 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
             const h = toCenti(reading.humidity_pct);
             const changes = q.insertReading.run(id, reading.ts, t, h).changes;
             if (reading.clock_synced === false) q.insertFlag.run(id, reading.ts, 1);
-            q.touch.run(receivedAt, id);
+            seen.set(id, Math.max(seen.get(id) ?? 0, receivedAt));
             if (changes > 0) {
               stored.push({ deviceId: id, deviceUid, reading });
               rollup.add(id, reading.ts, t, h);
             }
           }
+          for (const [id, at] of seen) q.touch.run(at, id);
           rollup.write();
         })();
       } catch (err) {
