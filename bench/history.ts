@@ -9,6 +9,7 @@
 //
 // The generated database is kept and reused: generating it takes a while.
 
+import { spawnServer } from "../test/helpers.ts";
 import { memory } from "./proc.ts";
 import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
@@ -130,42 +131,8 @@ async function time(fn: () => unknown, runs = 20, warm = 3): Promise<number> {
   return ms.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
 }
 
-/** Starts `bun server.ts` on the benchmark database; resolves with its HTTP port once it listens. */
-async function startServer() {
-  const proc = Bun.spawn(["bun", "server.ts"], {
-    cwd: root,
-    env: {
-      ...process.env,
-      TECHTEMP_CONFIG: "/dev/null",
-      TECHTEMP_DATA_DIR: DIR,
-      TECHTEMP_HOST: "127.0.0.1",
-      TECHTEMP_HTTP_PORT: "0",
-      TECHTEMP_MQTT_PORT: "0",
-      // The benchmark database is reused between runs: never let retention touch it.
-      TECHTEMP_RETENTION_RAW_DAYS: "0",
-    },
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const reader = proc.stdout.getReader();
-  let text = "";
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += new TextDecoder().decode(value);
-    const m = /server running http=(\d+)/.exec(text);
-    if (m) {
-      // Keep draining so the child never blocks on a full pipe.
-      void (async () => {
-        for (;;) if ((await reader.read()).done) break;
-      })();
-      return { proc, url: `http://127.0.0.1:${m[1]}` };
-    }
-  }
-  proc.kill();
-  throw new Error(`the server did not start: ${text}`);
-}
+/** Starts `bun server.ts` on the benchmark database (retention off: the database is reused between runs). */
+const startServer = () => spawnServer(DIR, { TECHTEMP_RETENTION_RAW_DAYS: "0" }, [], 60_000);
 
 /** Downloads `url` to nowhere while sampling `pid`'s RSS every 20 ms: seconds, bytes, peak RSS and peak heap (anonymous RSS). */
 async function download(url: string, pid: number) {
@@ -247,7 +214,8 @@ const same =
 db.close();
 
 // Over HTTP, against the real server on this database.
-const { proc, url } = await startServer();
+const server = await startServer();
+const { proc, url } = server;
 try {
   await Bun.sleep(1000);
   const idleRss = rss(proc.pid);
@@ -283,8 +251,7 @@ try {
       );
       sizes.push({ label, days, bytes: d.bytes, growth: d.heap - idle });
     } finally {
-      fresh.proc.kill("SIGTERM");
-      await fresh.proc.exited;
+      await fresh.stop();
     }
   }
 

@@ -5,6 +5,7 @@
 //
 //   bun bench/ingest.ts            (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10)
 
+import { freePort, spawnServer } from "../test/helpers.ts";
 import { memory } from "./proc.ts";
 import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
@@ -18,7 +19,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 10);
 const STORAGE_READINGS = Number(process.env.BENCH_STORAGE_READINGS ?? 1_000_000);
-const root = join(import.meta.dir, "..");
 
 /** Samples a process's RSS every 100 ms until stopped; returns the peak. */
 function samplePeak(pid: number) {
@@ -51,61 +51,16 @@ async function load(port: number): Promise<LoadResult> {
   return JSON.parse(out.trim().split("\n").pop()!);
 }
 
-async function waitForLine(
-  proc: ReturnType<typeof Bun.spawn>,
-  pattern: RegExp,
-  stream: "stdout" | "stderr",
-): Promise<RegExpExecArray> {
-  const reader = (proc[stream] as ReadableStream<Uint8Array>).getReader();
-  let text = "";
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += new TextDecoder().decode(value);
-    const m = pattern.exec(text);
-    if (m) {
-      // Keep draining so the child never blocks on a full pipe.
-      void (async () => {
-        for (;;) if ((await reader.read()).done) break;
-      })();
-      return m;
-    }
-  }
-  throw new Error(`no ${pattern} in: ${text}`);
-}
-
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
-
 async function benchTechTemp(dir: string) {
-  const proc = Bun.spawn(["bun", "server.ts"], {
-    cwd: root,
-    env: {
-      ...process.env,
-      TECHTEMP_CONFIG: "/dev/null",
-      TECHTEMP_DATA_DIR: dir,
-      TECHTEMP_HOST: "127.0.0.1",
-      TECHTEMP_HTTP_PORT: "0",
-      TECHTEMP_MQTT_PORT: "0",
-      TECHTEMP_LOG_LEVEL: "info",
-    },
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const m = await waitForLine(proc, /server running http=(\d+) mqtt=(\d+)/, "stdout");
+  const server = await spawnServer(dir, { TECHTEMP_LOG_LEVEL: "info" });
+  const proc = server.proc;
   await Bun.sleep(2000);
   const idle = memory(proc.pid).rss;
   const stop = samplePeak(proc.pid);
-  const result = await load(Number(m[2]));
+  const result = await load(server.mqttPort);
   const peak = stop();
-  const stats = await (await fetch(`http://127.0.0.1:${m[1]}/api/v1/stats`)).json();
-  proc.kill("SIGTERM");
-  await proc.exited;
+  const stats = await (await fetch(`${server.url}/api/v1/stats`)).json();
+  await server.stop();
   const db = new Database(join(dir, DB_FILE), { readonly: true });
   const stored = (db.query("SELECT count(*) AS n FROM readings").get() as { n: number }).n;
   db.close();
@@ -113,7 +68,7 @@ async function benchTechTemp(dir: string) {
 }
 
 async function benchMosquitto(dir: string) {
-  const port = await freePort();
+  const port = freePort();
   const conf = join(dir, "mosquitto.conf");
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n`);
   const proc = Bun.spawn(["mosquitto", "-c", conf], { stdout: "ignore", stderr: "inherit" });

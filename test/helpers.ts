@@ -159,6 +159,14 @@ export async function endMqtt(client: MqttClient, force = false): Promise<void> 
   );
 }
 
+/** A TCP port free on 127.0.0.1 right now (for a process that cannot be told to use port 0). */
+export function freePort(): number {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = server.port;
+  server.stop(true);
+  return port;
+}
+
 /** Runs a command with a timeout; returns exit code and output. */
 export async function run(
   cmd: string[],
@@ -204,7 +212,12 @@ export interface ChildServer {
  * Starts `bun server.ts` with its data in `dataDir` on ports 0 (or the given
  * ones) and waits for the line that reports the bound ports.
  */
-export async function spawnServer(dataDir: string, env: Record<string, string> = {}, args: string[] = []): Promise<ChildServer> {
+export async function spawnServer(
+  dataDir: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+  startTimeoutMs = 20_000,
+): Promise<ChildServer> {
   const proc = Bun.spawn(["bun", "server.ts", ...args], {
     cwd: `${import.meta.dir}/..`,
     env: {
@@ -231,7 +244,7 @@ export async function spawnServer(dataDir: string, env: Record<string, string> =
       if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${out}`);
       return /server running http=(\d+) mqtt=(\d+)/.exec(out);
     },
-    20_000,
+    startTimeoutMs,
     "the server to start",
   ).catch((err) => {
     proc.kill("SIGKILL");

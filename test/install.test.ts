@@ -17,11 +17,20 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { connectMqtt, endMqtt, legacyPayload, publishAcked, readingTopic, run, startServer, tempDir } from "./helpers.ts";
+import {
+  connectMqtt,
+  endMqtt,
+  freePort,
+  legacyPayload,
+  publishAcked,
+  readingTopic,
+  run,
+  startServer,
+  tempDir,
+} from "./helpers.ts";
 import {
   buildBundle,
   diffSnapshots,
-  freePort,
   makeRoot,
   passwdEntry,
   REPO,

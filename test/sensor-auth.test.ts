@@ -5,9 +5,8 @@
 
 import { afterEach, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
-import { run, tempDir, waitFor } from "./helpers.ts";
+import { freePort, run, tempDir, waitFor } from "./helpers.ts";
 import { agentEnv, spawnAgent, spawnWithLines, type LineProcess } from "./sensor-helpers.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -15,21 +14,13 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** mosquitto on 127.0.0.1 with one account, pi / s3cret. */
 async function mosquittoWithPassword(dir: string): Promise<number> {
   const passwords = join(dir, "passwords");
   writeFileSync(passwords, "");
   const made = await run(["mosquitto_passwd", "-b", passwords, "pi", "s3cret"]);
   if (made.code !== 0) throw new Error(`mosquitto_passwd: ${made.stderr}`);
-  const port = await freePort();
+  const port = freePort();
   const conf = join(dir, "mosquitto.conf");
   // As root, mosquitto drops to the user "mosquitto", who cannot read our temp dir: stay root.
   const user = process.getuid?.() === 0 ? "user root\n" : "";
