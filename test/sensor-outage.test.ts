@@ -91,7 +91,9 @@ test("readings taken while the server is down arrive after it is back, each exac
   // Exactly once: no reading twice, none invented, none lost (up to the last one taken).
   expect(new Set(stored).size).toBe(stored.length);
   expect(stored).toEqual(taken.slice(0, stored.length));
-  // In order, oldest first, with the original timestamps.
+  // In order, oldest first, with the original timestamps. A reading is stored (and acknowledged)
+  // before the broker forwards it to subscribers: wait for the subscriber to have them all.
+  await waitFor(() => duringOutage.every((ts) => arrivals.includes(ts)), 5000, "the subscriber to receive the outage's readings");
   const firsts = firstArrivals(arrivals).filter((ts) => duringOutage.includes(ts));
   expect(firsts).toEqual(duringOutage);
   expect(a.lines.some((l) => l.includes("disconnected from the broker"))).toBe(true);
