@@ -648,15 +648,78 @@ enable_i2c() {
   act_live modprobe i2c-dev || warn "modprobe i2c-dev failed"
 }
 
-# The AHT20 answers at its address: the agent's own probe (`techtemp-sensor check`).
+# The AHT20 answers at its address, and the agent can ask the kernel about the
+# clock: the agent's own probe (`techtemp-sensor check`), run the way the
+# service will run it, so that the check and the service cannot disagree.
 check_aht20() {
   local out
-  if out=$(sensor_cmd check 2>&1); then
-    check_ok "AHT20: ${out//$'\n'/ }"
+  if out=$(sensor_check 2>&1); then
+    check_ok "AHT20: ${out//$'\n'/; }"
   else
-    check_fail "the AHT20 does not answer: ${out//$'\n'/ }" \
-      "check the wiring (VIN 3.3 V, GND, SDA pin 3, SCL pin 5) and i2cdetect -y ${SENSOR_BUS:-1} (it must show 38)"
+    check_fail "the AHT20 check failed: ${out//$'\n'/; }" \
+      "check the wiring (VIN 3.3 V, GND, SDA pin 3, SCL pin 5) and i2cdetect -y ${SENSOR_BUS:-1} (it must show 38); a message about bun:ffi, adjtimex or the device policy is about the service's settings"
   fi
+}
+
+# `techtemp-sensor check` under systemd with the bundle's own unit: the same
+# user and group, Environment= lines, system call filter, device policy and
+# file system protections as the service (and the drop-ins a person added to
+# it), only Type=oneshot with the check as ExecStart. Without a running
+# systemd (--root, images) the agent runs directly with the unit's Environment=.
+sensor_check() {
+  if [ -n "$ROOT" ] || [ ! -d /run/systemd/system ]; then
+    sensor_cmd_with_unit_env check
+    return
+  fi
+  local unit=techtemp-sensor-check.service dir=/run/techtemp-check
+  local file="/run/systemd/system/$unit" dropins="/run/systemd/system/$unit.d"
+  local status=0
+  rm -rf "$dir" "$dropins"
+  mkdir -p "$dir/bundle" "$dir/conf"
+  sensor_conf_draft >/dev/null
+  cp "$WORK/device.conf" "$dir/conf/device.conf"
+  chmod 0755 "$dir" "$dir/conf"
+  chmod 0644 "$dir/conf/device.conf"
+  render_check_unit "$dir" >"$file"
+  if [ -d "$UNIT_DIR/techtemp-sensor.service.d" ]; then
+    mkdir -p "$dropins"
+    cp "$UNIT_DIR"/techtemp-sensor.service.d/*.conf "$dropins"/ 2>/dev/null || true
+  fi
+  systemctl daemon-reload
+  systemctl start "$unit" 2>/dev/null || status=$?
+  if [ -s "$dir/out" ]; then
+    cat "$dir/out"
+  elif [ "$status" != 0 ]; then
+    printf 'the check did not start under the unit: %s\n' "$(systemctl show -p Result -p ExecMainStatus --value "$unit" | paste -sd' ')"
+  fi
+  rm -rf "$file" "$dropins"
+  systemctl daemon-reload
+  systemctl reset-failed "$unit" 2>/dev/null || true
+  rm -rf "$dir"
+  return "$status"
+}
+
+# The bundle's sensor unit as a one-shot `check`: see sensor_check.
+render_check_unit() {
+  local dir=$1 user_line=
+  if [ -z "$(uid_of "$SERVICE_USER")" ]; then user_line=DynamicUser=yes; fi
+  awk -v dir="$dir" -v bundle="$BUNDLE_DIR" -v user_line="$user_line" -v has_i2c="$(gid_of i2c)" '
+    /^\[Install\]/ { exit }
+    /^(Type|Restart|RestartSec|StateDirectory|StateDirectoryMode|ConfigurationDirectory|ConfigurationDirectoryMode|StandardOutput|StandardError)=/ { next }
+    /^(User|Group)=/ && user_line != "" { next }
+    /^SupplementaryGroups=/ && has_i2c == "" { next }
+    /^ExecStart=/ {
+      print "ExecStart=" dir "/bundle/techtemp-sensor check " dir "/conf/device.conf"
+      print "Type=oneshot"
+      print "TimeoutStartSec=60"
+      print "BindReadOnlyPaths=" bundle ":" dir "/bundle"
+      print "StandardOutput=file:" dir "/out"
+      print "StandardError=file:" dir "/out"
+      if (user_line != "") print user_line
+      next
+    }
+    { print }
+  ' "$BUNDLE_DIR/systemd/techtemp-sensor.service"
 }
 
 check_server_reachable() {
@@ -733,6 +796,16 @@ sensor_cmd() {
   local conf
   conf=$(sensor_conf_draft)
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$BUNDLE_DIR/techtemp-sensor" "$@" "$conf"
+}
+
+# The agent of the bundle with only the Environment= of its unit (where no systemd can run it).
+sensor_cmd_with_unit_env() {
+  local conf line envs=()
+  conf=$(sensor_conf_draft)
+  while IFS= read -r line; do
+    case $line in Environment=*) envs+=("${line#Environment=}") ;; esac
+  done <"$BUNDLE_DIR/systemd/techtemp-sensor.service"
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${envs[@]}" "$BUNDLE_DIR/techtemp-sensor" "$@" "$conf"
 }
 
 render_server_conf() {

@@ -7,7 +7,7 @@
 //   bun sensor.ts uid [device.conf]     print this device's uid
 
 import { resolve } from "node:path";
-import { createSystemClock } from "./lib/clock.ts";
+import { createSystemClock, probeKernelClock } from "./lib/clock.ts";
 import { DeviceConfigError, loadDeviceConfig, outboxBound, type AgentConfig } from "./lib/device-config.ts";
 import { createLog } from "./lib/log.ts";
 import { openOutbox, outboxPath } from "./lib/outbox.ts";
@@ -19,7 +19,7 @@ const USAGE = `usage:
 device.conf: the argument, else ./config/device.conf, else /etc/techtemp/device.conf
 environment: TECHTEMP_SENSOR_DRIVER (aht20|sim), TECHTEMP_DATA_DIR, TECHTEMP_DEVICE_UID, TECHTEMP_HOME_ID,
   TECHTEMP_MQTT_HOST, TECHTEMP_MQTT_PORT, TECHTEMP_MQTT_USERNAME, TECHTEMP_MQTT_PASSWORD, TECHTEMP_INTERVAL_S,
-  TECHTEMP_I2C_BUS, TECHTEMP_I2C_ADDRESS, TECHTEMP_OUTBOX_MAX_READINGS, TECHTEMP_OUTBOX_DRAIN_RATE,
+  TECHTEMP_I2C_BUS, TECHTEMP_I2C_ADDRESS, TECHTEMP_LIBC, TECHTEMP_OUTBOX_MAX_READINGS, TECHTEMP_OUTBOX_DRAIN_RATE,
   TECHTEMP_CLOCK_SYNC_WAIT_S, TECHTEMP_MQTT_RECONNECT_MAX_S, TECHTEMP_LOG_LEVEL`;
 
 /** The command line. Returns the exit code (2 = bad usage or configuration). */
@@ -75,7 +75,7 @@ async function loadAgent() {
 }
 
 async function run(config: AgentConfig): Promise<number> {
-  const { AGENT_VERSION, createAgent, createSensor } = await loadAgent();
+  const { AGENT_VERSION, createAgent, createSensor, describeKernelClock } = await loadAgent();
   const log = createLog({ level: config.log_level, name: "sensor" });
   for (const warning of config.warnings) log.warn(`config: ${warning}`);
   const path = outboxPath(resolve(config.data_dir), config.device_uid);
@@ -90,7 +90,7 @@ async function run(config: AgentConfig): Promise<number> {
     config,
     sensor: createSensor(config),
     outbox,
-    clock: createSystemClock({ trust: config.clock_sync_wait_s === 0 }),
+    clock: createSystemClock({ trust: config.clock_sync_wait_s === 0, library: config.libc }),
     log,
   });
   log.info("TechTemp sensor agent starting", {
@@ -106,6 +106,13 @@ async function run(config: AgentConfig): Promise<number> {
     outbox: path,
     queued: outbox.count,
   });
+  if (config.clock_sync_wait_s > 0) {
+    // Said once at start: an agent that cannot ask the kernel (no bun:ffi, a
+    // seccomp filter without adjtimex) holds readings for the timesync file only.
+    const clock = probeKernelClock(config.libc);
+    if (clock.state === "unknown" && process.platform === "linux") log.error(describeKernelClock(clock));
+    else log.info(describeKernelClock(clock));
+  }
   agent.start();
   await new Promise<void>((done) => {
     for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.once(signal, () => done());

@@ -10,7 +10,7 @@ import { MqttClient } from "mqtt";
 import { createConnection } from "node:net";
 import pkg from "../package.json" with { type: "json" };
 import { Aht20Error, createAht20, type Aht20, type Aht20Measurement } from "./aht20.ts";
-import type { AgentClock } from "./clock.ts";
+import { probeKernelClock, type AgentClock, type KernelClock } from "./clock.ts";
 import {
   HUMIDITY_RANGE,
   TEMPERATURE_RANGE,
@@ -54,7 +54,7 @@ export interface Sensor {
  * (or I2C enabled) later is picked up without a restart.
  */
 export function createSensor(
-  config: Pick<AgentConfig, "driver" | "i2c_bus" | "i2c_address" | "device_uid">,
+  config: Pick<AgentConfig, "driver" | "i2c_bus" | "i2c_address" | "device_uid" | "libc">,
   options: { faults?: SimFaults } = {},
 ): Sensor {
   if (config.driver === "sim") {
@@ -69,7 +69,7 @@ export function createSensor(
   return {
     async read() {
       if (!bus) {
-        bus = await openI2cBus(config.i2c_bus, config.i2c_address);
+        bus = await openI2cBus(config.i2c_bus, config.i2c_address, { library: config.libc });
         driver = createAht20(bus, { address: config.i2c_address, busNumber: config.i2c_bus });
       }
       try {
@@ -89,19 +89,42 @@ export function createSensor(
   };
 }
 
-/** Probes the sensor once (`bun sensor.ts check`): a line saying it works, or what to do. */
+/**
+ * Probes what the agent depends on (`bun sensor.ts check`): one reading from
+ * the sensor, and — unless the clock is trusted (`[clock] sync_wait_seconds = 0`)
+ * — whether the kernel can be asked if the clock is synchronised. One line per
+ * part; not ok when either cannot work in this environment.
+ */
 export async function checkSensor(config: AgentConfig): Promise<{ ok: boolean; message: string }> {
   const sensor = createSensor(config);
   const where =
     config.driver === "sim" ? "simulated AHT20" : `AHT20 at 0x${config.i2c_address.toString(16)} on ${busPath(config.i2c_bus)}`;
+  const lines: string[] = [];
+  let ok = true;
   try {
     const m = await sensor.read();
-    return { ok: true, message: `OK: ${where}: ${m.temperature.toFixed(2)} °C, ${m.humidity.toFixed(2)} %RH` };
+    lines.push(`OK: ${where}: ${m.temperature.toFixed(2)} °C, ${m.humidity.toFixed(2)} %RH`);
   } catch (err) {
-    return { ok: false, message: `PROBLEM: ${(err as Error).message}` };
+    ok = false;
+    lines.push(`PROBLEM: ${(err as Error).message}`);
   } finally {
     await sensor.close();
   }
+  if (config.clock_sync_wait_s > 0 && config.driver !== "sim") {
+    const clock = probeKernelClock(config.libc);
+    if (clock.state === "unknown" && process.platform === "linux") {
+      ok = false;
+      lines.push(`PROBLEM: cannot tell whether the clock is synchronised: ${clock.reason}`);
+    } else lines.push(`OK: ${describeKernelClock(clock)}`);
+  }
+  return { ok, message: lines.join("\n") };
+}
+
+/** The kernel clock probe in words, for logs and `check`. */
+export function describeKernelClock(clock: KernelClock): string {
+  if (clock.state === "synced") return "clock: the kernel says it is synchronised";
+  if (clock.state === "unsynced") return "clock: the kernel says it is not synchronised yet (readings wait for NTP)";
+  return `clock: cannot ask the kernel whether it is synchronised: ${clock.reason}`;
 }
 
 /** What the agent needs. Everything with a clock or a disk is injected. */

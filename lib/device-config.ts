@@ -9,7 +9,7 @@
 // `key = value` split at the first `=`; quotes are NOT stripped (the label
 // `"Capteur AHT20 Test"` keeps them; it is only logged).
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_HOME_ID, ID_PATTERN, INTERVAL_RANGE, OFFSET_RANGE } from "./contract.ts";
 import { LEVELS, type Level } from "./log.ts";
@@ -27,6 +27,12 @@ export interface AgentConfig {
   driver: "aht20" | "sim";
   i2c_bus: number;
   i2c_address: number;
+  /**
+   * `[sensor] libc`: the C library the I2C bus and the clock probe call through
+   * bun:ffi (open, ioctl, read, write, close, adjtimex). libc itself on a Pi;
+   * tests point it at a simulated AHT20 behind the same C functions.
+   */
+  libc: string;
   /** `[sensor] read_interval_seconds` */
   interval_s: number;
   temperature_offset: number;
@@ -127,6 +133,13 @@ const SETTINGS: Setting[] = [
   },
   {
     section: "sensor",
+    key: "libc",
+    field: "libc",
+    parse: (raw) => (raw === "" ? bad("must name a C library (default libc.so.6)") : raw),
+    env: "TECHTEMP_LIBC",
+  },
+  {
+    section: "sensor",
     key: "read_interval_seconds",
     field: "interval_s",
     parse: wholeNumber(
@@ -211,6 +224,7 @@ export const DEVICE_DEFAULTS = {
   driver: "aht20" as "aht20" | "sim",
   i2c_address: 0x38,
   i2c_bus: 1,
+  libc: "libc.so.6",
   interval_s: 30,
   temperature_offset: 0,
   humidity_offset: 0,
@@ -308,24 +322,51 @@ export function findDeviceConf(
   return null;
 }
 
+/** The MAC of `iface` as 12 lowercase hex digits, or null (missing, malformed, all zeros). */
+function macOf(sysRoot: string, iface: string): string | null {
+  let mac: string;
+  try {
+    mac = readFileSync(join(sysRoot, "class/net", iface, "address"), "utf8")
+      .trim()
+      .toLowerCase();
+  } catch {
+    return null;
+  }
+  const digits = mac.replace(/:/g, "");
+  return /^[0-9a-f]{12}$/.test(digits) && !/^0+$/.test(digits) ? digits : null;
+}
+
+/**
+ * The interfaces a uid may come from, in order: eth0 then wlan0 (the earlier
+ * bootstrap-pi.sh's order), then every other interface backed by hardware
+ * (`/sys/class/net/X/device` exists: not lo, bridges or tunnels) under its
+ * predictable name (`end0` on a Pi 5 with Bookworm, `enx…` USB adapters,
+ * `enp0s3`), wired ones before wireless ones, each group by name.
+ */
+function uidInterfaces(sysRoot: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(join(sysRoot, "class/net"));
+  } catch {
+    names = [];
+  }
+  const hardware = names
+    .filter((n) => n !== "eth0" && n !== "wlan0" && existsSync(join(sysRoot, "class/net", n, "device")))
+    .sort();
+  const wireless = (n: string) => existsSync(join(sysRoot, "class/net", n, "wireless")) || n.startsWith("wl");
+  return ["eth0", "wlan0", ...hardware.filter((n) => !wireless(n)), ...hardware.filter(wireless)];
+}
+
 /**
  * The uid SPEC gives a device without one: `aht20-` + the last 6 hex digits of
- * the eth0 MAC (wlan0 as fallback), lowercase, as bootstrap-pi.sh derived it.
+ * the eth0 MAC (wlan0 as fallback), lowercase, as bootstrap-pi.sh derived it;
+ * on a Pi whose interfaces have other names, the first hardware interface.
  * `sysRoot` is injectable for tests (default /sys).
  */
 export function uidFromMac(sysRoot = "/sys"): { uid: string; source: string } | null {
-  for (const iface of ["eth0", "wlan0"]) {
-    let mac: string;
-    try {
-      mac = readFileSync(join(sysRoot, "class/net", iface, "address"), "utf8")
-        .trim()
-        .toLowerCase();
-    } catch {
-      continue;
-    }
-    const digits = mac.replace(/:/g, "");
-    if (!/^[0-9a-f]{12}$/.test(digits) || /^0+$/.test(digits)) continue;
-    return { uid: `aht20-${digits.slice(-6)}`, source: `MAC of ${iface}` };
+  for (const iface of uidInterfaces(sysRoot)) {
+    const digits = macOf(sysRoot, iface);
+    if (digits) return { uid: `aht20-${digits.slice(-6)}`, source: `MAC of ${iface}` };
   }
   return null;
 }
@@ -377,7 +418,7 @@ export function loadDeviceConfig(
     const derived = uidFromMac(options.sysRoot);
     if (!derived) {
       throw new DeviceConfigError(
-        "config: device_uid is not set and there is no eth0 or wlan0 MAC address to derive it from: set device_uid in [device] of device.conf",
+        "config: device_uid is not set and no network interface has a MAC address to derive it from: set device_uid in [device] of device.conf",
       );
     }
     uid = derived.uid;

@@ -4,7 +4,8 @@
 // (a nan addon: ABI check, then an undefined V8 symbol; SPEC "I2C"), so the
 // real bus here is /dev/i2c-N through bun:ffi on libc: open, ioctl(I2C_SLAVE)
 // to pick the device, then plain read/write (the kernel's i2c-dev interface,
-// Documentation/i2c/dev-interface.rst).
+// Documentation/i2c/dev-interface.rst). bun:ffi needs JavaScriptCore's JIT:
+// nothing that runs the agent may set BUN_JSC_useJIT=0.
 
 /** What i2c-bus's promisified `i2cRead` resolves to. */
 export interface BytesRead {
@@ -104,10 +105,21 @@ export function describeI2cFailure(
             errno,
           );
     }
-    if (errno === EACCES || errno === EPERM) {
+    if (errno === EACCES) {
       return new I2cError(
         "ACCESS",
         `permission denied opening ${path}: add the agent's user to the i2c group (\`sudo usermod -aG i2c $USER\`, then log in again)`,
+        errno,
+      );
+    }
+    if (errno === EPERM) {
+      // Not the file's permissions (that is EACCES): a device cgroup refused it.
+      // systemd's DeviceAllow=char-i2c resolves "i2c" in /proc/devices when the
+      // service starts, so the i2c-dev module must be loaded before it.
+      return new I2cError(
+        "ACCESS",
+        `${path} is not allowed by the service's device policy (open: EPERM): load i2c-dev at boot ` +
+          "(`echo i2c-dev | sudo tee -a /etc/modules`, or `sudo raspi-config nonint do_i2c 0`), then `sudo systemctl restart techtemp-sensor`",
         errno,
       );
     }
@@ -151,30 +163,52 @@ interface Libc {
   errno(): number;
 }
 
-let libc: Libc | null = null;
+/** The C library the agent calls by default. */
+export const DEFAULT_LIBC = "libc.so.6";
 
-/** Loads libc through bun:ffi on first use (importing this module costs nothing). */
-async function loadLibc(): Promise<Libc> {
-  if (libc) return libc;
+const loaded = new Map<string, Libc>();
+
+/**
+ * Why bun:ffi failed, with the remedy. Bun refuses FFI without JavaScriptCore's
+ * JIT ("bun:ffi requires the JIT"): an environment with BUN_JSC_useJIT=0 (once
+ * set in the sensor unit to save memory) can never open the bus.
+ */
+export function describeFfiFailure(err: Error, library: string): I2cError {
+  const message = err.message;
+  if (/requires the JIT/i.test(message)) {
+    return new I2cError(
+      "NO_FFI",
+      `cannot call ${library} through bun:ffi: ${message}; remove BUN_JSC_useJIT=0 from the agent's environment ` +
+        "(systemctl cat techtemp-sensor, and any drop-in under /etc/systemd/system/techtemp-sensor.service.d)",
+    );
+  }
+  return new I2cError("NO_FFI", `cannot load ${library} through bun:ffi: ${message} (check [sensor] libc in device.conf)`);
+}
+
+/** Loads `library` (libc unless a test names its simulated AHT20) through bun:ffi on first use; importing this module costs nothing. */
+async function loadLibc(library: string): Promise<Libc> {
+  const cached = loaded.get(library);
+  if (cached) return cached;
   let ffi: typeof import("bun:ffi");
+  let lib;
   try {
     ffi = await import("bun:ffi");
+    lib = ffi.dlopen(library, {
+      open: { args: [ffi.FFIType.ptr, ffi.FFIType.i32], returns: ffi.FFIType.i32 },
+      // ioctl is variadic; on x86_64 and arm64 Linux an integer third argument
+      // travels in the same register either way, so a fixed signature is fine.
+      ioctl: { args: [ffi.FFIType.i32, ffi.FFIType.u64, ffi.FFIType.u64], returns: ffi.FFIType.i32 },
+      read: { args: [ffi.FFIType.i32, ffi.FFIType.ptr, ffi.FFIType.u64], returns: ffi.FFIType.i64 },
+      write: { args: [ffi.FFIType.i32, ffi.FFIType.ptr, ffi.FFIType.u64], returns: ffi.FFIType.i64 },
+      close: { args: [ffi.FFIType.i32], returns: ffi.FFIType.i32 },
+      __errno_location: { args: [], returns: ffi.FFIType.ptr },
+    });
   } catch (err) {
-    throw new I2cError("NO_FFI", `bun:ffi is not available: ${(err as Error).message}`);
+    throw describeFfiFailure(err as Error, library);
   }
-  const { dlopen, FFIType, read } = ffi;
-  const lib = dlopen("libc.so.6", {
-    open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-    // ioctl is variadic; on x86_64 and arm64 Linux an integer third argument
-    // travels in the same register either way, so a fixed signature is fine.
-    ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
-    read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-    write: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-    close: { args: [FFIType.i32], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  });
   const s = lib.symbols;
-  libc = {
+  const read = ffi.read;
+  const c: Libc = {
     open: (path, flags) => s.open(path, flags),
     ioctl: (fd, request, arg) => s.ioctl(fd, request, arg),
     read: (fd, buf, count) => s.read(fd, buf, count),
@@ -183,7 +217,8 @@ async function loadLibc(): Promise<Libc> {
     // errno is thread-local; read right after the failing call, on the same (only) JS thread.
     errno: () => read.i32(s.__errno_location()!, 0),
   };
-  return libc;
+  loaded.set(library, c);
+  return c;
 }
 
 const O_RDWR = 0x2;
@@ -194,10 +229,12 @@ const O_CLOEXEC = 0x80000;
  * I2cError (NO_BUS, ACCESS, NOT_ADAPTER…) with the remedy in the message.
  * The adapter is checked at once with ioctl(I2C_SLAVE) so a path that is not
  * an I2C adapter (/dev/null, a regular file) fails here, not mid-reading.
+ * `library` is the C library called (default libc.so.6; tests give a
+ * simulated AHT20 with the same C functions, test/fixtures/fake-aht20).
  */
-export async function openI2cBus(bus: number | string, probeAddress = 0x38): Promise<I2cBus> {
+export async function openI2cBus(bus: number | string, probeAddress = 0x38, options: { library?: string } = {}): Promise<I2cBus> {
   const path = typeof bus === "number" ? busPath(bus) : bus;
-  const c = await loadLibc();
+  const c = await loadLibc(options.library ?? DEFAULT_LIBC);
   const fd = c.open(new TextEncoder().encode(path + "\0"), O_RDWR | O_CLOEXEC);
   if (fd < 0) throw describeI2cFailure("open", c.errno(), path);
   let selected = -1;

@@ -1,14 +1,18 @@
 // The Pi build (linux-arm64) on this x64 machine: its executables run under
-// qemu-aarch64 (Debian's qemu-user, libraries from libc6-arm64-cross), and a
-// compiled server and a compiled simulated sensor store a reading end to end.
+// qemu-aarch64 (Debian's qemu-user, libraries from libc6-arm64-cross). The
+// compiled server stores what the compiled agent reads from an AHT20
+// simulated behind the C ABI (test/fixtures/fake-aht20, cross-built with
+// Debian's gcc-aarch64-linux-gnu) through its real bun:ffi calls, the agent
+// started with the Environment= and ExecStart= arguments of its unit.
 // qemu is slow: every wait is generous.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { openSync, readSync, closeSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { tempDir, waitFor, withTimeout } from "./helpers.ts";
-import { buildBundle, cleanEnv } from "./fixtures/install/harness.ts";
+import { buildFakeAht20 } from "./fixtures/fake-aht20/build.ts";
+import { REPO, buildBundle, cleanEnv } from "./fixtures/install/harness.ts";
 
 const QEMU = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"];
 /** ELF e_machine of AArch64. */
@@ -16,13 +20,26 @@ const EM_AARCH64 = 0xb7;
 
 let bundle: Awaited<ReturnType<typeof buildBundle>>;
 let dir: { path: string; cleanup(): void };
+let fakeAht20: string;
 const procs: Subprocess[] = [];
 
 beforeAll(async () => {
-  // The first cross-build fetches Bun's arm64 runtime (from the npm registry) into Bun's cache.
-  bundle = await buildBundle("arm64");
   dir = tempDir("techtemp-arm64-");
+  // The first cross-build fetches Bun's arm64 runtime (from the npm registry) into Bun's cache.
+  [bundle, fakeAht20] = await Promise.all([buildBundle("arm64"), buildFakeAht20(dir.path, "arm64")]);
 }, 240_000);
+
+/** The sensor unit's Environment= and the words of its ExecStart=, as systemd reads them. */
+function sensorUnit(): { env: Record<string, string>; execStart: string[] } {
+  const lines = readFileSync(join(REPO, "systemd/techtemp-sensor.service"), "utf8").split("\n");
+  const env: Record<string, string> = {};
+  for (const l of lines.filter((l) => l.startsWith("Environment="))) {
+    const [k, ...v] = l.slice("Environment=".length).split("=");
+    env[k!] = v.join("=");
+  }
+  const exec = lines.find((l) => l.startsWith("ExecStart="))!;
+  return { env, execStart: exec.slice("ExecStart=".length).split(/\s+/) };
+}
 
 afterAll(() => {
   for (const p of procs) p.kill("SIGKILL");
@@ -54,7 +71,7 @@ test("the Pi executables are AArch64 ELF files", () => {
   }
 });
 
-test("under qemu-aarch64 the server and a simulated sensor store a reading end to end", async () => {
+test("under qemu-aarch64 the server stores what the agent reads from an AHT20 through its real FFI calls, started as its unit starts it", async () => {
   const uid = "aht20-a64a64";
   writeFileSync(join(dir.path, "empty.conf"), "");
   const server = spawnQemu(
@@ -77,13 +94,20 @@ test("under qemu-aarch64 the server and a simulated sensor store a reading end t
   const base = `http://127.0.0.1:${ports[1]}`;
   expect(await (await fetch(`${base}/health`, { signal: AbortSignal.timeout(30_000) })).json()).toEqual({ status: "ok" });
 
-  const conf = join(dir.path, "device.conf");
-  // The earlier agent's format; sync_wait_seconds = 0: this machine's clock may not report NTP sync.
+  // The unit's command line and environment; its two paths on a Pi
+  // (/etc/techtemp, /var/lib/techtemp) become this test's directory.
+  const unit = sensorUnit();
+  expect(unit.execStart).toEqual(["/opt/techtemp/techtemp-sensor", "/etc/techtemp/device.conf"]);
+  const onPi = (p: string) => p.replace("/etc/techtemp", dir.path).replace("/var/lib/techtemp", join(dir.path, "sensor"));
+  const env = Object.fromEntries(Object.entries(unit.env).map(([k, v]) => [k, onPi(v)]));
+  const conf = onPi(unit.execStart[1]!);
+  // The earlier agent's format, plus the C library the agent calls: the simulated AHT20.
   writeFileSync(
     conf,
-    `[device]\ndevice_uid = ${uid}\n[sensor]\ndriver = sim\nread_interval_seconds = 60\n[mqtt]\nbroker_host = 127.0.0.1\nbroker_port = ${ports[2]}\n[clock]\nsync_wait_seconds = 0\n`,
+    `[device]\ndevice_uid = ${uid}\n[sensor]\nlibc = ${fakeAht20}\nread_interval_seconds = 60\n[mqtt]\nbroker_host = 127.0.0.1\nbroker_port = ${ports[2]}\n`,
   );
-  const sensor = spawnQemu("techtemp-sensor", [conf], { TECHTEMP_DATA_DIR: join(dir.path, "sensor") }, dir.path);
+  // No /dev/i2c-1 node here; the kernel's answer to adjtimex is replaced by "synchronised" (the call itself still runs).
+  const sensor = spawnQemu("techtemp-sensor", [conf], { ...env, FAKE_AHT20_NODE: "none", FAKE_ADJTIMEX: "0" }, dir.path);
   const latest = await waitFor(
     async () => {
       const body = await (
@@ -97,12 +121,12 @@ test("under qemu-aarch64 the server and a simulated sensor store a reading end t
     throw new Error(`${err.message}\nserver output:\n${server.output.text}\nsensor output:\n${sensor.output.text}`);
   });
   expect(latest.device_id).toBe(uid);
-  expect(latest.temperature).toBeGreaterThan(-40);
-  expect(latest.temperature).toBeLessThan(85);
-  expect(latest.humidity).toBeGreaterThanOrEqual(0);
-  expect(latest.humidity).toBeLessThanOrEqual(100);
+  // The simulated AHT20's values, decoded by the arm64 agent from the frames it read.
+  expect([latest.temperature, latest.humidity]).toEqual([21.5, 45]);
   const device = await (await fetch(`${base}/api/v1/devices/${uid}`, { signal: AbortSignal.timeout(30_000) })).json();
   expect(device.data.state).toBe("online");
+  expect(device.data.sensor_failures).toBe(0);
+  expect(sensor.output.text).toContain("clock: the kernel says it is synchronised");
 
   // Both stop cleanly on SIGTERM, as systemd stops them.
   sensor.proc.kill("SIGTERM");

@@ -257,8 +257,32 @@ describe("lookup order and device uid", () => {
     }
   });
 
+  test("without eth0 and wlan0 the first hardware interface gives the uid, wired before wireless (end0, enx…, enp0s3)", () => {
+    const dir = tempDir();
+    try {
+      const iface = (name: string, mac: string, kind: "wired" | "wireless" | "virtual") => {
+        mkdirSync(join(dir.path, "class/net", name), { recursive: true });
+        writeFileSync(join(dir.path, "class/net", name, "address"), `${mac}\n`);
+        if (kind !== "virtual") mkdirSync(join(dir.path, "class/net", name, "device"));
+        if (kind === "wireless") mkdirSync(join(dir.path, "class/net", name, "wireless"));
+      };
+      iface("lo", "00:00:00:00:00:00", "virtual");
+      iface("br0", "02:42:aa:bb:cc:dd", "virtual");
+      iface("wlp1s0", "dc:a6:32:0a:0b:0c", "wireless");
+      expect(uidFromMac(dir.path)).toEqual({ uid: "aht20-0a0b0c", source: "MAC of wlp1s0" });
+      iface("end0", "D8:3A:DD:12:34:56", "wired");
+      expect(uidFromMac(dir.path)).toEqual({ uid: "aht20-123456", source: "MAC of end0" });
+      iface("eth0", "b8:27:eb:f4:9c:53", "wired");
+      expect(uidFromMac(dir.path)).toEqual({ uid: "aht20-f49c53", source: "MAC of eth0" });
+    } finally {
+      dir.cleanup();
+    }
+  });
+
   test("no device_uid and no MAC is an error saying to set device_uid", () => {
-    expect(() => loadDeviceConfig({ env: {}, candidates: [], sysRoot: "/nonexistent" })).toThrow("set device_uid in [device]");
+    expect(() => loadDeviceConfig({ env: {}, candidates: [], sysRoot: "/nonexistent" })).toThrow(
+      "no network interface has a MAC address to derive it from: set device_uid in [device]",
+    );
   });
 });
 

@@ -3,10 +3,11 @@
 // clear error a person can act on, never a crash. `bun sensor.ts check`
 // prints the same remedies.
 
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { I2cError, describeI2cFailure, openI2cBus } from "../lib/i2c.ts";
+import { buildFakeAht20 } from "./fixtures/fake-aht20/build.ts";
 import { run, tempDir } from "./helpers.ts";
 
 async function openError(bus: number | string): Promise<I2cError> {
@@ -98,5 +99,97 @@ describe("bun sensor.ts check", () => {
     const { code, stdout } = await check({ TECHTEMP_SENSOR_DRIVER: "sim" });
     expect(stdout).toMatch(/^OK: simulated AHT20: -?\d+\.\d\d °C, \d+\.\d\d %RH\n$/);
     expect(code).toBe(0);
+  });
+});
+
+describe("the agent's real FFI calls against an AHT20 simulated behind the C ABI", () => {
+  // test/fixtures/fake-aht20: open/ioctl/read/write/close/adjtimex of a shared
+  // library the agent dlopens in place of libc ([sensor] libc = …), so
+  // lib/i2c.ts's bun:ffi code and the AHT20 driver run unchanged.
+  const dir = tempDir();
+  let library = "";
+  beforeAll(async () => {
+    library = await buildFakeAht20(dir.path);
+  }, 60_000);
+  afterAll(() => dir.cleanup());
+  const check = (fake: Record<string, string> = {}) =>
+    run(["bun", join(import.meta.dir, "..", "sensor.ts"), "check"], {
+      env: {
+        TECHTEMP_DEVICE_UID: "aht20-ffi001",
+        TECHTEMP_SENSOR_DRIVER: "aht20",
+        TECHTEMP_LIBC: library,
+        TECHTEMP_CLOCK_SYNC_WAIT_S: "300",
+        FAKE_AHT20_NODE: "none",
+        FAKE_ADJTIMEX: "0",
+        ...fake,
+      },
+      timeoutMs: 20_000,
+      cwd: dir.path,
+    });
+
+  test.each([
+    ["1C 3B 5E 86 88 B2 D2", "31.67 °C, 23.19 %RH"],
+    ["18 93 AC 95 2A C5 B3", "14.59 °C, 57.69 %RH"],
+    ["1C 26 9A 76 42 E7 76", "28.27 °C, 15.08 %RH"],
+  ])("the frame %s read over /dev/i2c-1 is %s", async (frame, values) => {
+    const { code, stdout } = await check({ FAKE_AHT20_FRAME: frame });
+    expect(stdout).toBe(`OK: AHT20 at 0x38 on /dev/i2c-1: ${values}\nOK: clock: the kernel says it is synchronised\n`);
+    expect(code).toBe(0);
+  });
+
+  test("the kernel's clock state comes through adjtimex in the same library", async () => {
+    const { code, stdout } = await check({ FAKE_ADJTIMEX: "5" });
+    expect(stdout).toContain("OK: clock: the kernel says it is not synchronised yet");
+    expect(code).toBe(0);
+  });
+
+  test("faults the driver recovers from: a busy measurement, a bad CRC, a lost ACK, a sensor that needs its registers initialised", async () => {
+    const all = ["busy=1", "crc=1", "nack=1", "uncalibrated=until-init", "busy=1,crc=1"];
+    const results = await Promise.all(all.map((faults) => check({ FAKE_AHT20_FAULTS: faults })));
+    results.forEach(({ code, stdout, stderr }, i) => {
+      const faults = all[i]!;
+      expect(`${faults}: ${stdout}${stderr}`).toStartWith(`${faults}: OK: AHT20 at 0x38 on /dev/i2c-1: 21.50 °C, 45.00 %RH\n`);
+      expect(code).toBe(0);
+    });
+  }, 30_000);
+
+  test("a sensor that is missing, stuck busy, noisy, uncalibrated, not ours or absent fails the check with what to do", async () => {
+    const cases = [
+      ["missing", "no AHT20 answers at 0x38 on I2C bus 1 (soft reset): check the wiring"],
+      ["busy=stuck", "stayed busy"],
+      ["crc=9", "CRC"],
+      ["uncalibrated=stuck", "stays uncalibrated"],
+      ["eacces", "permission denied opening /dev/i2c-1: add the agent's user to the i2c group"],
+      ["enoent", "/dev/i2c-1 does not exist: I2C is not enabled"],
+    ] as const;
+    // In parallel: a stuck sensor uses up the driver's whole retry budget (seconds).
+    const results = await Promise.all(cases.map(([faults]) => check({ FAKE_AHT20_FAULTS: faults })));
+    results.forEach(({ code, stdout, stderr }, i) => {
+      const [faults, message] = cases[i]!;
+      expect(`${faults}: ${stdout}`).toBe(`${faults}: `);
+      expect(stderr).toStartWith("PROBLEM: ");
+      expect(`${faults}: ${stderr}`).toContain(message);
+      expect(`${faults}: exit ${code}`).toBe(`${faults}: exit 1`);
+    });
+  }, 30_000);
+
+  test("another bus number is a bus that does not exist", async () => {
+    const { code, stderr } = await check({ TECHTEMP_I2C_BUS: "3" });
+    expect(stderr).toContain("/dev/i2c-3 does not exist: I2C is not enabled");
+    expect(code).toBe(1);
+  });
+
+  test("with the JIT off (BUN_JSC_useJIT=0) bun:ffi cannot load, and the check says to remove the setting", async () => {
+    const { code, stderr } = await check({ BUN_JSC_useJIT: "0" });
+    expect(stderr).toContain("bun:ffi requires the JIT; remove BUN_JSC_useJIT=0 from the agent's environment");
+    expect(stderr).toContain("PROBLEM: cannot tell whether the clock is synchronised: bun:ffi is unavailable");
+    expect(code).toBe(1);
+  });
+
+  test("a library that cannot be loaded is named, with the setting to check", async () => {
+    const { code, stderr } = await check({ TECHTEMP_LIBC: join(dir.path, "nope.so") });
+    expect(stderr).toContain(`cannot load ${join(dir.path, "nope.so")} through bun:ffi`);
+    expect(stderr).toContain("check [sensor] libc in device.conf");
+    expect(code).toBe(1);
   });
 });
