@@ -1,5 +1,5 @@
 // TechTemp sensor agent: reads the AHT20 and publishes over MQTT, never losing
-// a reading (lib/agent.ts). This file only wires: parse the command line and
+// a reading (lib/sensor/agent.ts). This file only wires: parse the command line and
 // device.conf, open the outbox, start the agent, trap SIGTERM, stop cleanly.
 //
 //   bun sensor.ts [device.conf]         run the agent
@@ -7,10 +7,10 @@
 //   bun sensor.ts uid [device.conf]     print this device's uid
 
 import { resolve } from "node:path";
-import { createSystemClock, probeKernelClock } from "./lib/clock.ts";
-import { DeviceConfigError, loadDeviceConfig, outboxBound, type AgentConfig } from "./lib/device-config.ts";
-import { createLog } from "./lib/log.ts";
-import { openOutbox, outboxPath } from "./lib/outbox.ts";
+import { createSystemClock, probeKernelClock } from "./lib/sensor/clock.ts";
+import { DeviceConfigError, loadDeviceConfig, outboxBound, type AgentConfig } from "./lib/sensor/device-config.ts";
+import { createLog } from "./lib/shared/log.ts";
+import { openOutbox, outboxPath } from "./lib/sensor/outbox.ts";
 
 const USAGE = `usage:
   bun sensor.ts [device.conf]          run the agent
@@ -71,7 +71,7 @@ const JIT_POLICY = 1_000_000;
 /** Loads the agent (MQTT.js and all) after the JIT policy is set, so its start-up code is not compiled either. */
 async function loadAgent() {
   Bun.unsafe.setJITPolicy(JIT_POLICY);
-  return await import("./lib/agent.ts");
+  return await import("./lib/sensor/agent.ts");
 }
 
 async function run(config: AgentConfig): Promise<number> {

@@ -9,19 +9,19 @@
 
 import { Elysia } from "elysia";
 import { join } from "node:path";
-import { createApi, errorHandling } from "./lib/api.ts";
-import { createBroker, type Broker } from "./lib/broker.ts";
-import { ConfigError, loadConfig, type Config } from "./lib/config.ts";
-import { DEFAULT_HOME_ID } from "./lib/contract.ts";
-import { DB_FILE, openDatabase } from "./lib/db.ts";
-import { createIngest } from "./lib/ingest.ts";
-import { runInspect } from "./lib/inspect.ts";
-import { runImportLegacy } from "./lib/legacy-import.ts";
-import { createLog, type Log } from "./lib/log.ts";
-import { createReadings } from "./lib/readings.ts";
-import { createRetention, ensureIncrementalVacuum, type Retention } from "./lib/retention.ts";
-import { createStore, type Store } from "./lib/store.ts";
-import { createWeb } from "./lib/web.ts";
+import { createApi, errorHandling } from "./lib/server/http/api/api.ts";
+import { createBroker, type Broker } from "./lib/server/mqtt/broker.ts";
+import { ConfigError, loadConfig, type Config } from "./lib/server/config.ts";
+import { DEFAULT_HOME_ID } from "./lib/shared/contract.ts";
+import { DB_FILE, openDatabase } from "./lib/server/store/db.ts";
+import { createIngest } from "./lib/server/mqtt/ingest.ts";
+import { runInspect } from "./lib/server/ops/inspect.ts";
+import { runImportLegacy } from "./lib/server/ops/legacy-import.ts";
+import { createLog, type Log } from "./lib/shared/log.ts";
+import { createReadings } from "./lib/server/history/readings.ts";
+import { createRetention, ensureIncrementalVacuum, type Retention } from "./lib/server/store/retention.ts";
+import { createStore, type Store } from "./lib/server/store/store.ts";
+import { createWeb } from "./lib/server/http/pages/web.ts";
 
 /** A running server. */
 export interface Running {

@@ -19,11 +19,11 @@ import { memory } from "./proc.ts";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "../lib/config.ts";
-import { topicFor } from "../lib/contract.ts";
-import { DEVICE_DEFAULTS } from "../lib/device-config.ts";
-import { createLog } from "../lib/log.ts";
-import { ClockState, openOutbox, outboxPath, type NewReading } from "../lib/outbox.ts";
+import { loadConfig } from "../lib/server/config.ts";
+import { topicFor } from "../lib/shared/contract.ts";
+import { DEVICE_DEFAULTS } from "../lib/sensor/device-config.ts";
+import { createLog } from "../lib/shared/log.ts";
+import { ClockState, openOutbox, outboxPath, type NewReading } from "../lib/sensor/outbox.ts";
 import { start } from "../server.ts";
 import { buildFakeAht20 } from "../test/fixtures/fake-aht20/build.ts";
 

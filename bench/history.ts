@@ -14,10 +14,10 @@ import { memory } from "./proc.ts";
 import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { DB_FILE, openDatabase } from "../lib/db.ts";
-import { bucketPoint } from "../lib/history.ts";
-import { createReadings } from "../lib/readings.ts";
-import { ensureIncrementalVacuum } from "../lib/retention.ts";
+import { DB_FILE, openDatabase } from "../lib/server/store/db.ts";
+import { bucketPoint } from "../lib/server/history/history.ts";
+import { createReadings } from "../lib/server/history/readings.ts";
+import { ensureIncrementalVacuum } from "../lib/server/store/retention.ts";
 
 const DIR = process.env.BENCH_HISTORY_DIR ?? "/tmp/techtemp-bench-history";
 const DB_PATH = join(DIR, DB_FILE);
@@ -227,7 +227,10 @@ try {
     .length;
   const httpStatsMs = await time(() => get(`/api/v1/rooms/salon/stats?from=${from}&to=${end}&period=day`));
   const page = await fetch(url + "/");
-  const pageOk = page.ok && (page.headers.get("content-type") ?? "").includes("html") && existsSync(join(root, "lib/web.ts"));
+  const pageOk =
+    page.ok &&
+    (page.headers.get("content-type") ?? "").includes("html") &&
+    existsSync(join(root, "lib/server/http/pages/web.ts"));
   await page.text();
   const pageMs = pageOk ? await time(() => get("/"), 10, 2) : NaN;
   const afterRequests = rss(proc.pid);
@@ -293,7 +296,7 @@ try {
     [
       "dashboard page, HTTP",
       pageOk ? `${n(pageMs, 2)} ms` : "-",
-      pageOk ? "GET /" : "lib/web.ts not there yet (or / is not a page)",
+      pageOk ? "GET /" : "lib/server/http/pages/web.ts not there yet (or / is not a page)",
       "",
     ],
     [

@@ -12,8 +12,8 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DB_FILE, openDatabase } from "../lib/db.ts";
-import { createStore, type IncomingReading } from "../lib/store.ts";
+import { DB_FILE, openDatabase } from "../lib/server/store/db.ts";
+import { createStore, type IncomingReading } from "../lib/server/store/store.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);

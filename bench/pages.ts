@@ -21,15 +21,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createAssets } from "../lib/assets.ts";
-import { comfort } from "../lib/comfort.ts";
-import { loadConfig } from "../lib/config.ts";
-import { DB_FILE, openDatabase } from "../lib/db.ts";
-import { expectedIntervalS, freshness } from "../lib/freshness.ts";
-import { createLive, SLOT_MS, SPARK_SLOTS, startOfDay, type DeviceLive } from "../lib/live.ts";
-import { createLog } from "../lib/log.ts";
-import { createStore, fromCenti, type Device, type IncomingReading } from "../lib/store.ts";
-import { renderDashboard } from "../lib/web.ts";
+import { createAssets } from "../lib/server/http/assets.ts";
+import { comfort } from "../lib/server/live/comfort.ts";
+import { loadConfig } from "../lib/server/config.ts";
+import { DB_FILE, openDatabase } from "../lib/server/store/db.ts";
+import { expectedIntervalS, freshness } from "../lib/server/live/freshness.ts";
+import { createLive, SLOT_MS, SPARK_SLOTS, startOfDay, type DeviceLive } from "../lib/server/live/live.ts";
+import { createLog } from "../lib/shared/log.ts";
+import { createStore, fromCenti, type Device, type IncomingReading } from "../lib/server/store/store.ts";
+import { renderDashboard } from "../lib/server/http/pages/web.ts";
 import { start } from "../server.ts";
 
 const ROOMS = 20;

@@ -6,13 +6,13 @@
 // charts are not empty. Ctrl-C stops the sensors, then the server.
 
 import { existsSync } from "node:fs";
-import { createAgent, createSensor, type Agent } from "./agent.ts";
-import { createSystemClock } from "./clock.ts";
-import type { Config } from "./config.ts";
-import { DEVICE_DEFAULTS, outboxBound, type AgentConfig } from "./device-config.ts";
-import { createLog, type Log } from "./log.ts";
-import { ClockState, openOutbox, outboxPath, type NewReading } from "./outbox.ts";
-import { simulatedClimate } from "./sim-aht20.ts";
+import { createAgent, createSensor, type Agent } from "./sensor/agent.ts";
+import { createSystemClock } from "./sensor/clock.ts";
+import type { Config } from "./server/config.ts";
+import { DEVICE_DEFAULTS, outboxBound, type AgentConfig } from "./sensor/device-config.ts";
+import { createLog, type Log } from "./shared/log.ts";
+import { ClockState, openOutbox, outboxPath, type NewReading } from "./sensor/outbox.ts";
+import { simulatedClimate } from "./sensor/sim-aht20.ts";
 
 /** The demo's sensors and the rooms they are put in. */
 export const DEMO_SENSORS = [

@@ -13,9 +13,9 @@ import {
   crc8,
   decodeAht20,
   encodeAht20,
-} from "../lib/aht20.ts";
-import type { I2cBus } from "../lib/i2c.ts";
-import { createSimAht20, createSimBus, simulatedClimate, type SimFaults } from "../lib/sim-aht20.ts";
+} from "../lib/sensor/aht20.ts";
+import type { I2cBus } from "../lib/sensor/i2c.ts";
+import { createSimAht20, createSimBus, simulatedClimate, type SimFaults } from "../lib/sensor/sim-aht20.ts";
 
 const SPEC_FRAMES = [
   { bytes: [0x1c, 0x3b, 0x5e, 0x86, 0x88, 0xb2, 0xd2], humidity: 23.191, temperature: 31.675 },

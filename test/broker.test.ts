@@ -432,7 +432,7 @@ describe("failures the broker must survive", () => {
       await waitFor(() => (child.output().match(/client connected client=flooder-/g) ?? []).length === 20, 5000, "publishers");
       for (let round = 0; round < 3; round++) for (const p of publishers) p.write(chunk);
       // The scenario that crashed Aedes is set up once thousands of messages wait
-      // (about 4000 overflow the stack without the guard in lib/broker.ts).
+      // (about 4000 overflow the stack without the guard in lib/server/mqtt/broker.ts).
       let longest = 0;
       await waitFor(
         async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { comfort, comfortWord, dewPoint, humidex } from "../lib/comfort.ts";
+import { comfort, comfortWord, dewPoint, humidex } from "../lib/server/live/comfort.ts";
 
 // Expected values computed independently (Python, same Magnus constants as the earlier dashboard).
 describe("dew point (Magnus, A = 17.625, B = 243.04)", () => {

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, defaults, loadConfig, parseConfigFile } from "../lib/config.ts";
+import { ConfigError, defaults, loadConfig, parseConfigFile } from "../lib/server/config.ts";
 import { run, tempDir } from "./helpers.ts";
 
 const dirs: { cleanup(): void }[] = [];

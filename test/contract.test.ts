@@ -1,7 +1,7 @@
 // The MQTT contract's pure parts: topics, payloads, room uids.
 import { describe, expect, test } from "bun:test";
-import { formatReading, parseConfig, parseReading, parseStatus, parseTopic, topicFor } from "../lib/contract.ts";
-import { roomUidFromName } from "../lib/store.ts";
+import { formatReading, parseConfig, parseReading, parseStatus, parseTopic, topicFor } from "../lib/shared/contract.ts";
+import { roomUidFromName } from "../lib/server/store/store.ts";
 
 const NOW = Date.parse("2026-11-28T12:00:00Z");
 

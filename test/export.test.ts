@@ -3,7 +3,7 @@
 // streamed in chunks.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import type { IncomingReading } from "../lib/store.ts";
+import type { IncomingReading } from "../lib/server/store/store.ts";
 import { startServer, type TestServer } from "./helpers.ts";
 import { expectBadRequests, reading } from "./history-helpers.ts";
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { DEFAULT_INTERVAL_S, expectedIntervalS, formatAgo, freshness } from "../lib/freshness.ts";
+import { DEFAULT_INTERVAL_S, expectedIntervalS, formatAgo, freshness } from "../lib/server/live/freshness.ts";
 
 const T = Date.parse("2026-01-15T12:00:00Z");
 const at = (input: Partial<Parameters<typeof freshness>[0]>, now: number) =>

@@ -5,8 +5,8 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig, type Config } from "../lib/config.ts";
-import { createLog, type Level } from "../lib/log.ts";
+import { loadConfig, type Config } from "../lib/server/config.ts";
+import { createLog, type Level } from "../lib/shared/log.ts";
 import { start, type Running } from "../server.ts";
 
 /** A temp directory removed by `cleanup()`. */

@@ -3,7 +3,7 @@
 // hands it to the store.
 
 import { expect } from "bun:test";
-import type { IncomingReading } from "../lib/store.ts";
+import type { IncomingReading } from "../lib/server/store/store.ts";
 import type { TestServer } from "./helpers.ts";
 
 /** mulberry32: the same sequence for a seed on every run, different data per seed. */

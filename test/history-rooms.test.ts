@@ -6,11 +6,11 @@
 import { afterEach, expect, test } from "bun:test";
 import type { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { openDatabase } from "../lib/db.ts";
-import { createLog } from "../lib/log.ts";
-import { createReadings, type BucketPoint } from "../lib/readings.ts";
-import { createRetention } from "../lib/retention.ts";
-import { createStore, type IncomingReading } from "../lib/store.ts";
+import { openDatabase } from "../lib/server/store/db.ts";
+import { createLog } from "../lib/shared/log.ts";
+import { createReadings, type BucketPoint } from "../lib/server/history/readings.ts";
+import { createRetention } from "../lib/server/store/retention.ts";
+import { createStore, type IncomingReading } from "../lib/server/store/store.ts";
 import { tempDir } from "./helpers.ts";
 import { prng, reading } from "./history-helpers.ts";
 

@@ -3,9 +3,9 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { openDatabase } from "../lib/db.ts";
-import { createReadings } from "../lib/readings.ts";
-import { createStore, type IncomingReading } from "../lib/store.ts";
+import { openDatabase } from "../lib/server/store/db.ts";
+import { createReadings } from "../lib/server/history/readings.ts";
+import { createStore, type IncomingReading } from "../lib/server/store/store.ts";
 import { startServer, tempDir, type TestServer } from "./helpers.ts";
 import { expectBadRequests, reading } from "./history-helpers.ts";
 

@@ -7,9 +7,9 @@ import { afterEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { openDatabase } from "../lib/db.ts";
-import { importLegacy } from "../lib/legacy-import.ts";
-import { createRollups } from "../lib/rollups.ts";
+import { openDatabase } from "../lib/server/store/db.ts";
+import { importLegacy } from "../lib/server/ops/legacy-import.ts";
+import { createRollups } from "../lib/server/store/rollups.ts";
 import { run, startServer, tempDir } from "./helpers.ts";
 
 const MIN = 60_000;

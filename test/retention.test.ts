@@ -5,10 +5,10 @@
 import { afterEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { openDatabase } from "../lib/db.ts";
-import { createLog } from "../lib/log.ts";
-import { createRetention, ensureIncrementalVacuum, RETENTION_FIRST_RUN_MS } from "../lib/retention.ts";
-import { createStore, type IncomingReading } from "../lib/store.ts";
+import { openDatabase } from "../lib/server/store/db.ts";
+import { createLog } from "../lib/shared/log.ts";
+import { createRetention, ensureIncrementalVacuum, RETENTION_FIRST_RUN_MS } from "../lib/server/store/retention.ts";
+import { createStore, type IncomingReading } from "../lib/server/store/store.ts";
 import {
   connectMqtt,
   endMqtt,

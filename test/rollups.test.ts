@@ -4,11 +4,11 @@
 import { afterEach, expect, test } from "bun:test";
 import type { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { openDatabase } from "../lib/db.ts";
-import { createLog } from "../lib/log.ts";
-import { createRetention } from "../lib/retention.ts";
-import { createRollups, type BucketAgg } from "../lib/rollups.ts";
-import { createStore, type IncomingReading } from "../lib/store.ts";
+import { openDatabase } from "../lib/server/store/db.ts";
+import { createLog } from "../lib/shared/log.ts";
+import { createRetention } from "../lib/server/store/retention.ts";
+import { createRollups, type BucketAgg } from "../lib/server/store/rollups.ts";
+import { createStore, type IncomingReading } from "../lib/server/store/store.ts";
 import { tempDir } from "./helpers.ts";
 import { prng, reading } from "./history-helpers.ts";
 
@@ -19,7 +19,7 @@ const T0 = Date.UTC(2026, 0, 1);
 /** A stored rollup row. */
 type Row = BucketAgg & { device_id: number };
 
-/** The rollup rows computed from scratch (independently of lib/rollups.ts): earliest time wins ties. */
+/** The rollup rows computed from scratch (independently of lib/server/store/rollups.ts): earliest time wins ties. */
 function fromScratch(readings: { device: number; ts: number; t: number; h: number }[], width: number): Row[] {
   const groups = new Map<string, typeof readings>();
   for (const r of readings) {

@@ -4,9 +4,9 @@
 
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../lib/server/config.ts";
 import { DEMO_SENSORS, startDemo, type Demo } from "../lib/demo.ts";
-import { createLog } from "../lib/log.ts";
+import { createLog } from "../lib/shared/log.ts";
 import { start } from "../server.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 import { spawnAgent } from "./sensor-helpers.ts";

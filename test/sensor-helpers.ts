@@ -5,7 +5,7 @@
 
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { loadDeviceConfig, type AgentConfig } from "../lib/device-config.ts";
+import { loadDeviceConfig, type AgentConfig } from "../lib/sensor/device-config.ts";
 import { waitFor, type TestServer } from "./helpers.ts";
 
 const SENSOR = join(import.meta.dir, "..", "sensor.ts");

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { I2cError, describeI2cFailure, openI2cBus } from "../lib/i2c.ts";
+import { I2cError, describeI2cFailure, openI2cBus } from "../lib/sensor/i2c.ts";
 import { buildFakeAht20 } from "./fixtures/fake-aht20/build.ts";
 import { run, tempDir } from "./helpers.ts";
 
@@ -105,7 +105,7 @@ describe("bun sensor.ts check", () => {
 describe("the agent's real FFI calls against an AHT20 simulated behind the C ABI", () => {
   // test/fixtures/fake-aht20: open/ioctl/read/write/close/adjtimex of a shared
   // library the agent dlopens in place of libc ([sensor] libc = …), so
-  // lib/i2c.ts's bun:ffi code and the AHT20 driver run unchanged.
+  // lib/sensor/i2c.ts's bun:ffi code and the AHT20 driver run unchanged.
   const dir = tempDir();
   let library = "";
   beforeAll(async () => {

@@ -5,8 +5,8 @@
 import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { createLog } from "../lib/log.ts";
-import { ClockState, openOutbox, outboxPath, type NewReading, type Outbox } from "../lib/outbox.ts";
+import { createLog } from "../lib/shared/log.ts";
+import { ClockState, openOutbox, outboxPath, type NewReading, type Outbox } from "../lib/sensor/outbox.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 import { spawnWithLines } from "./sensor-helpers.ts";
 
@@ -55,8 +55,8 @@ describe("the outbox", () => {
     cleanups.push(() => dir.cleanup());
     const path = join(dir.path, "outbox-kill.db");
     const script = `
-      import { openOutbox } from ${JSON.stringify(join(import.meta.dir, "..", "lib", "outbox.ts"))};
-      import { createLog } from ${JSON.stringify(join(import.meta.dir, "..", "lib", "log.ts"))};
+      import { openOutbox } from ${JSON.stringify(join(import.meta.dir, "..", "lib", "sensor", "outbox.ts"))};
+      import { createLog } from ${JSON.stringify(join(import.meta.dir, "..", "lib", "shared", "log.ts"))};
       const outbox = openOutbox(${JSON.stringify(path)}, { maxReadings: 1e6, log: createLog({ sink() {} }) });
       for (let i = 1; ; i++) {
         const id = outbox.add({ ts: i, t: 20, h: 50, mono: i, boot: "b", state: 1 });

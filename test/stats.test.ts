@@ -2,9 +2,9 @@
 // coverage per day, week and month, for a device and for a room.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { periodJson } from "../lib/api-history.ts";
-import { createReadings } from "../lib/readings.ts";
-import type { IncomingReading } from "../lib/store.ts";
+import { periodJson } from "../lib/server/http/api/history.ts";
+import { createReadings } from "../lib/server/history/readings.ts";
+import type { IncomingReading } from "../lib/server/store/store.ts";
 import { startServer, type TestServer } from "./helpers.ts";
 import { expectBadRequests, reading } from "./history-helpers.ts";
 

@@ -2,9 +2,9 @@
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
-import { openDatabase } from "../lib/db.ts";
-import { createLog } from "../lib/log.ts";
-import { createStore } from "../lib/store.ts";
+import { openDatabase } from "../lib/server/store/db.ts";
+import { createLog } from "../lib/shared/log.ts";
+import { createStore } from "../lib/server/store/store.ts";
 import { tempDir } from "./helpers.ts";
 
 const dirs: { cleanup(): void }[] = [];

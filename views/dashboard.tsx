@@ -3,7 +3,7 @@
 // banner for devices that are in no room yet. A card's body is also the
 // fragment pushed by Server-Sent Events when a reading is stored.
 
-import type { DeviceLive } from "../lib/live.ts";
+import type { DeviceLive } from "../lib/server/live/live.ts";
 import { Layout } from "./layout.tsx";
 import { Ago, esc, fmtHum, fmtTemp, Sparkline, StatusBadge, type Shell } from "./parts.tsx";
 

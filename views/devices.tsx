@@ -4,8 +4,8 @@
 // and calibration. Forms post to the server, which answers with this same
 // page (htmx swaps #content; without JavaScript the browser shows it).
 
-import type { DeviceLive } from "../lib/live.ts";
-import type { Device, Placement, Room } from "../lib/store.ts";
+import type { DeviceLive } from "../lib/server/live/live.ts";
+import type { Device, Placement, Room } from "../lib/server/store/store.ts";
 import { Layout } from "./layout.tsx";
 import { Ago, esc, Field, fmtHum, fmtTemp, Input, PlacementTable, StatusBadge, type FormState, type Shell } from "./parts.tsx";
 

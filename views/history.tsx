@@ -5,8 +5,8 @@
 // the custom range form are plain links and a GET form, so they work without
 // JavaScript.
 
-import type { Period, PeriodStats, ValueStats } from "../lib/stats.ts";
-import type { Placement } from "../lib/store.ts";
+import type { Period, PeriodStats, ValueStats } from "../lib/server/history/stats.ts";
+import type { Placement } from "../lib/server/store/store.ts";
 import { RoomCardBody, whereText, type RoomCard } from "./dashboard.tsx";
 import { Layout } from "./layout.tsx";
 import { esc, Field, fmtTime, Input, PlacementTable, type FormState, type Shell } from "./parts.tsx";

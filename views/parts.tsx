@@ -7,9 +7,9 @@
 // Attribute values are escaped by @kitajs/html itself.
 
 import { escapeHtml } from "@kitajs/html";
-import type { AssetUrls } from "../lib/assets.ts";
-import type { Placement } from "../lib/store.ts";
-import { formatAgo, type Freshness } from "../lib/freshness.ts";
+import type { AssetUrls } from "../lib/server/http/assets.ts";
+import type { Placement } from "../lib/server/store/store.ts";
+import { formatAgo, type Freshness } from "../lib/server/live/freshness.ts";
 
 /** Escapes text for HTML. */
 export const esc = (value: string | number | null | undefined): string => (value == null ? "" : escapeHtml(String(value)));

@@ -2,7 +2,7 @@
 // Managing rooms: create one, rename it (with floor and side), delete one
 // that has no device in it.
 
-import type { Room } from "../lib/store.ts";
+import type { Room } from "../lib/server/store/store.ts";
 import { formAttrs } from "./devices.tsx";
 import { Layout } from "./layout.tsx";
 import { esc, Field, Input, type FormState, type Shell } from "./parts.tsx";

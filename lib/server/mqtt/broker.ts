@@ -11,10 +11,18 @@
 import { Aedes, type AuthorizePublishHandler, type Client, type PreConnectHandler } from "aedes";
 import { createServer, type Server, type Socket } from "node:net";
 import mqttPacket from "mqtt-packet";
-import { formatConfig, isDeviceTopic, parseReading, parseStatus, parseTopic, topicFor, type DeviceConfig } from "./contract.ts";
+import {
+  formatConfig,
+  isDeviceTopic,
+  parseReading,
+  parseStatus,
+  parseTopic,
+  topicFor,
+  type DeviceConfig,
+} from "../../shared/contract.ts";
 import type { Ingest } from "./ingest.ts";
-import type { Log } from "./log.ts";
-import type { Device, Store } from "./store.ts";
+import type { Log } from "../../shared/log.ts";
+import type { Device, Store } from "../store/store.ts";
 
 /** Broker limits (from the config). */
 export interface BrokerOptions {

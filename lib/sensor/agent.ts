@@ -8,7 +8,7 @@
 
 import { MqttClient } from "mqtt";
 import { createConnection } from "node:net";
-import pkg from "../package.json" with { type: "json" };
+import pkg from "../../package.json" with { type: "json" };
 import { Aht20Error, createAht20, type Aht20, type Aht20Measurement } from "./aht20.ts";
 import { probeKernelClock, type AgentClock, type KernelClock } from "./clock.ts";
 import {
@@ -20,10 +20,10 @@ import {
   topicFor,
   type DeviceConfig,
   type Status,
-} from "./contract.ts";
+} from "../shared/contract.ts";
 import { outboxBound, type AgentConfig } from "./device-config.ts";
 import { I2cError, busPath, openI2cBus, type I2cBus } from "./i2c.ts";
-import type { Log } from "./log.ts";
+import type { Log } from "../shared/log.ts";
 import { ClockState, type Outbox, type OutboxRow } from "./outbox.ts";
 import { createSimAht20, createSimBus, simulatedClimate, type SimFaults } from "./sim-aht20.ts";
 

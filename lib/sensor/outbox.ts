@@ -11,8 +11,8 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { wrap } from "./errors.ts";
-import type { Log } from "./log.ts";
+import { wrap } from "../shared/errors.ts";
+import type { Log } from "../shared/log.ts";
 
 /** Clock state of a stored reading. */
 export const ClockState = {

@@ -1,6 +1,6 @@
 // A simulated AHT20 on a simulated I2C bus, byte for byte: the same commands,
 // status bits, busy time, 7-byte frames and CRC-8 as the real sensor, so the
-// real driver (lib/aht20.ts) runs unchanged on top of it. Faults can be
+// real driver (lib/sensor/aht20.ts) runs unchanged on top of it. Faults can be
 // injected (stuck busy bit, bad CRC, NACK, uncalibrated status, missing
 // device) for tests; `driver = sim` uses it with a plausible climate for demos.
 

@@ -11,9 +11,9 @@
 // one, the one the server configured); with neither, coverage is null.
 
 import type { Database } from "bun:sqlite";
-import { badRequest } from "./errors.ts";
+import { invalid } from "../../shared/errors.ts";
 import type { History, Segment, Target } from "./history.ts";
-import { copyAgg, floorTo, mergeInto, TIER_MS, type Agg } from "./rollups.ts";
+import { copyAgg, floorTo, mergeInto, TIER_MS, type Agg } from "../store/rollups.ts";
 
 /** A statistics period. */
 export type Period = "day" | "week" | "month";
@@ -119,7 +119,7 @@ export function createStats(db: Database, history: History) {
 
   /**
    * Statistics per period. The daily buckets of the whole range are computed
-   * once (exact at the range's ends and at moves, see lib/history.ts), then
+   * once (exact at the range's ends and at moves, see lib/server/history/history.ts), then
    * merged into days, weeks or months: weeks and months are whole UTC days.
    */
   function compute(target: Target, query: StatsQuery): PeriodStats[] {
@@ -128,7 +128,7 @@ export function createStats(db: Database, history: History) {
     const starts: number[] = [];
     for (let start = periodStart(query.from, query.period); start < end; start = nextPeriod(start, query.period)) {
       if (starts.length >= MAX_PERIODS) {
-        throw badRequest(
+        throw invalid(
           "from",
           `the range holds more than ${MAX_PERIODS} ${query.period}s; use a longer period or a shorter range`,
         );

@@ -4,15 +4,16 @@
 // origins). Routes are thin: validate, call the store, shape the JSON.
 
 import { Elysia, t } from "elysia";
-import { ID_PATTERN, INTERVAL_RANGE, OFFSET_RANGE } from "./contract.ts";
-import { AppError, badRequest } from "./errors.ts";
-import { iso, parseBucket, parseInteger, parseRange, parseTime } from "./params.ts";
-import { createHistoryApi } from "./api-history.ts";
-import type { Bucket, BucketPoint, RawPoint, Readings } from "./readings.ts";
-import type { Device, Placement, Room, Store } from "./store.ts";
-import type { Broker } from "./broker.ts";
-import type { Ingest } from "./ingest.ts";
-import type { Log } from "./log.ts";
+import { ID_PATTERN, INTERVAL_RANGE, OFFSET_RANGE } from "../../../shared/contract.ts";
+import { DomainError, invalid } from "../../../shared/errors.ts";
+import { HTTP_STATUS } from "../errors.ts";
+import { iso, parseBucket, parseInteger, parseRange, parseTime } from "../params.ts";
+import { createHistoryApi } from "./history.ts";
+import type { Bucket, BucketPoint, RawPoint, Readings } from "../../history/readings.ts";
+import type { Device, Placement, Room, Store } from "../../store/store.ts";
+import type { Broker } from "../../mqtt/broker.ts";
+import type { Ingest } from "../../mqtt/ingest.ts";
+import type { Log } from "../../../shared/log.ts";
 
 /** What the API needs from the rest of the server. */
 export interface ApiDeps {
@@ -107,7 +108,7 @@ const WRITES = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 /** Errors from Elysia and from routes, mapped once to `{"error": …}`. */
 export function errorHandling(log: Log) {
   return new Elysia({ name: "errors" })
-    .error({ AppError })
+    .error({ DomainError })
     .onRequest(({ request, set }) => {
       set.headers["access-control-allow-origin"] = "*";
       if (request.method === "OPTIONS") {
@@ -119,8 +120,8 @@ export function errorHandling(log: Log) {
     })
     .onError(({ code, error, set, request }) => {
       set.headers["access-control-allow-origin"] = "*";
-      if (code === "AppError") {
-        set.status = error.status;
+      if (code === "DomainError") {
+        set.status = HTTP_STATUS[error.kind];
         return { error: error.message, ...error.extra };
       }
       if (code === "VALIDATION") {
@@ -189,8 +190,7 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
       "/:uid",
       async ({ params, body }) => {
         const hasRoom = body.room_name !== undefined || body.room_uid !== undefined;
-        if (body.moved_at !== undefined && !hasRoom)
-          throw badRequest("moved_at", "needs room_name or room_uid (it dates a move)");
+        if (body.moved_at !== undefined && !hasRoom) throw invalid("moved_at", "needs room_name or room_uid (it dates a move)");
         const movedAt =
           body.moved_at === undefined
             ? undefined

@@ -14,15 +14,15 @@ import htmxJs from "htmx.org/dist/htmx.min.js" with { type: "file" };
 import sseJs from "htmx-ext-sse/dist/sse.min.js" with { type: "file" };
 import uplotJs from "uplot/dist/uPlot.iife.min.js" with { type: "file" };
 import uplotCss from "uplot/dist/uPlot.min.css" with { type: "file" };
-import appCss from "../static/app.css" with { type: "file" };
-import appJs from "../static/app.js" with { type: "file" };
-import chartJs from "../static/chart.js" with { type: "file" };
-import iconSvg from "../static/icon.svg" with { type: "file" };
-import icon192 from "../static/icon-192.png" with { type: "file" };
-import icon512 from "../static/icon-512.png" with { type: "file" };
-import iconMaskable from "../static/icon-maskable-512.png" with { type: "file" };
-import appleTouchIcon from "../static/apple-touch-icon.png" with { type: "file" };
-import manifest from "../static/manifest.webmanifest" with { type: "file" };
+import appCss from "../../../static/app.css" with { type: "file" };
+import appJs from "../../../static/app.js" with { type: "file" };
+import chartJs from "../../../static/chart.js" with { type: "file" };
+import iconSvg from "../../../static/icon.svg" with { type: "file" };
+import icon192 from "../../../static/icon-192.png" with { type: "file" };
+import icon512 from "../../../static/icon-512.png" with { type: "file" };
+import iconMaskable from "../../../static/icon-maskable-512.png" with { type: "file" };
+import appleTouchIcon from "../../../static/apple-touch-icon.png" with { type: "file" };
+import manifest from "../../../static/manifest.webmanifest" with { type: "file" };
 
 /** Every asset by the name it is served under, with its embedded path. */
 const FILES = {

@@ -10,12 +10,12 @@
 // import run beside the server).
 
 import { comfort, type Comfort } from "./comfort.ts";
-import { parseTopic } from "./contract.ts";
+import { parseTopic } from "../../shared/contract.ts";
 import { expectedIntervalS, freshness, type Freshness } from "./freshness.ts";
-import type { Broker } from "./broker.ts";
-import type { Log } from "./log.ts";
-import { createRecentQueries, type RecentSlot } from "./readings.ts";
-import { fromCenti, toCenti, type Device, type Store } from "./store.ts";
+import type { Broker } from "../mqtt/broker.ts";
+import type { Log } from "../../shared/log.ts";
+import { createRecentQueries, type RecentSlot } from "../history/readings.ts";
+import { fromCenti, toCenti, type Device, type Store } from "../store/store.ts";
 
 /** Width of a sparkline slot. 15 minutes: every time zone's midnight falls on a slot boundary. */
 export const SLOT_MS = 15 * 60_000;

@@ -5,7 +5,7 @@
 import type { Database } from "bun:sqlite";
 import { createHistory } from "./history.ts";
 import { createStats } from "./stats.ts";
-import { fromCenti } from "./store.ts";
+import { fromCenti } from "../store/store.ts";
 
 /** Aggregation of a series: raw readings, or hourly/daily buckets (UTC). */
 export type Bucket = "raw" | "hour" | "day";
@@ -65,7 +65,7 @@ const toRaw = (r: RawRow): RawPoint => ({
 });
 /**
  * Creates the reading queries over an open database. Buckets and room series
- * come from the rollups (lib/history.ts); `history` (charts that choose their
+ * come from the rollups (lib/server/history/history.ts); `history` (charts that choose their
  * tier) and `stats` (per day/week/month, e.g. `stats.room(roomId, { from, to,
  * period })`) are exposed for the API and the pages.
  */
@@ -114,7 +114,7 @@ export function createReadings(db: Database) {
 /** The reading queries' interface. */
 export type Readings = ReturnType<typeof createReadings>;
 
-// ---- Recent readings for the dashboard (lib/live.ts, web pages) ----
+// ---- Recent readings for the dashboard (lib/server/live/live.ts, web pages) ----
 // Kept apart from the chart queries above: the dashboard fills an in-memory
 // summary per device once from these, then keeps it current from each commit.
 

@@ -21,11 +21,11 @@
 
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
-import { HUMIDITY_RANGE, ID_PATTERN, MAX_FUTURE_MS, TEMPERATURE_RANGE } from "./contract.ts";
-import { openDatabase } from "./db.ts";
-import { ensureIncrementalVacuum } from "./retention.ts";
-import { createRollups } from "./rollups.ts";
-import { roomUidFromName, toCenti } from "./store.ts";
+import { HUMIDITY_RANGE, ID_PATTERN, MAX_FUTURE_MS, TEMPERATURE_RANGE } from "../../shared/contract.ts";
+import { openDatabase } from "../store/db.ts";
+import { ensureIncrementalVacuum } from "../store/retention.ts";
+import { createRollups } from "../store/rollups.ts";
+import { roomUidFromName, toCenti } from "../store/store.ts";
 
 /** What to do with a legacy NULL temperature or humidity. */
 export type NullPolicy = "zero" | "skip";

@@ -5,30 +5,31 @@
 // page showing a message next to the bad field and what was typed (status
 // 422); htmx swaps #content with it, and without JavaScript the browser shows
 // it. Writes pass authorizeWrite like the API's (the global onRequest hook in
-// lib/api.ts errorHandling() runs it for every POST).
+// lib/server/http/api/api.ts errorHandling() runs it for every POST).
 
 import { Elysia } from "elysia";
-import { createAssets, compressed } from "./assets.ts";
-import { INTERVAL_RANGE, OFFSET_RANGE } from "./contract.ts";
-import { AppError } from "./errors.ts";
-import { createLive, type DeviceLive, type LiveChange } from "./live.ts";
-import { iso, parseTime } from "./params.ts";
-import type { Broker } from "./broker.ts";
-import type { Log } from "./log.ts";
-import type { Period, Stats } from "./stats.ts";
-import type { Device, Room, Store } from "./store.ts";
-import { DashboardPage, RoomCardBody, UnplacedBanner, type RoomCard, type UnplacedDevice } from "../views/dashboard.tsx";
-import { deviceName, DevicePage, DevicesPage, type DevicePageData } from "../views/devices.tsx";
-import { ComparePage, RoomPage, type ChartWindow } from "../views/history.tsx";
-import { ErrorPage } from "../views/layout.tsx";
-import { freshForm, localInputValue, type FormState, type Shell } from "../views/parts.tsx";
-import { RoomsPage, type RoomsPageData } from "../views/rooms.tsx";
+import { createAssets, compressed } from "../assets.ts";
+import { INTERVAL_RANGE, OFFSET_RANGE } from "../../../shared/contract.ts";
+import { DomainError, invalid } from "../../../shared/errors.ts";
+import { HTTP_STATUS } from "../errors.ts";
+import { createLive, type DeviceLive, type LiveChange } from "../../live/live.ts";
+import { iso, parseTime } from "../params.ts";
+import type { Broker } from "../../mqtt/broker.ts";
+import type { Log } from "../../../shared/log.ts";
+import type { Period, Stats } from "../../history/stats.ts";
+import type { Device, Room, Store } from "../../store/store.ts";
+import { DashboardPage, RoomCardBody, UnplacedBanner, type RoomCard, type UnplacedDevice } from "../../../../views/dashboard.tsx";
+import { deviceName, DevicePage, DevicesPage, type DevicePageData } from "../../../../views/devices.tsx";
+import { ComparePage, RoomPage, type ChartWindow } from "../../../../views/history.tsx";
+import { ErrorPage } from "../../../../views/layout.tsx";
+import { freshForm, localInputValue, type FormState, type Shell } from "../../../../views/parts.tsx";
+import { RoomsPage, type RoomsPageData } from "../../../../views/rooms.tsx";
 
 /** What the pages need from the rest of the server. */
 export interface WebDeps {
   store: Store;
   broker: Pick<Broker, "publishConfig" | "aedes">;
-  /** Statistics for the room page (lib/stats.ts). */
+  /** Statistics for the room page (lib/server/history/stats.ts). */
   stats: Pick<Stats, "room">;
   log: Log;
   /** The clock (tests inject one); defaults to the store's. */
@@ -83,15 +84,7 @@ export function parseFormTime(name: string, value: string): number {
       return parseTime(name, value);
     } catch {}
   }
-  throw new AppError(400, `${name}: ${JSON.stringify(value)} is not a date and time; use the form 2026-11-28T14:05`);
-}
-
-/** The problem of a `field: problem` AppError message, and its field. */
-function splitError(err: AppError): { field: string; problem: string } {
-  const i = err.message.indexOf(": ");
-  return i > 0 && /^[a-z_]+$/.test(err.message.slice(0, i))
-    ? { field: err.message.slice(0, i), problem: err.message.slice(i + 2) }
-    : { field: "", problem: err.message };
+  throw invalid(name, `${JSON.stringify(value)} is not a date and time; use the form 2026-11-28T14:05`);
 }
 
 /** An event-stream message; every line of the HTML becomes a `data:` line. */
@@ -150,13 +143,14 @@ export function createWeb(deps: WebDeps) {
     );
   }
 
-  /** Runs a page handler; a 4xx AppError (unknown room…) becomes an error page with its status. */
+  /** Runs a page handler; a domain error (unknown room…) becomes an error page with its status. */
   async function guard(request: Request, handler: () => Response | Promise<Response>): Promise<Response> {
     try {
       return await handler();
     } catch (err) {
-      if (err instanceof AppError && err.status < 500) {
-        return page(request, ErrorPage({ shell: shell(), status: err.status, message: err.message }), err.status);
+      if (err instanceof DomainError && HTTP_STATUS[err.kind] < 500) {
+        const status = HTTP_STATUS[err.kind];
+        return page(request, ErrorPage({ shell: shell(), status, message: err.message }), status);
       }
       throw err;
     }
@@ -199,7 +193,7 @@ export function createWeb(deps: WebDeps) {
         try {
           return parseFormTime(name, typed);
         } catch (err) {
-          custom.errors[name] = splitError(err as AppError).problem;
+          custom.errors[name] = (err as DomainError).problem;
           return null;
         }
       };
@@ -217,7 +211,7 @@ export function createWeb(deps: WebDeps) {
         to = Math.min(parseFormTime("end", params.get("end")!), at);
         from = to - span;
       } catch (err) {
-        custom.errors.to = splitError(err as AppError).problem;
+        custom.errors.to = (err as DomainError).problem;
       }
     }
     if (Object.keys(custom.errors).length === 0) custom.values = { from: localInputValue(from), to: localInputValue(to) };
@@ -395,9 +389,9 @@ export function createWeb(deps: WebDeps) {
                 ? page(request, roomsPage({ notice: ROOM_NOTICES.created }))
                 : redirect("/rooms?done=created");
             } catch (err) {
-              if (!(err instanceof AppError) || err.status >= 500) throw err;
+              if (!(err instanceof DomainError) || err.kind === "unavailable") throw err;
               // "room_name: must contain a letter" or "room "x" already exists": both are about the name.
-              form.errors.name = splitError(err).problem;
+              form.errors.name = err.problem;
             }
           }
           return page(request, roomsPage({ create: form }), 422);
@@ -452,7 +446,7 @@ export function createWeb(deps: WebDeps) {
                 ? page(request, roomsPage({ notice: ROOM_NOTICES.deleted }))
                 : redirect("/rooms?done=deleted");
             } catch (err) {
-              if (!(err instanceof AppError) || err.status >= 500) throw err;
+              if (!(err instanceof DomainError) || err.kind === "unavailable") throw err;
               message = err.message;
             }
           }
@@ -526,7 +520,7 @@ export function createWeb(deps: WebDeps) {
             try {
               movedAt = parseFormTime("moved_at", movedText);
             } catch (err) {
-              form.errors.moved_at = splitError(err as AppError).problem;
+              form.errors.moved_at = (err as DomainError).problem;
             }
           }
           if (newRoom.length > 100) form.errors.new_room = "at most 100 characters";
@@ -543,9 +537,8 @@ export function createWeb(deps: WebDeps) {
               if (!isHtmx(request)) return redirect(`/devices/${encodeURIComponent(d.uid)}?saved=place#place`);
               return page(request, devicePage(saved, { saved: "place" }));
             } catch (err) {
-              if (!(err instanceof AppError) || err.status >= 500) throw err;
-              const { field: f, problem } = splitError(err);
-              form.errors[f === "moved_at" ? "moved_at" : newRoom ? "new_room" : "room"] = problem;
+              if (!(err instanceof DomainError) || err.kind === "unavailable") throw err;
+              form.errors[err.field === "moved_at" ? "moved_at" : newRoom ? "new_room" : "room"] = err.problem;
             }
           }
           return page(request, devicePage(d, { place: form }), 422);

@@ -3,8 +3,8 @@
 // answered. This is what lets "PUBACK only after commit" keep up with many
 // sensors: the busier the server, the larger each batch.
 
-import type { Log } from "./log.ts";
-import type { IncomingReading, Store } from "./store.ts";
+import type { Log } from "../../shared/log.ts";
+import type { IncomingReading, Store } from "../store/store.ts";
 
 /** Called once the reading is committed (err undefined) or could not be (err set). */
 export type Done = (err?: Error) => void;

@@ -80,7 +80,7 @@ export const migrations: Migration[] = [
       ) WITHOUT ROWID;
     `);
   },
-  // 2: history (lib/rollups.ts): hourly and daily rollups per device, kept
+  // 2: history (lib/server/store/rollups.ts): hourly and daily rollups per device, kept
   // forever (retention deletes raw readings only); the raw horizon; the
   // legacy import ledger.
   (db) => {

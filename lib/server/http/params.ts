@@ -1,8 +1,8 @@
 // Query-string parsing shared by the API and the pages. Each parser names the
 // field in its error, so a 400 says what to fix.
 
-import { badRequest } from "./errors.ts";
-import type { Bucket } from "./readings.ts";
+import { invalid } from "../../shared/errors.ts";
+import type { Bucket } from "../history/readings.ts";
 
 /** Epoch milliseconds or null → ISO-8601 UTC string or null (the API's time format). */
 export const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString());
@@ -23,7 +23,7 @@ export function parseTime(field: string, value: string): number {
     const ms = Date.parse(zoned);
     if (Number.isFinite(ms)) return ms;
   }
-  throw badRequest(field, `${JSON.stringify(value)} is not a time; use ISO-8601 (2026-11-28T12:00:00Z) or epoch milliseconds`);
+  throw invalid(field, `${JSON.stringify(value)} is not a time; use ISO-8601 (2026-11-28T12:00:00Z) or epoch milliseconds`);
 }
 
 /** Parses an optional time; `undefined` when absent. */
@@ -34,9 +34,9 @@ export function optionalTime(field: string, value: string | undefined): number |
 /** Parses a whole number within [min, max]; `fallback` when absent. */
 export function parseInteger(field: string, value: string | undefined, min: number, max: number, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!/^\s*\d+\s*$/.test(value)) throw badRequest(field, `${JSON.stringify(value)} is not a whole number (${min}-${max})`);
+  if (!/^\s*\d+\s*$/.test(value)) throw invalid(field, `${JSON.stringify(value)} is not a whole number (${min}-${max})`);
   const n = Number(value);
-  if (n < min || n > max) throw badRequest(field, `${n} is outside ${min}-${max}`);
+  if (n < min || n > max) throw invalid(field, `${n} is outside ${min}-${max}`);
   return n;
 }
 
@@ -44,14 +44,14 @@ export function parseInteger(field: string, value: string | undefined, min: numb
 export function parseBucket(value: string | undefined, fallback: Bucket = "raw"): Bucket {
   if (value === undefined) return fallback;
   if (value === "raw" || value === "hour" || value === "day") return value;
-  throw badRequest("bucket", `${JSON.stringify(value)} is not one of raw, hour, day`);
+  throw invalid("bucket", `${JSON.stringify(value)} is not one of raw, hour, day`);
 }
 
 /** Parses one of a fixed set of words (`period=week`); `fallback` when absent. */
 export function parseChoice<T extends string>(field: string, value: string | undefined, choices: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
   if ((choices as readonly string[]).includes(value)) return value as T;
-  throw badRequest(field, `${JSON.stringify(value)} is not one of ${choices.join(", ")}`);
+  throw invalid(field, `${JSON.stringify(value)} is not one of ${choices.join(", ")}`);
 }
 
 /** Parses from/to into an ordered range; `from` after `to` is an error. */
@@ -61,6 +61,6 @@ export function parseRange(
 ): { from: number; to: number } {
   const from = optionalTime("from", query.from) ?? defaults.from;
   const to = optionalTime("to", query.to) ?? defaults.to;
-  if (from > to) throw badRequest("from", `${iso(from)} is after to (${iso(to)})`);
+  if (from > to) throw invalid("from", `${iso(from)} is after to (${iso(to)})`);
   return { from, to };
 }

@@ -31,7 +31,7 @@ import {
   type Agg,
   type BucketAgg,
   type Tier,
-} from "./rollups.ts";
+} from "../store/rollups.ts";
 
 /** One device over a half-open interval [from, to). */
 export interface Segment {

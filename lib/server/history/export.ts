@@ -17,7 +17,7 @@
 import { Database } from "bun:sqlite";
 import { bucketPoint, type History, type Segment, type Target } from "./history.ts";
 import type { Bucket } from "./readings.ts";
-import { TIER_MS } from "./rollups.ts";
+import { TIER_MS } from "../store/rollups.ts";
 
 /** An export format. */
 export type ExportFormat = "csv" | "json";

@@ -11,8 +11,8 @@
 
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { DEFAULT_HOME_ID, ID_PATTERN, INTERVAL_RANGE, OFFSET_RANGE } from "./contract.ts";
-import { LEVELS, type Level } from "./log.ts";
+import { DEFAULT_HOME_ID, ID_PATTERN, INTERVAL_RANGE, OFFSET_RANGE } from "../shared/contract.ts";
+import { LEVELS, type Level } from "../shared/log.ts";
 
 /** The agent's resolved settings. */
 export interface AgentConfig {

@@ -1,4 +1,4 @@
-// Types of the files imported `with { type: "file" }` (lib/assets.ts): the
+// Types of the files imported `with { type: "file" }` (lib/server/http/assets.ts): the
 // import is the file's path, embedded by `bun build --compile`.
 declare module "*.css" {
   const path: string;

@@ -1,5 +1,5 @@
 // Retention: raw readings older than `retention_raw_days` are deleted; the
-// rollups (lib/rollups.ts) are kept forever, so charts and statistics of old
+// rollups (lib/server/store/rollups.ts) are kept forever, so charts and statistics of old
 // periods stay exact. 0 days keeps raw readings forever.
 //
 // Ingestion must not notice. Everything runs on the server's one thread, so
@@ -15,7 +15,7 @@
 // the server starts on a database that does not have it yet.
 
 import type { Database } from "bun:sqlite";
-import type { Log } from "./log.ts";
+import type { Log } from "../../shared/log.ts";
 import { createRollups } from "./rollups.ts";
 
 const DAY = 86_400_000;

@@ -8,7 +8,7 @@
 
 import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { LEVELS, type Level } from "./log.ts";
+import { LEVELS, type Level } from "../shared/log.ts";
 
 /** Every server setting, with its default. */
 export const defaults = {

@@ -4,7 +4,7 @@
 
 import type { Database } from "bun:sqlite";
 import { existsSync, statSync } from "node:fs";
-import { openDatabase } from "./db.ts";
+import { openDatabase } from "../store/db.ts";
 
 const DAY = 86_400_000;
 

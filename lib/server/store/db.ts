@@ -2,7 +2,7 @@
 // sqlite.go). Every query lives in the store modules, as prepared statements.
 
 import { Database } from "bun:sqlite";
-import { wrap } from "./errors.ts";
+import { wrap } from "../../shared/errors.ts";
 import { migrations } from "./migrations.ts";
 
 /** The database file inside the data directory. */
@@ -33,7 +33,7 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
     // FULL: a PUBACK promises that the reading survives, and a Pi loses power
     // more often than a server does. With NORMAL a WAL commit survives a crash
     // of this process but not of the machine. The cost (one fsync per commit)
-    // is paid once per group commit, not once per reading (lib/ingest.ts).
+    // is paid once per group commit, not once per reading (lib/server/mqtt/ingest.ts).
     db.exec("PRAGMA synchronous = FULL");
     // Placements and readings point at devices and rooms; keep them honest.
     db.exec("PRAGMA foreign_keys = ON");

@@ -3,9 +3,9 @@
 // epoch milliseconds here; the API turns them into ISO-8601 strings.
 
 import type { Database } from "bun:sqlite";
-import { AppError, badRequest, conflict, notFound } from "./errors.ts";
-import { ID_PATTERN, type Reading, type Status } from "./contract.ts";
-import type { Log } from "./log.ts";
+import { conflict, invalid, notFound } from "../../shared/errors.ts";
+import { ID_PATTERN, type Reading, type Status } from "../../shared/contract.ts";
+import type { Log } from "../../shared/log.ts";
 import { createRollups } from "./rollups.ts";
 
 /** A room as stored. */
@@ -233,8 +233,8 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     const uid = input.uid ?? roomUidFromName(input.name);
     if (!ID_PATTERN.test(uid)) {
       throw input.uid !== undefined
-        ? badRequest("room_uid", "must be 1-50 characters of A-Z a-z 0-9 _ -")
-        : badRequest("room_name", "must contain at least one letter or digit");
+        ? invalid("room_uid", "must be 1-50 characters of A-Z a-z 0-9 _ -")
+        : invalid("room_name", "must contain at least one letter or digit");
     }
     if (q.roomByUid.get(uid)) throw conflict(`room ${JSON.stringify(uid)} already exists`);
     return q.insertRoom.get(uid, input.name, input.floor ?? null, input.side ?? null, now())!;
@@ -246,7 +246,7 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     if (open && open.room_id === roomId) return;
     if (open) {
       if (at < open.from_ts) {
-        throw badRequest(
+        throw invalid(
           "moved_at",
           `${new Date(at).toISOString()} is before the device's current placement began (${new Date(open.from_ts).toISOString()})`,
         );
@@ -284,7 +284,7 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
       const at = input.at ?? now();
       const existing = q.deviceByUid.get(input.uid);
       // The earlier server's 409 body: {"error":"Device already exists","device_uid":…}.
-      if (existing && existing.room_id !== null) throw new AppError(409, "Device already exists", { device_uid: input.uid });
+      if (existing && existing.room_id !== null) throw conflict("Device already exists", { device_uid: input.uid });
       const room = resolveRoom({ roomUid: input.roomUid, roomName: input.roomName });
       const id = existing ? existing.id : ensureDevice(input.uid, at);
       if (input.label !== undefined) q.setLabel.run(input.label, id);
@@ -299,7 +299,7 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     const room = resolveRoom(patch);
     if (room !== undefined) {
       const at = patch.movedAt ?? now();
-      if (at > now() + 60_000) throw badRequest("moved_at", "must not be in the future");
+      if (at > now() + 60_000) throw invalid("moved_at", "must not be in the future");
       place(device.id, room ? room.id : null, at);
     }
     const configChanged =
@@ -416,7 +416,7 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
       const newDevices: string[] = [];
       try {
         db.transaction(() => {
-          // Hourly and daily rollups change in the same commit as the readings (lib/rollups.ts).
+          // Hourly and daily rollups change in the same commit as the readings (lib/server/store/rollups.ts).
           const rollup = rollups.accumulator();
           // last_seen_at once per device and batch, not once per reading.
           const seen = new Map<number, number>();

@@ -1,15 +1,15 @@
 // API routes for long-term history: statistics per day/week/month and
 // streamed exports (CSV or JSON), for a device or a room. Mounted in the
-// `/api/v1` group of lib/api.ts. The chart endpoints (`…/history`) stay in
-// lib/api.ts; all of them read the rollups through lib/history.ts.
+// `/api/v1` group of lib/server/http/api/api.ts. The chart endpoints (`…/history`) stay in
+// lib/server/http/api/api.ts; all of them read the rollups through lib/server/history/history.ts.
 
 import { Elysia } from "elysia";
-import { createExport, EXPORT_FORMATS, type ExportFormat } from "./export.ts";
-import type { Target } from "./history.ts";
-import { iso, parseBucket, parseChoice, parseRange } from "./params.ts";
-import type { Readings } from "./readings.ts";
-import { PERIODS, type Period, type PeriodStats, type ValueStats } from "./stats.ts";
-import type { Store } from "./store.ts";
+import { createExport, EXPORT_FORMATS, type ExportFormat } from "../../history/export.ts";
+import type { Target } from "../../history/history.ts";
+import { iso, parseBucket, parseChoice, parseRange } from "../params.ts";
+import type { Readings } from "../../history/readings.ts";
+import { PERIODS, type Period, type PeriodStats, type ValueStats } from "../../history/stats.ts";
+import type { Store } from "../../store/store.ts";
 
 const DAY = 86_400_000;
 /** Default statistics range per period: 30 days, 12 weeks, 12 months. */
