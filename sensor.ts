@@ -53,7 +53,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === "check") {
-    const result = await (await loadAgent()).checkSensor(config);
+    // The probe only: no MQTT. Its code runs once, so it is not compiled either.
+    Bun.unsafe.setJITPolicy(JIT_POLICY);
+    const { checkSensor } = await import("./lib/sensor/probe.ts");
+    const result = await checkSensor(config);
     (result.ok ? console.log : console.error)(result.message);
     return result.ok ? 0 : 1;
   }
@@ -71,7 +74,8 @@ const JIT_POLICY = 1_000_000;
 /** Loads the agent (MQTT.js and all) after the JIT policy is set, so its start-up code is not compiled either. */
 async function loadAgent() {
   Bun.unsafe.setJITPolicy(JIT_POLICY);
-  return await import("./lib/sensor/agent.ts");
+  const [agent, probe] = await Promise.all([import("./lib/sensor/agent.ts"), import("./lib/sensor/probe.ts")]);
+  return { ...agent, ...probe };
 }
 
 async function run(config: AgentConfig): Promise<number> {

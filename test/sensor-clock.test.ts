@@ -8,11 +8,12 @@ import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createAgent, createSensor } from "../lib/sensor/agent.ts";
+import { createAgent } from "../lib/sensor/agent.ts";
 import { createSystemClock, kernelClockSynced, type AgentClock } from "../lib/sensor/clock.ts";
 import { DB_FILE } from "../lib/server/store/db.ts";
 import { createLog } from "../lib/shared/log.ts";
 import { ClockState, openOutbox, outboxPath } from "../lib/sensor/outbox.ts";
+import { createSensor } from "../lib/sensor/probe.ts";
 import { connectMqtt, endMqtt, startServer, tempDir, waitFor, type TestServer } from "./helpers.ts";
 import { agentEnv, storedTs, testAgentConfig } from "./sensor-helpers.ts";
 
