@@ -16,7 +16,12 @@ import type { Sensor } from "./probe.ts";
 import type { EffectiveSettings } from "./remote-config.ts";
 import { withTimeout } from "./timeout.ts";
 
-/** A sensor read that takes longer than this is abandoned (a hung bus). */
+/**
+ * A whole sensor read (the driver's retries and waits included) that takes
+ * longer than this is given up. It is a backstop: each bus transfer is bounded
+ * by the kernel (i2c.ts, I2C_TIMEOUT), and a transfer that times out ends the
+ * read, so this timer gets the thread back in time to fire.
+ */
 const SENSOR_TIMEOUT_MS = 10_000;
 /** After this many identical failures in a row, log again (once an hour at 1 reading/min). */
 const FAILURE_LOG_EVERY = 60;
