@@ -38,8 +38,11 @@ export interface DrainDeps {
   now?: () => number;
 }
 
+/** A reading to publish: what the outbox keeps of it. */
+type Sendable = Pick<OutboxRow, "ts" | "t" | "h" | "state">;
+
 /** A reading's payload; an unsynced clock is said (`clock_synced: false`), a synced one is the default. */
-const payloadOf = (r: { ts: number; t: number; h: number; state: ClockState }) =>
+const payloadOf = (r: Sendable) =>
   formatReading({
     temperature_c: r.t,
     humidity_pct: r.h,
@@ -144,7 +147,7 @@ export function createDrain(deps: DrainDeps) {
      * Publishes a reading the outbox could not take (a full disk), untracked:
      * lost only if this one send fails too. False when not connected.
      */
-    sendUntracked(reading: { ts: number; t: number; h: number; state: ClockState }): boolean {
+    sendUntracked(reading: Sendable): boolean {
       if (!publisher) return false;
       publisher.publish(topic, payloadOf(reading), { qos: 1 });
       return true;
@@ -164,6 +167,3 @@ export function createDrain(deps: DrainDeps) {
     },
   };
 }
-
-/** The drain's interface. */
-export type Drain = ReturnType<typeof createDrain>;

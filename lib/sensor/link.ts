@@ -190,6 +190,3 @@ export function createLink(deps: LinkDeps) {
     },
   };
 }
-
-/** The link's interface. */
-export type Link = ReturnType<typeof createLink>;

@@ -97,6 +97,3 @@ export function createRemoteConfig(deps: RemoteConfigDeps) {
     },
   };
 }
-
-/** The remote config's interface. */
-export type RemoteConfig = ReturnType<typeof createRemoteConfig>;

@@ -11,7 +11,7 @@ import { Aht20Error, type Aht20Measurement } from "./aht20.ts";
 import type { ClockHold } from "./clock-hold.ts";
 import type { AgentClock } from "./clock.ts";
 import { I2cError } from "./i2c.ts";
-import { ClockState, type Outbox } from "./outbox.ts";
+import { ClockState, type Outbox, type OutboxRow } from "./outbox.ts";
 import type { Sensor } from "./probe.ts";
 import type { EffectiveSettings } from "./remote-config.ts";
 import { withTimeout } from "./timeout.ts";
@@ -36,14 +36,6 @@ export interface SamplerStats {
   lastError: string | null;
 }
 
-/** A reading the outbox could not take. */
-export interface UntrackedReading {
-  ts: number;
-  t: number;
-  h: number;
-  state: ClockState;
-}
-
 /** What the sampler needs. */
 export interface SamplerDeps {
   sensor: Sensor;
@@ -56,7 +48,7 @@ export interface SamplerDeps {
   /** The interval and offsets in force. */
   settings: EffectiveSettings;
   /** Sends a reading the outbox could not take, if connected; says whether it went. */
-  sendUntracked(reading: UntrackedReading): boolean;
+  sendUntracked(reading: Pick<OutboxRow, "ts" | "t" | "h" | "state">): boolean;
   /** The sensor failed, or works again: announce it. */
   onHealthChange(): void;
   /** A reading is in the outbox. */
