@@ -7,6 +7,7 @@
 //   bun sensor.ts uid [device.conf]     print this device's uid
 
 import { resolve } from "node:path";
+import { parseArgs } from "node:util";
 import { createSystemClock, probeKernelClock } from "./lib/sensor/clock.ts";
 import { DeviceConfigError, loadDeviceConfig, outboxBound, type AgentConfig } from "./lib/sensor/device-config.ts";
 import { createLog } from "./lib/shared/log.ts";
@@ -24,14 +25,24 @@ environment: TECHTEMP_SENSOR_DRIVER (aht20|sim), TECHTEMP_DATA_DIR, TECHTEMP_DEV
 
 /** The command line. Returns the exit code (2 = bad usage or configuration). */
 export async function main(argv: string[]): Promise<number> {
-  let command: "run" | "check" | "uid" = "run";
-  const args = [...argv];
-  if (args[0] === "--help" || args[0] === "-h" || args[0] === "help") {
+  const { positionals, tokens } = parseArgs({
+    args: argv,
+    options: { help: { type: "boolean", short: "h" } },
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  // Help only as the whole first argument (`help`, `--help`, `-h`): anywhere else it is an unknown argument.
+  const first = tokens[0];
+  if (first?.kind === "option" ? first.name === "help" && first.rawName === argv[0] : argv[0] === "help") {
     console.log(USAGE);
     return 0;
   }
-  if (args[0] === "check" || args[0] === "uid") command = args.shift() as "check" | "uid";
-  const unknown = args.find((a) => a.startsWith("-")) ?? args[1];
+  // No options otherwise; `-` and everything after `--` are refused as well, so a path never starts with a dash.
+  const dashed = tokens.find((t) => t.kind !== "positional" || t.value.startsWith("-"));
+  const command = positionals[0] === "check" || positionals[0] === "uid" ? positionals[0] : "run";
+  const [path, extra] = command === "run" ? positionals : positionals.slice(1);
+  const unknown = dashed ? argv[dashed.index] : extra;
   if (unknown !== undefined) {
     console.error(`sensor: unknown argument ${JSON.stringify(unknown)} (try: bun sensor.ts --help)`);
     return 2;
@@ -39,7 +50,7 @@ export async function main(argv: string[]): Promise<number> {
 
   let config: AgentConfig;
   try {
-    config = loadDeviceConfig({ path: args[0] });
+    config = loadDeviceConfig({ path });
   } catch (err) {
     if (err instanceof DeviceConfigError) {
       console.error(err.message);
@@ -53,7 +64,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === "check") {
-    const result = await (await loadAgent()).checkSensor(config);
+    // The probe only: no MQTT. Its code runs once, so it is not compiled either.
+    Bun.unsafe.setJITPolicy(JIT_POLICY);
+    const { checkSensor } = await import("./lib/sensor/probe.ts");
+    const result = await checkSensor(config);
     (result.ok ? console.log : console.error)(result.message);
     return result.ok ? 0 : 1;
   }
@@ -71,7 +85,8 @@ const JIT_POLICY = 1_000_000;
 /** Loads the agent (MQTT.js and all) after the JIT policy is set, so its start-up code is not compiled either. */
 async function loadAgent() {
   Bun.unsafe.setJITPolicy(JIT_POLICY);
-  return await import("./lib/sensor/agent.ts");
+  const [agent, probe] = await Promise.all([import("./lib/sensor/agent.ts"), import("./lib/sensor/probe.ts")]);
+  return { ...agent, ...probe };
 }
 
 async function run(config: AgentConfig): Promise<number> {

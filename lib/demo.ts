@@ -6,12 +6,13 @@
 // charts are not empty. Ctrl-C stops the sensors, then the server.
 
 import { existsSync } from "node:fs";
-import { createAgent, createSensor, type Agent } from "./sensor/agent.ts";
+import { createAgent, type Agent } from "./sensor/agent.ts";
 import { createSystemClock } from "./sensor/clock.ts";
 import type { Config } from "./server/config.ts";
 import { DEVICE_DEFAULTS, outboxBound, type AgentConfig } from "./sensor/device-config.ts";
 import { createLog, type Log } from "./shared/log.ts";
 import { ClockState, openOutbox, outboxPath, type NewReading } from "./sensor/outbox.ts";
+import { createSensor } from "./sensor/probe.ts";
 import { simulatedClimate } from "./sensor/sim-aht20.ts";
 
 /** The demo's sensors and the rooms they are put in. */

@@ -80,6 +80,25 @@ describe("loadConfig", () => {
     expect(() => parseConfigFile("just words\n", "f.conf")).toThrow(ConfigError);
   });
 
+  test("values may be quoted, keys are any case, and '#' or ';' first on a line starts a comment", () => {
+    expect(parseConfigFile('; ports\n  # host\nHOST = "127.0.0.1"\r\nhttp_port=8080\n', "f.conf")).toEqual({
+      host: "127.0.0.1",
+      http_port: 8080,
+    });
+  });
+
+  test("a section header, a bad key or a stray carriage return inside a value is refused with its line", () => {
+    for (const [text, line] of [
+      ["[server]\n", "[server]"],
+      ["http-port = 1\n", "http-port = 1"],
+      ["host = a\rb\n", "host = a\rb"],
+    ]) {
+      expect(() => parseConfigFile(`# first\n${text}`, "f.conf")).toThrow(
+        `config: f.conf:2: expected "key = value", got ${JSON.stringify(line)}`,
+      );
+    }
+  });
+
   test("every setting can be set from the environment", () => {
     const d = dir();
     const env: Record<string, string> = { TECHTEMP_CONFIG: "/dev/null" };

@@ -6,7 +6,8 @@ import { describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { topicFor } from "../lib/shared/contract.ts";
-import { DeviceConfigError, loadDeviceConfig, outboxBound, parseDeviceConf, uidFromMac } from "../lib/sensor/device-config.ts";
+import { DeviceConfigError, loadDeviceConfig, outboxBound, parseDeviceConf } from "../lib/sensor/device-config.ts";
+import { uidFromMac } from "../lib/sensor/device-uid.ts";
 import { run, tempDir } from "./helpers.ts";
 
 const FIXTURE = join(import.meta.dir, "fixtures", "device.conf");

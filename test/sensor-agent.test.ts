@@ -5,10 +5,11 @@
 // failures are reported in the status and never stop the agent.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { createAgent, createSensor } from "../lib/sensor/agent.ts";
+import { createAgent } from "../lib/sensor/agent.ts";
 import { createSystemClock } from "../lib/sensor/clock.ts";
 import { createLog } from "../lib/shared/log.ts";
 import { openOutbox, outboxPath } from "../lib/sensor/outbox.ts";
+import { createSensor } from "../lib/sensor/probe.ts";
 import type { SimFaults } from "../lib/sensor/sim-aht20.ts";
 import { connectMqtt, endMqtt, publishAcked, startServer, tempDir, waitFor, type TestServer } from "./helpers.ts";
 import {

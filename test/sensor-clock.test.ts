@@ -6,13 +6,14 @@
 
 import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createAgent, createSensor } from "../lib/sensor/agent.ts";
+import { createAgent } from "../lib/sensor/agent.ts";
 import { createSystemClock, kernelClockSynced, type AgentClock } from "../lib/sensor/clock.ts";
 import { DB_FILE } from "../lib/server/store/db.ts";
 import { createLog } from "../lib/shared/log.ts";
 import { ClockState, openOutbox, outboxPath } from "../lib/sensor/outbox.ts";
+import { createSensor } from "../lib/sensor/probe.ts";
 import { connectMqtt, endMqtt, startServer, tempDir, waitFor, type TestServer } from "./helpers.ts";
 import { agentEnv, storedTs, testAgentConfig } from "./sensor-helpers.ts";
 
@@ -147,15 +148,20 @@ describe("the system clock", () => {
     const clock = createSystemClock({ procRoot: dir.path, kernelSynced: () => true });
     expect(clock.bootId).toBe("6fd20348-5a10-4a11-abbb-a55cfec2a9a2");
     const first = clock.mono();
+    const firstAt = performance.now();
     expect(first).toBeGreaterThanOrEqual(1_234_560);
     expect(first).toBeLessThan(1_234_560 + 1000);
-    await Bun.sleep(30);
-    expect(clock.mono() - first).toBeGreaterThanOrEqual(25);
+    // It advances with the process's monotonic clock, to the millisecond it is rounded to.
+    await waitFor(() => clock.mono() - first >= 30, 5000, "30 ms of monotonic time");
+    expect(Math.abs(clock.mono() - first - (performance.now() - firstAt))).toBeLessThanOrEqual(2);
   });
 
   test("two clocks made at different moments of the same boot agree (runs of the agent compare their times)", async () => {
     const a = createSystemClock({ kernelSynced: () => true });
-    await Bun.sleep(120);
+    const uptime = () => Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]) * 1000;
+    const madeAt = uptime();
+    // A later moment of the same boot: /proc/uptime (10 ms steps) has moved on by 100 ms.
+    await waitFor(() => uptime() - madeAt >= 100, 5000, "/proc/uptime to advance");
     const b = createSystemClock({ kernelSynced: () => true });
     expect(a.bootId).toBe(b.bootId);
     // /proc/uptime has 10 ms resolution.

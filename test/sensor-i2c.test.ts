@@ -4,11 +4,12 @@
 // prints the same remedies.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { I2cError, describeI2cFailure, openI2cBus } from "../lib/sensor/i2c.ts";
 import { buildFakeAht20 } from "./fixtures/fake-aht20/build.ts";
-import { run, tempDir } from "./helpers.ts";
+import { freePort, run, tempDir, waitFor } from "./helpers.ts";
+import { agentEnv, spawnAgent } from "./sensor-helpers.ts";
 
 async function openError(bus: number | string): Promise<I2cError> {
   try {
@@ -73,6 +74,24 @@ describe("what each failure tells a person", () => {
 
   test("an address claimed by a kernel driver names the overlay", () => {
     expect(describeI2cFailure("ioctl", 16, "/dev/i2c-1", 0x38).message).toContain("claimed by a kernel driver");
+  });
+
+  test("a transfer the kernel gave up on (ETIMEDOUT) says the bus is held", () => {
+    const err = describeI2cFailure("read", 110, "/dev/i2c-1", 0x38);
+    expect(err.code).toBe("TIMEOUT");
+    expect(err.message).toBe(
+      "read 0x38 on /dev/i2c-1 timed out after 250 ms (ETIMEDOUT): the bus is held (SDA or SCL stuck low); " +
+        "check the wiring, then power the sensor off and on",
+    );
+  });
+
+  test("a refused transfer timeout names its ioctl", () => {
+    expect(describeI2cFailure("ioctl", 25, "/dev/i2c-1", undefined, "I2C_TIMEOUT").message).toStartWith(
+      "/dev/i2c-1 is not an I2C adapter (ioctl I2C_TIMEOUT: ENOTTY)",
+    );
+    expect(describeI2cFailure("ioctl", 1, "/dev/i2c-1", undefined, "I2C_RETRIES").message).toBe(
+      "cannot set I2C_RETRIES on /dev/i2c-1: EPERM",
+    );
   });
 });
 
@@ -172,6 +191,58 @@ describe("the agent's real FFI calls against an AHT20 simulated behind the C ABI
       expect(`${faults}: exit ${code}`).toBe(`${faults}: exit 1`);
     });
   }, 30_000);
+
+  test("the bus is opened with the kernel's transfer timeout (250 ms) and no retries, before any transfer", async () => {
+    const trace = join(dir.path, "trace-bound.log");
+    const { code } = await check({ FAKE_AHT20_LOG: trace });
+    expect(code).toBe(0);
+    const lines = readFileSync(trace, "utf8").trim().split("\n");
+    const fd = /^open \/dev\/i2c-1 -> fd (\d+)$/.exec(lines[0]!)![1];
+    expect(lines.slice(0, 4)).toEqual([
+      `open /dev/i2c-1 -> fd ${fd}`,
+      `ioctl fd ${fd} I2C_SLAVE 0x38`,
+      `ioctl fd ${fd} I2C_TIMEOUT 25`,
+      `ioctl fd ${fd} I2C_RETRIES 0`,
+    ]);
+    expect(lines[4]).toStartWith(`write fd ${fd} `);
+  });
+
+  test("a held bus fails the reading when the kernel's timeout ends the transfer, and says what to do", async () => {
+    const trace = join(dir.path, "trace-hang.log");
+    const { code, stderr } = await check({ FAKE_AHT20_FAULTS: "hang", FAKE_AHT20_LOG: trace });
+    expect(stderr).toStartWith("PROBLEM: write 0x38 on /dev/i2c-1 timed out after 250 ms (ETIMEDOUT): the bus is held");
+    expect(code).toBe(1);
+    // The wait the adapter applied was ours (its default is 1 s), and the read ended there: one blocked transfer.
+    const timedOut = readFileSync(trace, "utf8")
+      .split("\n")
+      .filter((l) => l.includes("timed out"));
+    expect(timedOut).toEqual([expect.stringMatching(/^write fd \d+ timed out after 250 ms$/)]);
+  });
+
+  test("the running agent bounds the bus the same way each time it opens it, and carries on from a held bus", async () => {
+    const trace = join(dir.path, "trace-agent.log");
+    // No broker at that port: the agent's event loop must still run (it says it cannot connect).
+    const agent = spawnAgent(
+      agentEnv(freePort(), dir.path, "aht20-ffi002", {
+        TECHTEMP_SENSOR_DRIVER: "aht20",
+        TECHTEMP_LIBC: library,
+        FAKE_AHT20_NODE: "none",
+        FAKE_AHT20_FAULTS: "hang",
+        FAKE_AHT20_LOG: trace,
+      }),
+      { cwd: dir.path },
+    );
+    try {
+      await agent.waitForLine(/ERROR sensor: cannot read the sensor error=".*timed out after 250 ms \(ETIMEDOUT\)/);
+      await agent.waitForLine(/WARN  sensor\.mqtt: cannot connect to the broker/);
+      // After a failure the bus is closed and opened again for the next reading, with the same bounds.
+      const bounded = () => readFileSync(trace, "utf8").match(/I2C_TIMEOUT 25\n.*I2C_RETRIES 0\n/g) ?? [];
+      await waitFor(() => bounded().length >= 2, 10_000, "the bus opened twice with its bounds");
+      expect(agent.proc.exitCode).toBeNull();
+    } finally {
+      await agent.kill();
+    }
+  });
 
   test("another bus number is a bus that does not exist", async () => {
     const { code, stderr } = await check({ TECHTEMP_I2C_BUS: "3" });

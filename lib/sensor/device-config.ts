@@ -1,18 +1,15 @@
 // The sensor agent's configuration: the earlier C agent's device.conf, read
-// unchanged (same sections, keys, defaults and lookup order; legacy-notes §4),
-// with environment variables over it. Unknown keys are warned about, as the C
-// agent did ("Invalid config at line N"); a bad value stops the agent with one
-// line naming the key, the value and where it came from.
-//
-// Format (the C parser's rules, kept): lines are trimmed; a line whose first
-// character is `#` is a comment and there are no inline comments; `[section]`;
-// `key = value` split at the first `=`; quotes are NOT stripped (the label
-// `"Capteur AHT20 Test"` keeps them; it is only logged).
+// unchanged (same sections, keys, defaults, lookup order and format, see
+// DEVICE_CONF below), with environment variables over it. Unknown keys are
+// warned about, as the C agent did ("Invalid config at line N"); a bad value
+// stops the agent with one line naming the key, the value and where it came
+// from.
 
-import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
 import { DEFAULT_HOME_ID, ID_PATTERN, INTERVAL_RANGE, OFFSET_RANGE } from "../shared/contract.ts";
+import { readIni, type IniRules } from "../shared/ini.ts";
 import { LEVELS, type Level } from "../shared/log.ts";
+import { uidFromMac } from "./device-uid.ts";
 
 /** The agent's resolved settings. */
 export interface AgentConfig {
@@ -258,33 +255,35 @@ function fail(key: string, raw: string, source: string, problem: string): never 
   throw new DeviceConfigError(`config: ${key} = ${JSON.stringify(raw)} (${source}): ${problem}`);
 }
 
+/**
+ * device.conf's rules, the C parser's: lines trimmed of space, tab, CR and LF
+ * only; `#` first on a line is a comment, and there are no inline comments;
+ * `[section]`; `key = value` split at the first `=`; quotes are NOT stripped
+ * (the label `"Capteur AHT20 Test"` keeps them; it is only logged).
+ */
+const DEVICE_CONF: IniRules = { comments: "#", sections: true, trim: "c", unquote: false };
+
 /** Parses device.conf text with the C agent's rules. Throws DeviceConfigError on a bad value. */
 export function parseDeviceConf(text: string, path: string): ParsedDeviceConf {
   const out: ParsedDeviceConf = { values: {}, sources: {}, warnings: [] };
-  let section: string | null = null;
-  text.split("\n").forEach((rawLine, i) => {
-    const line = rawLine.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, "");
-    const where = `${path}:${i + 1}`;
-    if (line === "" || line.startsWith("#")) return;
-    if (line.startsWith("[") && line.endsWith("]")) {
-      section = line.slice(1, -1);
-      if (!SETTINGS.some((s) => s.section === section))
-        out.warnings.push(`${where}: unknown section [${section}] (its keys are ignored)`);
-      return;
+  for (const item of readIni(text, DEVICE_CONF)) {
+    const where = `${path}:${item.line}`;
+    if (item.kind === "section") {
+      if (!SETTINGS.some((s) => s.section === item.name))
+        out.warnings.push(`${where}: unknown section [${item.name}] (its keys are ignored)`);
+      continue;
     }
-    const eq = line.indexOf("=");
-    if (eq < 0) {
-      out.warnings.push(`${where}: not "key = value", ignored: ${JSON.stringify(line)}`);
-      return;
+    if (item.kind === "other") {
+      out.warnings.push(`${where}: not "key = value", ignored: ${JSON.stringify(item.text)}`);
+      continue;
     }
-    const key = line.slice(0, eq).trim();
-    const raw = line.slice(eq + 1).trim();
+    const { section, key, value: raw } = item;
     const setting = SETTINGS.find((s) => s.section === section && s.key === key);
     if (!setting) {
       if (section === null) out.warnings.push(`${where}: ${key} is outside any [section], ignored`);
       else if (SETTINGS.some((s) => s.section === section))
         out.warnings.push(`${where}: unknown key ${key} in [${section}], ignored`);
-      return;
+      continue;
     }
     const value = setting.parse(raw);
     if (isBad(value)) fail(key, raw, where, value.error);
@@ -292,7 +291,7 @@ export function parseDeviceConf(text: string, path: string): ParsedDeviceConf {
       out.values[setting.field] = value;
       out.sources[setting.field] = where;
     }
-  });
+  }
   return out;
 }
 
@@ -318,55 +317,6 @@ export function findDeviceConf(
     } catch {
       // Unreadable: the C agent moved on to the next place too.
     }
-  }
-  return null;
-}
-
-/** The MAC of `iface` as 12 lowercase hex digits, or null (missing, malformed, all zeros). */
-function macOf(sysRoot: string, iface: string): string | null {
-  let mac: string;
-  try {
-    mac = readFileSync(join(sysRoot, "class/net", iface, "address"), "utf8")
-      .trim()
-      .toLowerCase();
-  } catch {
-    return null;
-  }
-  const digits = mac.replace(/:/g, "");
-  return /^[0-9a-f]{12}$/.test(digits) && !/^0+$/.test(digits) ? digits : null;
-}
-
-/**
- * The interfaces a uid may come from, in order: eth0 then wlan0 (the earlier
- * bootstrap-pi.sh's order), then every other interface backed by hardware
- * (`/sys/class/net/X/device` exists: not lo, bridges or tunnels) under its
- * predictable name (`end0` on a Pi 5 with Bookworm, `enx…` USB adapters,
- * `enp0s3`), wired ones before wireless ones, each group by name.
- */
-function uidInterfaces(sysRoot: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(join(sysRoot, "class/net"));
-  } catch {
-    names = [];
-  }
-  const hardware = names
-    .filter((n) => n !== "eth0" && n !== "wlan0" && existsSync(join(sysRoot, "class/net", n, "device")))
-    .sort();
-  const wireless = (n: string) => existsSync(join(sysRoot, "class/net", n, "wireless")) || n.startsWith("wl");
-  return ["eth0", "wlan0", ...hardware.filter((n) => !wireless(n)), ...hardware.filter(wireless)];
-}
-
-/**
- * The uid SPEC gives a device without one: `aht20-` + the last 6 hex digits of
- * the eth0 MAC (wlan0 as fallback), lowercase, as bootstrap-pi.sh derived it;
- * on a Pi whose interfaces have other names, the first hardware interface.
- * `sysRoot` is injectable for tests (default /sys).
- */
-export function uidFromMac(sysRoot = "/sys"): { uid: string; source: string } | null {
-  for (const iface of uidInterfaces(sysRoot)) {
-    const digits = macOf(sysRoot, iface);
-    if (digits) return { uid: `aht20-${digits.slice(-6)}`, source: `MAC of ${iface}` };
   }
   return null;
 }

@@ -6,6 +6,13 @@
 // to pick the device, then plain read/write (the kernel's i2c-dev interface,
 // Documentation/i2c/dev-interface.rst). bun:ffi needs JavaScriptCore's JIT:
 // nothing that runs the agent may set BUN_JSC_useJIT=0.
+//
+// A bun:ffi call blocks the only JavaScript thread until it returns: no timer
+// can fire during a read() or write() on a hung bus (a device holding SDA or
+// SCL low). So the kernel bounds each transfer instead: when the bus is
+// opened, ioctl(I2C_TIMEOUT) sets how long the adapter waits for a transfer
+// before failing it with ETIMEDOUT, and ioctl(I2C_RETRIES) that it does not
+// try again (the AHT20 driver has its own retry budget).
 
 /** What i2c-bus's promisified `i2cRead` resolves to. */
 export interface BytesRead {
@@ -28,7 +35,7 @@ export interface I2cBus {
 }
 
 /** What kind of I2C failure, so callers can say what to do about it. */
-export type I2cErrorCode = "NO_BUS" | "ACCESS" | "NOT_ADAPTER" | "ADDRESS_BUSY" | "NACK" | "IO" | "CLOSED" | "NO_FFI";
+export type I2cErrorCode = "NO_BUS" | "ACCESS" | "NOT_ADAPTER" | "ADDRESS_BUSY" | "NACK" | "TIMEOUT" | "IO" | "CLOSED" | "NO_FFI";
 
 /** An I2C failure whose message names the device and the remedy. */
 export class I2cError extends Error {
@@ -44,6 +51,25 @@ export class I2cError extends Error {
 
 /** ioctl request that sets the 7-bit address of the following reads/writes (linux/i2c-dev.h). */
 export const I2C_SLAVE = 0x0703;
+/**
+ * ioctl request that sets how often the adapter tries a transfer again after
+ * losing arbitration (linux/i2c-dev.h; the kernel retries only on EAGAIN).
+ */
+export const I2C_RETRIES = 0x0701;
+/** ioctl request that sets how long the adapter waits for a transfer, in units of 10 ms (linux/i2c-dev.h). */
+export const I2C_TIMEOUT = 0x0702;
+
+/**
+ * The longest a read() or write() on the bus may block. An AHT20 transfer
+ * (at most 7 bytes) takes under 1 ms at 100 kHz and under 10 ms at 10 kHz, so
+ * this only ends a hung one. The setting belongs to the adapter, not to our
+ * file descriptor: other drivers on the bus get it too, and no I2C device
+ * a sensor Pi carries waits this long. Adapter drivers that honour it include
+ * the Pi's (i2c-bcm2835; i2c-designware on the Pi 5's RP1).
+ */
+export const TRANSFER_TIMEOUT_MS = 250;
+/** Retries after lost arbitration: none, so a transfer blocks at most TRANSFER_TIMEOUT_MS. */
+export const TRANSFER_RETRIES = 0;
 
 // Linux errno values (the same on x86_64 and arm64, asm-generic/errno*.h).
 const EPERM = 1,
@@ -81,15 +107,19 @@ function busNumberOf(path: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/** The ioctl requests the bus makes, by name (for messages). */
+export type I2cRequest = "I2C_SLAVE" | "I2C_TIMEOUT" | "I2C_RETRIES";
+
 /**
  * Turns a failed libc call into an I2cError a person can act on. Pure, so
- * every message is tested without hardware.
+ * every message is tested without hardware. `request` names the ioctl.
  */
 export function describeI2cFailure(
   op: "open" | "ioctl" | "read" | "write",
   errno: number,
   path: string,
   address?: number,
+  request: I2cRequest = "I2C_SLAVE",
 ): I2cError {
   const bus = busNumberOf(path);
   const at = address === undefined ? path : `0x${address.toString(16)} on ${path}`;
@@ -129,10 +159,11 @@ export function describeI2cFailure(
     if (errno === ENOTTY || errno === EINVAL || errno === ENODEV) {
       return new I2cError(
         "NOT_ADAPTER",
-        `${path} is not an I2C adapter (ioctl I2C_SLAVE: ${name}); give the number N of a /dev/i2c-N bus (\`ls /dev/i2c-*\`)`,
+        `${path} is not an I2C adapter (ioctl ${request}: ${name}); give the number N of a /dev/i2c-N bus (\`ls /dev/i2c-*\`)`,
         errno,
       );
     }
+    if (request !== "I2C_SLAVE") return new I2cError("IO", `cannot set ${request} on ${path}: ${name}`, errno);
     if (errno === EBUSY) {
       return new I2cError(
         "ADDRESS_BUSY",
@@ -150,6 +181,15 @@ export function describeI2cFailure(
   }
   if (errno === ENOTTY || errno === EINVAL) {
     return new I2cError("NOT_ADAPTER", `${path} is not an I2C adapter (${op}: ${name})`, errno);
+  }
+  if (errno === ETIMEDOUT) {
+    // The adapter gave up after TRANSFER_TIMEOUT_MS (I2C_TIMEOUT).
+    return new I2cError(
+      "TIMEOUT",
+      `${op} ${at} timed out after ${TRANSFER_TIMEOUT_MS} ms (ETIMEDOUT): the bus is held (SDA or SCL stuck low); ` +
+        "check the wiring, then power the sensor off and on",
+      errno,
+    );
   }
   return new I2cError("IO", `${op} ${at} failed: ${name}`, errno);
 }
@@ -228,7 +268,8 @@ const O_CLOEXEC = 0x80000;
  * Opens an I2C bus: a number N for /dev/i2c-N, or a device path. Throws
  * I2cError (NO_BUS, ACCESS, NOT_ADAPTER…) with the remedy in the message.
  * The adapter is checked at once with ioctl(I2C_SLAVE) so a path that is not
- * an I2C adapter (/dev/null, a regular file) fails here, not mid-reading.
+ * an I2C adapter (/dev/null, a regular file) fails here, not mid-reading;
+ * then each transfer is bounded (I2C_TIMEOUT, I2C_RETRIES; see the top).
  * `library` is the C library called (default libc.so.6; tests give a
  * simulated AHT20 with the same C functions, test/fixtures/fake-aht20).
  */
@@ -246,8 +287,13 @@ export async function openI2cBus(bus: number | string, probeAddress = 0x38, opti
     if (c.ioctl(fd, I2C_SLAVE, address) < 0) throw describeI2cFailure("ioctl", c.errno(), path, address);
     selected = address;
   };
+  const bound = (request: I2cRequest, code: number, value: number) => {
+    if (c.ioctl(fd, code, value) < 0) throw describeI2cFailure("ioctl", c.errno(), path, undefined, request);
+  };
   try {
     select(probeAddress);
+    bound("I2C_TIMEOUT", I2C_TIMEOUT, TRANSFER_TIMEOUT_MS / 10);
+    bound("I2C_RETRIES", I2C_RETRIES, TRANSFER_RETRIES);
   } catch (err) {
     c.close(fd);
     throw err;

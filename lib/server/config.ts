@@ -1,13 +1,15 @@
 // Server configuration in one place: environment over file over defaults.
 //
 // The file (TECHTEMP_CONFIG, default /etc/techtemp/server.conf when it exists)
-// holds `key = value` lines with the names below; `#` starts a comment.
+// holds `key = value` lines with the names below (lib/shared/ini.ts); a line
+// starting with `#` or `;` is a comment.
 // Each key also has an environment variable: TECHTEMP_ + the key in capitals
 // (http_port -> TECHTEMP_HTTP_PORT). Environment variables win.
 // A bad value stops start-up with one line naming the setting and the value.
 
 import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { readIni, type IniRules } from "../shared/ini.ts";
 import { LEVELS, type Level } from "../shared/log.ts";
 
 /** Every server setting, with its default. */
@@ -70,23 +72,29 @@ function coerce(key: Setting, raw: unknown, source: string): Config[Setting] {
   return s;
 }
 
+/** server.conf's rules: `#` and `;` comments after any white space, no sections, `"quoted"` values unquoted. */
+const SERVER_CONF: IniRules = { comments: "#;", sections: false, trim: "unicode", unquote: true };
+
+/** A setting's name: letters, digits and `_`, not starting with a digit. */
+const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /** Parses the `key = value` config file text; unknown keys are errors. */
 export function parseConfigFile(text: string, path: string): Partial<Config> {
   const out: Record<string, unknown> = {};
-  text.split(/\r?\n/).forEach((line, i) => {
-    const trimmed = line.replace(/^\s+/, "");
-    if (trimmed === "" || trimmed.startsWith("#") || trimmed.startsWith(";")) return;
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(trimmed);
-    const where = `${path}:${i + 1}`;
-    if (!m) throw new ConfigError(`config: ${where}: expected "key = value", got ${JSON.stringify(line)}`);
-    const key = m[1]!.toLowerCase();
+  for (const entry of readIni(text, SERVER_CONF)) {
+    const where = `${path}:${entry.line}`;
+    // A value holding a line separator other than LF (a stray CR, U+2028) is refused as well.
+    if (entry.kind !== "entry" || !KEY.test(entry.key) || /[\r\u2028\u2029]/.test(entry.value)) {
+      throw new ConfigError(`config: ${where}: expected "key = value", got ${JSON.stringify(entry.raw)}`);
+    }
+    const key = entry.key.toLowerCase();
     if (!(key in defaults)) {
       throw new ConfigError(
-        `config: ${where}: unknown setting ${JSON.stringify(m[1])} (known: ${Object.keys(defaults).join(", ")})`,
+        `config: ${where}: unknown setting ${JSON.stringify(entry.key)} (known: ${Object.keys(defaults).join(", ")})`,
       );
     }
-    out[key] = coerce(key as Setting, m[2]!.replace(/^"(.*)"$/, "$1"), where);
-  });
+    out[key] = coerce(key as Setting, entry.value, where);
+  }
   return out as Partial<Config>;
 }
 

@@ -1,0 +1,192 @@
+// The agent's MQTT connection (MQTT.js over plain TCP, MQTT 3.1.1): a
+// retained birth `status` on connect and a retained last will saying offline
+// (SPEC "MQTT contract"), a subscription to the device's retained `config`,
+// and reconnection forever with exponential backoff and jitter. A clean stop
+// says offline itself, since a clean DISCONNECT suppresses the last will.
+
+import { MqttClient } from "mqtt";
+import { createConnection } from "node:net";
+import { formatStatus, type Status } from "../shared/contract.ts";
+import type { Log } from "../shared/log.ts";
+import type { AgentConfig } from "./device-config.ts";
+import { withTimeout } from "./timeout.ts";
+
+/** First reconnect delay; it doubles up to `reconnect_max_seconds`, with jitter. */
+const RECONNECT_BASE_MS = 1000;
+
+/** The link's counters, and the sensor's health it announces (part of the agent's stats). */
+export interface LinkStats {
+  /** Whether the broker accepted the connection and it is still up. */
+  connected: boolean;
+  /** Connections made since start. */
+  connections: number;
+  /** Consecutive sensor failures, announced in the status. */
+  readonly sensorFailures: number;
+  /** The last sensor failure, announced in the status while failures last. */
+  readonly lastError: string | null;
+}
+
+/** What the link needs. */
+export interface LinkDeps {
+  config: Pick<
+    AgentConfig,
+    "device_uid" | "broker_host" | "broker_port" | "username" | "password" | "keepalive_s" | "reconnect_max_s"
+  >;
+  /** The device's status and config topics. */
+  topics: { status: string; config: string };
+  /** The agent's log; the link logs as its `mqtt` child. */
+  log: Log;
+  stats: LinkStats;
+  /** The version announced in the birth message. */
+  version: string;
+  /** The interval in force, announced in the birth message. */
+  intervalS(): number;
+  /** Readings waiting in the outbox, for the logs. */
+  queued(): number;
+  /** For reconnect jitter (tests make it deterministic). */
+  random: () => number;
+  /** The broker accepted the connection (after the birth message and the config subscription). */
+  onConnected(client: MqttClient): void;
+  /** The connection is gone (before the reconnect is scheduled). */
+  onDisconnected(): void;
+  /** A message on the config topic. */
+  onConfig(payload: Buffer): void;
+}
+
+/** Creates the link; `start()` connects, `close()` says offline and disconnects. */
+export function createLink(deps: LinkDeps) {
+  const { config, topics, stats } = deps;
+  const log = deps.log.child("mqtt");
+  const clientId = `techtemp-${config.device_uid}`;
+  const broker = `${config.broker_host}:${config.broker_port}`;
+  let client: MqttClient | null = null;
+  /** Counts clients: events of a replaced one are ignored. */
+  let generation = 0;
+  let attempt = 0;
+  let reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  let lastError: string | null = null;
+  let stopping = false;
+
+  function status(): Status {
+    const s: Status = {
+      state: "online",
+      interval_s: deps.intervalS(),
+      version: deps.version,
+      sensor_failures: stats.sensorFailures,
+    };
+    if (stats.lastError !== null) s.last_error = stats.lastError;
+    return s;
+  }
+
+  function publishStatus(): void {
+    if (!stats.connected || !client) return;
+    client.publish(topics.status, formatStatus(status()), { qos: 1, retain: true }, (err) => {
+      if (err && stats.connected) log.warn("cannot publish status", { error: err.message });
+    });
+  }
+
+  function connect(): void {
+    reconnectTimer = null;
+    if (stopping) return;
+    const gen = ++generation;
+    // MqttClient with a plain TCP stream, not mqtt.connect(): that loads every
+    // transport it knows on first use (WebSocket, TLS, SOCKS: ~8 MB of code)
+    // for a device that only ever speaks MQTT over TCP.
+    const c = new MqttClient(() => createConnection(config.broker_port, config.broker_host), {
+      host: config.broker_host,
+      port: config.broker_port,
+      protocol: "mqtt",
+      protocolVersion: 4,
+      clientId,
+      username: config.username === "" ? undefined : config.username,
+      password: config.username === "" ? undefined : config.password,
+      keepalive: config.keepalive_s,
+      clean: true,
+      // We reconnect ourselves, with backoff and jitter, and resend from the outbox.
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      resubscribe: false,
+      // mqtt-packet otherwise builds a cache of 65,536 two-byte Buffers (one per
+      // packet id) on the first publish: ~15 MB on a device that sends a few
+      // packets a minute. Making the two bytes per packet costs nothing here.
+      writeCache: false,
+      will: { topic: topics.status, payload: Buffer.from(formatStatus({ state: "offline" })), qos: 1, retain: true },
+    });
+    client = c;
+    c.on("connect", () => {
+      if (gen !== generation) return;
+      attempt = 0;
+      lastError = null;
+      stats.connected = true;
+      stats.connections++;
+      log.info("connected", { broker, client_id: clientId, outbox: deps.queued() });
+      publishStatus();
+      c.subscribe(topics.config, { qos: 1 }, (err) => {
+        if (err && gen === generation)
+          log.warn("cannot subscribe to the config topic", { topic: topics.config, error: err.message });
+      });
+      deps.onConnected(c);
+    });
+    c.on("message", (topic, payload) => {
+      if (gen === generation && topic === topics.config) deps.onConfig(payload);
+    });
+    c.on("error", (err: Error & { code?: string | number }) => {
+      if (gen !== generation) return;
+      lastError =
+        err.code === 5 || err.code === 4 || /not authori[sz]ed|bad user/i.test(err.message)
+          ? `${err.message}: check username and password in [mqtt] of device.conf`
+          : err.message;
+    });
+    c.on("close", () => {
+      if (gen === generation) disconnected();
+    });
+  }
+
+  function disconnected(): void {
+    const wasConnected = stats.connected;
+    stats.connected = false;
+    generation++; // callbacks of the old client are ignored from here on
+    deps.onDisconnected();
+    client?.end(true);
+    client = null;
+    if (stopping) return;
+    const ceiling = Math.min(config.reconnect_max_s * 1000, RECONNECT_BASE_MS * 2 ** Math.min(attempt, 20));
+    attempt++;
+    // "Equal jitter": half fixed, half random, so sensors that lost the same server do not return in step.
+    const delay = Math.round(ceiling / 2 + (deps.random() * ceiling) / 2);
+    const fields = { broker, error: lastError ?? undefined, retry_in_s: delay / 1000, outbox: deps.queued() };
+    if (wasConnected) log.warn("disconnected from the broker", fields);
+    else if (attempt === 1 || attempt % 10 === 0) log.warn("cannot connect to the broker", { ...fields, attempts: attempt });
+    else log.debug("cannot connect to the broker", { ...fields, attempts: attempt });
+    reconnectTimer = setTimeout(connect, delay);
+  }
+
+  return {
+    /** Connects (and keeps reconnecting until `close()`). */
+    start: connect,
+    /** Publishes the retained status (interval, version, sensor health) when connected. */
+    publishStatus,
+    /** Stops reconnecting; when connected, says offline and disconnects cleanly (each within 2 s). */
+    async close(): Promise<void> {
+      stopping = true;
+      if (reconnectTimer) clearTimeout(reconnectTimer);
+      const c = client;
+      if (c && stats.connected) {
+        // A clean DISCONNECT suppresses the last will, so say offline ourselves.
+        await withTimeout(
+          new Promise<void>((resolve) =>
+            c.publish(topics.status, formatStatus({ state: "offline" }), { qos: 1, retain: true }, () => resolve()),
+          ),
+          2000,
+          "offline status",
+        ).catch(() => {});
+        await withTimeout(new Promise<void>((resolve) => c.end(false, {}, () => resolve())), 2000, "disconnect").catch(() =>
+          c.end(true),
+        );
+      } else c?.end(true);
+      generation++;
+      stats.connected = false;
+      client = null;
+    },
+  };
+}
