@@ -62,11 +62,6 @@ export type StoreEventName = keyof StoreEvents;
 /** A listener of one event; an async listener's rejection is logged like a throw. */
 export type StoreListener<K extends StoreEventName> = (event: StoreEvents[K]) => void;
 
-/** Subscribing to the store's events: `on(name, listener)` returns an unsubscribe. */
-export interface StoreEventSource {
-  on<K extends StoreEventName>(name: K, listener: StoreListener<K>): () => void;
-}
-
 /** What each event's failing listener is logged as. */
 const FAILURE: Record<StoreEventName, string> = {
   readings: "a reading listener failed",
@@ -88,6 +83,7 @@ export function createEvents(log?: Log) {
   }
 
   return {
+    /** Calls `listener` with every `name` event from now on; returns an unsubscribe. */
     on<K extends StoreEventName>(name: K, listener: StoreListener<K>): () => void {
       const set = listeners[name] as Set<StoreListener<K>>;
       set.add(listener);

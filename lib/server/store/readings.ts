@@ -24,7 +24,7 @@ export function createReadingWrites(db: Database, deps: { registry: Registry; ev
   };
 
   /** Stores the batch; fills `stored` with what was new and `registered` with the devices it added. */
-  const store = db.transaction((batch: IncomingReading[], stored: CommittedReading[], registered: string[]) => {
+  const storeBatch = db.transaction((batch: IncomingReading[], stored: CommittedReading[], registered: string[]) => {
     // Hourly and daily rollups change in the same commit as the readings (rollups.ts).
     const rollup = rollups.accumulator();
     // last_seen_at once per device and batch, not once per reading.
@@ -57,7 +57,7 @@ export function createReadingWrites(db: Database, deps: { registry: Registry; ev
       const stored: CommittedReading[] = [];
       const registered: string[] = [];
       try {
-        store(batch, stored, registered);
+        storeBatch(batch, stored, registered);
       } catch (err) {
         // The transaction rolled back: forget the devices it had registered.
         for (const uid of registered) registry.forget(uid);

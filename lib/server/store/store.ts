@@ -27,15 +27,7 @@ import { createStatusWrites } from "./status.ts";
 export type { Device, IncomingReading, Placement, Room } from "./model.ts";
 export { fromCenti, toCenti } from "./model.ts";
 export { roomUidFromName, type DevicePatch, type NewDevice, type NewRoom } from "./devices.ts";
-export type {
-  CommittedReading,
-  DeviceChange,
-  StatusChange,
-  StoreEventName,
-  StoreEvents,
-  StoreEventSource,
-  StoreListener,
-} from "./events.ts";
+export type { CommittedReading, DeviceChange, StatusChange, StoreEventName, StoreEvents, StoreListener } from "./events.ts";
 export type { DeviceInfo, HistoryQueries, RawReader, RawRow, RoomPlacement } from "./history-queries.ts";
 export type { RecentQueries, RecentSlot } from "./recent-queries.ts";
 
