@@ -18,8 +18,12 @@ import { createIngest } from "./lib/server/mqtt/ingest.ts";
 import { runInspect } from "./lib/server/ops/inspect.ts";
 import { runImportLegacy } from "./lib/server/ops/legacy-import.ts";
 import { createLog, type Log } from "./lib/shared/log.ts";
-import { createReadings } from "./lib/server/history/readings.ts";
+import { createConfigPublisher } from "./lib/server/mqtt/config-publisher.ts";
+import { createExport } from "./lib/server/history/export.ts";
+import { createHistory } from "./lib/server/history/history.ts";
+import { createLive } from "./lib/server/live/live.ts";
 import { createRetention, ensureIncrementalVacuum, type Retention } from "./lib/server/store/retention.ts";
+import { createStats } from "./lib/server/history/stats.ts";
 import { createStore, type Store } from "./lib/server/store/store.ts";
 import { createWeb } from "./lib/server/http/pages/web.ts";
 
@@ -28,8 +32,13 @@ export interface Running {
   httpPort: number;
   mqttPort: number;
   config: Config;
-  /** The store, for operator commands and tests (e.g. to simulate a full disk). */
+  /** The store, for operator commands and tests. */
   store: Store;
+  /**
+   * The database under the store, for tests that look at or break it directly
+   * (a full disk); the server's modules reach it only through the store.
+   */
+  db: ReturnType<typeof openDatabase>;
   /** The broker, for its counters. */
   broker: Broker;
   /** The retention job (its schedule runs inside the server; tests call runOnce). */
@@ -51,7 +60,10 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
     throw err;
   }
   const store = createStore(db, { now: options.now, log: log.child("store") });
-  const readings = createReadings(db);
+  const history = createHistory(store.history);
+  const stats = createStats(store.history, history);
+  const exporter = createExport(store.history, history);
+  const live = createLive({ store, log: log.child("live") });
   const ingest = createIngest({ store, log: log.child("ingest") });
 
   const broker = await createBroker({
@@ -64,9 +76,9 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
       connectTimeoutMs: config.mqtt_connect_timeout_s * 1000,
       maxClientIdLength: config.mqtt_max_client_id,
       maxClients: config.mqtt_max_clients,
-      homeId: DEFAULT_HOME_ID,
     },
   });
+  const configs = createConfigPublisher({ store, broker, homeId: DEFAULT_HOME_ID, log: log.child("config") });
   let mqttPort: number;
   try {
     mqttPort = await broker.listen(config.mqtt_port, config.host);
@@ -75,18 +87,12 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
     db.close();
     throw new Error(`listen MQTT on ${config.host}:${config.mqtt_port}: ${(err as Error).message}`);
   }
-  // Retained messages live in the broker's memory: after a restart, publish
-  // every device's config again so a reconnecting sensor finds it.
-  for (const device of store.listDevices()) {
-    if (device.config_interval_s !== null || device.temperature_offset !== 0 || device.humidity_offset !== 0) {
-      await broker.publishConfig(device);
-    }
-  }
+  await configs.publishAll();
 
   const app = new Elysia()
     .use(errorHandling(log.child("http")))
-    .use(createApi({ store, readings, broker, ingest, log: log.child("api") }))
-    .use(createWeb({ store, broker, stats: readings.stats, log: log.child("web"), now: options.now }));
+    .use(createApi({ store, history, stats, exporter, live, broker, ingest }))
+    .use(createWeb({ store, live, stats, now: options.now }));
   try {
     app.listen({ port: config.http_port, hostname: config.host });
   } catch (err) {
@@ -105,6 +111,7 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
     mqttPort,
     config,
     store,
+    db,
     broker,
     retention,
     close() {
@@ -114,6 +121,8 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
         // Commit the readings already received and answer their publishers, then stop.
         ingest.drain();
         await app.stop(true);
+        configs.close();
+        live.close();
         await broker.close();
         ingest.drain();
         db.close();

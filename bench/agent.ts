@@ -52,7 +52,7 @@ const server = await start(
 // Count committed readings per device in the server itself (after each group commit).
 const committed = new Map<string, number>();
 const committedAt = new Map<string, number>();
-server.store.onReadings((batch) => {
+server.store.on("readings", (batch) => {
   const now = performance.now();
   for (const r of batch) {
     committed.set(r.deviceUid, (committed.get(r.deviceUid) ?? 0) + 1);

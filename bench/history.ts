@@ -16,7 +16,10 @@ import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DB_FILE, openDatabase } from "../lib/server/store/db.ts";
 import { bucketPoint } from "../lib/server/history/history.ts";
-import { createReadings } from "../lib/server/history/readings.ts";
+import { createHistory } from "../lib/server/history/history.ts";
+import { createStats } from "../lib/server/history/stats.ts";
+import { createHistoryQueries } from "../lib/server/store/history-queries.ts";
+import { createRollups } from "../lib/server/store/rollups.ts";
 import { ensureIncrementalVacuum } from "../lib/server/store/retention.ts";
 
 const DIR = process.env.BENCH_HISTORY_DIR ?? "/tmp/techtemp-bench-history";
@@ -105,7 +108,7 @@ function generate(): { readings: number; insertS: number; rollupS: number } {
   const insertS = (performance.now() - started) / 1000;
   if (process.stdout.isTTY) process.stdout.write("\r" + " ".repeat(40) + "\r");
   const rolled = performance.now();
-  const readings = createReadings(db).history.rollups.rebuild();
+  const readings = createRollups(db).rebuild();
   const rollupS = (performance.now() - rolled) / 1000;
   db.exec("PRAGMA journal_mode = WAL");
   // Written last: a database without it is a generation that did not finish.
@@ -187,7 +190,9 @@ const tables = Object.fromEntries(
     .map((r) => [r.name, r.bytes]),
 );
 const fileBytes = statSync(DB_PATH).size + (existsSync(DB_PATH + "-wal") ? statSync(DB_PATH + "-wal").size : 0);
-const { history, stats } = createReadings(db);
+const queries = createHistoryQueries(db);
+const history = createHistory(queries);
+const stats = createStats(queries, history);
 const salon = { kind: "room", id: 1 } as const;
 
 // In process: the functions behind the endpoints, JSON included.

@@ -372,7 +372,7 @@ describe("failures the broker must survive", () => {
     const uid = "aht20-diskfull";
     const client = await connectMqtt(server.mqttPort, { reconnectPeriod: 200, clientId: "diskfull", clean: false });
     await publishAcked(client, readingTopic(uid), legacyPayload(21, 40, TS));
-    const db = server.store.db;
+    const db = server.db;
     const pages = (db.query("PRAGMA page_count").get() as { page_count: number }).page_count;
     db.exec(`PRAGMA max_page_count = ${pages}`); // the "disk" is full from now on
     const acked: number[] = [];

@@ -58,7 +58,7 @@ test("a device's raw CSV has a header row, ISO times and one row per reading, an
     temperature: String(-5 + ((T0 / MIN) % 997) / 10),
     humidity: expect.any(String),
   });
-  const stored = server.store.db
+  const stored = server.db
     .query<{ ts: number; t: number; h: number }, [number]>(
       "SELECT ts, t, h FROM readings WHERE device_id = (SELECT id FROM devices WHERE uid = 'aht20-aaaaaa') AND ts < ? ORDER BY ts",
     )

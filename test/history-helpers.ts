@@ -1,10 +1,28 @@
-// Helpers for the history tests (rollups, history, retention, statistics,
-// export): a seeded PRNG for random data sets and a reading as ingestion
-// hands it to the store.
+// Helpers for the tests of the store and what is built on it (rollups,
+// history, retention, statistics, export, live summaries, config publishing):
+// a store on a fresh database, a seeded PRNG for random data sets and a
+// reading as ingestion hands it to the store.
 
 import { expect } from "bun:test";
-import type { IncomingReading } from "../lib/server/store/store.ts";
-import type { TestServer } from "./helpers.ts";
+import { join } from "node:path";
+import { openDatabase } from "../lib/server/store/db.ts";
+import { createStore, type IncomingReading } from "../lib/server/store/store.ts";
+import type { Log } from "../lib/shared/log.ts";
+import { tempDir, type TestServer } from "./helpers.ts";
+
+/** A store over a new database file in a temp directory; `close()` closes the database and removes the directory. */
+export function openTempStore(options: { now?: () => number; log?: Log } = {}) {
+  const dir = tempDir();
+  const db = openDatabase(join(dir.path, "techtemp.db"));
+  return {
+    db,
+    store: createStore(db, options),
+    close() {
+      db.close();
+      dir.cleanup();
+    },
+  };
+}
 
 /** mulberry32: the same sequence for a seed on every run, different data per seed. */
 export function prng(seed: number): () => number {

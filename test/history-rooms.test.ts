@@ -8,7 +8,7 @@ import type { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { openDatabase } from "../lib/server/store/db.ts";
 import { createLog } from "../lib/shared/log.ts";
-import { createReadings, type BucketPoint } from "../lib/server/history/readings.ts";
+import { createHistory, type BucketPoint } from "../lib/server/history/history.ts";
 import { createRetention } from "../lib/server/store/retention.ts";
 import { createStore, type IncomingReading } from "../lib/server/store/store.ts";
 import { tempDir } from "./helpers.ts";
@@ -34,8 +34,8 @@ function world(start: number) {
   });
   const clock = { now: start };
   const store = createStore(db, { now: () => clock.now });
-  const readings = createReadings(db);
-  return { db, clock, store, readings };
+  const history = createHistory(store.history);
+  return { db, clock, store, history };
 }
 
 /** The earlier server's way: GROUP BY over the raw readings of the room's placements, [from, to] inclusive. */
@@ -67,7 +67,7 @@ function naive(db: Database, roomId: number, from: number, to: number, width: nu
 }
 
 test("room series equal the GROUP BY over raw readings through random moves, gaps and ranges", () => {
-  const { db, clock, store, readings } = world(T0);
+  const { db, clock, store, history } = world(T0);
   const random = prng(42);
   const uids = ["aht20-00000a", "aht20-00000b", "aht20-00000c"];
   const rooms = ["Salon", "Cuisine", "Chambre"];
@@ -100,10 +100,10 @@ test("room series equal the GROUP BY over raw readings through random moves, gap
     for (const name of ["salon", "cuisine", "chambre"]) {
       const room = store.getRoom(name);
       for (const bucket of ["hour", "day"] as const) {
-        const got = readings.history.chart({ kind: "room", id: room.id }, { from, to, points: 800, bucket }).points;
+        const got = history.chart({ kind: "room", id: room.id }, { from, to, points: 800, bucket }).points;
         expect(got).toEqual(naive(db, room.id, from, to, bucket === "hour" ? HOUR : DAY));
       }
-      const raw = readings.history.chart({ kind: "room", id: room.id }, { from, to, points: 800, bucket: "raw" }).points;
+      const raw = history.chart({ kind: "room", id: room.id }, { from, to, points: 800, bucket: "raw" }).points;
       const expected = naive(db, room.id, from, to, 1).reduce((n, p) => n + p.count, 0);
       expect(raw).toHaveLength(Math.min(expected, 10_000));
     }
@@ -111,7 +111,7 @@ test("room series equal the GROUP BY over raw readings through random moves, gap
 });
 
 test("an hour cut by a move is split exactly, then goes whole to the room holding its middle once raw readings are gone", async () => {
-  const { db, clock, store, readings } = world(T0);
+  const { db, clock, store, history } = world(T0);
   store.createDevice({ uid: "aht20-aaaaaa", roomName: "Salon", at: T0 });
   store.createDevice({ uid: "aht20-bbbbbb", roomName: "Bureau", at: T0 });
   // aht20-aaaaaa moves to the kitchen at 10:20; aht20-bbbbbb at 14:40.
@@ -125,7 +125,7 @@ test("an hour cut by a move is split exactly, then goes whole to the room holdin
   store.insertReadings(batch);
   const counts = (room: string) =>
     Object.fromEntries(
-      readings.history
+      history
         .chart({ kind: "room", id: store.getRoom(room).id }, { from: T0, to: T0 + DAY - 1, points: 800, bucket: "hour" })
         .points.map((p) => [(p.ts - T0) / HOUR, (p as BucketPoint).count]),
     );
@@ -147,7 +147,7 @@ test("an hour cut by a move is split exactly, then goes whole to the room holdin
   const total = ["salon", "cuisine", "bureau"].reduce((n, room) => n + Object.values(counts(room)).reduce((a, b) => a + b, 0), 0);
   expect(total).toBe(2 * 1440);
   // Daily buckets of the whole day still come from the rollups, exactly.
-  const day = readings.history.chart(
+  const day = history.chart(
     { kind: "device", id: store.findDevice("aht20-aaaaaa")!.id, uid: "aht20-aaaaaa" },
     {
       from: T0,

@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { openDatabase } from "../lib/server/store/db.ts";
-import { createReadings } from "../lib/server/history/readings.ts";
+import { createHistory } from "../lib/server/history/history.ts";
+import { createRollups } from "../lib/server/store/rollups.ts";
 import { createStore, type IncomingReading } from "../lib/server/store/store.ts";
 import { startServer, tempDir, type TestServer } from "./helpers.ts";
 import { expectBadRequests, reading } from "./history-helpers.ts";
@@ -18,7 +19,7 @@ describe("auto tier at its boundaries", () => {
   const dir = tempDir();
   const db = openDatabase(join(dir.path, "techtemp.db"));
   const store = createStore(db, { now: () => T0 + 30 * DAY });
-  const { history } = createReadings(db);
+  const history = createHistory(store.history);
   // One reading a minute for two days.
   store.insertReadings(Array.from({ length: 2 * 1440 }, (_, i) => reading("aht20-aaaaaa", T0 + i * MIN, 20 + (i % 7) / 10)));
   const device = { kind: "device", id: store.findDevice("aht20-aaaaaa")!.id, uid: "aht20-aaaaaa" } as const;
@@ -45,7 +46,7 @@ describe("auto tier at its boundaries", () => {
   });
 
   test("raw is not chosen for a range whose raw readings retention may have deleted", () => {
-    history.rollups.setHorizon(T0 + 10 * MIN);
+    createRollups(db).setHorizon(T0 + 10 * MIN);
     try {
       expect(chart(T0 + 10 * MIN, T0 + 20 * MIN, 100).bucket).toBe("raw");
       expect(chart(T0, T0 + 20 * MIN, 100).bucket).toBe("hour");
@@ -97,7 +98,7 @@ describe("a year on the chart endpoints", () => {
 
   test("the year-long chart equals the earlier server's GROUP BY over raw readings", async () => {
     const { body } = await server.api(`/api/v1/devices/aht20-bbbbbb/history?from=${T0}&to=${T0 + 365 * DAY - 1}&points=800`);
-    const naive = server.store.db
+    const naive = server.db
       .query<{ b: number; t: number; t_min: number; t_max: number; n: number }, [number, number]>(
         `SELECT (ts / 86400000) * 86400000 AS b, avg(t) AS t, min(t) AS t_min, max(t) AS t_max, count(*) AS n
          FROM readings WHERE device_id = (SELECT id FROM devices WHERE uid = 'aht20-bbbbbb') AND ts >= ? AND ts <= ? GROUP BY b ORDER BY b`,

@@ -211,7 +211,7 @@ test("the earlier database is imported with rooms, devices, placements and readi
   expect(count).toBe((MOVE - START) / (5 * MIN) - 2 + 18); // the salon sensor until the move (2 unusable rows) + the deleted one's last 18 h
   expect(Math.min(...salon.map((p: { temperature_min: number }) => p.temperature_min))).toBe(0);
   // Rollups equal a GROUP BY over the imported raw readings.
-  const db = server.store.db;
+  const db = server.db;
   const raw = db
     .query(
       "SELECT device_id, (ts / 86400000) * 86400000 AS b, count(*) AS n, sum(t) AS t_sum, min(h) AS h_min FROM readings GROUP BY device_id, b ORDER BY 1, 2",

@@ -136,7 +136,7 @@ test("ingestion keeps acknowledging while retention deletes in many small batche
     await server.stop();
     dir.cleanup();
   });
-  const db = server.store.db;
+  const db = server.db;
   const cutoff = now - 30 * DAY;
   const old = count(db, "ts < ?", cutoff);
   const kept = count(db, "ts >= ?", cutoff);
@@ -185,13 +185,13 @@ test("the server runs retention by itself on its (injected) clock", async () => 
   for (let ts = T0; ts < T0 + 2 * DAY; ts += MIN) old.push(reading("aht20-cccccc", ts, 19));
   server.store.insertReadings([...old, reading("aht20-cccccc", now - DAY, 22)]);
   // Nothing happens until the first run is due on the server's clock...
-  expect(count(server.store.db)).toBe(2 * 1440 + 1);
+  expect(count(server.db)).toBe(2 * 1440 + 1);
   now += RETENTION_FIRST_RUN_MS;
   await waitFor(
     () => server.logs.some((l) => l.includes("retention: deleted old raw readings")),
     10_000,
     "the scheduled retention run",
   );
-  expect(count(server.store.db)).toBe(1);
+  expect(count(server.db)).toBe(1);
   expect(server.logs.find((l) => l.includes("retention: deleted"))).toContain("deleted=2880");
 });

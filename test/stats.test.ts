@@ -3,7 +3,8 @@
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { periodJson } from "../lib/server/http/api/history.ts";
-import { createReadings } from "../lib/server/history/readings.ts";
+import { createHistory } from "../lib/server/history/history.ts";
+import { createStats } from "../lib/server/history/stats.ts";
 import type { IncomingReading } from "../lib/server/store/store.ts";
 import { startServer, type TestServer } from "./helpers.ts";
 import { expectBadRequests, reading } from "./history-helpers.ts";
@@ -140,7 +141,8 @@ test("coverage is null for a device that never announced an interval", async () 
 });
 
 test("the store-level statistics the pages can call give the same numbers as the API", async () => {
-  const stats = createReadings(server.store.db).stats;
+  const queries = server.store.history;
+  const stats = createStats(queries, createHistory(queries));
   const room = server.store.getRoom("salon");
   const direct = stats.room(room.id, { from: T0, to: clock, period: "day", now: clock });
   const { body } = await server.api(`/api/v1/rooms/salon/stats?from=${T0}&to=${clock}`);

@@ -3,9 +3,10 @@ import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import { openDatabase } from "../lib/server/store/db.ts";
+import type { DomainError } from "../lib/shared/errors.ts";
 import { createLog } from "../lib/shared/log.ts";
 import { createStore } from "../lib/server/store/store.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir, waitFor } from "./helpers.ts";
 
 const dirs: { cleanup(): void }[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => d.cleanup()));
@@ -26,7 +27,7 @@ const reading = (deviceUid: string, ts: number) => ({
 
 test("a listener that throws does not undo or fail a committed batch", () => {
   const { db, store, lines } = open();
-  store.onReadings(() => {
+  store.on("readings", () => {
     throw new Error("listener bug");
   });
   expect(() => store.insertReadings([reading("aht20-a", 1), reading("aht20-a", 2)])).not.toThrow();
@@ -67,4 +68,105 @@ test("a database from a newer TechTemp is refused at open with what to do", () =
   db.exec("PRAGMA user_version = 999");
   db.close();
   expect(() => openDatabase(path)).toThrow(/schema version 999 is newer than this TechTemp .*upgrade TechTemp/);
+});
+
+test("a device change is announced after it is committed, with the room it left and whether its config changed", () => {
+  const { db, store } = open();
+  const seen: { kind: string; uid: string; room: string | null; before: string | null; config: boolean }[] = [];
+  store.on("device", (c) =>
+    seen.push({
+      kind: c.kind,
+      uid: c.deviceUid,
+      room: c.device?.room_uid ?? null,
+      before: c.roomBefore,
+      config: c.configChanged,
+    }),
+  );
+  store.createDevice({ uid: "aht20-a", roomName: "Kitchen" });
+  store.updateDevice("aht20-a", { roomName: "Hall", label: "by the door" });
+  store.updateDevice("aht20-a", { temperature_offset: -0.5 });
+  store.updateDevice("aht20-a", { temperature_offset: -0.5 });
+  store.updateRoom("hall", { name: "Entrance hall" });
+  store.deleteDevice("aht20-a");
+  expect(seen).toEqual([
+    { kind: "created", uid: "aht20-a", room: "kitchen", before: null, config: false },
+    { kind: "updated", uid: "aht20-a", room: "hall", before: "kitchen", config: false },
+    { kind: "updated", uid: "aht20-a", room: "hall", before: "hall", config: true },
+    { kind: "updated", uid: "aht20-a", room: "hall", before: "hall", config: false },
+    { kind: "updated", uid: "aht20-a", room: "hall", before: "hall", config: false },
+    { kind: "deleted", uid: "aht20-a", room: null, before: "hall", config: false },
+  ]);
+  // A change that fails announces nothing.
+  expect(() => store.updateDevice("aht20-zz", { label: "x" })).toThrow();
+  expect(seen).toHaveLength(6);
+  db.close();
+});
+
+test("a status message is announced once it is recorded", () => {
+  const { db, store } = open();
+  const seen: unknown[] = [];
+  store.on("status", (s) => seen.push([s.deviceUid, s.status.state, store.findDevice(s.deviceUid)!.state]));
+  store.applyStatus("home-001", "aht20-a", { state: "online", interval_s: 60 }, 1000);
+  store.applyStatus("home-001", "aht20-a", { state: "offline" }, 2000);
+  expect(seen).toEqual([
+    ["aht20-a", "online", "online"],
+    ["aht20-a", "offline", "offline"],
+  ]);
+  db.close();
+});
+
+test("a failing device or status listener, sync or async, is logged and changes nothing for the caller", async () => {
+  const { db, store, lines } = open();
+  store.on("device", () => {
+    throw new Error("sync bug");
+  });
+  store.on("status", async () => {
+    throw new Error("async bug");
+  });
+  const other: string[] = [];
+  store.on("device", (c) => void other.push(c.deviceUid));
+  expect(store.createDevice({ uid: "aht20-a", roomName: "Kitchen" }).room_uid).toBe("kitchen");
+  expect(() => store.applyStatus("home-001", "aht20-a", { state: "online" }, 1000)).not.toThrow();
+  expect(other).toEqual(["aht20-a"]);
+  expect(lines.some((l) => l.includes("a device listener failed") && l.includes("sync bug"))).toBe(true);
+  await waitFor(() => lines.some((l) => l.includes("a status listener failed") && l.includes("async bug")));
+  db.close();
+});
+
+test("an unsubscribed listener hears nothing more", () => {
+  const { db, store } = open();
+  let n = 0;
+  const off = store.on("readings", () => void n++);
+  store.insertReadings([reading("aht20-a", 1)]);
+  off();
+  store.insertReadings([reading("aht20-a", 2)]);
+  expect(n).toBe(1);
+  db.close();
+});
+
+test("the store's errors are domain errors that name the field at fault", () => {
+  const { db, store } = open();
+  store.createDevice({ uid: "aht20-a", roomName: "Kitchen" });
+  const fieldOf = (f: () => unknown) => {
+    try {
+      f();
+    } catch (err) {
+      return [(err as DomainError).kind, (err as DomainError).field];
+    }
+    return null;
+  };
+  expect(fieldOf(() => store.createDevice({ uid: "aht20-a", roomName: "Hall" }))).toEqual(["conflict", "device_uid"]);
+  expect(fieldOf(() => store.createRoom({ name: "Kitchen" }))).toEqual(["conflict", "room_name"]);
+  expect(fieldOf(() => store.createRoom({ name: "!!!" }))).toEqual(["invalid", "room_name"]);
+  expect(fieldOf(() => store.updateDevice("aht20-a", { roomUid: "nowhere" }))).toEqual(["not_found", "room_uid"]);
+  expect(fieldOf(() => store.updateDevice("aht20-a", { roomUid: null, movedAt: 0 }))).toEqual(["invalid", "moved_at"]);
+  expect(fieldOf(() => store.getDevice("aht20-zz"))).toEqual(["not_found", null]);
+  db.close();
+});
+
+test("the health probe answers while the database does, and throws once it is closed", () => {
+  const { db, store } = open();
+  expect(() => store.probe()).not.toThrow();
+  db.close();
+  expect(() => store.probe()).toThrow();
 });

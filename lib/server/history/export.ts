@@ -3,21 +3,18 @@
 // as the client takes them (ReadableStream pull), so years of readings go out
 // in constant memory.
 //
-// Raw rows are read on a read-only connection of their own: an export can
-// take minutes on a Pi, and a long-running SELECT on the server's connection
-// would see (or trip over) the rows ingestion inserts meanwhile; its own
-// connection reads one consistent WAL snapshot without blocking the writer.
-// A room's raw rows are a k-way merge of its placement segments, each read in
-// primary-key order, so nothing is sorted in memory or in a temp b-tree.
+// Raw rows are read on one consistent snapshot of the database (the store's
+// raw reader, lib/server/store/history-queries.ts). A room's raw rows are a
+// k-way merge of its placement segments, each read in primary-key order, so
+// nothing is sorted in memory or in a temp b-tree.
 //
 // CSV: RFC 4180 (comma, CRLF), a header row, times in ISO-8601 UTC, values
 // with a dot as decimal separator, UTF-8. Buckets carry their start time, the
 // mean, min and max of each value and the count, like the chart endpoints.
 
-import { Database } from "bun:sqlite";
-import { bucketPoint, type History, type Segment, type Target } from "./history.ts";
-import type { Bucket } from "./readings.ts";
+import { bucketPoint, type Bucket, type History, type Segment, type Target } from "./history.ts";
 import { TIER_MS } from "../store/rollups.ts";
+import type { HistoryQueries, RawReader, RawRow } from "../store/store.ts";
 
 /** An export format. */
 export type ExportFormat = "csv" | "json";
@@ -53,12 +50,6 @@ const BUCKETS_PER_STEP = 1000;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-interface RawRow {
-  ts: number;
-  t: number;
-  h: number;
-}
-
 /** One segment's raw rows in ts order, with the device they belong to. */
 interface Cursor {
   uid: string;
@@ -71,20 +62,11 @@ function advance(c: Cursor): void {
   c.head = next.done ? null : next.value;
 }
 
-/** Creates the exporter over the server's database and its history queries. */
-export function createExport(db: Database, history: History) {
-  /** A connection for one raw export: its own read-only one for a file database, else the server's. */
-  function openReader(): { db: Database; close(): void } {
-    const file = db.filename;
-    if (!file || file === ":memory:") return { db, close() {} };
-    const reader = new Database(file, { readonly: true, strict: true });
-    reader.exec("PRAGMA busy_timeout = 5000");
-    return { db: reader, close: () => reader.close() };
-  }
-
+/** Creates the exporter over the store's history queries and the history built on them. */
+export function createExport(queries: Pick<HistoryQueries, "openRawReader">, history: History) {
   /** Raw rows of the segments merged by time, as CSV or JSON text lines (without separators). */
   function rawLines(segs: Segment[], format: ExportFormat): { next(): string | null; close(): void } {
-    let reader: { db: Database; close(): void } | null = null;
+    let reader: RawReader | null = null;
     let cursors: Cursor[] | null = null;
     const close = () => {
       for (const c of cursors ?? []) c.it.return?.();
@@ -95,14 +77,10 @@ export function createExport(db: Database, history: History) {
     return {
       next() {
         if (cursors === null) {
-          reader = openReader();
-          const conn = reader.db;
+          const open = queries.openRawReader();
+          reader = open;
           cursors = segs.map((s) => {
-            // prepare, not query: each cursor needs its own statement to iterate side by side.
-            const stmt = conn.prepare<RawRow, [number, number, number]>(
-              "SELECT ts, t, h FROM readings WHERE device_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
-            );
-            const c: Cursor = { uid: s.deviceUid, it: stmt.iterate(s.deviceId, s.from, s.to), head: null };
+            const c: Cursor = { uid: s.deviceUid, it: open.rows(s.deviceId, s.from, s.to), head: null };
             advance(c);
             return c;
           });

@@ -1,5 +1,6 @@
-// History queries over the rollups: aggregates of any interval, buckets of a
-// tier, and chart series that choose their tier from a point budget.
+// History over the rollups: aggregates of any interval, buckets of a tier,
+// and chart series that choose their tier from a point budget. Pure logic
+// over the store's history queries (lib/server/store/history-queries.ts).
 //
 // A device's history is its rollups. A room's history follows placements: it
 // is the union of segments (device, [from, to)) where each segment is one
@@ -17,13 +18,11 @@
 // holding the middle of the hour: each old hour then counts for exactly one
 // room, the one the device was in for most of it.
 
-import type { Database } from "bun:sqlite";
-import type { Bucket, BucketPoint, RawPoint } from "./readings.ts";
+import type { HistoryQueries } from "../store/store.ts";
 import {
   addReading,
   ceilTo,
   copyAgg,
-  createRollups,
   floorTo,
   mergeInto,
   single,
@@ -32,6 +31,45 @@ import {
   type BucketAgg,
   type Tier,
 } from "../store/rollups.ts";
+
+/** Aggregation of a series: raw readings, or hourly/daily buckets (UTC). */
+export type Bucket = "raw" | Tier;
+
+/** A raw point. */
+export interface RawPoint {
+  device_uid: string;
+  ts: number;
+  temperature: number;
+  humidity: number;
+}
+
+/** An aggregated point: `ts` is the bucket start; mean, min and max of each value. */
+export interface BucketPoint {
+  ts: number;
+  temperature: number;
+  temperature_min: number;
+  temperature_max: number;
+  humidity: number;
+  humidity_min: number;
+  humidity_max: number;
+  count: number;
+}
+
+/** A series query (the earlier server's /readings): inclusive bounds in epoch ms, most `limit` points, newest first. */
+export interface RangeQuery {
+  from: number;
+  to: number;
+  limit: number;
+  bucket: Bucket;
+}
+
+/** A chart query: inclusive bounds, a point budget, and a tier or "auto" (chosen from the budget). */
+export interface ChartQuery {
+  from: number;
+  to: number;
+  points: number;
+  bucket: Bucket | "auto";
+}
 
 /** One device over a half-open interval [from, to). */
 export interface Segment {
@@ -72,37 +110,12 @@ function merge(a: Agg | null, b: Agg | null): Agg | null {
   return a;
 }
 
-/** Creates the history queries over an open database. */
-export function createHistory(db: Database) {
-  const rollups = createRollups(db);
-  const cols = "b, n, t_sum, t_min, t_min_ts, t_max, t_max_ts, h_sum, h_min, h_min_ts, h_max, h_max_ts";
-  const q = {
-    range: {
-      hour: db.query<BucketAgg, [number, number, number]>(
-        `SELECT ${cols} FROM rollup_hour WHERE device_id = ?1 AND b >= ?2 AND b < ?3 ORDER BY b`,
-      ),
-      day: db.query<BucketAgg, [number, number, number]>(
-        `SELECT ${cols} FROM rollup_day WHERE device_id = ?1 AND b >= ?2 AND b < ?3 ORDER BY b`,
-      ),
-    },
-    hourRow: db.query<BucketAgg, [number, number]>(`SELECT ${cols} FROM rollup_hour WHERE device_id = ?1 AND b = ?2`),
-    rawSpan: db.query<[number, number, number], [number, number, number]>(
-      "SELECT ts, t, h FROM readings WHERE device_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
-    ),
-    rawNewest: db.query<{ ts: number; t: number; h: number }, [number, number, number, number]>(
-      "SELECT ts, t, h FROM readings WHERE device_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC LIMIT ?4",
-    ),
-    roomSegments: db.query<{ device_id: number; uid: string; from_ts: number; to_ts: number | null }, [number, number, number]>(
-      `SELECT p.device_id, d.uid, p.from_ts, p.to_ts FROM placements p JOIN devices d ON d.id = p.device_id
-       WHERE p.room_id = ?1 AND p.from_ts < ?3 AND (p.to_ts IS NULL OR p.to_ts > ?2)
-       ORDER BY p.from_ts, p.id`,
-    ),
-  };
-
+/** Creates the history over the store's history queries. */
+export function createHistory(queries: HistoryQueries) {
   /** The exact aggregate of a device's raw readings in [x, y) (both inside one hour whose raw rows are complete). */
   function rawAggregate(deviceId: number, x: number, y: number): Agg | null {
     let agg: Agg | null = null;
-    for (const [ts, t, h] of q.rawSpan.values(deviceId, x, y) as [number, number, number][]) {
+    for (const [ts, t, h] of queries.rawSpan(deviceId, x, y)) {
       if (agg) addReading(agg, ts, t, h);
       else agg = single(ts, t, h);
     }
@@ -114,13 +127,13 @@ export function createHistory(db: Database) {
     const hour = floorTo(x, HOUR);
     if (hour >= horizon) return rawAggregate(deviceId, x, y);
     const middle = hour + HOUR / 2;
-    return x <= middle && middle < y ? q.hourRow.get(deviceId, hour) : null;
+    return x <= middle && middle < y ? queries.rollupHour(deviceId, hour) : null;
   }
 
   /** Merges the rollup rows of `tier` with b in [x, y) (both aligned to the tier). */
   function rollupRange(acc: Agg | null, deviceId: number, tier: Tier, x: number, y: number): Agg | null {
     if (x >= y) return acc;
-    for (const row of q.range[tier].all(deviceId, x, y)) acc = merge(acc, row);
+    for (const row of queries.rollupRange(tier, deviceId, x, y)) acc = merge(acc, row);
     return acc;
   }
 
@@ -129,7 +142,7 @@ export function createHistory(db: Database) {
    * rollup_day, whole hours from rollup_hour, the partial hours at the ends
    * from the raw readings. Null when it has none there.
    */
-  function aggregate(deviceId: number, a: number, b: number, horizon = rollups.horizon()): Agg | null {
+  function aggregate(deviceId: number, a: number, b: number, horizon = queries.horizon()): Agg | null {
     if (a >= b) return null;
     const ha = ceilTo(a, HOUR);
     const hb = floorTo(b, HOUR);
@@ -149,7 +162,7 @@ export function createHistory(db: Database) {
   }
 
   /** A segment's buckets of `tier`, oldest first: whole buckets from the rollups, the partial ones at its ends computed. */
-  function buckets(seg: Segment, tier: Tier, horizon = rollups.horizon()): BucketAgg[] {
+  function buckets(seg: Segment, tier: Tier, horizon = queries.horizon()): BucketAgg[] {
     const w = TIER_MS[tier];
     const { deviceId, from: a, to: b } = seg;
     if (a >= b) return [];
@@ -160,7 +173,7 @@ export function createHistory(db: Database) {
       const head = aggregate(deviceId, a, Math.min(ca, b), horizon);
       if (head) out.push({ ...head, b: floorTo(a, w) });
     }
-    if (ca < fb) out.push(...q.range[tier].all(deviceId, ca, fb));
+    if (ca < fb) out.push(...queries.rollupRange(tier, deviceId, ca, fb));
     const tailFrom = Math.max(fb, ca);
     if (tailFrom < b) {
       const tail = aggregate(deviceId, tailFrom, b, horizon);
@@ -171,7 +184,7 @@ export function createHistory(db: Database) {
 
   /** The buckets of several segments merged per bucket start, oldest first (a room's series). */
   function combinedBuckets(segments: Segment[], tier: Tier): BucketAgg[] {
-    const horizon = rollups.horizon();
+    const horizon = queries.horizon();
     if (segments.length === 1) return buckets(segments[0]!, tier, horizon);
     const byStart = new Map<number, BucketAgg>();
     for (const seg of segments) {
@@ -188,7 +201,7 @@ export function createHistory(db: Database) {
   function segments(target: Target, from: number, to: number): Segment[] {
     if (target.kind === "device") return from < to ? [{ deviceId: target.id, deviceUid: target.uid, from, to }] : [];
     const out: Segment[] = [];
-    for (const p of q.roomSegments.all(target.id, from, to)) {
+    for (const p of queries.roomPlacements(target.id, from, to)) {
       const seg = {
         deviceId: p.device_id,
         deviceUid: p.uid,
@@ -204,7 +217,7 @@ export function createHistory(db: Database) {
   function rawNewest(segs: Segment[], limit: number): RawPoint[] {
     const all: RawPoint[] = [];
     for (const s of segs) {
-      for (const r of q.rawNewest.all(s.deviceId, s.from, s.to, limit)) {
+      for (const r of queries.rawNewest(s.deviceId, s.from, s.to, limit)) {
         all.push({ device_uid: s.deviceUid, ts: r.ts, temperature: r.t / 100, humidity: r.h / 100 });
       }
     }
@@ -215,7 +228,7 @@ export function createHistory(db: Database) {
 
   /** Readings stored for the segments (from the rollups, so it costs days, not readings). */
   function count(segs: Segment[]): number {
-    const horizon = rollups.horizon();
+    const horizon = queries.horizon();
     let n = 0;
     for (const s of segs) n += aggregate(s.deviceId, s.from, s.to, horizon)?.n ?? 0;
     return n;
@@ -227,13 +240,12 @@ export function createHistory(db: Database) {
    * hours fit, else daily buckets (the coarsest tier).
    */
   function chooseTier(segs: Segment[], from: number, to: number, points: number): Bucket {
-    if (from >= rollups.horizon() && count(segs) <= points) return "raw";
+    if (from >= queries.horizon() && count(segs) <= points) return "raw";
     const hours = floorTo(to - 1, HOUR) / HOUR - floorTo(from, HOUR) / HOUR + 1;
     return hours <= points ? "hour" : "day";
   }
 
   return {
-    rollups,
     aggregate,
     buckets,
     combinedBuckets,
@@ -246,18 +258,18 @@ export function createHistory(db: Database) {
      * `bucket` "auto" chooses the tier from the `points` budget; an explicit
      * tier returns at most MAX_POINTS points, the newest.
      */
-    chart(target: Target, query: { from: number; to: number; points: number; bucket: Bucket | "auto" }) {
+    chart(target: Target, query: ChartQuery): { bucket: Bucket; points: (RawPoint | BucketPoint)[] } {
       const end = query.to + 1;
       const segs = segments(target, query.from, end);
       const bucket = query.bucket === "auto" ? chooseTier(segs, query.from, end, query.points) : query.bucket;
       const limit = query.bucket === "auto" ? Math.max(query.points, MAX_POINTS) : MAX_POINTS;
-      if (bucket === "raw") return { bucket, points: rawNewest(segs, limit).reverse() as (RawPoint | BucketPoint)[] };
+      if (bucket === "raw") return { bucket, points: rawNewest(segs, limit).reverse() };
       const rows = combinedBuckets(segs, bucket);
-      return { bucket, points: (rows.length > limit ? rows.slice(-limit) : rows).map(bucketPoint) as (RawPoint | BucketPoint)[] };
+      return { bucket, points: (rows.length > limit ? rows.slice(-limit) : rows).map(bucketPoint) };
     },
 
     /** A series over [from, to] (inclusive), NEWEST first, at most `limit` points (the earlier server's /readings). */
-    series(target: Target, query: { from: number; to: number; limit: number; bucket: Bucket }): RawPoint[] | BucketPoint[] {
+    series(target: Target, query: RangeQuery): RawPoint[] | BucketPoint[] {
       const segs = segments(target, query.from, query.to + 1);
       if (query.bucket === "raw") return rawNewest(segs, query.limit);
       const rows = combinedBuckets(segs, query.bucket);
@@ -268,5 +280,5 @@ export function createHistory(db: Database) {
   };
 }
 
-/** The history queries' interface. */
+/** The history's interface. */
 export type History = ReturnType<typeof createHistory>;

@@ -10,10 +10,10 @@
 // the device announces in its status message (or, before it has announced
 // one, the one the server configured); with neither, coverage is null.
 
-import type { Database } from "bun:sqlite";
 import { invalid } from "../../shared/errors.ts";
 import type { History, Segment, Target } from "./history.ts";
 import { copyAgg, floorTo, mergeInto, TIER_MS, type Agg } from "../store/rollups.ts";
+import type { DeviceInfo, HistoryQueries } from "../store/store.ts";
 
 /** A statistics period. */
 export type Period = "day" | "week" | "month";
@@ -88,16 +88,8 @@ function valueStats(a: Agg, v: "t" | "h"): ValueStats {
   };
 }
 
-interface DeviceInfo {
-  interval_s: number | null;
-  config_interval_s: number | null;
-  created_at: number;
-}
-
-/** Creates the statistics over the history queries. */
-export function createStats(db: Database, history: History) {
-  const deviceInfo = db.query<DeviceInfo, [number]>("SELECT interval_s, config_interval_s, created_at FROM devices WHERE id = ?");
-
+/** Creates the statistics over the store's history queries and the history built on them. */
+export function createStats(queries: Pick<HistoryQueries, "deviceInfo">, history: History) {
   /** Readings expected in [from, to) over the segments, or null when a device's interval is unknown. */
   function expected(
     segs: Segment[],
@@ -139,7 +131,7 @@ export function createStats(db: Database, history: History) {
     const days = history.combinedBuckets(segs, "day");
     const infos = new Map<number, DeviceInfo | null>();
     const info = (id: number) => {
-      if (!infos.has(id)) infos.set(id, deviceInfo.get(id));
+      if (!infos.has(id)) infos.set(id, queries.deviceInfo(id));
       return infos.get(id)!;
     };
     let next = 0;

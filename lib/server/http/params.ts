@@ -2,7 +2,7 @@
 // field in its error, so a 400 says what to fix.
 
 import { invalid } from "../../shared/errors.ts";
-import type { Bucket } from "../history/readings.ts";
+import type { Bucket } from "../history/history.ts";
 
 /** Epoch milliseconds or null → ISO-8601 UTC string or null (the API's time format). */
 export const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString());

@@ -1,14 +1,13 @@
 // Comfort figures shown on the dashboard: dew point and humidex from air
 // temperature and relative humidity, with a comfort word.
 //
-// These are the earlier dashboard's formulas and thresholds
-// (dashboard/src/lib/comfort.js, see /work/legacy-notes.md section 6), kept
-// so that a home sees the same numbers after the switch: the Magnus formula
-// with A = 17.625 and B = 243.04 °C for the saturation vapour pressure, and
-// humidex computed from that pressure (not from the dew point as Environment
-// Canada does; the two differ by a few tenths). The words are English
-// translations of the earlier French ones, same thresholds:
-// "confortable" < 30 ≤ "lourd" < 40 ≤ "pénible".
+// These are the earlier dashboard's formulas and thresholds (its
+// dashboard/src/lib/comfort.js), kept so that a home sees the same numbers
+// after the switch: the Magnus formula with A = 17.625 and B = 243.04 °C for
+// the saturation vapour pressure, and humidex computed from that pressure
+// (not from the dew point as Environment Canada does; the two differ by a few
+// tenths). The words are English translations of the earlier French ones,
+// same thresholds: "confortable" < 30 ≤ "lourd" < 40 ≤ "pénible".
 
 /** Magnus coefficients (Alduchov & Eskridge 1996), as the earlier dashboard used them. */
 const A = 17.625;

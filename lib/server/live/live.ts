@@ -3,19 +3,17 @@
 //
 // A device's summary (latest reading, the reading before it, and its last
 // 24 h in 15-minute slots: count, sum, min, max) is read from SQLite once,
-// then updated from every commit (store.onReadings), so rendering the
-// dashboard reads no readings at all: ≤ 96 slot lookups per device instead of
-// scanning a day of rows (bench/pages.ts measures both). A summary is read
-// again after an hour, which also picks up rows written by other means (an
-// import run beside the server).
+// then updated from every commit (the store's `readings` event), so rendering
+// the dashboard reads no readings at all: ≤ 96 slot lookups per device instead
+// of scanning a day of rows (bench/pages.ts measures both). The same cache
+// answers the API's latest readings. A summary is read again after an hour,
+// which also picks up rows written by other means (an import run beside the
+// server).
 
 import { comfort, type Comfort } from "./comfort.ts";
-import { parseTopic } from "../../shared/contract.ts";
 import { expectedIntervalS, freshness, type Freshness } from "./freshness.ts";
-import type { Broker } from "../mqtt/broker.ts";
 import type { Log } from "../../shared/log.ts";
-import { createRecentQueries, type RecentSlot } from "../history/readings.ts";
-import { fromCenti, toCenti, type Device, type Store } from "../store/store.ts";
+import { fromCenti, toCenti, type Device, type RecentSlot, type Store } from "../store/store.ts";
 
 /** Width of a sparkline slot. 15 minutes: every time zone's midnight falls on a slot boundary. */
 export const SLOT_MS = 15 * 60_000;
@@ -38,6 +36,15 @@ export interface DeviceLive {
   comfort: Comfort | null;
   /** Mean temperature per 15-minute slot over the last 24 h, oldest first; null = no reading. */
   spark: (number | null)[];
+}
+
+/** The latest reading of one device, with the room it was in when it was taken (null = none). */
+export interface LatestReading {
+  device_uid: string;
+  room_uid: string | null;
+  ts: number;
+  temperature: number;
+  humidity: number;
 }
 
 /** Which cards changed: rooms by uid, and whether the unplaced banner did. */
@@ -67,19 +74,13 @@ export function startOfDay(ts: number): number {
 const slotOf = (ts: number) => Math.floor(ts / SLOT_MS) * SLOT_MS;
 
 /**
- * Creates the live summaries. Subscribes to the store's commits and to the
- * broker's status messages (birth, last will); `close()` unsubscribes.
+ * Creates the live summaries. Subscribes to the store's events (readings,
+ * device changes, status messages); `close()` unsubscribes.
  */
-export function createLive(deps: {
-  store: Store;
-  /** The broker, whose publish events carry status messages; absent in benchmarks. */
-  broker?: Pick<Broker, "aedes">;
-  log: Log;
-  now?: () => number;
-}) {
+export function createLive(deps: { store: Pick<Store, "on" | "findDevice" | "recent" | "now">; log: Log; now?: () => number }) {
   const { store, log } = deps;
   const now = deps.now ?? store.now;
-  const queries = createRecentQueries(store.db);
+  const queries = store.recent;
   const cache = new Map<number, Recent>();
   const listeners = new Set<(change: LiveChange) => void>();
   /** The room each device's card was last pushed for (null = banner), to refresh the old card after a move. */
@@ -171,34 +172,25 @@ export function createLive(deps: {
     timer ??= setTimeout(flush, COALESCE_MS);
   }
 
-  // Runs inside store.insertReadings right after the commit: it must be quick and must not throw
-  // (a throw would make ingestion think the commit failed).
-  const unsubscribe = store.onReadings((batch) => {
-    try {
+  // Runs inside store.insertReadings right after the commit, so it must be quick
+  // (the store logs a throw; it never reaches ingestion).
+  const unsubscribers = [
+    store.on("readings", (batch) => {
       for (const { deviceId, deviceUid, reading } of batch) {
         const recent = cache.get(deviceId);
         if (recent) add(recent, reading.ts, toCenti(reading.temperature_c), toCenti(reading.humidity_pct));
         touch(deviceUid);
       }
-    } catch (err) {
-      log.error("live summary update failed", { error: err as Error });
-    }
-  });
-
-  // Moves, renames and settings, from the pages or the API alike. A page rendered since the last
-  // push shows the device where it was before this change: that card must be pushed again too.
-  const unsubscribeDevices = store.onDeviceChange((uid, roomBefore) => {
-    leftRooms.add(roomBefore);
-    touch(uid);
-  });
-
-  const onPublish = (packet: { topic: string }) => {
-    // Status messages (birth, last will) are stored by the broker before they are published.
-    if (!packet.topic.endsWith("/status")) return;
-    const parsed = parseTopic(packet.topic);
-    if (!("error" in parsed)) touch(parsed.deviceUid);
-  };
-  deps.broker?.aedes.on("publish", onPublish);
+    }),
+    // Moves, renames and settings, from the pages or the API alike. A page rendered since the last
+    // push shows the device where it was before this change: that card must be pushed again too.
+    store.on("device", ({ deviceUid, roomBefore }) => {
+      leftRooms.add(roomBefore);
+      touch(deviceUid);
+    }),
+    // Birth and last will, once the broker has recorded them.
+    store.on("status", ({ deviceUid }) => touch(deviceUid)),
+  ];
 
   return {
     /** The number of changes so far (pages embed it so the stream can tell what they missed). */
@@ -264,11 +256,27 @@ export function createLive(deps: {
         spark,
       };
     },
-    /** Stops listening to the store and the broker. */
+    /**
+     * The latest reading of a device, from the cache. It belongs to the device's
+     * current room unless it was taken before the device was placed there (a
+     * move since, or a device taken out of its room): then the placement at
+     * that time tells.
+     */
+    latest(device: Device): LatestReading | null {
+      const last = recentOf(device.id).last;
+      if (last === null) return null;
+      const inCurrentRoom = device.placed_at !== null && last.ts >= device.placed_at;
+      return {
+        device_uid: device.uid,
+        room_uid: inCurrentRoom ? device.room_uid : queries.roomAt(device.id, last.ts),
+        ts: last.ts,
+        temperature: fromCenti(last.t),
+        humidity: fromCenti(last.h),
+      };
+    },
+    /** Stops listening to the store. */
     close(): void {
-      unsubscribe();
-      unsubscribeDevices();
-      deps.broker?.aedes.off("publish", onPublish);
+      for (const unsubscribe of unsubscribers) unsubscribe();
       if (timer) clearTimeout(timer);
       timer = null;
       listeners.clear();

@@ -11,18 +11,10 @@
 import { Aedes, type AuthorizePublishHandler, type Client, type PreConnectHandler } from "aedes";
 import { createServer, type Server, type Socket } from "node:net";
 import mqttPacket from "mqtt-packet";
-import {
-  formatConfig,
-  isDeviceTopic,
-  parseReading,
-  parseStatus,
-  parseTopic,
-  topicFor,
-  type DeviceConfig,
-} from "../../shared/contract.ts";
+import { isDeviceTopic, parseReading, parseStatus, parseTopic } from "../../shared/contract.ts";
 import type { Ingest } from "./ingest.ts";
 import type { Log } from "../../shared/log.ts";
-import type { Device, Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
 
 /** Broker limits (from the config). */
 export interface BrokerOptions {
@@ -30,8 +22,6 @@ export interface BrokerOptions {
   connectTimeoutMs: number;
   maxClientIdLength: number;
   maxClients: number;
-  /** The home id for config messages to a device that never said which home it is in. */
-  homeId: string;
 }
 
 /** Counters the broker keeps; /health and inspect show them. */
@@ -65,7 +55,13 @@ function createLogThrottle(windowMs = 60_000) {
  * Creates the broker. `listen` binds the TCP port; `close` stops accepting,
  * disconnects clients and closes Aedes.
  */
-export async function createBroker(deps: { store: Store; ingest: Ingest; log: Log; options: BrokerOptions; now?: () => number }) {
+export async function createBroker(deps: {
+  store: Pick<Store, "recordRefusal" | "applyStatus">;
+  ingest: Pick<Ingest, "submit">;
+  log: Log;
+  options: BrokerOptions;
+  now?: () => number;
+}) {
   const { store, ingest, log, options } = deps;
   const now = deps.now ?? Date.now;
   const stats: BrokerStats = {
@@ -215,26 +211,21 @@ export async function createBroker(deps: { store: Store; ingest: Ingest; log: Lo
     limitPacketSize(client, options.maxPacketBytes, log);
   });
 
-  /** Publishes a device's retained config message from its stored settings. */
-  function publishConfig(device: Device): Promise<void> {
-    const config: DeviceConfig = {};
-    const interval = device.config_interval_s ?? device.interval_s;
-    if (interval !== null) config.interval_s = interval;
-    config.temperature_offset = device.temperature_offset;
-    config.humidity_offset = device.humidity_offset;
-    const topic = topicFor(device.home_id ?? options.homeId, device.uid, "config");
-    return new Promise((resolve, reject) => {
-      broker.publish(
-        { cmd: "publish", topic, payload: Buffer.from(formatConfig(config)), qos: 1, retain: true, dup: false },
-        (err) => (err ? reject(err) : resolve()),
-      );
-    });
-  }
-
   return {
     stats,
     aedes: broker,
-    publishConfig,
+    /**
+     * Publishes a message of the server's own at QoS 1. A retained message is
+     * stored before this returns (Aedes' memory persistence stores it
+     * synchronously), so a client that subscribes afterwards gets it.
+     */
+    publish(topic: string, payload: string, { retain }: { retain: boolean }): Promise<void> {
+      return new Promise((resolve, reject) => {
+        broker.publish({ cmd: "publish", topic, payload: Buffer.from(payload), qos: 1, retain, dup: false }, (err) =>
+          err ? reject(err) : resolve(),
+        );
+      });
+    },
     /** Binds the TCP port; resolves with the port actually bound. */
     listen(port: number, host: string): Promise<number> {
       return new Promise((resolve, reject) => {

@@ -9,7 +9,10 @@ import { DomainError, invalid } from "../../../shared/errors.ts";
 import { HTTP_STATUS } from "../errors.ts";
 import { iso, parseBucket, parseInteger, parseRange, parseTime } from "../params.ts";
 import { createHistoryApi } from "./history.ts";
-import type { Bucket, BucketPoint, RawPoint, Readings } from "../../history/readings.ts";
+import type { Bucket, BucketPoint, History, RawPoint } from "../../history/history.ts";
+import type { Exporter } from "../../history/export.ts";
+import type { Stats } from "../../history/stats.ts";
+import type { Live } from "../../live/live.ts";
 import type { Device, Placement, Room, Store } from "../../store/store.ts";
 import type { Broker } from "../../mqtt/broker.ts";
 import type { Ingest } from "../../mqtt/ingest.ts";
@@ -18,10 +21,13 @@ import type { Log } from "../../../shared/log.ts";
 /** What the API needs from the rest of the server. */
 export interface ApiDeps {
   store: Store;
-  readings: Readings;
-  broker: Pick<Broker, "publishConfig" | "listening" | "stats" | "connectedClients" | "queuedMessages">;
+  history: Pick<History, "chart" | "series">;
+  stats: Pick<Stats, "device" | "room">;
+  exporter: Exporter;
+  /** The live summaries, which hold every device's latest reading. */
+  live: Pick<Live, "latest">;
+  broker: Pick<Broker, "listening" | "stats" | "connectedClients" | "queuedMessages">;
   ingest: Pick<Ingest, "failing" | "stats" | "pending">;
-  log: Log;
 }
 
 const idString = (what: string) =>
@@ -147,17 +153,8 @@ export function errorHandling(log: Log) {
 }
 
 /** Creates the `/health` and `/api/v1` routes. */
-export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
+export function createApi({ store, history, stats, exporter, live, broker, ingest }: ApiDeps) {
   const now = store.now;
-
-  async function publishIfChanged(device: Device, changed: boolean): Promise<void> {
-    if (!changed) return;
-    try {
-      await broker.publishConfig(device);
-    } catch (err) {
-      log.error("cannot publish config", { device: device.uid, error: err as Error });
-    }
-  }
 
   const devices = new Elysia({ prefix: "/devices" })
     .get("/", () => ({ data: store.listDevices().map(deviceJson) }))
@@ -197,7 +194,8 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
             : typeof body.moved_at === "number"
               ? body.moved_at
               : parseTime("moved_at", body.moved_at);
-        const { device, configChanged } = store.updateDevice(params.uid, {
+        // A settings change reaches the sensor through the config publisher (lib/server/mqtt/config-publisher.ts).
+        const device = store.updateDevice(params.uid, {
           label: body.label,
           roomUid: body.room_uid,
           roomName: body.room_name,
@@ -206,7 +204,6 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
           temperature_offset: body.temperature_offset,
           humidity_offset: body.humidity_offset,
         });
-        await publishIfChanged(device, configChanged);
         return {
           data: { device: deviceJson(device), room: device.room_uid ? { uid: device.room_uid, name: device.room_name } : null },
           message: "Device updated successfully",
@@ -253,7 +250,7 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
     .get("/:uid/history", ({ params, query }) => {
       const device = store.getDevice(params.uid);
       const q = historyQuery(query, now());
-      const { bucket, points } = readings.history.chart({ kind: "device", id: device.id, uid: device.uid }, q);
+      const { bucket, points } = history.chart({ kind: "device", id: device.id, uid: device.uid }, q);
       return { data: historyJson(points, bucket, q.from, q.to) };
     })
     .get("/:uid/readings", ({ params, query }) => {
@@ -261,7 +258,8 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
       const limit = parseInteger("limit", query.limit, 1, 10000, 10);
       const range = parseRange(query, { from: 0, to: Number.MAX_SAFE_INTEGER });
       const bucket = parseBucket(query.bucket);
-      return { data: readings.device(device.id, { ...range, limit, bucket }).map((p) => pointJson(p, false)) };
+      const target = { kind: "device", id: device.id, uid: device.uid } as const;
+      return { data: history.series(target, { ...range, limit, bucket }).map((p) => pointJson(p, false)) };
     });
 
   const rooms = new Elysia({ prefix: "/rooms" })
@@ -305,7 +303,7 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
     .get("/:uid/history", ({ params, query }) => {
       const room = store.getRoom(params.uid);
       const q = historyQuery(query, now());
-      const { bucket, points } = readings.history.chart({ kind: "room", id: room.id }, q);
+      const { bucket, points } = history.chart({ kind: "room", id: room.id }, q);
       return { data: historyJson(points, bucket, q.from, q.to) };
     })
     .get("/:uid/readings", ({ params, query }) => {
@@ -313,14 +311,14 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
       const limit = parseInteger("limit", query.limit, 1, 10000, 1000);
       const range = parseRange(query, { from: 0, to: Number.MAX_SAFE_INTEGER });
       const bucket = parseBucket(query.bucket);
-      return { data: readings.room(room.id, { ...range, limit, bucket }).map((p) => pointJson(p, true)) };
+      return { data: history.series({ kind: "room", id: room.id }, { ...range, limit, bucket }).map((p) => pointJson(p, true)) };
     });
 
   const latest = new Elysia({ prefix: "/readings" }).get("/latest", ({ query }) => {
     let list = store.listDevices();
     if (query.deviceId !== undefined) list = list.filter((d) => d.uid === query.deviceId);
     const out = list
-      .map((d) => readings.latest(d.id, d.uid))
+      .map((d) => live.latest(d))
       .filter((r) => r !== null)
       .filter((r) => query.roomId === undefined || r.room_uid === query.roomId)
       .map((r) => ({
@@ -337,7 +335,7 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
     .get("/health", ({ set }) => {
       const problems: Record<string, string> = {};
       try {
-        store.db.query("SELECT 1").get();
+        store.probe();
         if (ingest.failing) problems.database = "the last commit of readings failed (see the log)";
       } catch (err) {
         problems.database = (err as Error).message;
@@ -352,7 +350,7 @@ export function createApi({ store, readings, broker, ingest, log }: ApiDeps) {
         .use(devices)
         .use(rooms)
         .use(latest)
-        .use(createHistoryApi({ store, readings }))
+        .use(createHistoryApi({ store, stats, exporter }))
         // Counters for makers and monitoring: what the broker refused, how ingestion batches.
         .get("/stats", () => ({
           data: {

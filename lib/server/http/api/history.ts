@@ -4,11 +4,10 @@
 // lib/server/http/api/api.ts; all of them read the rollups through lib/server/history/history.ts.
 
 import { Elysia } from "elysia";
-import { createExport, EXPORT_FORMATS, type ExportFormat } from "../../history/export.ts";
+import { EXPORT_FORMATS, type ExportFormat, type Exporter } from "../../history/export.ts";
 import type { Target } from "../../history/history.ts";
 import { iso, parseBucket, parseChoice, parseRange } from "../params.ts";
-import type { Readings } from "../../history/readings.ts";
-import { PERIODS, type Period, type PeriodStats, type ValueStats } from "../../history/stats.ts";
+import { PERIODS, type Period, type PeriodStats, type Stats, type ValueStats } from "../../history/stats.ts";
 import type { Store } from "../../store/store.ts";
 
 const DAY = 86_400_000;
@@ -31,9 +30,15 @@ export const periodJson = (p: PeriodStats) => ({
 });
 
 /** Creates the statistics and export routes. */
-export function createHistoryApi({ store, readings }: { store: Store; readings: Readings }) {
-  const exporter = createExport(store.db, readings.history);
-
+export function createHistoryApi({
+  store,
+  stats,
+  exporter,
+}: {
+  store: Store;
+  stats: Pick<Stats, "device" | "room">;
+  exporter: Exporter;
+}) {
   function statsQuery(query: Record<string, string | undefined>) {
     const now = store.now();
     const period = parseChoice("period", query.period, PERIODS, "day");
@@ -69,12 +74,12 @@ export function createHistoryApi({ store, readings }: { store: Store; readings: 
     .get("/devices/:uid/stats", ({ params, query }) => {
       const device = store.getDevice(params.uid);
       const q = statsQuery(query);
-      return statsAnswer({ device: device.uid }, q, readings.stats.device(device.id, q));
+      return statsAnswer({ device: device.uid }, q, stats.device(device.id, q));
     })
     .get("/rooms/:uid/stats", ({ params, query }) => {
       const room = store.getRoom(params.uid);
       const q = statsQuery(query);
-      return statsAnswer({ room: room.uid }, q, readings.stats.room(room.id, q));
+      return statsAnswer({ room: room.uid }, q, stats.room(room.id, q));
     })
     .get("/devices/:uid/export", ({ params, query }) => {
       const device = store.getDevice(params.uid);

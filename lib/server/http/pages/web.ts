@@ -12,10 +12,8 @@ import { createAssets, compressed } from "../assets.ts";
 import { INTERVAL_RANGE, OFFSET_RANGE } from "../../../shared/contract.ts";
 import { DomainError, invalid } from "../../../shared/errors.ts";
 import { HTTP_STATUS } from "../errors.ts";
-import { createLive, type DeviceLive, type LiveChange } from "../../live/live.ts";
+import type { DeviceLive, Live, LiveChange } from "../../live/live.ts";
 import { iso, parseTime } from "../params.ts";
-import type { Broker } from "../../mqtt/broker.ts";
-import type { Log } from "../../../shared/log.ts";
 import type { Period, Stats } from "../../history/stats.ts";
 import type { Device, Room, Store } from "../../store/store.ts";
 import { DashboardPage, RoomCardBody, UnplacedBanner, type RoomCard, type UnplacedDevice } from "../../../../views/dashboard.tsx";
@@ -28,10 +26,10 @@ import { RoomsPage, type RoomsPageData } from "../../../../views/rooms.tsx";
 /** What the pages need from the rest of the server. */
 export interface WebDeps {
   store: Store;
-  broker: Pick<Broker, "publishConfig" | "aedes">;
+  /** The live summaries the cards show and whose changes the event stream pushes. */
+  live: Pick<Live, "summary" | "version" | "onChange">;
   /** Statistics for the room page (lib/server/history/stats.ts). */
   stats: Pick<Stats, "room">;
-  log: Log;
   /** The clock (tests inject one); defaults to the store's. */
   now?: () => number;
 }
@@ -126,12 +124,11 @@ export function renderDashboard(store: Store, summary: (d: Device) => DeviceLive
   }) as string;
 }
 
-/** Creates the page routes (and starts the live summaries they show). */
+/** Creates the page routes. */
 export function createWeb(deps: WebDeps) {
-  const { store, broker, log } = deps;
+  const { store, live } = deps;
   const now = deps.now ?? store.now;
   const assets = createAssets();
-  const live = createLive({ store, broker, log: log.child("live"), now });
   const shell = (): Shell => ({ assets: assets.urls, now: now() });
 
   function page(request: Request, html: JSX.Element, status = 200): Response {
@@ -349,7 +346,6 @@ export function createWeb(deps: WebDeps) {
     new Elysia({ name: "web" })
       .use(assets.routes)
       .onStop(() => {
-        live.close();
         if (heartbeat) clearInterval(heartbeat);
         heartbeat = null;
         for (const controller of streams) {
@@ -545,7 +541,7 @@ export function createWeb(deps: WebDeps) {
         }),
       )
       .post("/devices/:uid/settings", ({ request, params, body }) =>
-        guard(request, async () => {
+        guard(request, () => {
           const d = store.getDevice(params.uid);
           const form = freshForm({
             label: field(body, "label"),
@@ -575,20 +571,13 @@ export function createWeb(deps: WebDeps) {
           const humidityOffset = offset("humidity_offset");
           if (Object.keys(form.errors).length > 0) return page(request, devicePage(d, { settings: form }), 422);
 
-          const { device, configChanged } = store.updateDevice(d.uid, {
+          // The config publisher (lib/server/mqtt/config-publisher.ts) carries new settings to the sensor.
+          const device = store.updateDevice(d.uid, {
             label: v.label || null,
             config_interval_s: interval,
             temperature_offset: temperatureOffset,
             humidity_offset: humidityOffset,
           });
-          // Same path as PUT /api/v1/devices: the retained config message carries it to the sensor.
-          if (configChanged) {
-            try {
-              await broker.publishConfig(device);
-            } catch (err) {
-              log.error("cannot publish config", { device: device.uid, error: err as Error });
-            }
-          }
           if (!isHtmx(request)) return redirect(`/devices/${encodeURIComponent(d.uid)}?saved=settings#settings`);
           return page(request, devicePage(device, { saved: "settings" }));
         }),
