@@ -122,4 +122,70 @@ export const migrations: Migration[] = [
       );
     `);
   },
+  // 3: who may do what (issue 11): accounts and their sessions, API tokens,
+  // each sensor's MQTT secret, enrollment tokens, login failures, and runtime
+  // settings. Secrets are stored only as SHA-256 (random 32-byte secrets) or
+  // argon2id (passwords). An install that already holds devices is an upgrade
+  // from a version without accounts: its sensors publish anonymously and its
+  // API clients read without a token, so both stay allowed (shown as warnings
+  // on the pages) until the owner turns them off.
+  (db) => {
+    db.exec(`
+      CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        role          TEXT NOT NULL CHECK (role IN ('owner', 'viewer')),
+        password_hash TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+      );
+      CREATE TABLE sessions (
+        id_hash      TEXT PRIMARY KEY,
+        user_id      INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        csrf         TEXT NOT NULL,
+        kiosk        INTEGER NOT NULL DEFAULT 0,
+        created_at   INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX sessions_user ON sessions (user_id);
+      CREATE TABLE api_tokens (
+        id           INTEGER PRIMARY KEY,
+        name         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        scope        TEXT NOT NULL CHECK (scope IN ('read', 'write')),
+        token_hash   TEXT NOT NULL UNIQUE,
+        prefix       TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at   INTEGER
+      );
+      CREATE TABLE device_credentials (
+        device_id    INTEGER PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+        secret_hash  TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER
+      );
+      CREATE TABLE enrollment_tokens (
+        id         INTEGER PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        uses       INTEGER NOT NULL DEFAULT 0,
+        max_uses   INTEGER NOT NULL,
+        revoked_at INTEGER
+      );
+      CREATE TABLE login_failures (
+        key          TEXT PRIMARY KEY,
+        window_start INTEGER NOT NULL,
+        count        INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `);
+    const upgrade = db.query<{ n: number }, []>("SELECT count(*) AS n FROM devices").get()!.n > 0 ? "1" : "0";
+    const set = db.query("INSERT INTO settings (key, value) VALUES (?, ?)");
+    set.run("accept_anonymous_sensors", upgrade);
+    set.run("public_read", upgrade);
+  },
 ];

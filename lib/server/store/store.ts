@@ -9,6 +9,7 @@
 //   recent-queries.ts   a device's recent readings (the live dashboard)
 //   registry.ts         which devices exist (shared by the writes above)
 //   events.ts           the one event path out: readings, device, status
+//   auth.ts             accounts, sessions, API tokens, sensor secrets, settings
 //
 // Opening the database and its schema are db.ts and migrations.ts; rollups.ts
 // and retention.ts keep the history tables. Types are re-exported here so the
@@ -16,6 +17,7 @@
 
 import type { Database } from "bun:sqlite";
 import type { Log } from "../../shared/log.ts";
+import { createAuthStore } from "./auth.ts";
 import { createDevices } from "./devices.ts";
 import { createEvents } from "./events.ts";
 import { createHistoryQueries } from "./history-queries.ts";
@@ -27,6 +29,7 @@ import { createStatusWrites } from "./status.ts";
 export type { Device, IncomingReading, Placement, Room } from "./model.ts";
 export { fromCenti, toCenti } from "./model.ts";
 export { roomUidFromName, type DevicePatch, type NewDevice, type NewRoom } from "./devices.ts";
+export type { ApiTokenRow, AuthStore, EnrollmentRow, SessionRow, SettingKey, User } from "./auth.ts";
 export type { CommittedReading, DeviceChange, StatusChange, StoreEventName, StoreEvents, StoreListener } from "./events.ts";
 export type { DeviceInfo, HistoryQueries, RawReader, RawRow, RoomPlacement } from "./history-queries.ts";
 export type { RecentQueries, RecentSlot } from "./recent-queries.ts";
@@ -50,6 +53,8 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     history: createHistoryQueries(db),
     /** Recent readings, for the live summaries. */
     recent: createRecentQueries(db),
+    /** Accounts, sessions, tokens, sensor secrets and runtime settings, for lib/server/auth. */
+    auth: createAuthStore(db, { now }),
     /** Throws the database's error when it cannot answer a trivial query (/health). */
     probe(): void {
       ping.get();
