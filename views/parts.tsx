@@ -4,7 +4,9 @@
 //
 // With @kitajs/html, text children are NOT escaped: every string that came
 // from a sensor, a form or the database goes through `esc` (or `safe`).
-// Attribute values are escaped by @kitajs/html itself.
+// Attribute values are written in double quotes with `"` escaped by
+// @kitajs/html itself. test/web-views.test.ts renders every view with
+// hostile text to prove it.
 
 import { escapeHtml } from "@kitajs/html";
 import type { AssetUrls } from "../lib/server/http/assets.ts";
