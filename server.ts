@@ -7,9 +7,8 @@
 //   bun server.ts inspect [...]   what the database holds (safe beside a live server)
 //   bun server.ts import-legacy PATH   import the earlier TechTemp's SQLite database
 
-import { Elysia } from "elysia";
 import { join } from "node:path";
-import { createApi, errorHandling } from "./lib/server/http/api/api.ts";
+import { createHttp } from "./lib/server/http/app.ts";
 import { createBroker, type Broker } from "./lib/server/mqtt/broker.ts";
 import { ConfigError, loadConfig, type Config } from "./lib/server/config.ts";
 import { DEFAULT_HOME_ID } from "./lib/shared/contract.ts";
@@ -25,7 +24,6 @@ import { createLive } from "./lib/server/live/live.ts";
 import { createRetention, ensureIncrementalVacuum, type Retention } from "./lib/server/store/retention.ts";
 import { createStats } from "./lib/server/history/stats.ts";
 import { createStore, type Store } from "./lib/server/store/store.ts";
-import { createWeb } from "./lib/server/http/pages/web.ts";
 
 /** A running server. */
 export interface Running {
@@ -89,10 +87,7 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
   }
   await configs.publishAll();
 
-  const app = new Elysia()
-    .use(errorHandling(log.child("http")))
-    .use(createApi({ store, history, stats, exporter, live, broker, ingest }))
-    .use(createWeb({ store, live, stats, now: options.now }));
+  const app = createHttp({ store, history, stats, exporter, live, broker, ingest, log: log.child("http"), now: options.now });
   try {
     app.listen({ port: config.http_port, hostname: config.host });
   } catch (err) {

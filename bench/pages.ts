@@ -29,7 +29,7 @@ import { expectedIntervalS, freshness } from "../lib/server/live/freshness.ts";
 import { createLive, SLOT_MS, SPARK_SLOTS, startOfDay, type DeviceLive } from "../lib/server/live/live.ts";
 import { createLog } from "../lib/shared/log.ts";
 import { createStore, fromCenti, type Device, type IncomingReading } from "../lib/server/store/store.ts";
-import { renderDashboard } from "../lib/server/http/pages/web.ts";
+import { renderDashboard } from "../lib/server/http/pages/dashboard.ts";
 import { start } from "../server.ts";
 
 const ROOMS = 20;

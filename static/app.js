@@ -10,7 +10,7 @@
   var steps = JSON.parse(body.getAttribute("data-ago-steps") || "[]");
   var skew = Number(body.getAttribute("data-now")) - Date.now();
 
-  // The wording table comes from lib/freshness.ts (AGO_STEPS): [below, unit, words].
+  // The wording table comes from views/parts.tsx (AGO_STEPS): [below, unit, words].
   function ago(ts, now) {
     var age = Math.max(0, now - ts);
     var step = steps[steps.length - 1];

@@ -309,6 +309,27 @@ describe("readings", () => {
     });
   }
 
+  test("a bad query parameter's message says what to fix; an unknown device is still a 404 first", async () => {
+    const cases: [string, string][] = [
+      ["limit=abc", 'limit: "abc" is not a whole number (1-10000)'],
+      ["limit=0", "limit: 0 is outside 1-10000"],
+      ["from=yesterday", 'from: "yesterday" is not a time; use ISO-8601 (2026-11-28T12:00:00Z) or epoch milliseconds'],
+      [
+        "from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z",
+        "from: 2026-03-02T00:00:00.000Z is after to (2026-03-01T00:00:00.000Z)",
+      ],
+      ["bucket=week", 'bucket: "week" is not one of raw, hour, day'],
+    ];
+    for (const [query, message] of cases) {
+      expect(await api(`/api/v1/devices/${uid}/readings?${query}`)).toEqual({ status: 400, body: { error: message } });
+    }
+    expect(await api("/api/v1/devices/nobody/readings?limit=abc")).toEqual({
+      status: 404,
+      body: { error: 'device "nobody" not found' },
+    });
+    expect((await api("/api/v1/rooms/nowhere/stats?period=year")).status).toBe(404);
+  });
+
   test("?points out of range is a 400 that names points", async () => {
     expect((await api(`/api/v1/rooms/room-a/history?points=1`)).body.error).toStartWith("points:");
   });

@@ -64,7 +64,7 @@ function WindowNav({
       <nav class="ranges" aria-label="Time window">
         {w.presets.map((p) => (
           <a href={p.href} aria-current={p.current ? "true" : undefined}>
-            {p.label}
+            {esc(p.label)}
           </a>
         ))}
         <span class="step">

@@ -2,8 +2,7 @@
 // The page around every view: head (stylesheet, manifest, icons, scripts),
 // the navigation bar and <main>.
 
-import { AGO_STEPS } from "../lib/server/live/freshness.ts";
-import { esc, type Shell } from "./parts.tsx";
+import { AGO_STEPS, esc, type Shell } from "./parts.tsx";
 
 /** Which section of the navigation a page belongs to. */
 export type Section = "dashboard" | "compare" | "devices" | "rooms";

@@ -4,12 +4,14 @@
 //
 // With @kitajs/html, text children are NOT escaped: every string that came
 // from a sensor, a form or the database goes through `esc` (or `safe`).
-// Attribute values are escaped by @kitajs/html itself.
+// Attribute values are written in double quotes with `"` escaped by
+// @kitajs/html itself. test/web-views.test.ts renders every view with
+// hostile text to prove it.
 
 import { escapeHtml } from "@kitajs/html";
 import type { AssetUrls } from "../lib/server/http/assets.ts";
+import type { Freshness } from "../lib/server/live/freshness.ts";
 import type { Placement } from "../lib/server/store/store.ts";
-import { formatAgo, type Freshness } from "../lib/server/live/freshness.ts";
 
 /** Escapes text for HTML. */
 export const esc = (value: string | number | null | undefined): string => (value == null ? "" : escapeHtml(String(value)));
@@ -54,6 +56,27 @@ export function localInputValue(ms: number): string {
   const d = new Date(ms);
   const p = (n: number) => String(n).padStart(2, "0");
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/**
+ * How "… ago" is worded: the first step whose bound the age is below gives
+ * the unit to divide by (0 = no number) and the words after it. The page's
+ * script (static/app.js) reads this same table from the page to keep the
+ * wording current without a reload.
+ */
+export const AGO_STEPS: readonly (readonly [below: number, unit: number, words: string])[] = [
+  [10_000, 0, "just now"],
+  [60_000, 1000, " s ago"],
+  [3_600_000, 60_000, " min ago"],
+  [48 * 3_600_000, 3_600_000, " h ago"],
+  [Number.MAX_SAFE_INTEGER, 86_400_000, " days ago"],
+];
+
+/** "just now", "42 s ago", "2 min ago", "5 h ago", "3 days ago". A time in the future is "just now". */
+export function formatAgo(ts: number, now: number): string {
+  const age = Math.max(0, now - ts);
+  const [, unit, words] = AGO_STEPS.find(([below]) => age < below) ?? AGO_STEPS[AGO_STEPS.length - 1]!;
+  return unit === 0 ? words : `${Math.floor(age / unit)}${words}`;
 }
 
 /** "2 min ago", kept current by static/app.js. */

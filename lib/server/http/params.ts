@@ -1,6 +1,13 @@
-// Query-string parsing shared by the API and the pages. Each parser names the
-// field in its error, so a 400 says what to fix.
+// The fields a request can carry, as TypeBox schemas (Elysia's `t`), shared by
+// the API's routes. A query string's values arrive as text: each parameter
+// type checks one and decodes it (a whole number, a time, one of a set of
+// words), and a bad value throws `invalid(field, problem)`. JSON bodies are
+// checked by plain schemas whose `error` names the field. Either way
+// lib/server/http/errors.ts answers a 400 with that message. The pages' forms
+// use the same kind of schema (pages/forms.ts).
 
+import { t } from "elysia";
+import { ID_PATTERN } from "../../shared/contract.ts";
 import { invalid } from "../../shared/errors.ts";
 import type { Bucket } from "../history/history.ts";
 
@@ -26,41 +33,61 @@ export function parseTime(field: string, value: string): number {
   throw invalid(field, `${JSON.stringify(value)} is not a time; use ISO-8601 (2026-11-28T12:00:00Z) or epoch milliseconds`);
 }
 
-/** Parses an optional time; `undefined` when absent. */
-export function optionalTime(field: string, value: string | undefined): number | undefined {
-  return value === undefined ? undefined : parseTime(field, value);
-}
+/**
+ * A text parameter decoded by `decode`, which throws `invalid(…)` for a bad
+ * value. Elysia runs the decoder while it validates the query and passes the
+ * thrown error on as it is (as Elysia's own `t.Numeric` does).
+ */
+export const decodedText = <T>(decode: (value: string) => T) =>
+  t
+    .Transform(t.String())
+    .Decode(decode)
+    .Encode((value) => String(value));
 
-/** Parses a whole number within [min, max]; `fallback` when absent. */
-export function parseInteger(field: string, value: string | undefined, min: number, max: number, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\s*\d+\s*$/.test(value)) throw invalid(field, `${JSON.stringify(value)} is not a whole number (${min}-${max})`);
-  const n = Number(value);
-  if (n < min || n > max) throw invalid(field, `${n} is outside ${min}-${max}`);
-  return n;
-}
+/** A whole number within [min, max] (`?limit=100`). */
+export const integerParam = (field: string, min: number, max: number) =>
+  decodedText((value) => {
+    if (!/^\s*\d+\s*$/.test(value)) throw invalid(field, `${JSON.stringify(value)} is not a whole number (${min}-${max})`);
+    const n = Number(value);
+    if (n < min || n > max) throw invalid(field, `${n} is outside ${min}-${max}`);
+    return n;
+  });
 
-/** Parses `bucket`: raw, hour or day. */
-export function parseBucket(value: string | undefined, fallback: Bucket = "raw"): Bucket {
-  if (value === undefined) return fallback;
-  if (value === "raw" || value === "hour" || value === "day") return value;
-  throw invalid("bucket", `${JSON.stringify(value)} is not one of raw, hour, day`);
-}
+/** A time as ISO-8601 or epoch milliseconds (`?from=2026-11-28T12:00:00Z`). */
+const timeParam = (field: string) => decodedText((value) => parseTime(field, value));
 
-/** Parses one of a fixed set of words (`period=week`); `fallback` when absent. */
-export function parseChoice<T extends string>(field: string, value: string | undefined, choices: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if ((choices as readonly string[]).includes(value)) return value as T;
-  throw invalid(field, `${JSON.stringify(value)} is not one of ${choices.join(", ")}`);
-}
+/** One of a set of words (`?period=week`); the message lists `named` (all of them unless told). */
+export const choiceParam = <T extends string>(field: string, choices: readonly T[], named: readonly string[] = choices) =>
+  decodedText((value): T => {
+    if ((choices as readonly string[]).includes(value)) return value as T;
+    throw invalid(field, `${JSON.stringify(value)} is not one of ${named.join(", ")}`);
+  });
 
-/** Parses from/to into an ordered range; `from` after `to` is an error. */
-export function parseRange(
-  query: { from?: string; to?: string },
+/** The series aggregations a query can ask for. */
+export const BUCKETS: readonly Bucket[] = ["raw", "hour", "day"];
+
+/** `from` and `to` of a query (each optional): see `range` for the defaults and their order. */
+export const rangeParams = () => ({ from: t.Optional(timeParam("from")), to: t.Optional(timeParam("to")) });
+
+/** From/to with their defaults, as an ordered range; `from` after `to` is an error. */
+export function range(
+  query: { from?: number; to?: number },
   defaults: { from: number; to: number },
 ): { from: number; to: number } {
-  const from = optionalTime("from", query.from) ?? defaults.from;
-  const to = optionalTime("to", query.to) ?? defaults.to;
+  const from = query.from ?? defaults.from;
+  const to = query.to ?? defaults.to;
   if (from > to) throw invalid("from", `${iso(from)} is after to (${iso(to)})`);
   return { from, to };
 }
+
+/** A JSON id (device or room uid): the contract's 1-50 characters. */
+export const idString = (field: string) =>
+  t.String({ pattern: ID_PATTERN.source, error: `${field} must be 1-50 characters of A-Z a-z 0-9 _ -` });
+
+/** Required JSON text of at most `max` characters. */
+export const text = (field: string, max: number) =>
+  t.String({ minLength: 1, maxLength: max, error: `${field} must be a non-empty string of at most ${max} characters` });
+
+/** Optional JSON text of at most `max` characters; null clears it. */
+export const optionalText = (field: string, max: number) =>
+  t.Optional(t.Nullable(t.String({ maxLength: max, error: `${field} must be a string of at most ${max} characters, or null` })));

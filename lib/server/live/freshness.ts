@@ -1,7 +1,8 @@
 // How fresh a device's data is: online, late or offline, measured in the
 // device's own reading interval (the earlier dashboard used a fixed 10
-// minutes, wrong for a sensor that reports every 30 s or every hour), and
-// "2 min ago" wording. Pure functions; the caller passes `now`.
+// minutes, wrong for a sensor that reports every 30 s or every hour). Pure
+// functions; the caller passes `now`. (The "2 min ago" wording is the
+// pages': views/parts.tsx.)
 
 /** What a device looks like from here. `never` = no reading stored yet. */
 export type DeviceStatus = "online" | "late" | "offline" | "never";
@@ -72,24 +73,4 @@ export function freshness(input: FreshnessInput, now: number): Freshness {
   const offlineAt = last + OFFLINE_INTERVALS * intervalS * 1000;
   const status = now < lateAt ? "online" : now < offlineAt ? "late" : "offline";
   return { status, lateAt, offlineAt };
-}
-
-/**
- * How "… ago" is worded: the first step whose bound the age is below gives
- * the unit to divide by (0 = no number) and the words after it. The page's
- * script reads this same table to keep the wording current without a reload.
- */
-export const AGO_STEPS: readonly (readonly [below: number, unit: number, words: string])[] = [
-  [10_000, 0, "just now"],
-  [60_000, 1000, " s ago"],
-  [3_600_000, 60_000, " min ago"],
-  [48 * 3_600_000, 3_600_000, " h ago"],
-  [Number.MAX_SAFE_INTEGER, 86_400_000, " days ago"],
-];
-
-/** "just now", "42 s ago", "2 min ago", "5 h ago", "3 days ago". A time in the future is "just now". */
-export function formatAgo(ts: number, now: number): string {
-  const age = Math.max(0, now - ts);
-  const [, unit, words] = AGO_STEPS.find(([below]) => age < below) ?? AGO_STEPS[AGO_STEPS.length - 1]!;
-  return unit === 0 ? words : `${Math.floor(age / unit)}${words}`;
 }

@@ -1,18 +1,28 @@
 // API routes for long-term history: statistics per day/week/month and
-// streamed exports (CSV or JSON), for a device or a room. Mounted in the
-// `/api/v1` group of lib/server/http/api/api.ts. The chart endpoints (`…/history`) stay in
-// lib/server/http/api/api.ts; all of them read the rollups through lib/server/history/history.ts.
+// streamed exports (CSV or JSON), for a device or a room. Mounted under
+// /api/v1 (api.ts); the chart series are in readings.ts. All of them read the
+// rollups through lib/server/history/.
 
-import { Elysia } from "elysia";
-import { EXPORT_FORMATS, type ExportFormat, type Exporter } from "../../history/export.ts";
+import { Elysia, t, type Static } from "elysia";
+import { EXPORT_FORMATS, type Exporter } from "../../history/export.ts";
 import type { Target } from "../../history/history.ts";
-import { iso, parseBucket, parseChoice, parseRange } from "../params.ts";
 import { PERIODS, type Period, type PeriodStats, type Stats, type ValueStats } from "../../history/stats.ts";
 import type { Store } from "../../store/store.ts";
+import { BUCKETS, choiceParam, iso, range, rangeParams } from "../params.ts";
 
 const DAY = 86_400_000;
 /** Default statistics range per period: 30 days, 12 weeks, 12 months. */
 const DEFAULT_SPAN: Record<Period, number> = { day: 30 * DAY, week: 12 * 7 * DAY, month: 365 * DAY };
+
+/** `?period&from&to` of `/stats`. */
+const statsQuery = t.Object({ period: t.Optional(choiceParam("period", PERIODS)), ...rangeParams() });
+
+/** `?format&bucket&from&to` of `/export`. */
+const exportQuery = t.Object({
+  format: t.Optional(choiceParam("format", EXPORT_FORMATS)),
+  bucket: t.Optional(choiceParam("bucket", BUCKETS)),
+  ...rangeParams(),
+});
 
 const valueJson = (v: ValueStats | null) =>
   v && { min: v.min, min_at: iso(v.min_at), max: v.max, max_at: iso(v.max_at), mean: v.mean };
@@ -39,28 +49,27 @@ export function createHistoryApi({
   stats: Pick<Stats, "device" | "room">;
   exporter: Exporter;
 }) {
-  function statsQuery(query: Record<string, string | undefined>) {
+  /** Statistics per period (default day) over a range that defaults to the period's span up to now. */
+  function statsAnswer(
+    about: { device: string } | { room: string },
+    query: Static<typeof statsQuery>,
+    compute: (q: { from: number; to: number; period: Period; now: number }) => PeriodStats[],
+  ) {
     const now = store.now();
-    const period = parseChoice("period", query.period, PERIODS, "day");
-    const range = parseRange(query, { from: now - DEFAULT_SPAN[period], to: now });
-    return { ...range, period, now };
+    const period = query.period ?? "day";
+    const { from, to } = range(query, { from: now - DEFAULT_SPAN[period], to: now });
+    const periods = compute({ from, to, period, now });
+    return { data: { ...about, period, from: iso(from), to: iso(to), periods: periods.map(periodJson) } };
   }
 
-  const statsAnswer = (
-    about: { device: string } | { room: string },
-    q: ReturnType<typeof statsQuery>,
-    periods: PeriodStats[],
-  ) => ({
-    data: { ...about, period: q.period, from: iso(q.from), to: iso(q.to), periods: periods.map(periodJson) },
-  });
-
-  function exportResponse(target: Target, name: string, query: Record<string, string | undefined>): Response {
-    const format = parseChoice<ExportFormat>("format", query.format, EXPORT_FORMATS, "csv");
-    const bucket = parseBucket(query.bucket, "raw");
-    const range = parseRange(query, { from: 0, to: store.now() });
-    const body = exporter.stream(target, { ...range, bucket, format });
+  /** A download of the whole range (default everything up to now), streamed. */
+  function exportResponse(target: Target, name: string, query: Static<typeof exportQuery>) {
+    const format = query.format ?? "csv";
+    const bucket = query.bucket ?? "raw";
+    const { from, to } = range(query, { from: 0, to: store.now() });
+    const body = exporter.stream(target, { from, to, bucket, format });
     const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-    const file = `${name}-${bucket}-${day(range.from)}-${day(range.to)}.${format}`;
+    const file = `${name}-${bucket}-${day(from)}-${day(to)}.${format}`;
     return new Response(body, {
       headers: {
         "content-type": format === "csv" ? "text/csv; charset=utf-8" : "application/json; charset=utf-8",
@@ -70,23 +79,27 @@ export function createHistoryApi({
     });
   }
 
-  return new Elysia()
-    .get("/devices/:uid/stats", ({ params, query }) => {
-      const device = store.getDevice(params.uid);
-      const q = statsQuery(query);
-      return statsAnswer({ device: device.uid }, q, stats.device(device.id, q));
+  // The device or room is looked up before the query is checked (`derive` runs
+  // first): an unknown one is a 404 whatever else is wrong with the request.
+  const devices = new Elysia({ prefix: "/devices/:uid" })
+    .derive(({ params }) => ({ device: store.getDevice(params.uid) }))
+    .get("/stats", ({ device, query }) => statsAnswer({ device: device.uid }, query, (q) => stats.device(device.id, q)), {
+      query: statsQuery,
     })
-    .get("/rooms/:uid/stats", ({ params, query }) => {
-      const room = store.getRoom(params.uid);
-      const q = statsQuery(query);
-      return statsAnswer({ room: room.uid }, q, stats.room(room.id, q));
+    .get(
+      "/export",
+      ({ device, query }) => exportResponse({ kind: "device", id: device.id, uid: device.uid }, device.uid, query),
+      {
+        query: exportQuery,
+      },
+    );
+
+  const rooms = new Elysia({ prefix: "/rooms/:uid" })
+    .derive(({ params }) => ({ room: store.getRoom(params.uid) }))
+    .get("/stats", ({ room, query }) => statsAnswer({ room: room.uid }, query, (q) => stats.room(room.id, q)), {
+      query: statsQuery,
     })
-    .get("/devices/:uid/export", ({ params, query }) => {
-      const device = store.getDevice(params.uid);
-      return exportResponse({ kind: "device", id: device.id, uid: device.uid }, device.uid, query);
-    })
-    .get("/rooms/:uid/export", ({ params, query }) => {
-      const room = store.getRoom(params.uid);
-      return exportResponse({ kind: "room", id: room.id }, room.uid, query);
-    });
+    .get("/export", ({ room, query }) => exportResponse({ kind: "room", id: room.id }, room.uid, query), { query: exportQuery });
+
+  return new Elysia().use(devices).use(rooms);
 }

@@ -1,0 +1,100 @@
+// The event stream of the live pages (Server-Sent Events): one hub holds the
+// open streams and sends each the fragments that changed whenever the live
+// summaries do, and every fragment at once to a client that missed changes
+// (a page older than the last change, or a reconnect with Last-Event-ID).
+// htmx's SSE extension swaps each fragment into the element of its event name.
+
+import type { Live, LiveChange } from "../../live/live.ts";
+
+/** One message of the stream: the HTML for the element that listens to `event`. */
+export interface Fragment {
+  event: string;
+  html: string;
+}
+
+/** A keep-alive comment on the event stream this often, so proxies and phones keep it open. */
+const HEARTBEAT_MS = 15_000;
+
+/** An event-stream message; every line of the HTML becomes a `data:` line. */
+function sseMessage({ event, html }: Fragment, id: number): string {
+  return `id: ${id}\nevent: ${event}\n${html
+    .split("\n")
+    .map((line) => `data: ${line}\n`)
+    .join("")}\n`;
+}
+
+/** What the hub needs: the live changes, and the fragments to send for one (null: every fragment). */
+export interface EventHubDeps {
+  live: Pick<Live, "version" | "onChange">;
+  fragments(change: LiveChange | null): Fragment[];
+}
+
+/** Creates the hub; `close()` ends every stream. */
+export function createEventHub({ live, fragments }: EventHubDeps) {
+  const encoder = new TextEncoder();
+  const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  let heartbeat: ReturnType<typeof setInterval> | null = null;
+
+  function send(controller: ReadableStreamDefaultController<Uint8Array>, text: string): void {
+    try {
+      controller.enqueue(encoder.encode(text));
+    } catch {
+      streams.delete(controller);
+    }
+  }
+
+  function broadcast(text: string): void {
+    for (const controller of streams) send(controller, text);
+  }
+
+  const messages = (list: Fragment[], version: number) => list.map((f) => sseMessage(f, version)).join("");
+
+  const unsubscribe = live.onChange((change) => {
+    // Rendering costs: nobody watching, nothing to render.
+    if (streams.size === 0) return;
+    const out = messages(fragments(change), change.version);
+    if (out) broadcast(out);
+  });
+
+  return {
+    /** A new stream for a page rendered at live version `since` (NaN or missing: it missed everything). */
+    open(request: Request, since: number): Response {
+      let self: ReadableStreamDefaultController<Uint8Array>;
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          self = controller;
+          streams.add(controller);
+          // Ask the browser to reconnect after 2 s, and send what changed since the page was rendered.
+          send(controller, "retry: 2000\n\n");
+          if (!(since >= live.version)) send(controller, messages(fragments(null), live.version));
+          heartbeat ??= setInterval(() => {
+            broadcast(": keep-alive\n\n");
+            if (streams.size === 0 && heartbeat) {
+              clearInterval(heartbeat);
+              heartbeat = null;
+            }
+          }, HEARTBEAT_MS);
+        },
+        cancel() {
+          streams.delete(self);
+        },
+      });
+      request.signal.addEventListener("abort", () => streams.delete(self));
+      return new Response(stream, {
+        headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-accel-buffering": "no" },
+      });
+    },
+    /** Ends every stream and stops listening to the live summaries. */
+    close(): void {
+      unsubscribe();
+      if (heartbeat) clearInterval(heartbeat);
+      heartbeat = null;
+      for (const controller of streams) {
+        try {
+          controller.close();
+        } catch {}
+      }
+      streams.clear();
+    },
+  };
+}

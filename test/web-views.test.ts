@@ -1,0 +1,284 @@
+// The views as pure functions: "… ago" wording, and escaping. With
+// @kitajs/html a child is NOT escaped unless the view marks it, so every view
+// exported from views/ (found by reading the directory: a new one cannot be
+// forgotten) is rendered with markup in every string that can come from a
+// sensor, a form or the database, and its HTML is read back with a real HTML
+// tokenizer (Bun's HTMLRewriter): no element or attribute may come from the
+// data, and its text must hold the strings escaped. (This is the check
+// @kitajs/ts-html-plugin promised; it cannot run with TypeScript 7.)
+
+import { describe, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import type { AssetUrls } from "../lib/server/http/assets.ts";
+import type { PeriodStats } from "../lib/server/history/stats.ts";
+import type { DeviceLive } from "../lib/server/live/live.ts";
+import type { Device, Placement, Room } from "../lib/server/store/store.ts";
+import type { RoomCard } from "../views/dashboard.tsx";
+import type { ChartWindow } from "../views/history.tsx";
+import { formatAgo, type FormState, type Shell } from "../views/parts.tsx";
+
+const T = Date.parse("2026-01-15T12:00:00Z");
+const DAY = 86_400_000;
+
+describe("'… ago'", () => {
+  test("words each range", () => {
+    expect(formatAgo(T, T + 3000)).toBe("just now");
+    expect(formatAgo(T, T + 42_000)).toBe("42 s ago");
+    expect(formatAgo(T, T + 2 * 60_000 + 30_000)).toBe("2 min ago");
+    expect(formatAgo(T, T + 5 * 3_600_000)).toBe("5 h ago");
+    expect(formatAgo(T, T + 3 * 86_400_000)).toBe("3 days ago");
+  });
+  test("a time in the future is 'just now'", () => {
+    expect(formatAgo(T + 60_000, T)).toBe("just now");
+  });
+});
+
+/** What a person, a sensor or the database could put in any text: markup, a quote that ends an attribute, `'` and `&`. */
+const H = `<script>alert(1)</script>"><img src=x onerror=alert(1)>'&`;
+
+// ---- hostile data for every kind of model a view takes ----
+
+const shell: Shell = {
+  assets: new Proxy({}, { get: (_, name) => `/static/0/${String(name)}` }) as AssetUrls,
+  now: T,
+};
+const live: DeviceLive = {
+  freshness: { status: "late", lateAt: T - 60_000, offlineAt: T + 180_000 },
+  intervalS: 60,
+  last: { ts: T - 150_000, temperature: 21.5, humidity: 45 },
+  today: { tMin: 19.5, tMax: 22.3, hMin: 40, hMax: 48 },
+  comfort: { dewPoint: 9.1, humidex: 24, word: "comfortable" },
+  spark: [20, null, 21, 21.5],
+};
+const silent: DeviceLive = {
+  ...live,
+  freshness: { status: "never", lateAt: null, offlineAt: null },
+  last: null,
+  today: null,
+  comfort: null,
+};
+const device = (over: Partial<Device> = {}): Device => ({
+  id: 1,
+  uid: H,
+  home_id: H,
+  label: H,
+  model: H,
+  created_at: T - DAY,
+  last_seen_at: T - 60_000,
+  state: "online",
+  state_at: T - 60_000,
+  interval_s: 60,
+  version: H,
+  sensor_failures: 1,
+  last_error: H,
+  config_interval_s: 60,
+  temperature_offset: 0,
+  humidity_offset: 0,
+  refused_count: 2,
+  last_refusal: H,
+  last_refusal_at: T - 120_000,
+  room_id: 1,
+  room_uid: H,
+  room_name: H,
+  placed_at: T - DAY,
+  ...over,
+});
+const room: Room = { id: 1, uid: H, name: H, floor: H, side: H, created_at: T - DAY };
+const placements: Placement[] = [
+  { id: 1, device_uid: H, room_uid: H, room_name: H, from_ts: T - 2 * DAY, to_ts: T - DAY },
+  { id: 2, device_uid: H, room_uid: H, room_name: H, from_ts: T - DAY, to_ts: null },
+];
+/** A form as posted back: every field typed hostile, with a hostile message. */
+const posted = (...names: string[]): FormState => ({
+  values: Object.fromEntries(names.map((n) => [n, H])),
+  errors: Object.fromEntries(names.map((n) => [n, H])),
+});
+const card: RoomCard = {
+  uid: H,
+  name: H,
+  floor: H,
+  side: H,
+  sensors: [
+    { uid: H, name: H, live },
+    { uid: H, name: H, live: silent },
+  ],
+};
+const labels = { [H]: H };
+const window: ChartWindow = {
+  from: T - DAY,
+  to: T,
+  presets: [{ label: H, href: H, current: true }],
+  back: H,
+  forward: H,
+  custom: posted("from", "to"),
+  points: 1500,
+};
+const values = { min: 19.5, min_at: T - 3_600_000, max: 22.3, max_at: T - 7_200_000, mean: 21 };
+const period: PeriodStats = {
+  period_start: T - DAY,
+  from: T - DAY,
+  to: T,
+  count: 1400,
+  expected: 1440,
+  coverage_pct: 97.2,
+  temperature: values,
+  humidity: values,
+};
+
+/** Every exported view (a capitalised function of views/*.tsx) with the props it is rendered with. */
+const RENDERS: Record<string, unknown[]> = {
+  "parts.tsx Ago": [{ ts: T - 60_000, now: T }],
+  "parts.tsx StatusBadge": [{ f: live.freshness }, { f: silent.freshness }],
+  "parts.tsx Sparkline": [{ values: live.spark, label: H }],
+  "parts.tsx Field": [{ label: H, id: H, error: H, hint: H, children: "" }],
+  "parts.tsx Input": [{ form: posted("name"), name: "name", id: H, placeholder: H }],
+  "parts.tsx PlacementTable": [
+    { placements, of: "device", now: T },
+    { placements, of: "room", labels, now: T },
+    { placements, of: "room", labels: {}, now: T },
+  ],
+  "layout.tsx Layout": [{ shell, title: H, section: "dashboard", live: true, charts: true, children: "" }],
+  "layout.tsx ErrorPage": [
+    { shell, status: 404, message: H },
+    { shell, status: 400, message: H },
+  ],
+  "dashboard.tsx RoomCardBody": [{ room: card, now: T }],
+  "dashboard.tsx UnplacedBanner": [
+    { devices: [{ uid: H, name: H, lastSeenAt: T - 60_000 }], now: T },
+    {
+      devices: [
+        { uid: H, name: H, lastSeenAt: null },
+        { uid: H, name: H, lastSeenAt: T },
+      ],
+      now: T,
+    },
+  ],
+  "dashboard.tsx DashboardPage": [{ shell, rooms: [card], unplaced: [{ uid: H, name: H, lastSeenAt: T }], version: 3 }],
+  "devices.tsx DevicesPage": [
+    {
+      shell,
+      devices: [
+        { device: device(), live },
+        { device: device({ label: null, room_uid: null, room_name: null }), live: silent },
+      ],
+    },
+  ],
+  "devices.tsx DevicePage": [
+    {
+      shell,
+      row: { device: device(), live },
+      rooms: [room],
+      placements,
+      place: posted("room", "new_room", "moved_at"),
+      settings: posted("label", "interval_s", "temperature_offset", "humidity_offset"),
+      saved: "settings",
+    },
+    {
+      shell,
+      row: { device: device({ label: null, room_uid: null, room_name: null, version: null }), live: silent },
+      rooms: [room],
+      placements: [],
+      place: { values: { room: H }, errors: {} },
+      settings: posted("label"),
+    },
+  ],
+  "history.tsx RoomPage": [
+    { shell, room: card, version: 3, window, placements, labels, stats: { period: "day", periods: [period] } },
+    {
+      shell,
+      room: card,
+      version: 3,
+      window: { ...window, forward: null },
+      placements: [],
+      labels,
+      stats: { period: "month", periods: [period] },
+    },
+  ],
+  "history.tsx ComparePage": [
+    { shell, rooms: [room], selected: [{ uid: H, name: H }], window, labels, roomsError: H },
+    { shell, rooms: [room], selected: [], window, labels },
+  ],
+  "rooms.tsx RoomsPage": [
+    {
+      shell,
+      rooms: [
+        { room, devices: 0 },
+        { room: { ...room, floor: null, side: null }, devices: 2 },
+      ],
+      create: posted("name", "floor", "side"),
+      edit: { uid: H, form: posted("name", "floor", "side") },
+      deleteError: { uid: H, message: H },
+      notice: H,
+    },
+  ],
+};
+
+/** What the HTML tokenizer found: every element with its attributes, and the text between tags as written. */
+function tokens(html: string): { elements: { tag: string; attributes: [string, string][] }[]; text: string } {
+  const elements: { tag: string; attributes: [string, string][] }[] = [];
+  let text = "";
+  new HTMLRewriter()
+    .on("*", { element: (e) => void elements.push({ tag: e.tagName, attributes: [...e.attributes] }) })
+    .onDocument({ text: (t) => void (text += t.text) })
+    .transform(html);
+  return { elements, text };
+}
+
+/** Why `html` shows that hostile text was not escaped (empty when it was). */
+function unescaped(html: string): string[] {
+  const { elements, text } = tokens(html);
+  const found: string[] = [];
+  for (const { tag, attributes } of elements) {
+    // The views have no inline script and no image: one of these came from the data.
+    if (tag === "script" && !attributes.some(([name]) => name === "src")) found.push("an inline <script>");
+    if (tag === "img") found.push("an <img>");
+    for (const [name] of attributes) if (name.startsWith("on")) found.push(`an ${name} attribute on <${tag}>`);
+  }
+  // Escaped, the tail of H reads &#x27;&amp; in text; as written it is '& (no view writes that).
+  if (text.includes("'&")) found.push("a ' and an & written raw in text");
+  if (text.includes("alert(1)</")) found.push("markup written raw in text");
+  return found;
+}
+
+const viewsDir = join(import.meta.dir, "..", "views");
+const views: [key: string, view: (props: never) => JSX.Element][] = [];
+for (const file of readdirSync(viewsDir).filter((f) => f.endsWith(".tsx"))) {
+  const mod = (await import(join(viewsDir, file))) as Record<string, unknown>;
+  for (const [name, value] of Object.entries(mod)) {
+    if (typeof value === "function" && /^[A-Z]/.test(name))
+      views.push([`${file} ${name}`, value as (props: never) => JSX.Element]);
+  }
+}
+
+describe("escaping in every view", () => {
+  test("every view in views/ has hostile data here (add it for a new view)", () => {
+    expect(views.length).toBeGreaterThan(10);
+    expect(views.map(([key]) => key).filter((key) => !(key in RENDERS))).toEqual([]);
+    expect(Object.keys(RENDERS).filter((key) => !views.some(([k]) => k === key))).toEqual([]);
+  });
+
+  test("the check sees markup that is not escaped", () => {
+    expect(unescaped(`<p>${H}</p>`)).not.toEqual([]);
+    expect(unescaped(`<p title="${H}">x</p>`)).not.toEqual([]);
+    expect(unescaped(`<p>Tom's R&amp;D</p><script src="/a.js"></script>`)).toEqual([]);
+  });
+
+  for (const [key, view] of views) {
+    test(`${key} shows hostile text as text`, () => {
+      for (const props of RENDERS[key] ?? []) {
+        const html = view(props as never) as string;
+        expect(typeof html).toBe("string");
+        expect(unescaped(html)).toEqual([]);
+      }
+    });
+  }
+
+  test("the hostile text reaches the pages (the data is not ignored)", () => {
+    for (const [key, view] of views) {
+      if (key.endsWith(" Ago") || key.endsWith(" StatusBadge")) continue; // no text of their own
+      const html = (RENDERS[key] ?? []).map((props) => view(props as never) as string).join("");
+      expect(html, key).toContain("alert(1)");
+    }
+  });
+});
