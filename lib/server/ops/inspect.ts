@@ -78,14 +78,15 @@ export function consistencyChecks(db: Inspection, now: number): Check[] {
   ];
 }
 
-const INSPECT_OPTIONS = { device: { type: "string" }, last: { type: "string" } } as const;
+const INSPECT_OPTIONS = { device: { type: "string" }, last: { type: "string", valid: (v: string) => /^\d+$/.test(v) } } as const;
 
 /** Prints the report; returns the exit code (1 when a check fails, 2 for bad usage). */
 export function runInspect(path: string, args: string[], out: (s: string) => void = console.log, now = Date.now()): number {
   const { values, unexpected } = parseCommandArgs(args, INSPECT_OPTIONS);
-  const bad = unexpected ?? (values.last !== undefined && !/^\d+$/.test(values.last) ? "--last" : undefined);
-  if (bad !== undefined) {
-    console.error(`inspect: unknown or incomplete argument ${JSON.stringify(bad)}; usage: inspect [--device UID] [--last N]`);
+  if (unexpected !== undefined) {
+    console.error(
+      `inspect: unknown or incomplete argument ${JSON.stringify(unexpected)}; usage: inspect [--device UID] [--last N]`,
+    );
     return 2;
   }
   if (!existsSync(path)) {
