@@ -18,7 +18,7 @@
 //   horizon that arrives now cannot be told apart from a replay of a reading
 //   whose raw row was already deleted, so it is NOT added to the rollups (it
 //   would be counted twice); its raw row is removed by the next retention run.
-//   (The legacy import keeps its own ledger for that case: lib/server/ops/legacy-import.ts.)
+//   (The legacy import keeps its own ledger for that case: importReadings in readings.ts.)
 
 import type { Database } from "bun:sqlite";
 import {
