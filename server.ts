@@ -4,6 +4,7 @@
 // HTTP, trap SIGTERM, close in reverse order.
 //
 //   bun server.ts                 run the server (config: env over file over defaults)
+//   bun server.ts --demo          the server plus three simulated sensors
 //   bun server.ts inspect [...]   what the database holds (safe beside a live server)
 //   bun server.ts import-legacy PATH   import the earlier TechTemp's SQLite database
 
@@ -14,6 +15,7 @@ import { ConfigError, loadConfig, type Config } from "./lib/server/config.ts";
 import { DEFAULT_HOME_ID } from "./lib/shared/contract.ts";
 import { DB_FILE, openDatabase } from "./lib/server/store/db.ts";
 import { createIngest } from "./lib/server/mqtt/ingest.ts";
+import { parseCommandArgs } from "./lib/server/ops/args.ts";
 import { runInspect } from "./lib/server/ops/inspect.ts";
 import { runImportLegacy } from "./lib/server/ops/legacy-import.ts";
 import { createLog, type Log } from "./lib/shared/log.ts";
@@ -138,12 +140,26 @@ const USAGE = `usage:
 settings: environment TECHTEMP_HTTP_PORT, TECHTEMP_MQTT_PORT, TECHTEMP_DATA_DIR, TECHTEMP_HOST, …
           or a config file (TECHTEMP_CONFIG, default /etc/techtemp/server.conf); see README.md`;
 
-/** The command line: `serve` (default) or an operator command. Returns the exit code. */
+/** The server's own options; an operator command (the first word) reads its own (lib/server/ops/). */
+const SERVER_OPTIONS = { help: { type: "boolean", short: "h" }, demo: { type: "boolean" } } as const;
+
+/** The command line: serve (default), the demo, or an operator command. Returns the exit code (2 = bad usage or configuration). */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === "--help" || command === "-h" || command === "help") {
-    console.log(USAGE);
-    return 0;
+  const operator = command === "inspect" || command === "import-legacy" ? command : undefined;
+  let demo = false;
+  if (operator === undefined) {
+    const { values, unexpected } = parseCommandArgs(argv, SERVER_OPTIONS);
+    if (command === "help" || values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    if (unexpected !== undefined) {
+      const what = unexpected === command ? "unknown command" : "unexpected argument";
+      console.error(`${what} ${JSON.stringify(unexpected)}\n${USAGE}`);
+      return 2;
+    }
+    demo = values.demo === true;
   }
   let config: Config;
   try {
@@ -155,14 +171,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  if (command === "inspect") return runInspect(join(config.data_dir, DB_FILE), rest);
+  if (operator === "inspect") return runInspect(join(config.data_dir, DB_FILE), rest);
+  if (operator === "import-legacy") return runImportLegacy(join(config.data_dir, DB_FILE), rest, { httpPort: config.http_port });
   // The demo's sensor code is loaded only for the demo.
-  if (command === "--demo") return (await import("./lib/demo.ts")).runDemo({ start, config });
-  if (command === "import-legacy") return runImportLegacy(join(config.data_dir, DB_FILE), rest, { httpPort: config.http_port });
-  if (command !== undefined) {
-    console.error(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
-    return 2;
-  }
+  if (demo) return (await import("./lib/demo.ts")).runDemo({ start, config });
 
   let running: Running;
   try {

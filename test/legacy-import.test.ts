@@ -1,5 +1,5 @@
 // `bun server.ts import-legacy PATH` on a database built here from the
-// earlier server's schema (legacy-notes.md section 2), with the rows a real
+// earlier server's schema (below, as its backend/db/index.js created it), with the rows a real
 // one accumulates: moves, the NULL-for-zero bug, a device deleted halfway,
 // and rows nobody can use. Imported twice: the second run adds nothing.
 
@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { openDatabase } from "../lib/server/store/db.ts";
 import { importLegacy } from "../lib/server/ops/legacy-import.ts";
 import { createRollups } from "../lib/server/store/rollups.ts";
+import { createStore } from "../lib/server/store/store.ts";
 import { run, startServer, tempDir } from "./helpers.ts";
 
 const MIN = 60_000;
@@ -226,7 +227,8 @@ test("readings older than the raw horizon go into the rollups only, and a second
   cleanup.push(() => db.close());
   // This database's retention already ran: raw readings before MOVE are gone for good.
   createRollups(db).setHorizon(MOVE);
-  const first = importLegacy({ legacyPath: legacy, db, now: () => END + DAY });
+  const store = createStore(db, { now: () => END + DAY });
+  const first = importLegacy({ legacyPath: legacy, store });
   const good = GOOD_F49 + GOOD_B82 + GOOD_DEL;
   expect(first.readings).toMatchObject({ found: good + 5, added: good, present: 0, unusable: 5 });
   // Before MOVE: 576 of aht20-f49c53 (2 unusable), 288 of aht20-b827eb, all 48 of the deleted one.
@@ -238,7 +240,7 @@ test("readings older than the raw horizon go into the rollups only, and a second
   const rolled = rollups();
   expect(db.query<{ n: number }, []>("SELECT sum(n) AS n FROM rollup_day").get()!.n).toBe(good);
 
-  const second = importLegacy({ legacyPath: legacy, db, now: () => END + DAY });
+  const second = importLegacy({ legacyPath: legacy, store });
   expect(second.readings).toMatchObject({ added: 0, present: good, rollupsOnly: 0 });
   expect(rollups()).toEqual(rolled);
 });
@@ -319,7 +321,7 @@ test("the oldest schema generation (TEXT room_id and device_uid keys) is read to
   legacy.close();
   const db = openDatabase(join(dir.path, "ours.db"));
   cleanup.push(() => db.close());
-  const s = importLegacy({ legacyPath: path, db });
+  const s = importLegacy({ legacyPath: path, store: createStore(db) });
   expect(s.rooms.added).toBe(1);
   expect(s.devices.added).toBe(1);
   expect(s.placements.added).toBe(1);

@@ -13,7 +13,7 @@
 // mean, min and max of each value and the count, like the chart endpoints.
 
 import { bucketPoint, type Bucket, type History, type Segment, type Target } from "./history.ts";
-import { TIER_MS } from "../store/rollups.ts";
+import { TIER_MS } from "./aggregate.ts";
 import type { HistoryQueries, RawReader, RawRow } from "../store/store.ts";
 
 /** An export format. */

@@ -30,7 +30,7 @@ import {
   type Agg,
   type BucketAgg,
   type Tier,
-} from "../store/rollups.ts";
+} from "./aggregate.ts";
 
 /** Aggregation of a series: raw readings, or hourly/daily buckets (UTC). */
 export type Bucket = "raw" | Tier;

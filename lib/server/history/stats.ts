@@ -12,7 +12,7 @@
 
 import { invalid } from "../../shared/errors.ts";
 import type { History, Segment, Target } from "./history.ts";
-import { copyAgg, floorTo, mergeInto, TIER_MS, type Agg } from "../store/rollups.ts";
+import { copyAgg, floorTo, mergeInto, TIER_MS, type Agg } from "./aggregate.ts";
 import type { DeviceInfo, HistoryQueries } from "../store/store.ts";
 
 /** A statistics period. */

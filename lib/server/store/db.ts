@@ -12,8 +12,9 @@ export const DB_FILE = "techtemp.db";
  * Opens (creating if needed) the database at `path` and applies any pending
  * migrations, each in its own transaction. `readonly` opens an existing
  * database without changing it (for `inspect` beside a live server).
+ * `synchronous` NORMAL is for a command that can redo its work (import-legacy).
  */
-export function openDatabase(path: string, options: { readonly?: boolean } = {}): Database {
+export function openDatabase(path: string, options: { readonly?: boolean; synchronous?: "FULL" | "NORMAL" } = {}): Database {
   let db: Database;
   try {
     db = options.readonly
@@ -34,7 +35,8 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
     // more often than a server does. With NORMAL a WAL commit survives a crash
     // of this process but not of the machine. The cost (one fsync per commit)
     // is paid once per group commit, not once per reading (lib/server/mqtt/ingest.ts).
-    db.exec("PRAGMA synchronous = FULL");
+    // NORMAL only where a commit lost to a power cut is redone by running the command again.
+    db.exec(options.synchronous === "NORMAL" ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
     // Placements and readings point at devices and rooms; keep them honest.
     db.exec("PRAGMA foreign_keys = ON");
     migrate(db);

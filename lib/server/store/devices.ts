@@ -30,8 +30,12 @@ export interface NewDevice {
   roomName?: string;
   roomUid?: string;
   label?: string | null;
-  /** When it was placed (default now). */
+  /** When it was placed (default now); also when it was created, for a device not known yet. */
   at?: number;
+  /** Its sensor model, where another system knew it (import-legacy). */
+  model?: string | null;
+  /** When another system last heard from it (import-legacy); never moves last_seen_at back. */
+  lastSeenAt?: number | null;
 }
 
 /** What creating a room takes; its uid comes from the name unless given. */
@@ -89,6 +93,10 @@ export function createDevices(db: Database, deps: { now: () => number; registry:
     devicesInRoom: db.query<Device, [string]>(`${DEVICE_SELECT} WHERE r.uid = ? ORDER BY d.uid`),
     deleteDevice: db.query<null, [number]>("DELETE FROM devices WHERE id = ?"),
     setLabel: db.query<null, [string | null, number]>("UPDATE devices SET label = ? WHERE id = ?"),
+    setModel: db.query<null, [string | null, number]>("UPDATE devices SET model = ? WHERE id = ?"),
+    touch: db.query<null, [number, number]>(
+      "UPDATE devices SET last_seen_at = max(coalesce(last_seen_at, ?1), ?1) WHERE id = ?2",
+    ),
     setConfig: db.query<null, [number | null, number, number, number]>(
       "UPDATE devices SET config_interval_s = ?, temperature_offset = ?, humidity_offset = ? WHERE id = ?",
     ),
@@ -99,6 +107,13 @@ export function createDevices(db: Database, deps: { now: () => number; registry:
     closePlacement: db.query<null, [number, number]>("UPDATE placements SET to_ts = ? WHERE id = ?"),
     insertPlacement: db.query<null, [number, number, number]>(
       "INSERT INTO placements (device_id, room_id, from_ts) VALUES (?, ?, ?)",
+    ),
+    // An interval is [from_ts, to_ts), no end = open: two overlap when each begins before the other ends.
+    overlapping: db.query<{ id: number }, [number, number, number | null]>(
+      "SELECT id FROM placements WHERE device_id = ?1 AND ?2 < coalesce(to_ts, 9e15) AND from_ts < coalesce(?3, 9e15) LIMIT 1",
+    ),
+    insertInterval: db.query<null, [number, number, number, number | null]>(
+      "INSERT INTO placements (device_id, room_id, from_ts, to_ts) VALUES (?, ?, ?, ?)",
     ),
     placementsOfDevice: db.query<Placement, [number]>(`${PLACEMENT_SELECT} WHERE p.device_id = ? ORDER BY p.from_ts, p.id`),
     placementsOfRoom: db.query<Placement, [number]>(`${PLACEMENT_SELECT} WHERE p.room_id = ? ORDER BY p.from_ts, p.id`),
@@ -165,6 +180,8 @@ export function createDevices(db: Database, deps: { now: () => number; registry:
     const room = resolveRoom({ roomUid: input.roomUid, roomName: input.roomName });
     const id = existing ? existing.id : registry.ensure(input.uid, at);
     if (input.label !== undefined) q.setLabel.run(input.label, id);
+    if (input.model !== undefined) q.setModel.run(input.model, id);
+    if (input.lastSeenAt != null) q.touch.run(input.lastSeenAt, id);
     if (room) place(id, room.id, at);
     return q.deviceByUid.get(input.uid)!;
   });
@@ -199,6 +216,8 @@ export function createDevices(db: Database, deps: { now: () => number; registry:
     listRooms: (): Room[] => q.rooms.all(),
     /** One room; not_found otherwise. */
     getRoom: (uid: string): Room => requireRoom(uid),
+    /** A room or null, without throwing. */
+    findRoom: (uid: string): Room | null => q.roomByUid.get(uid),
     /** Creates a room; its uid comes from the name unless given. A conflict if it exists. */
     createRoom: (input: NewRoom): Room => createRoomRow(input),
     /** Renames a room or sets its floor and side. */
@@ -268,6 +287,21 @@ export function createDevices(db: Database, deps: { now: () => number; registry:
     },
     /** A device's placement history, oldest first. */
     devicePlacements: (uid: string): Placement[] => q.placementsOfDevice.all(requireDevice(uid).id),
+    /**
+     * Records a placement whose times are known, for history brought in from
+     * elsewhere (import-legacy): a past one, or the current one when `toTs` is
+     * null. Returns false and records nothing when it overlaps one of the
+     * device's placements (a device is in one room at a time).
+     */
+    addPlacement(deviceUid: string, roomUid: string, fromTs: number, toTs: number | null): boolean {
+      const device = requireDevice(deviceUid);
+      const room = requireRoom(roomUid);
+      if (q.overlapping.get(device.id, fromTs, toTs)) return false;
+      q.insertInterval.run(device.id, room.id, fromTs, toTs);
+      const after = q.deviceByUid.get(deviceUid)!;
+      emit({ kind: "updated", deviceUid, device: after, roomBefore: device.room_uid, configChanged: false });
+      return true;
+    },
   };
 }
 

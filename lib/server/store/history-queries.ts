@@ -5,7 +5,8 @@
 // the prepared statements it runs.
 
 import { Database } from "bun:sqlite";
-import { createRollups, type BucketAgg, type Tier } from "./rollups.ts";
+import type { BucketAgg, Tier } from "../history/aggregate.ts";
+import { createRollups } from "./rollups.ts";
 
 /** A raw reading, values in hundredths. */
 export interface RawRow {

@@ -12,18 +12,22 @@
 //   auth.ts             accounts, sessions, API tokens, sensor secrets, settings
 //
 // Opening the database and its schema are db.ts and migrations.ts; rollups.ts
-// and retention.ts keep the history tables. Types are re-exported here so the
-// rest of the server imports the store from one place.
+// and retention.ts keep the history tables. The operator commands read through
+// inspection.ts (inspect) and legacy-source.ts (the earlier server's file, for
+// import-legacy). Types are re-exported here so the rest of the server imports
+// the store from one place.
 
 import type { Database } from "bun:sqlite";
 import type { Log } from "../../shared/log.ts";
 import { createAuthStore } from "./auth.ts";
+import { openDatabase } from "./db.ts";
 import { createDevices } from "./devices.ts";
 import { createEvents } from "./events.ts";
 import { createHistoryQueries } from "./history-queries.ts";
 import { createReadingWrites } from "./readings.ts";
 import { createRecentQueries } from "./recent-queries.ts";
 import { createRegistry } from "./registry.ts";
+import { ensureIncrementalVacuum } from "./retention.ts";
 import { createStatusWrites } from "./status.ts";
 
 export type { Device, IncomingReading, Placement, Room } from "./model.ts";
@@ -33,6 +37,7 @@ export type { ApiTokenRow, AuthStore, EnrollmentRow, SessionRow, SettingKey, Use
 export type { CommittedReading, DeviceChange, StatusChange, StoreEventName, StoreEvents, StoreListener } from "./events.ts";
 export type { DeviceInfo, HistoryQueries, RawReader, RawRow, RoomPlacement } from "./history-queries.ts";
 export type { RecentQueries, RecentSlot } from "./recent-queries.ts";
+export type { ImportedCounts, ImportedReading } from "./readings.ts";
 
 /** Creates the store over an open database (db.ts). `now` is injectable for tests. */
 export function createStore(db: Database, options: { now?: () => number; log?: Log } = {}) {
@@ -64,3 +69,22 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
 
 /** The store's interface, for modules that take it as a dependency. */
 export type Store = ReturnType<typeof createStore>;
+
+/**
+ * Opens the database at `path` (db.ts), readied for retention as the server
+ * readies it, with the store over it: for a command that works on the
+ * database instead of the server (import-legacy). `close()` closes the database.
+ */
+export function openStore(
+  path: string,
+  options: { now?: () => number; log?: Log; synchronous?: "FULL" | "NORMAL" } = {},
+): Store & { close(): void } {
+  const db = openDatabase(path, { synchronous: options.synchronous });
+  try {
+    ensureIncrementalVacuum(db, options.log);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return { ...createStore(db, options), close: () => db.close() };
+}
