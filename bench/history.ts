@@ -18,6 +18,10 @@ import { DB_FILE, openDatabase } from "../lib/server/store/db.ts";
 import { bucketPoint } from "../lib/server/history/history.ts";
 import { createReadings } from "../lib/server/history/readings.ts";
 import { ensureIncrementalVacuum } from "../lib/server/store/retention.ts";
+import { commandLine, parseCommandLine } from "../scripts/cli.ts";
+
+// Settings come from the environment; the command line takes nothing.
+commandLine("bun bench/history.ts   (BENCH_HISTORY_DIR=/tmp/techtemp-bench-history)", (args) => parseCommandLine(args, {}));
 
 const DIR = process.env.BENCH_HISTORY_DIR ?? "/tmp/techtemp-bench-history";
 const DB_PATH = join(DIR, DB_FILE);
