@@ -78,9 +78,15 @@ export async function startServer(
   };
 }
 
-/** Resolves when `check` returns a truthy value; rejects after `timeoutMs`. */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5000, what = "condition"): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+/**
+ * Resolves when `check` returns a truthy value; rejects after `timeoutMs`.
+ * It checks every 20 ms at first, then less often as the wait goes on (at
+ * most every `maxPollMs`): a long wait under a loaded machine must not add
+ * to the load (a check may run a process or an HTTP request).
+ */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5000, what = "condition", maxPollMs = 100): Promise<T> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
@@ -94,7 +100,7 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5000, 
         `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`,
       );
     }
-    await Bun.sleep(20);
+    await Bun.sleep(Math.min(maxPollMs, 20 + (Date.now() - started) / 10));
   }
 }
 
@@ -161,10 +167,15 @@ export async function endMqtt(client: MqttClient, force = false): Promise<void> 
 
 /** A TCP port free on 127.0.0.1 right now (for a process that cannot be told to use port 0). */
 export function freePort(): number {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return port;
+  return freePorts(1)[0]!;
+}
+
+/** `count` different TCP ports free on 127.0.0.1 right now (all held open until each is picked, so none repeats). */
+export function freePorts(count: number): number[] {
+  const servers = Array.from({ length: count }, () => Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }));
+  const ports = servers.map((s) => s.port);
+  for (const s of servers) s.stop(true);
+  return ports;
 }
 
 /** Runs a command with a timeout; returns exit code and output. */
