@@ -178,7 +178,7 @@ export function freePorts(count: number): number[] {
   return ports;
 }
 
-/** Runs a command with a timeout; returns exit code and output. */
+/** Runs a command with a timeout (60 s unless given: the machine may be busy with other tests); returns exit code and output. */
 export async function run(
   cmd: string[],
   options: { timeoutMs?: number; env?: Record<string, string | undefined>; stdin?: string; cwd?: string } = {},
@@ -190,7 +190,7 @@ export async function run(
     env: options.env ? ({ ...process.env, ...options.env } as Record<string, string>) : process.env,
     cwd: options.cwd,
   });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs ?? 20_000);
+  const timer = setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs ?? 60_000);
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),
@@ -227,7 +227,7 @@ export async function spawnServer(
   dataDir: string,
   env: Record<string, string> = {},
   args: string[] = [],
-  startTimeoutMs = 20_000,
+  startTimeoutMs = 60_000,
 ): Promise<ChildServer> {
   const proc = Bun.spawn(["bun", "server.ts", ...args], {
     cwd: `${import.meta.dir}/..`,
@@ -250,17 +250,16 @@ export async function spawnServer(
   };
   void pump(proc.stdout as ReadableStream<Uint8Array>);
   void pump(proc.stderr as ReadableStream<Uint8Array>);
+  // An exit ends the wait at once (a check that threw would be retried until the timeout).
   const match = await waitFor(
-    () => {
-      if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${out}`);
-      return /server running http=(\d+) mqtt=(\d+)/.exec(out);
-    },
+    () => (proc.exitCode !== null ? "exited" : /server running http=(\d+) mqtt=(\d+)/.exec(out)),
     startTimeoutMs,
     "the server to start",
   ).catch((err) => {
     proc.kill("SIGKILL");
     throw err;
   });
+  if (match === "exited") throw new Error(`server exited with ${proc.exitCode}: ${out}`);
   const httpPort = Number(match![1]);
   return {
     proc,
