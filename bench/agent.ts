@@ -1,4 +1,4 @@
-// Sensor agent benchmark: `bun bench/agent.ts [--duration S] [--readings N]`
+// Sensor agent benchmark: `bun bench/agent.ts [--duration S] [--readings N] [--only footprint|drain]`
 //
 // 1. Footprint: the agent (1 s interval, real server over TCP) for
 //    --duration seconds (default 150) after a 10 s warm-up: RSS (also
@@ -16,6 +16,7 @@
 //    client (QoS 1, 1,000 in flight) to the same server. Goal: ≥ 2,000/s.
 
 import { memory } from "./proc.ts";
+import { commandLine, parseCommandLine, positiveNumber, UsageError } from "../scripts/cli.ts";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,19 +28,24 @@ import { ClockState, openOutbox, outboxPath, type NewReading } from "../lib/sens
 import { start } from "../server.ts";
 import { buildFakeAht20 } from "../test/fixtures/fake-aht20/build.ts";
 
-const argValue = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isFinite(v) || v <= 0) {
-    console.error(`--${name} must be a positive number`);
-    process.exit(2);
-  }
-  return v;
-};
-const DURATION_S = argValue("duration", 150);
-const READINGS = Math.round(argValue("readings", 100_000));
+const ARGS = commandLine("bun bench/agent.ts [--duration S] [--readings N] [--only footprint|drain]", (args) => {
+  const { values } = parseCommandLine(args, {
+    duration: { type: "string" },
+    readings: { type: "string" },
+    only: { type: "string" },
+  });
+  if (values.only !== undefined && values.only !== "footprint" && values.only !== "drain")
+    throw new UsageError(`--only: unknown part ${JSON.stringify(values.only)} (known: footprint, drain)`);
+  return {
+    duration: positiveNumber("duration", values.duration, 150),
+    readings: Math.round(positiveNumber("readings", values.readings, 100_000)),
+    only: values.only ?? null,
+  };
+});
+const DURATION_S = ARGS.duration;
+const READINGS = ARGS.readings;
 /** `--only footprint` or `--only drain` runs one part. */
-const ONLY = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : null;
+const ONLY = ARGS.only;
 const WARMUP_S = 10;
 const ROOT = join(import.meta.dir, "..");
 const CLK_TCK = 100; // USER_HZ on Linux

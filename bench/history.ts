@@ -21,6 +21,10 @@ import { createStats } from "../lib/server/history/stats.ts";
 import { createHistoryQueries } from "../lib/server/store/history-queries.ts";
 import { createRollups } from "../lib/server/store/rollups.ts";
 import { ensureIncrementalVacuum } from "../lib/server/store/retention.ts";
+import { commandLine, parseCommandLine } from "../scripts/cli.ts";
+
+// Settings come from the environment; the command line takes nothing.
+commandLine("bun bench/history.ts   (BENCH_HISTORY_DIR=/tmp/techtemp-bench-history)", (args) => parseCommandLine(args, {}));
 
 const DIR = process.env.BENCH_HISTORY_DIR ?? "/tmp/techtemp-bench-history";
 const DB_PATH = join(DIR, DB_FILE);

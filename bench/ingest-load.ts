@@ -6,12 +6,13 @@
 //   bun bench/ingest-load.ts PORT SECONDS CLIENTS WINDOW
 
 import mqtt from "mqtt";
+import { commandLine, parseCommandLine, UsageError } from "../scripts/cli.ts";
 
-const [port, seconds, clients, window] = process.argv.slice(2).map(Number) as [number, number, number, number];
-if (!port || !seconds || !clients || !window) {
-  console.error("usage: bun bench/ingest-load.ts PORT SECONDS CLIENTS WINDOW");
-  process.exit(2);
-}
+const [port, seconds, clients, window] = commandLine("bun bench/ingest-load.ts PORT SECONDS CLIENTS WINDOW", (args) => {
+  const numbers = parseCommandLine(args, {}, true).positionals.map(Number);
+  if (numbers.length !== 4 || !numbers.every((n) => n > 0)) throw new UsageError("four positive numbers are needed");
+  return numbers as [number, number, number, number];
+});
 
 const latencies: number[] = [];
 let acked = 0;

@@ -14,6 +14,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DB_FILE, openDatabase } from "../lib/server/store/db.ts";
 import { createStore, type IncomingReading } from "../lib/server/store/store.ts";
+import { commandLine, parseCommandLine } from "../scripts/cli.ts";
+
+// Settings come from the environment; the command line takes nothing.
+commandLine("bun bench/ingest.ts   (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10)", (args) => parseCommandLine(args, {}));
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);

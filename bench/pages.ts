@@ -31,11 +31,13 @@ import { createLog } from "../lib/shared/log.ts";
 import { createStore, fromCenti, type Device, type IncomingReading } from "../lib/server/store/store.ts";
 import { renderDashboard } from "../lib/server/http/pages/dashboard.ts";
 import { start } from "../server.ts";
+import { commandLine, parseCommandLine, positiveNumber } from "../scripts/cli.ts";
 
 const ROOMS = 20;
 const INTERVAL_MS = 300_000;
-const daysArg = process.argv.indexOf("--days");
-const DAYS = daysArg > 0 ? Number(process.argv[daysArg + 1]) : 365;
+const DAYS = commandLine("bun bench/pages.ts [--days N]", (args) =>
+  positiveNumber("days", parseCommandLine(args, { days: { type: "string" } }).values.days, 365),
+);
 const DAY = 86_400_000;
 
 const quiet = createLog({ level: "error", sink: () => {} });

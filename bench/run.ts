@@ -5,14 +5,15 @@
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { commandLine, parseCommandLine, UsageError } from "../scripts/cli.ts";
 
 const ALL = ["ingest", "agent", "pages", "history"];
-const wanted = process.argv.slice(2);
-const unknown = wanted.filter((w) => !ALL.includes(w));
-if (unknown.length) {
-  console.error(`unknown benchmark ${unknown.join(", ")}; known: ${ALL.join(", ")}`);
-  process.exit(2);
-}
+const wanted = commandLine("bun run bench [ingest|agent|pages|history ...]", (args) => {
+  const names = parseCommandLine(args, {}, true).positionals;
+  const unknown = names.filter((w) => !ALL.includes(w));
+  if (unknown.length) throw new UsageError(`unknown benchmark ${unknown.join(", ")}; known: ${ALL.join(", ")}`);
+  return names;
+});
 
 let failed = 0;
 for (const name of wanted.length ? wanted : ALL) {

@@ -12,6 +12,7 @@
 import { chromium, type Browser } from "playwright-core";
 import { join } from "node:path";
 import { CHROMIUM_ARGS, openPage } from "../test/web-helpers.ts";
+import { commandLine, parseCommandLine } from "../scripts/cli.ts";
 
 const root = join(import.meta.dir, "..");
 
@@ -109,10 +110,14 @@ async function takeScreenshots(browser: Browser, docs: string): Promise<void> {
   }
 }
 
+const ICONS_ONLY = commandLine(
+  "bun bench/screenshots.ts [--icons]",
+  (args) => parseCommandLine(args, { icons: { type: "boolean" } }).values.icons === true,
+);
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
 try {
   await renderIcons(browser);
-  if (!process.argv.includes("--icons")) {
+  if (!ICONS_ONLY) {
     await takeScreenshots(browser, join(root, "docs"));
   }
 } finally {

@@ -6,7 +6,7 @@
 //                                                 systemd/, README.md, BUNDLE
 //   dist/techtemp-<version>-linux-<arch>.tar.gz    the same directory, packed
 //
-//   bun scripts/build.ts [--arch arm64,x64] [--out DIR] [--no-tar]
+//   bun scripts/build.ts [--arch arm64,x64|host] [--out DIR] [--no-tar]
 //
 // Each executable carries the Bun runtime, so a Pi needs neither Bun nor Node.
 // The server's views and static files are imported `with { type: "file" }`,
@@ -15,6 +15,7 @@
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { commandLine, parseCommandLine, UsageError } from "./cli.ts";
 
 /** The architectures a bundle is built for, named as `dpkg --print-architecture` and Bun's targets name them. */
 export const ARCHS = {
@@ -175,32 +176,30 @@ export async function build(
   return built;
 }
 
-/** Parses the command line of `bun scripts/build.ts`. */
+/** How `bun scripts/build.ts` is called. */
+export const USAGE = "bun scripts/build.ts [--arch arm64,x64|host] [--out DIR] [--no-tar]";
+
+/** Parses the command line of `bun scripts/build.ts`; a bad argument throws a UsageError that names it. */
 export function parseArgs(argv: string[]): { archs: Arch[]; outDir?: string; tar: boolean } {
+  const { values } = parseCommandLine(argv, {
+    arch: { type: "string" },
+    out: { type: "string" },
+    "no-tar": { type: "boolean" },
+  });
   let archs = Object.keys(ARCHS) as Arch[];
-  let outDir: string | undefined;
-  let tar = true;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--no-tar") tar = false;
-    else if (arg === "--out" && argv[i + 1]) outDir = argv[++i];
-    else if (arg === "--arch" && argv[i + 1]) {
-      const wanted = argv[++i]!.split(",").map((a) => (a === "host" ? hostArch() : a));
-      const unknown = wanted.filter((a) => !(a && a in ARCHS));
-      if (unknown.length)
-        throw new Error(`--arch: unknown ${unknown.join(", ")} (known: ${Object.keys(ARCHS).join(", ")}, host)`);
-      archs = wanted as Arch[];
-    } else
-      throw new Error(
-        `unknown argument ${JSON.stringify(arg)}\nusage: bun scripts/build.ts [--arch arm64,x64|host] [--out DIR] [--no-tar]`,
-      );
+  if (values.arch !== undefined) {
+    const wanted = values.arch.split(",").map((a) => (a === "host" ? hostArch() : a));
+    const unknown = wanted.filter((a) => !(a && a in ARCHS));
+    if (unknown.length)
+      throw new UsageError(`--arch: unknown ${unknown.join(", ")} (known: ${Object.keys(ARCHS).join(", ")}, host)`);
+    archs = wanted as Arch[];
   }
-  return { archs, outDir, tar };
+  return { archs, outDir: values.out, tar: !values["no-tar"] };
 }
 
 if (import.meta.main) {
+  const args = commandLine(USAGE, parseArgs);
   try {
-    const args = parseArgs(process.argv.slice(2));
     await build({ archs: args.archs, outDir: args.outDir, tar: args.tar });
   } catch (err) {
     console.error((err as Error).message);

@@ -12,13 +12,14 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { tempDir, waitFor, withTimeout } from "./helpers.ts";
 import { buildFakeAht20 } from "./fixtures/fake-aht20/build.ts";
-import { REPO, buildBundle, cleanEnv } from "./fixtures/install/harness.ts";
+import { cachedBundle, type CachedBundle } from "./fixtures/install/bundles.ts";
+import { REPO, cleanEnv } from "./fixtures/install/harness.ts";
 
 const QEMU = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"];
 /** ELF e_machine of AArch64. */
 const EM_AARCH64 = 0xb7;
 
-let bundle: Awaited<ReturnType<typeof buildBundle>>;
+let bundle: CachedBundle;
 let dir: { path: string; cleanup(): void };
 let fakeAht20: string;
 const procs: Subprocess[] = [];
@@ -26,8 +27,8 @@ const procs: Subprocess[] = [];
 beforeAll(async () => {
   dir = tempDir("techtemp-arm64-");
   // The first cross-build fetches Bun's arm64 runtime (from the npm registry) into Bun's cache.
-  [bundle, fakeAht20] = await Promise.all([buildBundle("arm64"), buildFakeAht20(dir.path, "arm64")]);
-}, 240_000);
+  [bundle, fakeAht20] = await Promise.all([cachedBundle("arm64"), buildFakeAht20(dir.path, "arm64")]);
+}, 300_000);
 
 /** The sensor unit's Environment= and the words of its ExecStart=, as systemd reads them. */
 function sensorUnit(): { env: Record<string, string>; execStart: string[] } {
@@ -44,7 +45,6 @@ function sensorUnit(): { env: Record<string, string>; execStart: string[] } {
 afterAll(() => {
   for (const p of procs) p.kill("SIGKILL");
   dir?.cleanup();
-  bundle?.cleanup();
 });
 
 /** Starts a compiled executable under qemu in `cwd` (no source tree there) and collects its output. */

@@ -32,16 +32,23 @@ afterEach(async () => {
 
 const deviceReadings = async (uid: string) => (await server.api(`/api/v1/devices/${uid}/readings?limit=10000`)).body.data;
 
-/** Opens a raw TCP connection to the broker; resolves when it closes, with the bytes it received. */
-async function rawConnection(port: number): Promise<{ socket: Socket; closed: Promise<Buffer> }> {
+/**
+ * Opens a raw TCP connection to the broker: `received()` is every byte it has
+ * received so far; `closed` resolves when it closes, with the same bytes.
+ */
+async function rawConnection(port: number): Promise<{ socket: Socket; received(): Buffer; closed: Promise<Buffer> }> {
   const socket = connect(port, "127.0.0.1");
   socket.on("error", () => {});
   await withTimeout(new Promise((r) => socket.once("connect", r)), 5000, "TCP connect");
   const chunks: Buffer[] = [];
   socket.on("data", (c: Buffer) => chunks.push(c));
-  const closed = new Promise<Buffer>((resolve) => socket.once("close", () => resolve(Buffer.concat(chunks))));
-  return { socket, closed };
+  const received = () => Buffer.concat(chunks);
+  const closed = new Promise<Buffer>((resolve) => socket.once("close", () => resolve(received())));
+  return { socket, received, closed };
 }
+
+/** SUBACK of packet id 1 granting QoS 0: type 9, remaining length 3, id 0x0001, return code 0. */
+const SUBACK_1_QOS0 = Buffer.from([0x90, 0x03, 0x00, 0x01, 0x00]);
 
 const connectPacket = (clientId: string) =>
   mqttPacket.generate({
@@ -409,8 +416,8 @@ describe("failures the broker must survive", () => {
           subscriptions: [{ topic: "#", qos: 0 }],
         } as mqttPacket.ISubscribePacket),
       );
-      await waitFor(() => child.output().includes("client connected client=frozen"), 5000, "frozen subscriber");
-      await Bun.sleep(100); // let the SUBACK go out before we stop reading
+      // Stop reading only once the subscription is granted.
+      await waitFor(() => frozen.received().includes(SUBACK_1_QOS0), 10_000, "the frozen subscriber's SUBACK");
       frozen.socket.pause();
 
       // Publishers pour QoS 0 messages in large chunks until thousands wait in Aedes' queue.
@@ -429,7 +436,7 @@ describe("failures the broker must survive", () => {
         p.socket.write(connectPacket(`flooder-${i}`));
         publishers.push(p.socket);
       }
-      await waitFor(() => (child.output().match(/client connected client=flooder-/g) ?? []).length === 20, 5000, "publishers");
+      await waitFor(() => (child.output().match(/client connected client=flooder-/g) ?? []).length === 20, 15_000, "publishers");
       for (let round = 0; round < 3; round++) for (const p of publishers) p.write(chunk);
       // The scenario that crashed Aedes is set up once thousands of messages wait
       // (about 4000 overflow the stack without the guard in lib/server/mqtt/broker.ts).
@@ -445,7 +452,17 @@ describe("failures the broker must survive", () => {
       );
 
       frozen.socket.destroy(); // every queued message now matches nobody
-      await Bun.sleep(1500);
+      // The broker sees the subscriber go, then works through its queue: that is when the stack used to overflow.
+      await waitFor(
+        async () => {
+          if (child.proc.exitCode !== null) return "exited";
+          if (!child.output().includes("client disconnected client=frozen")) return false;
+          const stats = await (await fetch(`${child.url}/api/v1/stats`, { signal: AbortSignal.timeout(10_000) })).json();
+          return stats.data.broker.queued_messages === 0;
+        },
+        30_000,
+        "the broker to drop the frozen subscriber and empty its queue",
+      );
       for (const p of publishers) p.destroy();
       expect(child.proc.exitCode).toBeNull();
       expect(child.output()).not.toContain("Maximum call stack size exceeded");

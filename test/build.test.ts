@@ -3,20 +3,19 @@
 // directory and must serve its health, its pages and their static files
 // from there: everything it serves is inside the executable.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { beforeAll, expect, test } from "bun:test";
+import { copyFileSync, cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "../scripts/build.ts";
 import { run, tempDir, waitFor, withTimeout } from "./helpers.ts";
-import { buildBundle, cleanEnv, makeRoot, REPO } from "./fixtures/install/harness.ts";
+import { cachedBundle, type CachedBundle } from "./fixtures/install/bundles.ts";
+import { cleanEnv, freePortArgs, makeRoot, REPO } from "./fixtures/install/harness.ts";
 
-let bundle: Awaited<ReturnType<typeof buildBundle>>;
+let bundle: CachedBundle;
 
 beforeAll(async () => {
-  bundle = await buildBundle("x64", { tar: true });
-}, 180_000);
-
-afterAll(() => bundle?.cleanup());
+  bundle = await cachedBundle("x64", { tar: true });
+}, 300_000);
 
 test("the bundle holds both executables, install.sh, the units, a README and its BUNDLE card, owned by root", async () => {
   expect(bundle.tarball).toEndWith("/techtemp-0.1.0-linux-x64.tar.gz");
@@ -94,7 +93,7 @@ test("the compiled server serves /health, a page and its static files from a dir
 test("install.sh --bundle installs from the .tar.gz", async () => {
   const root = makeRoot(bundle.dir);
   try {
-    const r = await root.install(["server", "--bundle", bundle.tarball!]);
+    const r = await root.install(["server", ...freePortArgs(), "--bundle", bundle.tarball!]);
     expect(r.stdout).toContain(`unpacking ${bundle.tarball}`);
     expect(r.code).toBe(0);
     expect(
@@ -102,7 +101,7 @@ test("install.sh --bundle installs from the .tar.gz", async () => {
     ).toBe(true);
     const truncated = join(root.path, "truncated.tar.gz");
     writeFileSync(truncated, readFileSync(bundle.tarball!).subarray(0, 1_000_000));
-    const bad = await root.install(["server", "--bundle", truncated]);
+    const bad = await root.install(["server", ...freePortArgs(), "--bundle", truncated]);
     expect(bad.code).toBe(1);
     expect(bad.output).toContain(`error: cannot unpack ${truncated}`);
     expect(bad.output).toContain("fix: download it again (it may be truncated)");
@@ -141,8 +140,7 @@ test("the build command line: architectures by name or host, unknown ones refuse
 test("a build without its entry points fails naming the missing file", async () => {
   const dir = tempDir("techtemp-nosensor-");
   try {
-    mkdirSync(join(dir.path, "scripts"));
-    copyFileSync(join(REPO, "scripts/build.ts"), join(dir.path, "scripts/build.ts"));
+    cpSync(join(REPO, "scripts"), join(dir.path, "scripts"), { recursive: true });
     copyFileSync(join(REPO, "package.json"), join(dir.path, "package.json"));
     const r = await run(["bun", "scripts/build.ts", "--arch", "x64", "--no-tar"], { cwd: dir.path });
     expect(r.code).toBe(1);

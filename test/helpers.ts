@@ -78,9 +78,15 @@ export async function startServer(
   };
 }
 
-/** Resolves when `check` returns a truthy value; rejects after `timeoutMs`. */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5000, what = "condition"): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+/**
+ * Resolves when `check` returns a truthy value; rejects after `timeoutMs`.
+ * It checks every 20 ms at first, then less often as the wait goes on (at
+ * most every `maxPollMs`): a long wait under a loaded machine must not add
+ * to the load (a check may run a process or an HTTP request).
+ */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5000, what = "condition", maxPollMs = 100): Promise<T> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
@@ -94,7 +100,7 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5000, 
         `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`,
       );
     }
-    await Bun.sleep(20);
+    await Bun.sleep(Math.min(maxPollMs, 20 + (Date.now() - started) / 10));
   }
 }
 
@@ -161,13 +167,18 @@ export async function endMqtt(client: MqttClient, force = false): Promise<void> 
 
 /** A TCP port free on 127.0.0.1 right now (for a process that cannot be told to use port 0). */
 export function freePort(): number {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return port;
+  return freePorts(1)[0]!;
 }
 
-/** Runs a command with a timeout; returns exit code and output. */
+/** `count` different TCP ports free on 127.0.0.1 right now (all held open until each is picked, so none repeats). */
+export function freePorts(count: number): number[] {
+  const servers = Array.from({ length: count }, () => Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }));
+  const ports = servers.map((s) => s.port);
+  for (const s of servers) s.stop(true);
+  return ports;
+}
+
+/** Runs a command with a timeout (60 s unless given: the machine may be busy with other tests); returns exit code and output. */
 export async function run(
   cmd: string[],
   options: { timeoutMs?: number; env?: Record<string, string | undefined>; stdin?: string; cwd?: string } = {},
@@ -179,7 +190,7 @@ export async function run(
     env: options.env ? ({ ...process.env, ...options.env } as Record<string, string>) : process.env,
     cwd: options.cwd,
   });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs ?? 20_000);
+  const timer = setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs ?? 60_000);
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),
@@ -216,7 +227,7 @@ export async function spawnServer(
   dataDir: string,
   env: Record<string, string> = {},
   args: string[] = [],
-  startTimeoutMs = 20_000,
+  startTimeoutMs = 60_000,
 ): Promise<ChildServer> {
   const proc = Bun.spawn(["bun", "server.ts", ...args], {
     cwd: `${import.meta.dir}/..`,
@@ -239,17 +250,16 @@ export async function spawnServer(
   };
   void pump(proc.stdout as ReadableStream<Uint8Array>);
   void pump(proc.stderr as ReadableStream<Uint8Array>);
+  // An exit ends the wait at once (a check that threw would be retried until the timeout).
   const match = await waitFor(
-    () => {
-      if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${out}`);
-      return /server running http=(\d+) mqtt=(\d+)/.exec(out);
-    },
+    () => (proc.exitCode !== null ? "exited" : /server running http=(\d+) mqtt=(\d+)/.exec(out)),
     startTimeoutMs,
     "the server to start",
   ).catch((err) => {
     proc.kill("SIGKILL");
     throw err;
   });
+  if (match === "exited") throw new Error(`server exited with ${proc.exitCode}: ${out}`);
   const httpPort = Number(match![1]);
   return {
     proc,

@@ -11,15 +11,14 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync } from "node:fs";
-import { join } from "node:path";
-import { build } from "../scripts/build.ts";
+import { basename, join } from "node:path";
 import { boxShare, startBox, type Box } from "./fixtures/box/box.ts";
 import { buildFakeAht20 } from "./fixtures/fake-aht20/build.ts";
-import { freePort, waitFor } from "./helpers.ts";
+import { cachedBundle } from "./fixtures/install/bundles.ts";
+import { freePorts, run, waitFor } from "./helpers.ts";
 
 const UID = "aht20-b0c5e1";
-const HTTP_PORT = freePort();
-const MQTT_PORT = freePort();
+const [HTTP_PORT, MQTT_PORT] = freePorts(2) as [number, number];
 const API = `http://127.0.0.1:${HTTP_PORT}`;
 const SHARE_IN_BOX = "/srv/techtemp-test";
 const DROPIN = "/etc/systemd/system/techtemp-sensor.service.d/test.conf";
@@ -31,13 +30,16 @@ let sensorPi: Box;
 
 beforeAll(async () => {
   share = boxShare();
-  const [[bundle]] = await Promise.all([
-    build({ archs: ["x64"], outDir: join(share.path, "dist"), tar: false, log: () => {} }),
+  const [bundle] = await Promise.all([
+    cachedBundle("x64"),
     buildFakeAht20(share.path).then((so) => copyFileSync(so, join(share.path, "fake-aht20.so"))),
   ]);
-  bundleInBox = bundle!.dir.replace(share.path, SHARE_IN_BOX);
+  // The boxes see the share only (their /tmp is their own): the cached bundle goes in as hard links, as read-only as the cache.
+  const linked = await run(["cp", "-al", bundle.dir, share.path]);
+  if (linked.code !== 0) throw new Error(`cp -al ${bundle.dir} ${share.path}: ${linked.stderr}`);
+  bundleInBox = join(SHARE_IN_BOX, basename(bundle.dir));
   [serverPi, sensorPi] = await Promise.all([startBox(share.path), startBox(share.path)]);
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   await Promise.all([serverPi?.stop(), sensorPi?.stop()]);
@@ -68,7 +70,7 @@ const installSensor = () =>
   ]);
 
 async function device(): Promise<any> {
-  const res = await fetch(`${API}/api/v1/devices/${UID}`, { signal: AbortSignal.timeout(5000) });
+  const res = await fetch(`${API}/api/v1/devices/${UID}`, { signal: AbortSignal.timeout(10_000) });
   return (await res.json()).data;
 }
 
@@ -79,12 +81,12 @@ const failingDevice = () =>
       const d = await device();
       return d.sensor_failures > 0 ? d : null;
     },
-    30_000,
+    60_000,
     "the sensor to report failures",
   );
 
 async function readingCount(): Promise<number> {
-  const res = await fetch(`${API}/api/v1/devices/${UID}/readings?limit=10000`, { signal: AbortSignal.timeout(5000) });
+  const res = await fetch(`${API}/api/v1/devices/${UID}/readings?limit=10000`, { signal: AbortSignal.timeout(10_000) });
   return (await res.json()).data.length;
 }
 
@@ -118,7 +120,7 @@ describe("install.sh in a booted systemd", () => {
     expect(r.output).toContain("techtemp-sensor.service is healthy");
     expect(r.code).toBe(0);
 
-    await waitFor(async () => (await readingCount()) >= 3, 30_000, "three readings stored");
+    await waitFor(async () => (await readingCount()) >= 3, 60_000, "three readings stored");
     const latest = (await (await fetch(`${API}/api/v1/readings/latest?deviceId=${UID}`)).json()).data[0];
     // The simulated AHT20's values (FAKE_AHT20_VALUES default), decoded from its frames by the agent.
     expect([latest.temperature, latest.humidity]).toEqual([21.5, 45]);
@@ -151,7 +153,7 @@ describe("install.sh in a booted systemd", () => {
       await withDropIn(null);
     }
     // Without the drop-in it reads again.
-    await waitFor(async () => (await device()).sensor_failures === 0, 30_000, "the sensor to work again");
+    await waitFor(async () => (await device()).sensor_failures === 0, 60_000, "the sensor to work again");
   }, 120_000);
 
   test("adjtimex taken out of the system call filter: the clock probe says it was refused, and the check fails", async () => {
@@ -159,8 +161,9 @@ describe("install.sh in a booted systemd", () => {
     try {
       await waitFor(
         async () => (await sensorPi.journal("techtemp-sensor.service")).includes("adjtimex(2) refused (EPERM)"),
-        30_000,
+        60_000,
         "the agent to log that adjtimex was refused",
+        250, // each check runs journalctl in the box
       );
       const r = await installSensor();
       expect(r.code).not.toBe(0);
@@ -179,6 +182,6 @@ describe("install.sh in a booted systemd", () => {
     } finally {
       await sensorPi.sh("chgrp i2c /dev/i2c-1");
     }
-    await waitFor(async () => (await device()).sensor_failures === 0, 30_000, "the sensor to work again");
+    await waitFor(async () => (await device()).sensor_failures === 0, 60_000, "the sensor to work again");
   }, 120_000);
 });

@@ -45,6 +45,7 @@ test("a reading published over MQTT appears on an open dashboard within 2 s, wit
   await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
 
   await publishReadings(client, "aht20-111111", [[Date.now(), 27.3, 61.4]]);
+  // The 2 s bounds in this file are the latencies under test, not guesses at how long a step takes.
   await page.waitForFunction(() => document.querySelector("#room-kitchen .temp")?.textContent === "27.3°C", null, {
     timeout: 2000,
   });

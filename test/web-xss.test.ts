@@ -88,7 +88,7 @@ test("a card pushed by the event stream shows the labels as text too", async () 
     await page.goto(server.url + "/");
     await page.waitForSelector('body[data-live="on"]');
     await publishReadings(client, "aht20-999999", [[Date.now(), 24.6, 44]]);
-    await page.waitForFunction(() => document.querySelector(".temp")?.textContent === "24.6°C", null, { timeout: 5000 });
+    await page.waitForFunction(() => document.querySelector(".temp")?.textContent === "24.6°C", null, { timeout: 10_000 });
     expect(await page.locator(".card h2").innerText()).toBe(ROOM);
     await expectInert(page, dialogs, errors);
   } finally {

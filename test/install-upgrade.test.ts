@@ -1,0 +1,86 @@
+// install.sh with `--start` into temp trees: the stand-in systemctl
+// (test/fixtures/install/bin) runs the installed executables, so the status,
+// the health checks, upgrades and rollbacks are real.
+
+import { Database } from "bun:sqlite";
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { installWorld, getJson, mode, publishReadings } from "./fixtures/install/world.ts";
+
+const { newRoot, variant, liveServer } = installWorld();
+
+test("status tells what is installed, whether it runs and answers", async () => {
+  const root = newRoot();
+  try {
+    const none = await root.install(["status", "--start"]);
+    expect(none.stdout).toContain("TechTemp is not installed in /opt/techtemp");
+    expect(none.code).toBe(1);
+    const server = await liveServer(root);
+    const r = await root.install(["status", "--start"]);
+    expect(r.stdout).toContain("TechTemp 0.1.0 (linux-x64) in /opt/techtemp");
+    expect(r.stdout).toContain("server: enabled, active");
+    expect(r.stdout).toContain(`config /etc/techtemp/server.conf: http_port ${server.http}, mqtt_port ${server.mqtt}`);
+    expect(r.stdout).toContain('health: {"status":"ok"}');
+    expect(r.code).toBe(0);
+    await root.install(["uninstall", "--start"]);
+    expect(root.calls()).toContain("systemctl stop techtemp-server.service");
+    await expect(fetch(`${server.url}/health`, { signal: AbortSignal.timeout(5000) })).rejects.toThrow();
+  } finally {
+    root.cleanup();
+  }
+}, 90_000);
+
+describe("upgrades", () => {
+  test("an upgrade backs the database up first and keeps every reading and the config", async () => {
+    const root = newRoot();
+    try {
+      const server = await liveServer(root, "retention_raw_days = 3650\n");
+      await publishReadings(server.mqtt, "aht20-0ld0ld", 3);
+      const v2 = variant("9.9.9", "wrapper");
+      const r = await root.install(["server", "--bundle", v2, "--start", "--wait", "30"]);
+      expect(r.output).toContain("upgrading techtemp-server 0.1.0 -> 9.9.9");
+      expect(r.code).toBe(0);
+      expect(readFileSync(join(root.path, "opt/techtemp/BUNDLE"), "utf8")).toContain("version=9.9.9");
+      expect(existsSync(join(root.path, "opt/techtemp/previous"))).toBe(false);
+
+      const backup = /database backed up to (\S+)/.exec(r.stdout)![1]!;
+      expect(backup).toStartWith(`${root.path}/var/lib/techtemp/backups/techtemp-0.1.0-`);
+      expect(mode(backup)).toBe("600");
+      const db = new Database(backup, { readonly: true });
+      expect((db.query("SELECT count(*) AS n FROM readings").get() as { n: number }).n).toBe(3);
+      db.close();
+
+      const readings = await getJson(`${server.url}/api/v1/devices/aht20-0ld0ld/readings?limit=10`);
+      expect(readings.data).toHaveLength(3);
+      const conf = readFileSync(join(root.path, "etc/techtemp/server.conf"), "utf8");
+      expect(conf).toContain("retention_raw_days = 3650");
+      expect(conf).toContain("host = 127.0.0.1");
+    } finally {
+      root.cleanup();
+    }
+  }, 120_000);
+
+  test("a new version that fails its health check is rolled back, with the readings kept", async () => {
+    const root = newRoot();
+    try {
+      const server = await liveServer(root);
+      await publishReadings(server.mqtt, "aht20-b4d0ne", 2);
+      const installed = readFileSync(join(root.path, "opt/techtemp/techtemp-server"));
+      const broken = variant("6.6.6", "broken");
+      const r = await root.install(["server", "--bundle", broken, "--start", "--wait", "5"], { timeoutMs: 90_000 });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain("the new version failed its health check: rolling back to 0.1.0");
+      expect(r.output).toContain(
+        "the upgrade to 6.6.6 failed its health check; 0.1.0 is running again (config and data kept, backup ",
+      );
+      expect(r.output).toContain("fix: see why the new version failed: journalctl -u techtemp-server.service");
+      expect(readFileSync(join(root.path, "opt/techtemp/techtemp-server")).equals(installed)).toBe(true);
+      expect(readFileSync(join(root.path, "opt/techtemp/BUNDLE"), "utf8")).toContain("version=0.1.0");
+      expect((await getJson(`${server.url}/health`)).status).toBe("ok");
+      expect((await getJson(`${server.url}/api/v1/devices/aht20-b4d0ne/readings?limit=10`)).data).toHaveLength(2);
+    } finally {
+      root.cleanup();
+    }
+  }, 120_000);
+});
