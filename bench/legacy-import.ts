@@ -13,6 +13,10 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { runImportLegacy } from "../lib/server/ops/legacy-import.ts";
+import { commandLine, parseCommandLine } from "../scripts/cli.ts";
+
+// No options: its sizes come from the environment (above), so any argument is a mistake.
+commandLine("bun bench/legacy-import.ts (sizes: BENCH_LEGACY_READINGS, BENCH_LEGACY_DIR)", (args) => parseCommandLine(args, {}));
 
 const DIR = process.env.BENCH_LEGACY_DIR ?? "/tmp/techtemp-bench-legacy";
 const BIG = Number(process.env.BENCH_LEGACY_READINGS ?? 2_600_000);

@@ -1,13 +1,13 @@
 // `bun run bench`: every benchmark, one after the other (they would skew each
 // other if run together), each printing its own figures beside its reference.
 //   bun run bench            all of them
-//   bun run bench ingest     only bench/ingest.ts (names: ingest, agent, pages, history)
+//   bun run bench ingest     only bench/ingest.ts (names: ingest, agent, pages, history, legacy-import)
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { commandLine, parseCommandLine, UsageError } from "../scripts/cli.ts";
 
-const ALL = ["ingest", "agent", "pages", "history"];
+const ALL = ["ingest", "agent", "pages", "history", "legacy-import"];
 const wanted = commandLine("bun run bench [ingest|agent|pages|history ...]", (args) => {
   const names = parseCommandLine(args, {}, true).positionals;
   const unknown = names.filter((w) => !ALL.includes(w));

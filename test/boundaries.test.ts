@@ -4,10 +4,6 @@
 // each other; lib/demo.ts is the one module that uses both programs; views
 // import only types from lib/; only the store holds a SQLite Database (in the
 // server lib/server/store/**, in the sensor lib/sensor/outbox.ts).
-//
-// KNOWN lists the violations the tree still has while issue 10's parts land.
-// A violation not in KNOWN fails, and so does an entry of KNOWN that is no
-// longer violated: the list can only shrink, and shrinks to nothing.
 
 import { describe, expect, test } from "bun:test";
 import { Glob } from "bun";
@@ -239,28 +235,6 @@ const RULES: Rule[] = [
   },
 ];
 
-/**
- * Today's violations, tolerated until the parts of issue 10 that remove them
- * land (then their entries go, and the test fails until they do).
- */
-const KNOWN: { file: string; rule: string }[] = [
-  // The store refactor moves history's SQL behind the store.
-  { file: "lib/server/history/export.ts", rule: "database-in-store" },
-  { file: "lib/server/history/history.ts", rule: "database-in-store" },
-  { file: "lib/server/history/readings.ts", rule: "database-in-store" },
-  { file: "lib/server/history/stats.ts", rule: "database-in-store" },
-  // The API's health check and export, and the live cache's recent queries, take store.db.
-  { file: "lib/server/http/api/api.ts", rule: "database-in-store" },
-  { file: "lib/server/http/api/history.ts", rule: "database-in-store" },
-  { file: "lib/server/live/live.ts", rule: "database-in-store" },
-  // inspect reads the database directly; legacy-import opens the earlier server's database and writes ours.
-  { file: "lib/server/ops/inspect.ts", rule: "database-in-store" },
-  { file: "lib/server/ops/legacy-import.ts", rule: "database-in-store" },
-  // The views call lib/server/live/freshness.ts (formatAgo, freshness…) instead of receiving their results.
-  { file: "views/layout.tsx", rule: "views-types-only" },
-  { file: "views/parts.tsx", rule: "views-types-only" },
-];
-
 const all = modules();
 
 test("the import reader sees every value import Bun's parser sees", () => {
@@ -276,26 +250,12 @@ test("the import reader sees every value import Bun's parser sees", () => {
   }
 });
 
-test("every entry of KNOWN names a file and a rule that exist", () => {
-  for (const k of KNOWN) {
-    expect(`${k.file} ${all.some((m) => m.path === k.file)}`).toBe(`${k.file} true`);
-    expect(`${k.rule} ${RULES.some((r) => r.id === k.rule)}`).toBe(`${k.rule} true`);
-  }
-});
-
 describe("boundaries", () => {
   for (const rule of RULES) {
     test(`${rule.description} (${rule.id})`, () => {
       const broken = all.filter((m) => rule.applies(m.path)).map((m) => ({ file: m.path, why: rule.check(m) }));
-      const known = new Set(KNOWN.filter((k) => k.rule === rule.id).map((k) => k.file));
-      const unexpected = broken
-        .filter((b) => b.why.length > 0 && !known.has(b.file))
-        .map((b) => `${b.file}: ${b.why.join(", ")}`);
-      const gone = [...known].filter((file) => !broken.some((b) => b.file === file && b.why.length > 0));
-      expect({ "new violations": unexpected, "listed in KNOWN but no longer violated (remove them)": gone }).toEqual({
-        "new violations": [],
-        "listed in KNOWN but no longer violated (remove them)": [],
-      });
+      const violations = broken.filter((b) => b.why.length > 0).map((b) => `${b.file}: ${b.why.join(", ")}`);
+      expect(violations).toEqual([]);
     });
   }
 });

@@ -39,6 +39,7 @@ test("every script and benchmark refuses an unknown option with exit code 2, nam
     "bench/history.ts",
     "bench/pages.ts",
     "bench/screenshots.ts",
+    "bench/legacy-import.ts",
   ];
   const results = await Promise.all(
     scripts.map(async (script) => {
