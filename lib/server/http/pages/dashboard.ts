@@ -47,7 +47,7 @@ export function createDashboardPages({
 
   return new Elysia()
     .onStop(() => hub.close())
-    .get("/", ({ request }) => respond(request, () => DashboardPage(models.dashboard())))
+    .get("/", ({ request }) => respond(request, (shell) => DashboardPage(models.dashboard(shell))))
     .get(
       "/events",
       ({ request, query, server }) => {
