@@ -40,6 +40,13 @@ const USAGE: Record<AuthCommand, string> = {
 
 const whole = (value: string) => /^\d+$/.test(value);
 
+/** What each option's value must be, for the message when it is not. */
+const NEEDS: Record<string, string> = {
+  scope: "must be read or write",
+  ttl: "must be a whole number of minutes",
+  uses: "must be a whole number",
+};
+
 const OPTIONS: Record<AuthCommand, { options: OptionSpec; positionals: number }> = {
   "setup-link": { options: {}, positionals: 0 },
   "reset-password": { options: {}, positionals: 1 },
@@ -57,7 +64,12 @@ export async function runAuthCommand(command: string, args: string[], config: Co
     console.error(`${problem}\n${USAGE[name]}`);
     return 2;
   };
-  if (unexpected !== undefined) return usage(`unexpected argument ${JSON.stringify(unexpected)}`);
+  if (unexpected !== undefined) {
+    // A known option with a bad value says what it takes.
+    const option = /^--(\w+)/.exec(unexpected)?.[1];
+    if (option !== undefined && option in NEEDS && option in spec.options) return usage(`--${option} ${NEEDS[option]}`);
+    return usage(`unexpected argument ${JSON.stringify(unexpected)}`);
+  }
   if (positionals.length < spec.positionals) return usage("missing argument");
   if (name === "token" && positionals[0] !== "create") return usage(`unknown token command ${JSON.stringify(positionals[0])}`);
   if (name === "token" && values.scope === undefined) return usage("--scope read|write is required");
