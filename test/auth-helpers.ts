@@ -5,7 +5,7 @@
 
 import type { Database } from "bun:sqlite";
 import type { HashParams } from "../lib/server/auth/passwords.ts";
-import type { TestServer, TestSession } from "./helpers.ts";
+import { run, type TestServer, type TestSession } from "./helpers.ts";
 
 /** argon2id at a cost that takes a millisecond: for the brute-force loop, not for production. */
 export const CHEAP_HASH: HashParams = { algorithm: "argon2id", memoryCost: 256, timeCost: 1 };
@@ -58,4 +58,24 @@ export async function login(server: TestServer, name: string, password: string):
   const csrf = /name="_csrf" value="([^"]+)"/.exec(page)?.[1];
   if (!csrf) throw new Error("no CSRF token on the account page");
   return { cookie, csrf };
+}
+
+/** Runs `bun server.ts ARGS` (an operator command) against a server's data directory and port. */
+export function command(server: TestServer, args: string[]) {
+  return run(["bun", "server.ts", ...args], {
+    cwd: `${import.meta.dir}/..`,
+    env: {
+      TECHTEMP_CONFIG: "/dev/null",
+      TECHTEMP_DATA_DIR: server.dataDir,
+      TECHTEMP_HOST: "127.0.0.1",
+      TECHTEMP_HTTP_PORT: String(server.httpPort),
+    },
+  });
+}
+
+/** The problem shown next to each field of a page's form, by field id. */
+export function fieldErrors(html: string): Record<string, string> {
+  return Object.fromEntries(
+    [...html.matchAll(/<span class="error" id="([\w-]+)-error" role="alert">([^<]*)<\/span>/g)].map((m) => [m[1]!, m[2]!]),
+  );
 }

@@ -7,33 +7,12 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser } from "playwright-core";
-import { run, startServer, waitFor, type TestServer } from "./helpers.ts";
+import { startServer, waitFor, type TestServer } from "./helpers.ts";
 import { launchBrowser, openPage } from "./web-helpers.ts";
-import { postLogin, setCookie } from "./auth-helpers.ts";
+import { command, fieldErrors, postLogin, setCookie } from "./auth-helpers.ts";
 
-const REPO = `${import.meta.dir}/..`;
 const NO_OWNER =
   "no owner account yet: open the setup link printed in the server log (journalctl -u techtemp-server | grep setup)";
-
-/** Runs `bun server.ts ARGS` against a server's data directory and port. */
-export function command(server: TestServer, args: string[]) {
-  return run(["bun", "server.ts", ...args], {
-    cwd: REPO,
-    env: {
-      TECHTEMP_CONFIG: "/dev/null",
-      TECHTEMP_DATA_DIR: server.dataDir,
-      TECHTEMP_HOST: "127.0.0.1",
-      TECHTEMP_HTTP_PORT: String(server.httpPort),
-    },
-  });
-}
-
-/** The problem shown next to each field of a page's form. */
-export function fieldErrors(html: string): Record<string, string> {
-  return Object.fromEntries(
-    [...html.matchAll(/<span class="error" id="([\w-]+)-error" role="alert">([^<]*)<\/span>/g)].map((m) => [m[1], m[2]]),
-  );
-}
 
 /** Posts the setup form as a browser on the server's origin. */
 function postSetup(server: TestServer, fields: Record<string, string>) {

@@ -42,6 +42,8 @@ export interface HashStats {
   refused: number;
   /** The most that ran at once. */
   peakRunning: number;
+  /** Hashes and verifications done. */
+  completed: number;
 }
 
 /** Creates the bounded password hasher. */
@@ -56,7 +58,7 @@ export function createPasswords(options: {
   const now = options.now ?? Date.now;
   const params = options.params ?? ARGON2ID;
   const waiting: (() => void)[] = [];
-  const stats: HashStats = { running: 0, waiting: 0, refused: 0, peakRunning: 0 };
+  const stats: HashStats = { running: 0, waiting: 0, refused: 0, peakRunning: 0, completed: 0 };
   let loggedAt = -Infinity;
   let refusedSinceLog = 0;
   // A hash of a random password, so a sign-in for an unknown account costs as much as a real one.
@@ -93,6 +95,7 @@ export function createPasswords(options: {
     try {
       return await work();
     } finally {
+      stats.completed++;
       const next = waiting.shift();
       stats.waiting = waiting.length;
       if (next) next();
