@@ -46,7 +46,13 @@ describe("the sign-in form", () => {
   });
 
   test("it never sends anyone to another site", async () => {
-    for (const next of ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "http:/evil.example"]) {
+    for (const next of [
+      "//evil.example/",
+      "https://evil.example/",
+      "/\\evil.example",
+      "javascript:alert(1)",
+      "http:/evil.example",
+    ]) {
       const res = await postLogin(server, OWNER.name, OWNER.password, next);
       expect(`${next} → ${res.headers.get("location")}`).toBe(`${next} → /`);
     }
