@@ -112,6 +112,22 @@ describe("sessions", () => {
     expect(await opens(cookie)).toBe(false);
   });
 
+  test("signing in again with the dead session's cookie still in the browser sets one cookie, the new one", async () => {
+    const { cookie } = await login(server, OWNER.name, OWNER.password);
+    clock += 3 * DAY;
+    const res = await fetch(`${server.url}/login`, {
+      method: "POST",
+      body: new URLSearchParams({ name: OWNER.name, password: OWNER.password, next: "/" }),
+      headers: { origin: server.url, cookie },
+      redirect: "manual",
+    });
+    expect(res.status).toBe(303);
+    const set = res.headers.getSetCookie();
+    expect(set).toHaveLength(1);
+    expect(set[0]).not.toContain("Max-Age=0");
+    expect(await opens(`techtemp_session=${setCookie(res, "techtemp_session")!.value}`)).toBe(true);
+  });
+
   test("a session ends session_max_days after sign-in, however much it is used", async () => {
     const start = clock;
     const { cookie } = await login(server, OWNER.name, OWNER.password);

@@ -149,16 +149,22 @@ export function Layout(props: {
   );
 }
 
-/** A page for an error (unknown room, bad link), with the message. */
+/** The heading of an error page by status. */
+const TITLES: Record<number, string> = {
+  401: "Sign in first",
+  403: "Not allowed",
+  404: "Not found",
+  429: "Too many attempts",
+};
+
+/** A page for an error (unknown room, bad link, a refusal), with the message. */
 export function ErrorPage(props: { shell: Shell; status: number; message: string }): JSX.Element {
   return (
-    <Layout shell={props.shell} title={props.status === 404 ? "Not found" : "Error"} section="dashboard">
+    <Layout shell={props.shell} title={TITLES[props.status] ?? "Error"} section="dashboard">
       <main id="content">
-        <h1>{props.status === 404 ? "Not found" : "Something went wrong"}</h1>
+        <h1>{TITLES[props.status] ?? "Something went wrong"}</h1>
         <p safe>{props.message}</p>
-        <p>
-          <a href="/">Back to the rooms</a>
-        </p>
+        <p>{props.status === 401 ? <a href="/login">Sign in</a> : <a href="/">Back to the rooms</a>}</p>
       </main>
     </Layout>
   );

@@ -49,7 +49,7 @@ export function createHttp(deps: HttpDeps) {
   const guard = createGuard({ auth, hosts, corsOrigins: list(deps.settings.cors_origins), log: deps.log });
   const assets = createAssets();
   const shellFor = createShells({ assets: assets.urls, now, auth, callerOf: guard.callerOf, tls: deps.tls });
-  const pages = createResponder(shellFor);
+  const pages = createResponder(shellFor, { clearStale: guard.clearStale });
   const { respond } = pages;
   const callerOf = guard.callerOf;
   return new Elysia()

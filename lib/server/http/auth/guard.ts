@@ -56,6 +56,8 @@ export function createGuard(deps: { auth: Auth; hosts: HostCheck; corsOrigins: r
   const { auth, hosts, log } = deps;
   const origins = new Set(deps.corsOrigins);
   const callers = new WeakMap<Request, Caller>();
+  /** Requests whose session cookie belongs to no live session (the refusal removes it). */
+  const stale = new WeakSet<Request>();
   const loggedAt = new Map<string, number>();
 
   /** Logs a refusal once per cause and address per 10 minutes. */
@@ -69,7 +71,7 @@ export function createGuard(deps: { auth: Auth; hosts: HostCheck; corsOrigins: r
   }
 
   /** Who a request comes from; throws 401 for an API token that is not live. */
-  function identify(request: Request, address: string, set: { headers: Record<string, unknown> }): Caller {
+  function identify(request: Request, address: string): Caller {
     const anonymous: Caller = { kind: "anonymous", role: null, userId: null, name: null, session: null, token: null, address };
     const authorization = request.headers.get("authorization");
     if (authorization !== null) {
@@ -84,8 +86,8 @@ export function createGuard(deps: { auth: Auth; hosts: HostCheck; corsOrigins: r
     if (id === null) return anonymous;
     const session = auth.sessions.resolve(id);
     if (session === null) {
-      // An ended session's cookie is removed, so the browser stops sending it.
-      set.headers["set-cookie"] = clearSessionCookie(request);
+      // Not removed here: an answer that signs in sets the cookie itself, and both would reach the browser.
+      stale.add(request);
       return anonymous;
     }
     if (session.kiosk) return { ...anonymous, kind: "kiosk", session };
@@ -171,7 +173,7 @@ export function createGuard(deps: { auth: Auth; hosts: HostCheck; corsOrigins: r
       Object.assign(set.headers, cors);
       if (request.method === "OPTIONS")
         return new Response(null, { status: 204, headers: set.headers as Record<string, string> });
-      callers.set(request, identify(request, address, set));
+      callers.set(request, identify(request, address));
     })
     .onTransform(({ request, route, body }) => {
       enforce(accessOf(request.method, route), callerOf(request), request, body);
@@ -193,7 +195,11 @@ export function createGuard(deps: { auth: Auth; hosts: HostCheck; corsOrigins: r
     );
   }
 
-  return { plugin, callerOf };
+  /** Headers that remove a request's dead session cookie (for a refusal that sends to the sign-in page). */
+  const clearStale = (request: Request): Record<string, string> =>
+    stale.has(request) ? { "set-cookie": clearSessionCookie(request) } : {};
+
+  return { plugin, callerOf, clearStale };
 }
 
 /** The guard's interface. */

@@ -36,7 +36,11 @@ export function safeNext(next: string | undefined | null): string {
 }
 
 /** Creates the page answers; `shellFor` gives each request's shell (who is looking, the banners). */
-export function createResponder(shellFor: (request: Request) => Shell) {
+export function createResponder(
+  shellFor: (request: Request) => Shell,
+  options: { clearStale?: (request: Request) => Record<string, string> } = {},
+) {
+  const clearStale = options.clearStale ?? ((): Record<string, string> => ({}));
   function html(request: Request, body: JSX.Element, status: number, headers: Record<string, string> = {}): Response {
     return compressed(
       request,
@@ -83,17 +87,18 @@ export function createResponder(shellFor: (request: Request) => Shell) {
     const url = new URL(request.url);
     if (err.kind === "unauthorized" && (request.method === "GET" || request.method === "HEAD") && url.pathname !== "/events") {
       const next = `/login?next=${encodeURIComponent(safeNext(url.pathname + url.search))}`;
-      if (isHtmx(request)) return new Response(null, { status: 401, headers: { "hx-redirect": next } });
-      return redirect(next);
+      if (isHtmx(request)) return new Response(null, { status: 401, headers: { "hx-redirect": next, ...clearStale(request) } });
+      return redirect(next, clearStale(request));
     }
     if (err.kind === "unauthorized" && isHtmx(request)) {
       const from = new URL(request.headers.get("hx-current-url") ?? "/", url);
-      return new Response(null, {
-        status: 401,
-        headers: { "hx-redirect": `/login?next=${encodeURIComponent(safeNext(from.pathname))}` },
-      });
+      const next = `/login?next=${encodeURIComponent(safeNext(from.pathname))}`;
+      return new Response(null, { status: 401, headers: { "hx-redirect": next, ...clearStale(request) } });
     }
-    return errorPage(request, err);
+    const answer = errorPage(request, err);
+    // A dead session cookie goes with a refusal that asks to sign in.
+    if (err.kind === "unauthorized") for (const [k, v] of Object.entries(clearStale(request))) answer.headers.append(k, v);
+    return answer;
   }
 
   return { respond, refusal, html };
