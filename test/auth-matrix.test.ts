@@ -284,14 +284,30 @@ describe("reads", () => {
     const get = (path: string) =>
       fetch(other.url + path, { headers: { cookie }, redirect: "manual", signal: AbortSignal.timeout(5000) });
     expect((await get("/")).status).toBe(200);
-    const controller = new AbortController();
-    const events = await fetch(`${other.url}/events`, { headers: { cookie }, signal: controller.signal });
+    // A page rendered at the newest version: the stream sends nothing until a change.
+    const events = await fetch(`${other.url}/events?since=1000000000`, {
+      headers: { cookie },
+      signal: AbortSignal.timeout(10_000),
+    });
     expect(events.status).toBe(200);
-    controller.abort();
     for (const path of ["/devices", "/rooms", `/devices/${UID}`, "/api/v1/devices", "/account", "/users"]) {
       const res = await get(path);
       await res.text();
       expect(`${path} ${res.status}`).toBe(`${path} 403`);
     }
+    // Revoked, the link's open event stream ends at the next change (or heartbeat): it pushes nothing more.
+    const reader = events.body!.getReader();
+    await reader.read();
+    other.auth.kiosk.revoke();
+    await other.api(`/api/v1/devices/${UID}`, { method: "PUT", body: { label: "after the revoke" } });
+    let text = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    // The loop ended: the server closed the stream instead of pushing the changed card.
+    expect(text).not.toContain("event:");
+    expect((await get("/")).status).toBe(303);
   });
 });

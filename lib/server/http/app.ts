@@ -57,7 +57,16 @@ export function createHttp(deps: HttpDeps) {
     .use(guard.plugin)
     .use(createApi(deps))
     .use(createAuthApi({ auth, callerOf, tls: deps.tls }))
-    .use(createWeb({ ...deps, assets, respond, enrollment: auth.enrollment, now }))
+    .use(
+      createWeb({
+        ...deps,
+        assets,
+        respond,
+        enrollment: auth.enrollment,
+        stillAllowed: (request) => guard.stillAllowed(request, "kiosk"),
+        now,
+      }),
+    )
     .use(createSignInPages({ auth, respond, callerOf, log: deps.log }))
     .use(createAccountPages({ auth, respond, callerOf }))
     .use(createSecurityPages({ auth, respond, callerOf }));

@@ -195,11 +195,25 @@ export function createGuard(deps: { auth: Auth; hosts: HostCheck; corsOrigins: r
     );
   }
 
+  /**
+   * Whether the caller of a long request (an event stream) may still call a
+   * route of level `access`: asked again while it is open, so signing out
+   * everywhere or revoking the kiosk link or a token ends it too.
+   */
+  function stillAllowed(request: Request, access: Access): boolean {
+    try {
+      enforce(access, identify(request, callerOf(request).address), request, undefined);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Headers that remove a request's dead session cookie (for a refusal that sends to the sign-in page). */
   const clearStale = (request: Request): Record<string, string> =>
     stale.has(request) ? { "set-cookie": clearSessionCookie(request) } : {};
 
-  return { plugin, callerOf, clearStale };
+  return { plugin, callerOf, clearStale, stillAllowed };
 }
 
 /** The guard's interface. */

@@ -30,16 +30,18 @@ export interface WebDeps {
   respond: Respond;
   /** A device's new MQTT password (the device page's button). */
   enrollment: Pick<Enrollment, "newDeviceSecret">;
+  /** Whether an open event stream's reader may still read (lib/server/http/auth/guard.ts). */
+  stillAllowed: (request: Request) => boolean;
   /** The clock (tests inject one). */
   now: () => number;
 }
 
 /** Creates the page routes and the static assets they use. */
-export function createWeb({ store, live, stats, assets, respond, enrollment, now }: WebDeps) {
+export function createWeb({ store, live, stats, assets, respond, enrollment, stillAllowed, now }: WebDeps) {
   const models = createModels({ store, live, stats, now });
   return new Elysia({ name: "web" })
     .use(assets.routes)
-    .use(createDashboardPages({ live, models, respond }))
+    .use(createDashboardPages({ live, models, respond, stillAllowed }))
     .use(createRoomsPages({ store, models, respond }))
     .use(createHistoryPages({ store, models, respond, now }))
     .use(createDevicesPages({ store, models, respond, enrollment }));
