@@ -16,6 +16,7 @@ import { createIngest } from "../lib/server/mqtt/ingest.ts";
 import { createLog } from "../lib/shared/log.ts";
 import { OWNER, run, startServer, tempDir, type TestServer } from "./helpers.ts";
 import { CHEAP_HASH, fieldErrors, login, postLogin, setCookie } from "./auth-helpers.ts";
+import { postForm } from "./web-helpers.ts";
 
 const DAY = 86_400_000;
 const MIN = 60_000;
@@ -193,6 +194,45 @@ describe("sessions", () => {
     expect(await opens(elsewhere.cookie)).toBe(false);
     expect(await opens(here.cookie)).toBe(false);
     expect((await postLogin(server, "ann", "a new password!")).status).toBe(303);
+  });
+});
+
+describe("the owner's account forms", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({}, { hashParams: CHEAP_HASH });
+  });
+  afterAll(() => server?.stop());
+
+  test("each bad value is refused next to its field (422), and nothing changes", async () => {
+    const cases: [string, Record<string, string>, Record<string, string>][] = [
+      ["/users", { name: "", password: "long enough password" }, { name: "enter a name for the account" }],
+      [
+        "/users",
+        { name: "a b", password: "short" },
+        { name: "1-50 characters of A-Z a-z 0-9 . _ -", password: "at least 10 characters" },
+      ],
+      ["/users", { name: "owner", password: "long enough password" }, { name: "an account named &quot;owner&quot; exists already" }],
+    ];
+    for (const [path, fields, errors] of cases) {
+      const res = await postForm(server, path, fields);
+      expect(`${path} ${res.status}`).toBe(`${path} 422`);
+      expect(fieldErrors(res.html)).toEqual(errors);
+    }
+    expect(server.auth.users.list().map((u) => u.name)).toEqual(["owner"]);
+    await server.auth.accounts.addViewer("vic", "vic's password!");
+    const id = server.auth.users.byName("vic")!.id;
+    const short = await postForm(server, `/users/${id}/password`, { password: "short" });
+    expect(short.status).toBe(422);
+    expect(short.html).toContain(`id="password-${id}-error" role="alert">at least 10 characters<`);
+    const unconfirmed = await postForm(server, `/users/${id}/delete`, {});
+    expect(unconfirmed.status).toBe(422);
+    expect(unconfirmed.html).toContain("tick the box to confirm");
+    expect(server.auth.users.byName("vic")).not.toBeNull();
+    const notANumber = await postForm(server, "/users/abc/delete", { confirm: "yes" });
+    expect(notANumber.status).toBe(400);
+    expect(notANumber.html).toContain("id:");
+    expect((await postForm(server, "/users/999/delete", { confirm: "yes" })).status).toBe(404);
   });
 });
 

@@ -47,6 +47,10 @@ export interface TestServer extends Running {
   cookie: string;
   /** The owner's session's CSRF token. */
   csrf: string;
+  /** The MQTT login of the write token (user = the token's name, password = the token); null without an owner. */
+  mqttLogin: { username: string; password: string } | null;
+  /** The same as mosquitto_pub/mosquitto_sub arguments (`-u NAME -P TOKEN`); none without an owner. */
+  mosquittoLogin: string[];
   /** GET/POST… JSON helper (as the owner's token unless `as` says otherwise): returns status and parsed body. */
   api(path: string, init?: { method?: string; body?: unknown; as?: As }): Promise<{ status: number; body: any }>;
   /** fetch() of a path as the owner's session (a write carries its CSRF token), or `as`. */
@@ -143,6 +147,8 @@ export async function startServer(
     token,
     cookie: owner.cookie,
     csrf: owner.csrf,
+    mqttLogin: mqttLogins.get(running.mqttPort) ?? null,
+    mosquittoLogin: token ? ["-u", mqttLogins.get(running.mqttPort)!.username, "-P", token] : [],
     signIn,
     fetch(path, init = {}) {
       const { as = "session", ...rest } = init;
