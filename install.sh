@@ -401,10 +401,13 @@ json_escape() {
 }
 
 # HTTP with curl: prints "STATUS BODY"; STATUS is 000 when nothing answered.
+# A server with an owner account wants an API token for the API: TECHTEMP_API_TOKEN
+# in the environment (`techtemp-server token create NAME --scope write` on the server).
 http() {
   local method=$1 url=$2 body=${3:-} out
   local args=(-sS -m 10 -o - -w '\n%{http_code}' -X "$method")
   if [ -n "$body" ]; then args+=(-H 'content-type: application/json' --data-binary "$body"); fi
+  if [ -n "${TECHTEMP_API_TOKEN:-}" ]; then args+=(-H "authorization: Bearer $TECHTEMP_API_TOKEN"); fi
   out=$(curl "${args[@]}" "$url" 2>/dev/null) || true
   local status=${out##*$'\n'}
   printf '%s %s' "${status:-000}" "${out%$'\n'*}"

@@ -9,7 +9,11 @@
 //   bun server.ts import-legacy PATH   import the earlier TechTemp's SQLite database
 
 import { join } from "node:path";
+import { createAuth, type Auth } from "./lib/server/auth/auth.ts";
+import type { HashParams } from "./lib/server/auth/passwords.ts";
+import { reachableHost, secretLink } from "./lib/server/auth/setup.ts";
 import { createHttp } from "./lib/server/http/app.ts";
+import { AUTH_COMMANDS, runAuthCommand } from "./lib/server/ops/auth-commands.ts";
 import { createBroker, type Broker } from "./lib/server/mqtt/broker.ts";
 import { ConfigError, loadConfig, type Config } from "./lib/server/config.ts";
 import { DEFAULT_HOME_ID } from "./lib/shared/contract.ts";
@@ -43,12 +47,19 @@ export interface Running {
   broker: Broker;
   /** The retention job (its schedule runs inside the server; tests call runOnce). */
   retention: Retention;
+  /** Accounts, sessions, tokens and enrollment (tests sign in through it). */
+  auth: Auth;
+  /** Every HTTP route as `METHOD /pattern` (test/auth-matrix.test.ts checks each against the guard). */
+  routes: string[];
   /** Stops accepting, commits what is in flight, closes HTTP, broker and database. */
   close(): Promise<void>;
 }
 
 /** Starts the whole server with a resolved config. Tests use port 0 and a temp data dir. */
-export async function start(config: Config, options: { log?: Log; now?: () => number } = {}): Promise<Running> {
+export async function start(
+  config: Config,
+  options: { log?: Log; now?: () => number; hashParams?: HashParams } = {},
+): Promise<Running> {
   const log = options.log ?? createLog({ level: config.log_level });
   const dbPath = join(config.data_dir, DB_FILE);
   const db = openDatabase(dbPath);
@@ -89,7 +100,21 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
   }
   await configs.publishAll();
 
-  const app = createHttp({ store, history, stats, exporter, live, broker, ingest, log: log.child("http"), now: options.now });
+  const auth = createAuth({ store, settings: config, log: log.child("auth"), now: options.now, hashParams: options.hashParams });
+  const app = createHttp({
+    store,
+    history,
+    stats,
+    exporter,
+    live,
+    broker,
+    ingest,
+    auth,
+    settings: config,
+    tls: null,
+    log: log.child("http"),
+    now: options.now,
+  });
   try {
     app.listen({ port: config.http_port, hostname: config.host });
   } catch (err) {
@@ -99,6 +124,11 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
   }
   const httpPort = app.server!.port!;
   log.info("TechTemp server running", { http: httpPort, mqtt: mqttPort, host: config.host, database: dbPath });
+  // No default password: until the owner exists, a one-time link (a new one at each start) sets it up.
+  if (!auth.accounts.ownerExists()) {
+    const link = secretLink(`http://${reachableHost(config.host)}:${httpPort}`, "/setup", auth.accounts.newSetupToken());
+    log.info(`first start: create the owner account at ${link}`);
+  }
   const retention = createRetention({ db, days: config.retention_raw_days, log: log.child("retention"), now: options.now });
   retention.start();
 
@@ -111,6 +141,8 @@ export async function start(config: Config, options: { log?: Log; now?: () => nu
     db,
     broker,
     retention,
+    auth,
+    routes: app.routes.map((r) => `${r.method} ${r.path}`),
     close() {
       closing ??= (async () => {
         log.info("shutting down");
@@ -137,6 +169,13 @@ const USAGE = `usage:
                                         what the database holds, with consistency checks
   bun server.ts import-legacy PATH [--nulls=zero|skip]
                                         import the earlier TechTemp's database (server stopped)
+  bun server.ts setup-link              a one-time link that creates the owner account (first start)
+  bun server.ts reset-password NAME     a one-time link that sets a new password for an account
+  bun server.ts token create NAME --scope read|write
+                                        an API token (shown once; also an MQTT login for tools)
+  bun server.ts enroll-token [--ttl MINUTES] [--uses N]
+                                        a token that enrolls sensors (install.sh sensor --enroll TOKEN)
+  bun server.ts device-password UID     a new MQTT password for a device (an earlier agent's device.conf)
 settings: environment TECHTEMP_HTTP_PORT, TECHTEMP_MQTT_PORT, TECHTEMP_DATA_DIR, TECHTEMP_HOST, …
           or a config file (TECHTEMP_CONFIG, default /etc/techtemp/server.conf); see README.md`;
 
@@ -146,7 +185,8 @@ const SERVER_OPTIONS = { help: { type: "boolean", short: "h" }, demo: { type: "b
 /** The command line: serve (default), the demo, or an operator command. Returns the exit code (2 = bad usage or configuration). */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const operator = command === "inspect" || command === "import-legacy" ? command : undefined;
+  const operator =
+    command === "inspect" || command === "import-legacy" || AUTH_COMMANDS.includes(command as never) ? command : undefined;
   let demo = false;
   if (operator === undefined) {
     const { values, unexpected } = parseCommandArgs(argv, SERVER_OPTIONS);
@@ -173,6 +213,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (operator === "inspect") return runInspect(join(config.data_dir, DB_FILE), rest);
   if (operator === "import-legacy") return runImportLegacy(join(config.data_dir, DB_FILE), rest, { httpPort: config.http_port });
+  if (operator !== undefined) return runAuthCommand(operator, rest, config);
   // The demo's sensor code is loaded only for the demo.
   if (demo) return (await import("./lib/demo.ts")).runDemo({ start, config });
 

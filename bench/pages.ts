@@ -30,6 +30,7 @@ import { createLive, SLOT_MS, SPARK_SLOTS, startOfDay, type DeviceLive } from ".
 import { createLog } from "../lib/shared/log.ts";
 import { createStore, fromCenti, type Device, type IncomingReading } from "../lib/server/store/store.ts";
 import { renderDashboard } from "../lib/server/http/pages/dashboard.ts";
+import { plainShell } from "../views/parts.tsx";
 import { start } from "../server.ts";
 import { commandLine, parseCommandLine, positiveNumber } from "../scripts/cli.ts";
 
@@ -187,7 +188,7 @@ try {
     // In-process: the same view from three data sources, on a second connection to the same database.
     const db = openDatabase(join(dir, DB_FILE));
     const store = createStore(db);
-    const shell = { assets: createAssets().urls, now };
+    const shell = plainShell(createAssets().urls, now);
     const live = createLive({ store, log: quiet });
     renderDashboard(store, (d) => live.summary(d), shell, 0);
     const warm = await time(500, () => renderDashboard(store, (d) => live.summary(d), shell, 0));

@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { createAgent, type Agent } from "./sensor/agent.ts";
 import { createSystemClock } from "./sensor/clock.ts";
 import type { Config } from "./server/config.ts";
+import type { Store } from "./server/store/store.ts";
 import { DEVICE_DEFAULTS, outboxBound, type AgentConfig } from "./sensor/device-config.ts";
 import { createLog, type Log } from "./shared/log.ts";
 import { ClockState, openOutbox, outboxPath, type NewReading } from "./sensor/outbox.ts";
@@ -22,10 +23,16 @@ export const DEMO_SENSORS = [
   { uid: "demo-kitchen", room: "Kitchen", label: "Demo sensor (kitchen)" },
 ] as const;
 
+/** The store calls the demo places its sensors with. */
+type DemoStore = Pick<Store, "findDevice" | "devicePlacements" | "updateDevice">;
+
 /** What the demo needs from server.ts (passed in, so this module does not import server.ts). */
 export interface DemoOptions {
   /** server.ts's `start`. */
-  start: (config: Config, options: { log?: Log }) => Promise<{ httpPort: number; mqttPort: number; close(): Promise<void> }>;
+  start: (
+    config: Config,
+    options: { log?: Log },
+  ) => Promise<{ httpPort: number; mqttPort: number; store: DemoStore; close(): Promise<void> }>;
   config: Config;
   log?: Log;
   /** Seconds between readings (default 10: data shows up at once). */
@@ -57,8 +64,6 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   const backfillDays = options.backfillDays ?? 7;
   const step = (options.backfillStepMinutes ?? 5) * 60_000;
   const running = await options.start(options.config, { log });
-  const address = localAddress(options.config.host);
-  const api = `http://${address.includes(":") ? `[${address}]` : address}:${running.httpPort}/api/v1`;
   const sensorLog = createLog({ level: options.sensorLogLevel ?? "warn", name: "demo" });
   const agents: Agent[] = [];
   try {
@@ -79,7 +84,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         warnings: [],
       };
       const path = outboxPath(config.data_dir, s.uid);
-      const firstStart = !existsSync(path) && (await fetch(`${api}/devices/${s.uid}`)).status === 404;
+      const firstStart = !existsSync(path) && running.store.findDevice(s.uid) === null;
       const outbox = openOutbox(path, { maxReadings: outboxBound(config), log: sensorLog.child(s.uid) });
       const clock = createSystemClock({ trust: true });
       if (firstStart && backfillDays > 0) outbox.addMany(history(s.uid, backfillDays, step, clock.bootId));
@@ -87,7 +92,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       agent.start();
       agents.push(agent);
     }
-    for (const s of DEMO_SENSORS) await placeOnce(api, s, backfillDays);
+    for (const s of DEMO_SENSORS) await placeOnce(running.store, s, backfillDays);
   } catch (err) {
     for (const a of agents) await a.stop();
     await running.close();
@@ -126,23 +131,19 @@ function history(uid: string, days: number, step: number, boot: string): NewRead
 /**
  * Puts a demo sensor in its room the first time (its birth message has
  * registered it, unplaced), back-dated to cover the back-filled history. A
- * sensor someone has moved since is left where it is.
+ * sensor someone has moved since is left where it is. Through the store, as
+ * the server itself: the API would want the owner's account, which a demo
+ * has not made yet.
  */
-async function placeOnce(api: string, s: (typeof DEMO_SENSORS)[number], backfillDays: number): Promise<void> {
+async function placeOnce(store: DemoStore, s: (typeof DEMO_SENSORS)[number], backfillDays: number): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while ((await fetch(`${api}/devices/${s.uid}`)).status === 404) {
+  while (store.findDevice(s.uid) === null) {
     if (Date.now() > deadline) throw new Error(`demo sensor ${s.uid} did not reach the server within 10 s`);
     await Bun.sleep(50);
   }
-  const placements = (await (await fetch(`${api}/devices/${s.uid}/placements`)).json()) as { data: unknown[] };
-  if (placements.data.length > 0) return;
-  const movedAt = new Date(Date.now() - (backfillDays * 86_400_000 + 3_600_000)).toISOString();
-  const res = await fetch(`${api}/devices/${s.uid}`, {
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ room_name: s.room, label: s.label, moved_at: movedAt }),
-  });
-  if (!res.ok) throw new Error(`place demo sensor ${s.uid} in ${s.room}: ${res.status} ${await res.text()}`);
+  if (store.devicePlacements(s.uid).length > 0) return;
+  const movedAt = Date.now() - (backfillDays * 86_400_000 + 3_600_000);
+  store.updateDevice(s.uid, { roomName: s.room, label: s.label, movedAt });
 }
 
 /** `bun server.ts --demo`: runs the demo until Ctrl-C (SIGINT) or SIGTERM. Returns the exit code. */

@@ -353,14 +353,31 @@ describe("the server around the API", () => {
     expect(await api("/health")).toEqual({ status: 200, body: { status: "ok" } });
   });
 
-  test("responses allow any origin (dashboards and Grafana call from elsewhere); OPTIONS answers 204", async () => {
-    const res = await fetch(`${server.url}/api/v1/rooms`);
+  test("reads allow any origin (dashboards and Grafana call from elsewhere), writes only the configured ones; OPTIONS answers 204", async () => {
+    const res = await server.fetch("/api/v1/rooms", { as: "token" });
     expect(res.headers.get("access-control-allow-origin")).toBe("*");
     const pre = await fetch(`${server.url}/api/v1/devices`, { method: "OPTIONS" });
     expect(pre.status).toBe(204);
-    expect(pre.headers.get("access-control-allow-methods")).toContain("PUT");
-    const err = await fetch(`${server.url}/api/v1/devices/nope`);
+    expect(pre.headers.get("access-control-allow-methods")).toContain("GET");
+    expect(pre.headers.get("access-control-allow-headers")).toContain("Authorization");
+    const err = await server.fetch("/api/v1/devices/nope", { as: "token" });
     expect(err.headers.get("access-control-allow-origin")).toBe("*");
+    // A write is offered to no other origin unless it is configured (cors_origins), and then with a token, never a cookie.
+    const write = { method: "OPTIONS", headers: { origin: "http://grafana.lan", "access-control-request-method": "PUT" } };
+    const refused = await fetch(`${server.url}/api/v1/devices`, write);
+    expect(refused.status).toBe(204);
+    expect(refused.headers.get("access-control-allow-methods")).not.toContain("PUT");
+    expect(refused.headers.get("access-control-allow-origin")).toBeNull();
+    const configured = await startServer({ cors_origins: "http://grafana.lan" });
+    try {
+      const allowed = await fetch(`${configured.url}/api/v1/devices`, write);
+      expect(allowed.status).toBe(204);
+      expect(allowed.headers.get("access-control-allow-methods")).toContain("PUT");
+      expect(allowed.headers.get("access-control-allow-origin")).toBe("http://grafana.lan");
+      expect(allowed.headers.get("access-control-allow-credentials")).toBeNull();
+    } finally {
+      await configured.stop();
+    }
   });
 
   test("an unknown route is a JSON 404", async () => {

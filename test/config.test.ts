@@ -104,7 +104,15 @@ describe("loadConfig", () => {
     const env: Record<string, string> = { TECHTEMP_CONFIG: "/dev/null" };
     for (const key of Object.keys(defaults))
       env[`TECHTEMP_${key.toUpperCase()}`] =
-        key === "data_dir" ? d : key === "host" ? "127.0.0.1" : key === "log_level" ? "debug" : "7";
+        key === "data_dir"
+          ? d
+          : key === "host"
+            ? "127.0.0.1"
+            : key === "log_level"
+              ? "debug"
+              : key === "cors_origins"
+                ? "http://grafana.lan:3000"
+                : "7";
     const c = loadConfig({ env });
     expect(c.mqtt_max_clients).toBe(7);
     expect(c.host).toBe("127.0.0.1");

@@ -40,7 +40,7 @@ beforeAll(async () => {
 });
 afterAll(() => server?.stop());
 
-const get = (path: string) => fetch(server.url + path, { signal: AbortSignal.timeout(20_000) });
+const get = (path: string) => server.fetch(path, { signal: AbortSignal.timeout(20_000) });
 
 test("a device's raw CSV has a header row, ISO times and one row per reading, and opens as a spreadsheet would read it", async () => {
   const res = await get(`/api/v1/devices/aht20-aaaaaa/export?format=csv&from=${iso(T0)}&to=${iso(T0 + DAY - 1)}`);
@@ -77,7 +77,7 @@ test("CSV round-trips: imported into a new database and exported again, it is th
     );
     other.store.createDevice({ uid: "aht20-aaaaaa", roomName: "Salon", at: T0 });
     other.store.createDevice({ uid: "aht20-bbbbbb", roomName: "Salon", at: T0 + DAY + 7 * HOUR + 30 * MIN });
-    const again = await (await fetch(`${other.url}/api/v1/rooms/salon/export?from=${T0}&to=${clock}`)).text();
+    const again = await (await other.fetch(`/api/v1/rooms/salon/export?from=${T0}&to=${clock}`)).text();
     expect(again).toBe(first);
   } finally {
     await other.stop();

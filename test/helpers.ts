@@ -1,10 +1,17 @@
 // Test helpers: a whole server on port 0 in a temp directory, MQTT clients
 // with timeouts, and waiting for a condition instead of sleeping.
+//
+// A server starts with an owner account signed in and a write API token,
+// as a real install is used once it is set up: `server.api()` sends the
+// token, `server.fetch()` the owner's session (with its CSRF token on writes),
+// `connectMqtt` logs in with the token. `startServer({}, { owner: false })`
+// is a fresh install instead (no account: reads open, writes refused).
 
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { HashParams } from "../lib/server/auth/passwords.ts";
 import { loadConfig, type Config } from "../lib/server/config.ts";
 import { createLog, type Level } from "../lib/shared/log.ts";
 import { start, type Running } from "../server.ts";
@@ -15,6 +22,18 @@ export function tempDir(prefix = "techtemp-test-"): { path: string; cleanup(): v
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
 }
 
+/** The owner's name and password on a test server. */
+export const OWNER = { name: "owner", password: "owner password for tests" } as const;
+
+/** A signed-in session: its Cookie header value and CSRF token. */
+export interface TestSession {
+  cookie: string;
+  csrf: string;
+}
+
+/** Who a test request is sent as: the owner's write token (default for `api`), its session (default for `fetch`), another token or session, or nobody. */
+export type As = "token" | "session" | "none" | { token: string } | TestSession;
+
 /** A server started for one test, with its log lines captured. */
 export interface TestServer extends Running {
   /** http://127.0.0.1:port */
@@ -22,10 +41,49 @@ export interface TestServer extends Running {
   dataDir: string;
   /** Every log line so far. */
   logs: string[];
-  /** GET/POST… JSON helper: returns status and parsed body. */
-  api(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: any }>;
+  /** The owner's write API token (also its MQTT login: user `test`); "" without an owner. */
+  token: string;
+  /** The owner's session cookie (`techtemp_session=…`); "" without an owner. */
+  cookie: string;
+  /** The owner's session's CSRF token. */
+  csrf: string;
+  /** The MQTT login of the write token (user = the token's name, password = the token); null without an owner. */
+  mqttLogin: { username: string; password: string } | null;
+  /** The same as mosquitto_pub/mosquitto_sub arguments (`-u NAME -P TOKEN`); none without an owner. */
+  mosquittoLogin: string[];
+  /** GET/POST… JSON helper (as the owner's token unless `as` says otherwise): returns status and parsed body. */
+  api(path: string, init?: { method?: string; body?: unknown; as?: As }): Promise<{ status: number; body: any }>;
+  /** fetch() of a path as the owner's session (a write carries its CSRF token), or `as`. */
+  fetch(path: string, init?: RequestInit & { as?: As }): Promise<Response>;
+  /** A new account signed in (a viewer unless told), with its session. */
+  signIn(name: string, role?: "owner" | "viewer"): Promise<TestSession>;
   /** Closes the server and removes its data dir (unless keepData). */
   stop(options?: { keepData?: boolean }): Promise<void>;
+}
+
+/** How many servers of this process started on a data directory that had a test token already. */
+let reused = 0;
+
+/** MQTT logins per broker port, used by connectMqtt when a test names none. */
+const mqttLogins = new Map<number, { username: string; password: string }>();
+
+/** The argon2id hash of OWNER.password, computed once per test process (each hash takes tens of ms). */
+let ownerHash: Promise<string> | null = null;
+const passwordHash = () =>
+  (ownerHash ??= Bun.password.hash(OWNER.password, { algorithm: "argon2id", memoryCost: 19456, timeCost: 2 }));
+
+/** Headers that send a request as `as` (a session's write adds its CSRF token and its own Origin). */
+export function authHeaders(
+  server: Pick<TestServer, "token" | "cookie" | "csrf" | "url">,
+  as: As,
+  write: boolean,
+): Record<string, string> {
+  if (as === "none") return {};
+  if (as === "token") return server.token ? { authorization: `Bearer ${server.token}` } : {};
+  const session = as === "session" ? { cookie: server.cookie, csrf: server.csrf } : as;
+  if ("token" in session) return { authorization: `Bearer ${session.token}` };
+  if (!session.cookie) return {};
+  return write ? { cookie: session.cookie, "x-csrf-token": session.csrf, origin: server.url } : { cookie: session.cookie };
 }
 
 /**
@@ -35,7 +93,16 @@ export interface TestServer extends Running {
  */
 export async function startServer(
   overrides: Partial<Config> = {},
-  options: { dataDir?: string; now?: () => number; logLevel?: Level; echo?: boolean } = {},
+  options: {
+    dataDir?: string;
+    now?: () => number;
+    logLevel?: Level;
+    echo?: boolean;
+    /** With an owner account signed in and a write token (default); false: a fresh install. */
+    owner?: boolean;
+    /** The password hash's cost (a throttling test makes many sign-ins). */
+    hashParams?: HashParams;
+  } = {},
 ): Promise<TestServer> {
   const dir = options.dataDir ? { path: options.dataDir, cleanup() {} } : tempDir();
   const config = loadConfig({
@@ -50,17 +117,53 @@ export async function startServer(
       if (options.echo || process.env.TECHTEMP_TEST_LOG) console.log(line);
     },
   });
-  const running = await start(config, { log, now: options.now });
+  const running = await start(config, { log, now: options.now, hashParams: options.hashParams });
   const url = `http://127.0.0.1:${running.httpPort}`;
+  const { auth } = running;
+
+  async function signIn(name: string, role: "owner" | "viewer" = "viewer"): Promise<TestSession> {
+    const existing = auth.users.byName(name);
+    const id = existing ? existing.id : auth.users.create({ name, role, passwordHash: await passwordHash() });
+    const session = auth.sessions.create(id);
+    return { cookie: `techtemp_session=${session.id}`, csrf: session.csrf };
+  }
+
+  let owner: TestSession = { cookie: "", csrf: "" };
+  let token = "";
+  if (options.owner !== false) {
+    owner = await signIn(OWNER.name, "owner");
+    // A data directory reused from an earlier server of the test has its "test" token already.
+    const name = auth.tokens.list().some((t) => t.name === "test") ? `test-${++reused}` : "test";
+    token = auth.tokens.create(name, "write").token;
+    mqttLogins.set(running.mqttPort, { username: name, password: token });
+  }
+  const self = { token, cookie: owner.cookie, csrf: owner.csrf, url };
+
   return {
     ...running,
     url,
     dataDir: dir.path,
     logs,
+    token,
+    cookie: owner.cookie,
+    csrf: owner.csrf,
+    mqttLogin: mqttLogins.get(running.mqttPort) ?? null,
+    mosquittoLogin: token ? ["-u", mqttLogins.get(running.mqttPort)!.username, "-P", token] : [],
+    signIn,
+    fetch(path, init = {}) {
+      const { as = "session", ...rest } = init;
+      const write = (rest.method ?? "GET").toUpperCase() !== "GET";
+      const headers = { ...authHeaders(self, as, write), ...Object.fromEntries(new Headers(rest.headers).entries()) };
+      return fetch(url + path, { signal: AbortSignal.timeout(10_000), ...rest, headers });
+    },
     async api(path, init = {}) {
+      const method = init.method ?? (init.body === undefined ? "GET" : "POST");
       const res = await fetch(url + path, {
-        method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-        headers: init.body === undefined ? {} : { "content-type": "application/json" },
+        method,
+        headers: {
+          ...authHeaders(self, init.as ?? "token", method !== "GET"),
+          ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+        },
         body: init.body === undefined ? undefined : typeof init.body === "string" ? init.body : JSON.stringify(init.body),
         signal: AbortSignal.timeout(10_000),
       });
@@ -72,6 +175,7 @@ export async function startServer(
       return { status: res.status, body };
     },
     async stop(opts = {}) {
+      mqttLogins.delete(running.mqttPort);
       await running.close();
       if (!opts.keepData) dir.cleanup();
     },
@@ -115,7 +219,11 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   ]);
 }
 
-/** Connects an MQTT.js client to 127.0.0.1:port; rejects after 5 s. */
+/**
+ * Connects an MQTT.js client to 127.0.0.1:port; rejects after 5 s. Without
+ * a username it logs in as the test server's write token (if the port is a
+ * test server's broker).
+ */
 export async function connectMqtt(port: number, options: IClientOptions = {}): Promise<MqttClient> {
   const client = mqtt.connect({
     host: "127.0.0.1",
@@ -123,6 +231,7 @@ export async function connectMqtt(port: number, options: IClientOptions = {}): P
     protocolVersion: 4,
     reconnectPeriod: 0,
     connectTimeout: 5000,
+    ...(options.username === undefined ? mqttLogins.get(port) : {}),
     ...options,
   });
   try {

@@ -6,35 +6,41 @@
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startServer } from "./helpers.ts";
+import { startServer, type TestServer } from "./helpers.ts";
 import { passwdEntry, REPO } from "./fixtures/install/harness.ts";
 import { installWorld, mode } from "./fixtures/install/world.ts";
 
 const { newRoot } = installWorld();
+
+/** install.sh's API calls with the server's write token (its owner account exists, so the API wants one). */
+const asOwner = (server: TestServer) => ({ env: { TECHTEMP_API_TOKEN: server.token } });
 
 describe("sensor role", () => {
   test("installs into a --root tree: user in group i2c, device.conf in the earlier format, device placed in its room", async () => {
     const server = await startServer();
     try {
       const root = newRoot();
-      const r = await root.install([
-        "sensor",
-        "--server",
-        "127.0.0.1",
-        "--mqtt-port",
-        String(server.mqttPort),
-        "--http-port",
-        String(server.httpPort),
-        "--room",
-        "Salon d'été",
-        "--interval",
-        "120",
-        "--home",
-        "maison",
-        "--device-uid",
-        "aht20-c0ffee",
-        "--simulated",
-      ]);
+      const r = await root.install(
+        [
+          "sensor",
+          "--server",
+          "127.0.0.1",
+          "--mqtt-port",
+          String(server.mqttPort),
+          "--http-port",
+          String(server.httpPort),
+          "--room",
+          "Salon d'été",
+          "--interval",
+          "120",
+          "--home",
+          "maison",
+          "--device-uid",
+          "aht20-c0ffee",
+          "--simulated",
+        ],
+        asOwner(server),
+      );
       expect(r.output).not.toMatch(/error|warning/);
       expect(r.code).toBe(0);
       expect(passwdEntry(root.path, "group", "i2c")![3]!.split(",")).toEqual(["pi", "techtemp"]);
@@ -63,7 +69,7 @@ describe("sensor role", () => {
       expect(r.stdout).toContain("room       Salon d'été");
 
       // Run again with another room: the device moves, no file changes but install.conf's room.
-      const again = await root.install(["sensor", "--room", "Cuisine"]);
+      const again = await root.install(["sensor", "--room", "Cuisine"], asOwner(server));
       expect(again.code).toBe(0);
       expect(again.stdout).toContain("moved aht20-c0ffee to room 'Cuisine'");
       expect((await server.api("/api/v1/devices/aht20-c0ffee")).body.data.room.name).toBe("Cuisine");
@@ -97,7 +103,7 @@ describe("sensor role", () => {
         "--wait",
         "60",
       ];
-      const r = await root.install(args, { timeoutMs: 90_000 });
+      const r = await root.install(args, { timeoutMs: 90_000, ...asOwner(server) });
       expect(r.output).toContain("techtemp-sensor.service is healthy");
       expect(r.code).toBe(0);
       const latest = await server.api("/api/v1/readings/latest?deviceId=aht20-5e5e5e");
@@ -106,7 +112,7 @@ describe("sensor role", () => {
       expect(readFileSync(join(root.path, "etc/techtemp/device.conf"), "utf8")).toStartWith("[clock]\nsync_wait_seconds = 0\n");
 
       const callsBefore = root.calls().length;
-      const again = await root.install(args, { timeoutMs: 90_000 });
+      const again = await root.install(args, { timeoutMs: 90_000, ...asOwner(server) });
       expect(again.code).toBe(0);
       expect(again.stdout).toContain("no change: TechTemp");
       expect(

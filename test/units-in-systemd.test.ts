@@ -46,28 +46,63 @@ afterAll(async () => {
   share?.cleanup();
 }, 60_000);
 
-async function installSh(box: Box, args: string[]) {
-  return box.exec(["bash", `${bundleInBox}/install.sh`, ...args, "--bundle", bundleInBox, "--wait", "60"], {
+async function installSh(box: Box, args: string[], env: Record<string, string> = {}) {
+  // The box runs commands with a clean environment (env -i): the variables go on the command line.
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return box.exec(["env", ...vars, "bash", `${bundleInBox}/install.sh`, ...args, "--bundle", bundleInBox, "--wait", "60"], {
     timeoutMs: 120_000,
   });
 }
 
-const installSensor = () =>
-  installSh(sensorPi, [
-    "sensor",
-    "--server",
-    "127.0.0.1",
-    "--mqtt-port",
-    String(MQTT_PORT),
-    "--http-port",
-    String(HTTP_PORT),
-    "--room",
-    "Salon",
-    "--interval",
-    "2",
-    "--device-uid",
-    UID,
+let apiToken: string | null = null;
+
+/**
+ * A write API token made on the server Pi by its operator command, run as the
+ * service user with the unit's settings: install.sh sensor places the device
+ * through the API, which wants one.
+ */
+async function serverToken(): Promise<string> {
+  if (apiToken !== null) return apiToken;
+  const r = await serverPi.exec([
+    "runuser",
+    "-u",
+    "techtemp",
+    "--",
+    "env",
+    "TECHTEMP_CONFIG=/etc/techtemp/server.conf",
+    "TECHTEMP_DATA_DIR=/var/lib/techtemp",
+    "/opt/techtemp/techtemp-server",
+    "token",
+    "create",
+    "installer",
+    "--scope",
+    "write",
   ]);
+  if (r.code !== 0) throw new Error(`techtemp-server token create: ${r.output}`);
+  apiToken = r.stdout.trim();
+  return apiToken;
+}
+
+const installSensor = async () =>
+  installSh(
+    sensorPi,
+    [
+      "sensor",
+      "--server",
+      "127.0.0.1",
+      "--mqtt-port",
+      String(MQTT_PORT),
+      "--http-port",
+      String(HTTP_PORT),
+      "--room",
+      "Salon",
+      "--interval",
+      "2",
+      "--device-uid",
+      UID,
+    ],
+    { TECHTEMP_API_TOKEN: await serverToken() },
+  );
 
 async function device(): Promise<any> {
   const res = await fetch(`${API}/api/v1/devices/${UID}`, { signal: AbortSignal.timeout(10_000) });

@@ -64,7 +64,7 @@ interface ChartInfo {
 
 /** Opens a page and returns what each drawn chart was given. */
 async function charts(path: string): Promise<ChartInfo[]> {
-  tab = await openPage(browser, { width: 900 });
+  tab = await openPage(browser, { width: 900, server });
   await tab.page.goto(server.url + path);
   await tab.page.waitForSelector("#chart[data-ready]");
   expect(await tab.page.getAttribute("#chart", "data-ready")).toBe("drawn");

@@ -39,7 +39,7 @@ const placements = async () =>
   ]);
 
 test("moving a device through its page changes the placement the API returns", async () => {
-  tab = await openPage(browser);
+  tab = await openPage(browser, { server });
   const { page } = tab;
   await page.goto(`${server.url}/devices/aht20-888888`);
   await page.selectOption("#room", "office");
@@ -56,7 +56,7 @@ test("moving a device through its page changes the placement the API returns", a
 });
 
 test("a form with a bad value shows the message next to the field, keeps the input and changes nothing", async () => {
-  tab = await openPage(browser);
+  tab = await openPage(browser, { server });
   const { page } = tab;
   await page.goto(`${server.url}/devices/aht20-888888`);
   await page.fill("#interval_s", "99999");
@@ -81,7 +81,7 @@ test("a form with a bad value shows the message next to the field, keeps the inp
 });
 
 test("without JavaScript the forms still work: create a room, then see the refusal of a duplicate", async () => {
-  tab = await openPage(browser, { javaScript: false });
+  tab = await openPage(browser, { javaScript: false, server });
   const { page } = tab;
   await page.goto(`${server.url}/rooms`);
   await page.fill("#new-name", "Attic");
@@ -99,7 +99,7 @@ test("without JavaScript the forms still work: create a room, then see the refus
 });
 
 test("renaming and deleting a room through the page", async () => {
-  tab = await openPage(browser);
+  tab = await openPage(browser, { server });
   const { page } = tab;
   await page.goto(`${server.url}/rooms`);
   await page.click("#manage-office summary");

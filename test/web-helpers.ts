@@ -1,9 +1,11 @@
 // Helpers of the page tests: the real browser (Debian's chromium driven by
-// playwright-core), form posts, and devices put in rooms through the broker.
+// playwright-core) signed in as the test server's owner (its session cookie)
+// or as anyone else, form posts with the session's CSRF token, and devices
+// put in rooms through the broker.
 
 import type { MqttClient } from "mqtt";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { legacyPayload, publishAcked, readingTopic, type TestServer } from "./helpers.ts";
+import { authHeaders, legacyPayload, publishAcked, readingTopic, type As, type TestServer, type TestSession } from "./helpers.ts";
 
 /** Flags for a headless chromium that stays on 127.0.0.1 and does no background work. */
 export const CHROMIUM_ARGS = [
@@ -32,15 +34,24 @@ export interface WatchedPage {
   close(): Promise<void>;
 }
 
-/** Opens a page in a fresh context (own cookies and cache) with a phone-sized viewport by default. */
+/**
+ * Opens a page in a fresh context (own cookies and cache) with a phone-sized
+ * viewport by default, signed in to `server` with the owner's session (or
+ * `session`) when one is given.
+ */
 export async function openPage(
   browser: Browser,
-  options: { width?: number; height?: number; javaScript?: boolean } = {},
+  options: { width?: number; height?: number; javaScript?: boolean; server?: TestServer; session?: TestSession } = {},
 ): Promise<WatchedPage> {
   const context = await browser.newContext({
     viewport: { width: options.width ?? 420, height: options.height ?? 900 },
     javaScriptEnabled: options.javaScript ?? true,
   });
+  const cookie = options.session?.cookie ?? options.server?.cookie;
+  if (options.server && cookie) {
+    const [name, value] = cookie.split("=") as [string, string];
+    await context.addCookies([{ name, value, url: options.server.url, httpOnly: true, sameSite: "Lax" }]);
+  }
   const page = await context.newPage();
   page.setDefaultTimeout(10_000);
   const dialogs: string[] = [];
@@ -89,25 +100,41 @@ export async function publishReadings(
   await Promise.all(readings.map(([ts, t, h]) => publishAcked(client, readingTopic(uid), legacyPayload(t, h, ts), 30_000)));
 }
 
-/** Posts a form like a browser without JavaScript (no redirect following); `htmx` adds HX-Request. */
+/**
+ * Posts a form like a browser without JavaScript (no redirect following), as
+ * the owner's session with its CSRF field and Origin unless `as` says
+ * otherwise; `htmx` sends it as htmx does (HX-Request, the token as a header).
+ */
 export async function postForm(
   server: TestServer,
   path: string,
   fields: Record<string, string>,
-  options: { htmx?: boolean } = {},
+  options: { htmx?: boolean; as?: As } = {},
 ): Promise<{ status: number; location: string | null; html: string }> {
+  const as = options.as ?? "session";
+  const { "x-csrf-token": csrf, ...headers } = authHeaders(server, as, true);
+  const body = new URLSearchParams(fields);
+  if (csrf !== undefined && !options.htmx && !("_csrf" in fields)) body.set("_csrf", csrf);
   const res = await fetch(server.url + path, {
     method: "POST",
-    body: new URLSearchParams(fields),
-    headers: options.htmx ? { "hx-request": "true" } : {},
+    body,
+    headers: options.htmx ? { ...headers, "hx-request": "true", ...(csrf ? { "x-csrf-token": csrf } : {}) } : headers,
     redirect: "manual",
     signal: AbortSignal.timeout(10_000),
   });
   return { status: res.status, location: res.headers.get("location"), html: await res.text() };
 }
 
-/** GETs a page: status, headers and HTML. */
-export async function getPage(server: TestServer, path: string): Promise<{ status: number; headers: Headers; html: string }> {
-  const res = await fetch(server.url + path, { signal: AbortSignal.timeout(10_000) });
+/** GETs a page (as the owner's session unless `as` says otherwise): status, headers and HTML. */
+export async function getPage(
+  server: TestServer,
+  path: string,
+  as: As = "session",
+): Promise<{ status: number; headers: Headers; html: string }> {
+  const res = await fetch(server.url + path, {
+    headers: authHeaders(server, as, false),
+    redirect: "manual",
+    signal: AbortSignal.timeout(10_000),
+  });
   return { status: res.status, headers: res.headers, html: await res.text() };
 }

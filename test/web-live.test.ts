@@ -27,7 +27,7 @@ afterEach(async () => {
 
 /** Opens the dashboard and waits until its event stream is connected. */
 async function openDashboard(url: string, clockAt?: number): Promise<WatchedPage> {
-  const opened = await openPage(browser);
+  const opened = await openPage(browser, { server: server! });
   if (clockAt !== undefined) await opened.page.clock.install({ time: clockAt });
   await opened.page.goto(url);
   await opened.page.waitForSelector('body[data-live="on"]');

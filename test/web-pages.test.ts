@@ -254,7 +254,7 @@ describe("the event stream", () => {
     const { html } = await getPage(server, "/");
     const since = html.match(/sse-connect="\/events\?since=(\d+)"/)![1];
     const controller = new AbortController();
-    const res = await fetch(`${server.url}/events?since=${since}`, { signal: controller.signal });
+    const res = await server.fetch(`/events?since=${since}`, { signal: controller.signal });
     try {
       expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
       const reader = res.body!.getReader();
@@ -275,7 +275,7 @@ describe("the event stream", () => {
     const { html } = await getPage(server, "/");
     const since = html.match(/sse-connect="\/events\?since=(\d+)"/)![1];
     const controller = new AbortController();
-    const res = await fetch(`${server.url}/events?since=${since}`, { signal: controller.signal });
+    const res = await server.fetch(`/events?since=${since}`, { signal: controller.signal });
     try {
       const reader = res.body!.getReader();
       await readUntil(reader, "retry: 2000");
@@ -307,7 +307,7 @@ describe("the event stream", () => {
     // Changes are pushed together a moment after the commit: wait until the pages count them.
     await waitFor(async () => Number((await getPage(server, "/")).html.match(/since=(\d+)/)![1]) > 0, 15_000, "a change");
     const controller = new AbortController();
-    const res = await fetch(`${server.url}/events`, { signal: controller.signal, headers: { "last-event-id": "0" } });
+    const res = await server.fetch(`/events`, { signal: controller.signal, headers: { "last-event-id": "0" } });
     try {
       const reader = res.body!.getReader();
       let text = await readUntil(reader, "event: room-kitchen");
@@ -324,7 +324,7 @@ describe("the event stream", () => {
 test("a garbled since on the event stream counts as having missed everything", async () => {
   await kitchen();
   const controller = new AbortController();
-  const res = await fetch(`${server.url}/events?since=yesterday`, { signal: controller.signal });
+  const res = await server.fetch(`/events?since=yesterday`, { signal: controller.signal });
   try {
     expect(res.status).toBe(200);
     const reader = res.body!.getReader();

@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 test("the room page shows min, max with their times, mean and coverage per day of the window", async () => {
-  const res = await fetch(`${server.url}/rooms/study?range=7d`);
+  const res = await server.fetch(`/rooms/study?range=7d`);
   expect(res.status).toBe(200);
   const html = await res.text();
   expect(html).toContain("Statistics per day");
@@ -44,11 +44,11 @@ test("the room page shows min, max with their times, mean and coverage per day o
 });
 
 test("the window's readings can be downloaded as CSV and JSON from the room page", async () => {
-  const html = await (await fetch(`${server.url}/rooms/study?range=7d`)).text();
+  const html = await (await server.fetch(`/rooms/study?range=7d`)).text();
   const href = /href="(\/api\/v1\/rooms\/study\/export\?format=csv&(?:amp;)?bucket=raw[^"]*)"/
     .exec(html)![1]!
     .replace(/&amp;/g, "&");
-  const csv = await (await fetch(server.url + href)).text();
+  const csv = await (await server.fetch(href)).text();
   const lines = csv.trim().split("\n");
   expect(lines[0]).toContain("temperature");
   expect(lines.length).toBe(1 + 72);

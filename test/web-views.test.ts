@@ -17,6 +17,8 @@ import type { Device, Placement, Room } from "../lib/server/store/store.ts";
 import type { RoomCard } from "../views/dashboard.tsx";
 import type { ChartWindow } from "../views/history.tsx";
 import { formatAgo, type FormState, type Shell } from "../views/parts.tsx";
+import { AccountPage, UsersPage } from "../views/account.tsx";
+import { LoginPage, ResetPage, SetupPage } from "../views/auth.tsx";
 
 const T = Date.parse("2026-01-15T12:00:00Z");
 const DAY = 86_400_000;
@@ -42,7 +44,15 @@ const H = `<script>alert(1)</script>"><img src=x onerror=alert(1)>'&`;
 const shell: Shell = {
   assets: new Proxy({}, { get: (_, name) => `/static/0/${String(name)}` }) as AssetUrls,
   now: T,
+  // Every text of the shell hostile too: an account's name, its CSRF token, a banner and its one-click form.
+  viewer: { kind: "session", name: H, role: "owner", csrf: H },
+  canWrite: true,
+  banners: [{ id: H, text: H, action: { path: H, fields: { [H]: H }, label: H }, link: { href: H, label: H } }],
 };
+/** The same page seen by a viewer, the kiosk and nobody. */
+const viewerShell: Shell = { ...shell, viewer: { kind: "session", name: H, role: "viewer", csrf: H }, canWrite: false };
+const kioskShell: Shell = { ...shell, viewer: { kind: "kiosk", name: null, role: null, csrf: H }, canWrite: false, banners: [] };
+const nobodyShell: Shell = { ...shell, viewer: { kind: "anonymous", name: null, role: null, csrf: null }, canWrite: false };
 const live: DeviceLive = {
   freshness: { status: "late", lateAt: T - 60_000, offlineAt: T + 180_000 },
   intervalS: 60,
@@ -84,6 +94,8 @@ const device = (over: Partial<Device> = {}): Device => ({
   placed_at: T - DAY,
   ...over,
 });
+/** An account row with a hostile name. */
+const account = (id: number, role: "owner" | "viewer") => ({ id, name: H, role, created_at: T - DAY, sessions: 2 });
 const room: Room = { id: 1, uid: H, name: H, floor: H, side: H, created_at: T - DAY };
 const placements: Placement[] = [
   { id: 1, device_uid: H, room_uid: H, room_name: H, from_ts: T - 2 * DAY, to_ts: T - DAY },
@@ -131,6 +143,7 @@ const RENDERS: Record<string, unknown[]> = {
   "parts.tsx Ago": [{ ts: T - 60_000, now: T }],
   "parts.tsx StatusBadge": [{ f: live.freshness }, { f: silent.freshness }],
   "parts.tsx Sparkline": [{ values: live.spark, label: H }],
+  "parts.tsx Csrf": [{ shell }, { shell: nobodyShell }],
   "parts.tsx Field": [{ label: H, id: H, error: H, hint: H, children: "" }],
   "parts.tsx Input": [{ form: posted("name"), name: "name", id: H, placeholder: H }],
   "parts.tsx PlacementTable": [
@@ -138,7 +151,12 @@ const RENDERS: Record<string, unknown[]> = {
     { placements, of: "room", labels, now: T },
     { placements, of: "room", labels: {}, now: T },
   ],
-  "layout.tsx Layout": [{ shell, title: H, section: "dashboard", live: true, charts: true, children: "" }],
+  "layout.tsx Layout": [
+    { shell, title: H, section: "dashboard", live: true, charts: true, children: "" },
+    { shell: viewerShell, title: H, section: "rooms", children: "" },
+    { shell: kioskShell, title: H, section: "dashboard", live: true, children: "" },
+    { shell: nobodyShell, title: H, section: "account", scripts: ["auth.js"], children: "" },
+  ],
   "layout.tsx ErrorPage": [
     { shell, status: 404, message: H },
     { shell, status: 400, message: H },
@@ -154,7 +172,10 @@ const RENDERS: Record<string, unknown[]> = {
       now: T,
     },
   ],
-  "dashboard.tsx DashboardPage": [{ shell, rooms: [card], unplaced: [{ uid: H, name: H, lastSeenAt: T }], version: 3 }],
+  "dashboard.tsx DashboardPage": [
+    { shell, rooms: [card], unplaced: [{ uid: H, name: H, lastSeenAt: T }], version: 3 },
+    { shell: kioskShell, rooms: [card], unplaced: [], version: 3 },
+  ],
   "devices.tsx DevicesPage": [
     {
       shell,
@@ -180,6 +201,15 @@ const RENDERS: Record<string, unknown[]> = {
       rooms: [room],
       placements: [],
       place: { values: { room: H }, errors: {} },
+      settings: posted("label"),
+      newSecret: { username: H, password: H },
+    },
+    {
+      shell: viewerShell,
+      row: { device: device(), live },
+      rooms: [room],
+      placements,
+      place: posted("room"),
       settings: posted("label"),
     },
   ],
@@ -209,6 +239,73 @@ const RENDERS: Record<string, unknown[]> = {
       create: posted("name", "floor", "side"),
       edit: { uid: H, form: posted("name", "floor", "side") },
       deleteError: { uid: H, message: H },
+      notice: H,
+    },
+    { shell: viewerShell, rooms: [{ room, devices: 1 }], create: posted("name"), notice: H },
+  ],
+  "auth.tsx PasswordInput": [{ form: posted("password"), name: "password", autocomplete: "new-password" }],
+  "auth.tsx LoginPage": [
+    { shell: nobodyShell, form: posted("name", "password", "next"), ownerExists: true, notice: H },
+    { shell: nobodyShell, form: posted("name"), ownerExists: false, notice: H },
+  ],
+  "auth.tsx SetupPage": [
+    { shell: nobodyShell, form: posted("token", "name", "password", "password2") },
+    { shell: nobodyShell, form: posted("token"), done: true },
+  ],
+  "auth.tsx ResetPage": [{ shell: nobodyShell, form: posted("token", "password", "password2"), account: H }],
+  "account.tsx Notice": [{ text: H }],
+  "account.tsx AccountPage": [
+    { shell, account: account(1, "owner"), password: posted("current", "password", "password2"), notice: H },
+    { shell: viewerShell, account: account(2, "viewer"), password: posted("current") },
+  ],
+  "account.tsx UsersPage": [
+    {
+      shell,
+      accounts: [account(1, "owner"), account(2, "viewer"), account(3, "viewer")],
+      self: 1,
+      add: posted("name", "password"),
+      edit: { id: 2, form: posted("password"), which: "password" },
+      notice: H,
+    },
+    {
+      shell,
+      accounts: [account(1, "owner"), account(2, "viewer")],
+      self: 1,
+      add: posted("name"),
+      edit: { id: 2, form: posted("confirm"), which: "delete" },
+    },
+  ],
+  "security.tsx TokensPage": [
+    {
+      shell,
+      tokens: [
+        { id: 1, name: H, scope: "write", prefix: H, created_at: T - DAY, last_used_at: T, revoked_at: null },
+        { id: 2, name: H, scope: "read", prefix: H, created_at: T - DAY, last_used_at: null, revoked_at: T },
+      ],
+      form: posted("name", "scope"),
+      created: { name: H, token: H },
+      notice: H,
+    },
+  ],
+  "security.tsx SecurityPage": [
+    {
+      shell,
+      switches: { public_read: true, accept_anonymous_sensors: true },
+      anonymousDevices: 3,
+      enrollments: [{ id: 1, created_at: T - DAY, expires_at: T + DAY, uses: 1, max_uses: 2 }],
+      enrollForm: posted("ttl_minutes", "max_uses"),
+      enrolled: { token: H, command: H },
+      kioskActive: true,
+      kioskLink: H,
+      notice: H,
+    },
+    {
+      shell,
+      switches: { public_read: false, accept_anonymous_sensors: false },
+      anonymousDevices: 1,
+      enrollments: [],
+      enrollForm: posted("ttl_minutes"),
+      kioskActive: false,
       notice: H,
     },
   ],
@@ -274,9 +371,23 @@ describe("escaping in every view", () => {
     });
   }
 
+  test("a password typed into a form is never written back into a page", () => {
+    const typed = "my-secret-password-123";
+    const form = { values: { name: "x", password: typed, password2: typed, current: typed }, errors: {} };
+    const pages = [
+      LoginPage({ shell: nobodyShell, form, ownerExists: true }),
+      SetupPage({ shell: nobodyShell, form }),
+      ResetPage({ shell: nobodyShell, form }),
+      AccountPage({ shell, account: { id: 1, name: "x", role: "owner", created_at: T, sessions: 1 }, password: form }),
+      UsersPage({ shell, accounts: [], self: 1, add: form }),
+    ];
+    for (const html of pages) expect(html as string).not.toContain(typed);
+  });
+
   test("the hostile text reaches the pages (the data is not ignored)", () => {
     for (const [key, view] of views) {
       if (key.endsWith(" Ago") || key.endsWith(" StatusBadge")) continue; // no text of their own
+      if (key.endsWith(" PasswordInput")) continue; // never writes what was typed (the next test)
       const html = (RENDERS[key] ?? []).map((props) => view(props as never) as string).join("");
       expect(html, key).toContain("alert(1)");
     }

@@ -52,7 +52,7 @@ async function expectInert(page: Page, dialogs: string[], errors: string[]): Pro
 }
 
 test("room and device labels containing markup are shown as text on every page", async () => {
-  const { page, dialogs, errors, close } = await openPage(browser, { width: 900 });
+  const { page, dialogs, errors, close } = await openPage(browser, { width: 900, server });
   try {
     const pages: [path: string, texts: string[]][] = [
       ["/", [ROOM, `${FLOOR} · ${ROOM}`]],
@@ -83,7 +83,7 @@ test("room and device labels containing markup are shown as text on every page",
 });
 
 test("a card pushed by the event stream shows the labels as text too", async () => {
-  const { page, dialogs, errors, close } = await openPage(browser);
+  const { page, dialogs, errors, close } = await openPage(browser, { server });
   try {
     await page.goto(server.url + "/");
     await page.waitForSelector('body[data-live="on"]');

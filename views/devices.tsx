@@ -7,7 +7,19 @@
 import type { DeviceLive } from "../lib/server/live/live.ts";
 import type { Device, Placement, Room } from "../lib/server/store/store.ts";
 import { Layout } from "./layout.tsx";
-import { Ago, esc, Field, fmtHum, fmtTemp, Input, PlacementTable, StatusBadge, type FormState, type Shell } from "./parts.tsx";
+import {
+  Ago,
+  Csrf,
+  esc,
+  Field,
+  fmtHum,
+  fmtTemp,
+  Input,
+  PlacementTable,
+  StatusBadge,
+  type FormState,
+  type Shell,
+} from "./parts.tsx";
 
 /** A device with its live summary. */
 export interface DeviceRow {
@@ -31,6 +43,8 @@ export interface DevicePageData {
   settings: FormState;
   /** Which form was just saved, to say so. */
   saved?: "place" | "settings";
+  /** A new MQTT password, just made: shown this once. */
+  newSecret?: { username: string; password: string };
 }
 
 /** Its label, else its uid. */
@@ -134,10 +148,12 @@ export function DevicesPage(data: DevicesPageData): JSX.Element {
   );
 }
 
-function PlaceForm({ d, rooms, form, saved }: { d: Device; rooms: Room[]; form: FormState; saved: boolean }): JSX.Element {
+function PlaceForm(props: { shell: Shell; d: Device; rooms: Room[]; form: FormState; saved: boolean }): JSX.Element {
+  const { d, rooms, form, saved } = props;
   const chosen = form.values.room ?? "";
   return (
     <form {...formAttrs(`/devices/${encodeURIComponent(d.uid)}/place`)} class="panel" id="place">
+      <Csrf shell={props.shell} />
       <h2>{d.room_uid === null ? "Place it in a room" : "Move it to another room"}</h2>
       <div class="row">
         <Field label="Room" id="room" error={form.errors.room}>
@@ -170,9 +186,10 @@ function PlaceForm({ d, rooms, form, saved }: { d: Device; rooms: Room[]; form: 
   );
 }
 
-function SettingsForm({ d, form, saved }: { d: Device; form: FormState; saved: boolean }): JSX.Element {
+function SettingsForm({ shell, d, form, saved }: { shell: Shell; d: Device; form: FormState; saved: boolean }): JSX.Element {
   return (
     <form {...formAttrs(`/devices/${encodeURIComponent(d.uid)}/settings`)} class="panel" id="settings">
+      <Csrf shell={shell} />
       <h2>Name and settings</h2>
       <Field label="Label" id="label" error={form.errors.label} hint="Empty: shown by its uid">
         <Input form={form} name="label" maxlength={100} />
@@ -196,6 +213,34 @@ function SettingsForm({ d, form, saved }: { d: Device; form: FormState; saved: b
       <p class="muted">The interval and offsets reach the sensor through its retained config message, without a restart.</p>
       <button type="submit">Save</button>
       {saved ? <span class="saved">Saved</span> : ""}
+    </form>
+  );
+}
+
+/** The device's own MQTT password: a new one on request, shown once (for an earlier agent's device.conf). */
+function MqttPassword({ shell, d, secret }: { shell: Shell; d: Device; secret?: DevicePageData["newSecret"] }): JSX.Element {
+  return (
+    <form {...formAttrs(`/devices/${encodeURIComponent(d.uid)}/mqtt-password`)} class="panel" id="mqtt-password">
+      <Csrf shell={shell} />
+      <h2>MQTT password</h2>
+      {secret ? (
+        <div class="secret" role="status">
+          <p>
+            Put these two lines in the <code>[mqtt]</code> section of the sensor's <code>/etc/techtemp/device.conf</code>, then
+            restart it. This password is shown only now.
+          </p>
+          <pre id="new-secret">
+            username = {esc(secret.username)}
+            {"\n"}password = {esc(secret.password)}
+          </pre>
+        </div>
+      ) : (
+        <p class="muted">
+          A sensor set up with an enrollment token has its own password already. A new one replaces it: the sensor then needs the
+          new one in its device.conf.
+        </p>
+      )}
+      <button type="submit">New MQTT password</button>
     </form>
   );
 }
@@ -254,8 +299,17 @@ export function DevicePage(data: DevicePageData): JSX.Element {
           </dl>
           {d.last_error ? <p class="refusal">Sensor error: {esc(d.last_error)}</p> : ""}
         </section>
-        <PlaceForm d={d} rooms={data.rooms} form={data.place} saved={data.saved === "place"} />
-        <SettingsForm d={d} form={data.settings} saved={data.saved === "settings"} />
+        {data.shell.canWrite ? (
+          <>
+            <PlaceForm shell={data.shell} d={d} rooms={data.rooms} form={data.place} saved={data.saved === "place"} />
+            <SettingsForm shell={data.shell} d={d} form={data.settings} saved={data.saved === "settings"} />
+            <MqttPassword shell={data.shell} d={d} secret={data.newSecret} />
+          </>
+        ) : (
+          <p class="muted" id="read-only">
+            Only the owner can move this device or change its settings.
+          </p>
+        )}
         <h3>Placement history</h3>
         {data.placements.length === 0 ? (
           <p class="muted">Never placed in a room.</p>

@@ -16,11 +16,51 @@ import type { Placement } from "../lib/server/store/store.ts";
 /** Escapes text for HTML. */
 export const esc = (value: string | number | null | undefined): string => (value == null ? "" : escapeHtml(String(value)));
 
+/** Who is looking at a page. */
+export interface Viewer {
+  /** A signed-in account, the kiosk link's session, an API token (curl), or nobody. */
+  kind: "session" | "kiosk" | "token" | "anonymous";
+  /** The account's (or token's) name. */
+  name: string | null;
+  role: "owner" | "viewer" | null;
+  /** The session's CSRF token, sent back with every form and htmx request; null without a session. */
+  csrf: string | null;
+}
+
+/** A warning at the top of every page (to the owner: settings that open the door; to all: no owner yet). */
+export interface Banner {
+  /** Stable name, for tests and styles: `setup`, `public_read`, `accept_anonymous_sensors`, `certificate`. */
+  id: string;
+  text: string;
+  /** A one-click form (e.g. "Turn off"): where it posts and what. */
+  action?: { path: string; fields: Record<string, string>; label: string };
+  /** A link to where it is explained or fixed. */
+  link?: { href: string; label: string };
+}
+
 /** What every page needs besides its own data. */
 export interface Shell {
   assets: AssetUrls;
   /** The server's clock when the page is rendered (epoch ms). */
   now: number;
+  viewer: Viewer;
+  /** Whether the forms that change things are shown (the owner signed in); viewers see the pages read-only. */
+  canWrite: boolean;
+  banners: Banner[];
+}
+
+/** A shell for nobody in particular (no session, no banner): bench/pages.ts and the view tests. */
+export const plainShell = (assets: AssetUrls, now: number): Shell => ({
+  assets,
+  now,
+  viewer: { kind: "anonymous", name: null, role: null, csrf: null },
+  canWrite: true,
+  banners: [],
+});
+
+/** The hidden CSRF field every form carries (the server refuses a post without it). */
+export function Csrf({ shell }: { shell: Shell }): JSX.Element {
+  return shell.viewer.csrf === null ? "" : <input type="hidden" name="_csrf" value={shell.viewer.csrf} />;
 }
 
 /** A form's state: what the person typed and a message per field. */

@@ -5,7 +5,7 @@
 import type { Room } from "../lib/server/store/store.ts";
 import { formAttrs } from "./devices.tsx";
 import { Layout } from "./layout.tsx";
-import { esc, Field, Input, type FormState, type Shell } from "./parts.tsx";
+import { Csrf, esc, Field, Input, type FormState, type Shell } from "./parts.tsx";
 
 /** A room with the number of devices in it now. */
 export interface RoomRow {
@@ -53,36 +53,42 @@ function RoomItem({ row, data }: { row: RoomRow; data: RoomsPageData }): JSX.Ele
       <h2>
         <a href={path}>{esc(room.name)}</a> <small>{row.devices === 1 ? "1 device" : `${row.devices} devices`}</small>
       </h2>
-      <details open={editing || deleteError ? true : undefined}>
-        <summary>Rename or delete</summary>
-        <form {...formAttrs(path)}>
-          <RoomFields form={form} prefix={`${room.uid}-`} />
-          <button type="submit">Save</button>
-        </form>
-        <form {...formAttrs(`${path}/delete`)}>
-          <h3>Delete</h3>
-          {row.devices > 0 ? (
-            <p class="muted">Move its devices to another room first.</p>
-          ) : (
-            <>
-              <p class="muted">Its placement history goes with it; the readings stay with their devices.</p>
-              <label>
-                <input type="checkbox" name="confirm" value="yes" /> Yes, delete {esc(room.name)}
-              </label>{" "}
-            </>
-          )}
-          <button type="submit" class="danger" disabled={row.devices > 0}>
-            Delete
-          </button>
-          {deleteError ? (
-            <div class="error" role="alert">
-              {esc(deleteError)}
-            </div>
-          ) : (
-            ""
-          )}
-        </form>
-      </details>
+      {data.shell.canWrite ? (
+        <details open={editing || deleteError ? true : undefined}>
+          <summary>Rename or delete</summary>
+          <form {...formAttrs(path)}>
+            <Csrf shell={data.shell} />
+            <RoomFields form={form} prefix={`${room.uid}-`} />
+            <button type="submit">Save</button>
+          </form>
+          <form {...formAttrs(`${path}/delete`)}>
+            <Csrf shell={data.shell} />
+            <h3>Delete</h3>
+            {row.devices > 0 ? (
+              <p class="muted">Move its devices to another room first.</p>
+            ) : (
+              <>
+                <p class="muted">Its placement history goes with it; the readings stay with their devices.</p>
+                <label>
+                  <input type="checkbox" name="confirm" value="yes" /> Yes, delete {esc(room.name)}
+                </label>{" "}
+              </>
+            )}
+            <button type="submit" class="danger" disabled={row.devices > 0}>
+              Delete
+            </button>
+            {deleteError ? (
+              <div class="error" role="alert">
+                {esc(deleteError)}
+              </div>
+            ) : (
+              ""
+            )}
+          </form>
+        </details>
+      ) : (
+        ""
+      )}
     </section>
   );
 }
@@ -100,11 +106,18 @@ export function RoomsPage(data: RoomsPageData): JSX.Element {
         ) : (
           ""
         )}
-        <form {...formAttrs("/rooms")} class="panel" id="create-room">
-          <h2>New room</h2>
-          <RoomFields form={data.create} prefix="new-" />
-          <button type="submit">Create</button>
-        </form>
+        {data.shell.canWrite ? (
+          <form {...formAttrs("/rooms")} class="panel" id="create-room">
+            <Csrf shell={data.shell} />
+            <h2>New room</h2>
+            <RoomFields form={data.create} prefix="new-" />
+            <button type="submit">Create</button>
+          </form>
+        ) : (
+          <p class="muted" id="read-only">
+            Only the owner can create, rename or delete rooms.
+          </p>
+        )}
         {data.rooms.map((row) => (
           <RoomItem row={row} data={data} />
         ))}

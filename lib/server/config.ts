@@ -34,6 +34,28 @@ export const defaults = {
   mqtt_max_clients: 500,
   /** Raw readings older than this many days are deleted (rollups stay); 0 keeps them forever. */
   retention_raw_days: 730,
+
+  // ---- web sign-in and API access (issue 11; lib/server/auth, lib/server/http/auth) ----
+  /**
+   * More Host names the pages answer to, comma-separated (`techtemp.lan,pi.fritz.box`). Always
+   * accepted: IP addresses, localhost, this machine's hostname and <hostname>.local. Any other
+   * name gets 421 (a DNS-rebinding page cannot read the server under its own name).
+   */
+  http_allowed_hosts: "",
+  /** Origins whose pages may call the write routes with an API token, comma-separated (`https://grafana.lan`); reads are open to any origin. */
+  cors_origins: "",
+  /** A session unused for this many days ends. */
+  session_idle_days: 30,
+  /** A session ends this many days after sign-in, used or not. */
+  session_max_days: 365,
+  /** Failed sign-ins per account in any hour before the account answers 429 (ASVS 2.2.1: at most 100). */
+  login_failures_per_hour: 100,
+  /** Failed sign-ins per client address in any hour, whatever the account. */
+  login_address_failures_per_hour: 300,
+  /** Password hashes (argon2id, 19 MiB each) computed at once; a Pi has little memory. */
+  password_hash_concurrency: 2,
+  /** Sign-ins waiting for a hashing slot; beyond this a sign-in gets 503 "busy, try again". */
+  password_hash_queue: 32,
 };
 
 /** The resolved configuration the server runs with. */
@@ -61,15 +83,42 @@ function coerce(key: Setting, raw: unknown, source: string): Config[Setting] {
       if (n < 0 || n > 65535) fail(key, raw, source, "must be a port number 0-65535");
     } else if (key === "retention_raw_days") {
       if (n < 0) fail(key, raw, source, "must be 0 (keep forever) or more days");
+    } else if (key === "password_hash_queue") {
+      if (n < 0) fail(key, raw, source, "must be 0 (no waiting) or more");
     } else if (n < 1) fail(key, raw, source, "must be at least 1");
     return n;
   }
+  if (key in LISTS) return coerceList(key as keyof typeof LISTS, raw, source);
   if (typeof raw !== "string" || raw.trim() === "") fail(key, raw, source, "must not be empty");
   const s = raw.trim();
   if (key === "log_level" && !(LEVELS as readonly string[]).includes(s)) {
     fail(key, raw, source, `must be one of ${LEVELS.join(", ")}`);
   }
   return s;
+}
+
+/** Settings that hold a comma-separated list (empty = none), with the rule each item follows. */
+const LISTS = {
+  http_allowed_hosts: {
+    item: /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/,
+    what: "a host name like techtemp.lan",
+  },
+  cors_origins: {
+    item: /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9a-f:.]+\](:\d{1,5})?$/,
+    what: "an origin like https://grafana.lan:3000",
+  },
+} as const;
+
+/** A list setting: items trimmed and lowercased, each checked; written back comma-separated. */
+function coerceList(key: keyof typeof LISTS, raw: unknown, source: string): string {
+  if (typeof raw !== "string") fail(key, raw, source, "must be a comma-separated list");
+  const items = raw
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
+  for (const item of items)
+    if (!LISTS[key].item.test(item)) fail(key, raw, source, `${JSON.stringify(item)} is not ${LISTS[key].what}`);
+  return items.join(",");
 }
 
 /** server.conf's rules: `#` and `;` comments after any white space, no sections, `"quoted"` values unquoted. */

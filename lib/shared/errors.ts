@@ -4,7 +4,7 @@
 // layer turns each kind into a status in one place (lib/server/http/errors.ts).
 
 /** What kind of failure: decides the HTTP status, never the wording. */
-export type ErrorKind = "invalid" | "not_found" | "conflict" | "unavailable";
+export type ErrorKind = "invalid" | "not_found" | "conflict" | "unauthorized" | "forbidden" | "too_many" | "unavailable";
 
 /** An error meant for the person who sent the input. */
 export class DomainError extends Error {
@@ -34,6 +34,13 @@ export const notFound = (what: string, id: string) => new DomainError("not_found
 /** The thing exists already, or is still in use. */
 export const conflict = (message: string, extra: Record<string, unknown> = {}) =>
   new DomainError("conflict", message, null, extra);
+/** Who is asking is not known: no session, no token, or one that is not valid (any more). */
+export const unauthorized = (message: string) => new DomainError("unauthorized", message);
+/** Who is asking is known but may not do this (a viewer writing, a write without its CSRF token). */
+export const forbidden = (message: string) => new DomainError("forbidden", message);
+/** Too many attempts: try again in `retryAfterS` seconds (login throttling). */
+export const tooMany = (message: string, retryAfterS: number) =>
+  new DomainError("too_many", message, null, { retry_after_s: retryAfterS });
 /** It cannot be done now (database or broker down). */
 export const unavailable = (message: string) => new DomainError("unavailable", message);
 

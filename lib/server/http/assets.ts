@@ -16,6 +16,7 @@ import uplotJs from "uplot/dist/uPlot.iife.min.js" with { type: "file" };
 import uplotCss from "uplot/dist/uPlot.min.css" with { type: "file" };
 import appCss from "../../../static/app.css" with { type: "file" };
 import appJs from "../../../static/app.js" with { type: "file" };
+import authJs from "../../../static/auth.js" with { type: "file" };
 import chartJs from "../../../static/chart.js" with { type: "file" };
 import iconSvg from "../../../static/icon.svg" with { type: "file" };
 import icon192 from "../../../static/icon-192.png" with { type: "file" };
@@ -32,6 +33,7 @@ const FILES = {
   "uPlot.min.css": uplotCss,
   "app.css": appCss,
   "app.js": appJs,
+  "auth.js": authJs,
   "chart.js": chartJs,
   "icon.svg": iconSvg,
   "icon-192.png": icon192,
@@ -133,3 +135,6 @@ export function createAssets() {
 
   return { urls, routes };
 }
+
+/** The embedded static files: their URLs and routes. */
+export type Assets = ReturnType<typeof createAssets>;

@@ -2,7 +2,9 @@
 // every failure of an API request (a domain error, a query or body that fails
 // its schema, JSON that does not parse, an unknown route, a bug) is answered
 // here as `{"error": "message"}`. The pages answer domain errors with an
-// error page instead (pages/page.ts) and a bad form with the form (422).
+// error page instead (pages/page.ts) and a bad form with the form (422); a
+// refusal of the guard (401, 403, 429) on a page's path is answered by the
+// pages' own `refusal` (a sign-in redirect or an error page).
 
 import { Elysia } from "elysia";
 import { DomainError, type ErrorKind } from "../../shared/errors.ts";
@@ -13,8 +15,17 @@ export const HTTP_STATUS: Record<ErrorKind, number> = {
   invalid: 400,
   not_found: 404,
   conflict: 409,
+  unauthorized: 401,
+  forbidden: 403,
+  too_many: 429,
   unavailable: 503,
 };
+
+/** A page's answer to a domain error the guard or a route threw on a page's path (not /api, not /health). */
+export type PageRefusal = (request: Request, error: DomainError) => Response;
+
+/** Whether a path is the JSON API's (errors as JSON) rather than a page's. */
+export const isApiPath = (path: string): boolean => path.startsWith("/api/") || path === "/health";
 
 /** One failed check of a schema, as Elysia lists them. */
 interface SchemaError {
@@ -24,14 +35,16 @@ interface SchemaError {
 }
 
 /** Errors from Elysia and from routes, mapped once to `{"error": …}`. */
-export function errorHandling(log: Log) {
+export function errorHandling(log: Log, pages?: { refusal: PageRefusal }) {
   return new Elysia({ name: "errors" })
     .error({ DomainError })
     .onError(({ code, error, set, request }) => {
-      // Error answers are read from other origins too (lib/server/http/access.ts).
-      set.headers["access-control-allow-origin"] = "*";
       if (code === "DomainError") {
+        if (pages && !isApiPath(new URL(request.url).pathname)) return pages.refusal(request, error);
         set.status = HTTP_STATUS[error.kind];
+        // How to authenticate (RFC 6750), and when to try again (login throttling).
+        if (error.kind === "unauthorized") set.headers["www-authenticate"] = 'Bearer realm="techtemp"';
+        if (error.kind === "too_many") set.headers["retry-after"] = String(error.extra.retry_after_s);
         return { error: error.message, ...error.extra };
       }
       if (code === "VALIDATION") {

@@ -89,5 +89,8 @@ export const text = (field: string, max: number) =>
   t.String({ minLength: 1, maxLength: max, error: `${field} must be a non-empty string of at most ${max} characters` });
 
 /** Optional JSON text of at most `max` characters; null clears it. */
-export const optionalText = (field: string, max: number) =>
-  t.Optional(t.Nullable(t.String({ maxLength: max, error: `${field} must be a string of at most ${max} characters, or null` })));
+export const optionalText = (field: string, max: number) => {
+  const error = `${field} must be a string of at most ${max} characters, or null`;
+  // The message on the union too: TypeBox reports a failed union as "Expected union value".
+  return t.Optional(t.Nullable(t.String({ maxLength: max, error }), { error }));
+};

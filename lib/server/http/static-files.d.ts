@@ -12,6 +12,10 @@ declare module "*/static/app.js" {
   const path: string;
   export default path;
 }
+declare module "*/static/auth.js" {
+  const path: string;
+  export default path;
+}
 declare module "*/static/chart.js" {
   const path: string;
   export default path;

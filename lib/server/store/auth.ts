@@ -52,7 +52,17 @@ export interface EnrollmentRow {
 }
 
 /** The runtime settings the owner changes on the pages. */
-export type SettingKey = "accept_anonymous_sensors" | "public_read" | "setup_token_hash" | "setup_expires_at";
+export type SettingKey =
+  | "accept_anonymous_sensors"
+  | "public_read"
+  | "setup_token_hash"
+  | "setup_expires_at"
+  // A password reset link (`techtemp-server reset-password NAME`): one at a time.
+  | "reset_token_hash"
+  | "reset_user_id"
+  | "reset_expires_at"
+  // The read-only kiosk link of a wall tablet, when the owner made one.
+  | "kiosk_token_hash";
 
 /** The auth tables' queries. `now` is the store's clock. */
 export function createAuthStore(db: Database, options: { now: () => number }) {
@@ -79,6 +89,7 @@ export function createAuthStore(db: Database, options: { now: () => number }) {
     touchSession: db.query<null, [number, string]>("UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?"),
     deleteSession: db.query<null, [string]>("DELETE FROM sessions WHERE id_hash = ?"),
     deleteUserSessions: db.query<null, [number]>("DELETE FROM sessions WHERE user_id = ?"),
+    userSessionCount: db.query<{ n: number }, [number]>("SELECT count(*) AS n FROM sessions WHERE user_id = ?"),
     deleteKioskSessions: db.query<null, []>("DELETE FROM sessions WHERE kiosk = 1"),
     deleteStaleSessions: db.query<null, [number, number]>("DELETE FROM sessions WHERE last_seen_at < ? OR created_at < ?"),
 
@@ -87,6 +98,7 @@ export function createAuthStore(db: Database, options: { now: () => number }) {
     ),
     tokenByHash: db.query<ApiTokenRow, [string]>("SELECT * FROM api_tokens WHERE token_hash = ?"),
     tokenByName: db.query<ApiTokenRow, [string]>("SELECT * FROM api_tokens WHERE name = ?"),
+    tokenById: db.query<ApiTokenRow, [number]>("SELECT * FROM api_tokens WHERE id = ?"),
     tokens: db.query<ApiTokenRow, []>("SELECT * FROM api_tokens ORDER BY revoked_at IS NOT NULL, name"),
     touchToken: db.query<null, [number, number]>("UPDATE api_tokens SET last_used_at = ? WHERE id = ?"),
     revokeToken: db.query<null, [number, number]>("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
@@ -110,6 +122,10 @@ export function createAuthStore(db: Database, options: { now: () => number }) {
       `UPDATE enrollment_tokens SET uses = uses + 1
        WHERE token_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2 AND uses < max_uses RETURNING id`,
     ),
+    liveEnrollment: db.query<EnrollmentRow, [string, number]>(
+      "SELECT * FROM enrollment_tokens WHERE token_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2 AND uses < max_uses",
+    ),
+    enrollmentById: db.query<EnrollmentRow, [number]>("SELECT * FROM enrollment_tokens WHERE id = ?"),
     enrollments: db.query<EnrollmentRow, [number]>(
       "SELECT * FROM enrollment_tokens WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at",
     ),
@@ -122,6 +138,11 @@ export function createAuthStore(db: Database, options: { now: () => number }) {
       "INSERT INTO login_failures (key, window_start, count) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start, count = excluded.count",
     ),
     clearFailures: db.query<null, [string]>("DELETE FROM login_failures WHERE key = ?"),
+    // Keys under one prefix, as a range of the primary key (`user:alice@` … `user:alice@\uffff`).
+    failureSlots: db.query<{ key: string; window_start: number; count: number }, [string, string, number]>(
+      "SELECT key, window_start, count FROM login_failures WHERE key >= ?1 AND key < ?2 AND window_start >= ?3 ORDER BY window_start",
+    ),
+    clearFailurePrefix: db.query<null, [string, string]>("DELETE FROM login_failures WHERE key >= ?1 AND key < ?2"),
     pruneFailures: db.query<null, [number]>("DELETE FROM login_failures WHERE window_start < ?"),
 
     setting: db.query<{ value: string }, [string]>("SELECT value FROM settings WHERE key = ?"),
@@ -135,6 +156,8 @@ export function createAuthStore(db: Database, options: { now: () => number }) {
     users: {
       count: () => q.userCount.get()!.n,
       ownerExists: () => q.ownerCount.get()!.n > 0,
+      /** How many owners there are (the last one cannot be deleted). */
+      owners: () => q.ownerCount.get()!.n,
       byName: (name: string) => q.userByName.get(name),
       byId: (id: number) => q.userById.get(id),
       list: () => q.users.all(),
@@ -158,6 +181,8 @@ export function createAuthStore(db: Database, options: { now: () => number }) {
       delete: (idHash: string) => void q.deleteSession.run(idHash),
       /** "Sign out everywhere". */
       deleteForUser: (userId: number) => void q.deleteUserSessions.run(userId),
+      /** How many sessions an account has open. */
+      countForUser: (userId: number) => q.userSessionCount.get(userId)!.n,
       /** Revokes every kiosk link's session. */
       deleteKiosk: () => void q.deleteKioskSessions.run(),
       /** Removes sessions idle since `idleBefore` or created before `createdBefore`. */
@@ -169,6 +194,7 @@ export function createAuthStore(db: Database, options: { now: () => number }) {
       },
       byHash: (tokenHash: string) => q.tokenByHash.get(tokenHash),
       byName: (name: string) => q.tokenByName.get(name),
+      byId: (id: number) => q.tokenById.get(id),
       list: () => q.tokens.all(),
       touch: (id: number) => void q.touchToken.run(now(), id),
       /** Revokes at once; true when the token was live. */
@@ -188,6 +214,9 @@ export function createAuthStore(db: Database, options: { now: () => number }) {
       },
       /** Counts one use of a live token; false when it is unknown, expired, used up or revoked. */
       use: (tokenHash: string) => q.useEnrollment.get(tokenHash, now()) !== null,
+      /** The token when it is live (known, not expired, used up or revoked), without counting a use. */
+      peek: (tokenHash: string) => q.liveEnrollment.get(tokenHash, now()),
+      byId: (id: number) => q.enrollmentById.get(id),
       live: () => q.enrollments.all(now()),
       revoke: (id: number) => void q.revokeEnrollment.run(now(), id),
     },
@@ -205,6 +234,10 @@ export function createAuthStore(db: Database, options: { now: () => number }) {
         return count;
       },
       clear: (key: string) => void q.clearFailures.run(key),
+      /** Every key starting with `prefix` whose window started at or after `since`, oldest first. */
+      slots: (prefix: string, since: number) => q.failureSlots.all(prefix, `${prefix}\uffff`, since),
+      /** Forgets every key starting with `prefix`. */
+      clearPrefix: (prefix: string) => void q.clearFailurePrefix.run(prefix, `${prefix}\uffff`),
       prune: (before: number) => void q.pruneFailures.run(before),
     },
     settings: {

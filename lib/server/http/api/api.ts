@@ -1,7 +1,8 @@
 // The JSON API v1, compatible with the earlier server: `{"data": …}` on
 // success, `{"error": "message"}` with a 4xx/5xx status otherwise
 // (lib/server/http/errors.ts), times as ISO-8601 UTC strings, open to other
-// origins (lib/server/http/access.ts). One Elysia instance per area, chained
+// origins for reads (lib/server/http/auth/headers.ts), behind the guard
+// (lib/server/http/auth/guard.ts). One Elysia instance per area, chained
 // here; each route checks its input with its schema, calls the store and
 // shapes the JSON (json.ts).
 

@@ -29,10 +29,13 @@ export function createDashboardPages({
   live,
   models,
   respond,
+  stillAllowed,
 }: {
   live: Pick<Live, "version" | "onChange">;
   models: Models;
   respond: Respond;
+  /** Whether a stream's reader may still read the dashboard (asked while the stream is open). */
+  stillAllowed: (request: Request) => boolean;
 }) {
   /** The fragments a change touched (the unplaced banner last), or every one (the banner first). */
   function fragments(change: LiveChange | null): Fragment[] {
@@ -47,13 +50,13 @@ export function createDashboardPages({
 
   return new Elysia()
     .onStop(() => hub.close())
-    .get("/", ({ request }) => respond(request, () => DashboardPage(models.dashboard())))
+    .get("/", ({ request }) => respond(request, (shell) => DashboardPage(models.dashboard(shell))))
     .get(
       "/events",
       ({ request, query, server }) => {
         // An event stream is idle between readings: no idle timeout for it.
         server?.timeout(request, 0);
-        return hub.open(request, Number(request.headers.get("last-event-id") ?? query.since));
+        return hub.open(request, Number(request.headers.get("last-event-id") ?? query.since), () => stillAllowed(request));
       },
       { query: t.Object({ since: t.Optional(t.String()) }) },
     );

@@ -27,12 +27,13 @@ export type CheckedForm<F extends Fields> = { form: FormState } & (
 export const hasErrors = (form: FormState): boolean => Object.keys(form.errors).length > 0;
 
 /** Whether an error the store threw is about the input (the form shows it) rather than a fault. */
-export const aboutInput = (err: unknown): err is DomainError => err instanceof DomainError && err.kind !== "unavailable";
+export const aboutInput = (err: unknown): err is DomainError =>
+  err instanceof DomainError && (err.kind === "invalid" || err.kind === "not_found" || err.kind === "conflict");
 
-/** A value of the posted body as trimmed text ("" when absent). */
-function textOf(body: unknown, name: string): string {
+/** A value of the posted body as text ("" when absent), trimmed unless told (a password is taken as typed). */
+function textOf(body: unknown, name: string, trim = true): string {
   const v = body !== null && typeof body === "object" ? (body as Record<string, unknown>)[name] : undefined;
-  if (typeof v === "string") return v.trim();
+  if (typeof v === "string") return trim ? v.trim() : v;
   if (typeof v === "number") return String(v);
   return "";
 }
@@ -45,8 +46,9 @@ function problemOf(err: unknown): string {
   throw err;
 }
 
-/** A form: its fields compiled once, to check what a page sends. */
-export function defineForm<F extends Fields>(fields: F) {
+/** A form: its fields compiled once, to check what a page sends. `untrimmed` fields are read as typed (passwords). */
+export function defineForm<F extends Fields>(fields: F, options: { untrimmed?: (keyof F & string)[] } = {}) {
+  const untrimmed = new Set<string>(options.untrimmed ?? []);
   const checks = Object.entries(fields).map(([name, schema]) => [name, getSchemaValidator(schema)] as const);
 
   /** Checks text values (a missing one is ""). */
@@ -72,12 +74,13 @@ export function defineForm<F extends Fields>(fields: F) {
   return {
     check,
     /** Reads and checks a posted body (form-encoded, or anything else: then every field is empty). */
-    read: (body: unknown): CheckedForm<F> => check(Object.fromEntries(checks.map(([name]) => [name, textOf(body, name)]))),
+    read: (body: unknown): CheckedForm<F> =>
+      check(Object.fromEntries(checks.map(([name]) => [name, textOf(body, name, !untrimmed.has(name))]))),
   };
 }
 
 /** Text of at most `max` characters; `required` is what to say when it is empty. */
-function textField(field: string, max: number, required?: string) {
+export function textField(field: string, max: number, required?: string) {
   const text = t.String({ maxLength: max, error: `at most ${max} characters` });
   if (required === undefined) return text;
   return t

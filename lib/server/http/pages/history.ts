@@ -26,23 +26,23 @@ export function createHistoryPages({
     .get(
       "/rooms/:uid",
       ({ request, params, query }) =>
-        respond(request, () => {
+        respond(request, (shell) => {
           const room = store.getRoom(params.uid);
           const at = now();
           const window = chartWindow(query, `/rooms/${encodeURIComponent(room.uid)}`, {}, at);
-          return withStatus(RoomPage(models.room(room, window, at)), windowHasErrors(window) ? 400 : 200);
+          return withStatus(RoomPage(models.room(shell, room, window, at)), windowHasErrors(window) ? 400 : 200);
         }),
       { query: t.Object(windowQuery) },
     )
     .get(
       "/compare",
       ({ request, query }) =>
-        respond(request, () => {
+        respond(request, (shell) => {
           const choice = models.roomChoice(query.rooms ?? []);
           const at = now();
           const window = chartWindow(query, "/compare", { rooms: choice.selected.map((r) => r.uid).join(",") }, at);
           const bad = choice.unknown.length > 0 || windowHasErrors(window);
-          return withStatus(ComparePage(models.compare(choice, window)), bad ? 400 : 200);
+          return withStatus(ComparePage(models.compare(shell, choice, window)), bad ? 400 : 200);
         }),
       // `rooms` may come several times (checkboxes) or as one comma-separated list (links).
       { query: t.Object({ rooms: t.Optional(t.Array(t.String())), ...windowQuery }) },

@@ -4,7 +4,6 @@
 import type { Period, Stats } from "../../history/stats.ts";
 import type { DeviceLive, Live } from "../../live/live.ts";
 import type { Device, Room, Store } from "../../store/store.ts";
-import type { AssetUrls } from "../assets.ts";
 import type { DashboardData, RoomCard, UnplacedDevice } from "../../../../views/dashboard.tsx";
 import { deviceName, type DevicePageData, type DevicesPageData } from "../../../../views/devices.tsx";
 import type { ChartWindow, ComparePageData, RoomPageData } from "../../../../views/history.tsx";
@@ -61,22 +60,21 @@ export interface ModelDeps {
   live: Pick<Live, "summary" | "version">;
   stats: Pick<Stats, "room">;
   now: () => number;
-  assets: AssetUrls;
 }
 
-/** Creates the page models. */
-export function createModels({ store, live, stats, now, assets }: ModelDeps) {
-  const shell = (): Shell => ({ assets, now: now() });
+/**
+ * Creates the page models. Each takes the request's shell (who is looking,
+ * the banners: web.ts makes it), so a model is the same for everyone but
+ * what the shell says.
+ */
+export function createModels({ store, live, stats, now }: ModelDeps) {
   const roomCards = (rooms: Room[], devices: Device[], at: number) => toRoomCards(rooms, devices, (d) => live.summary(d, at));
 
   return {
-    /** What every page has: the asset URLs and the clock. */
-    shell,
-
     /** The dashboard now. */
-    dashboard(): DashboardData {
+    dashboard(shell: Shell): DashboardData {
       const at = now();
-      return dashboardData(store, (d) => live.summary(d, at), shell(), live.version);
+      return dashboardData(store, (d) => live.summary(d, at), shell, live.version);
     },
 
     /** The cards the event stream pushes: of `only` these rooms (every room when omitted), and the banner's devices. */
@@ -88,11 +86,11 @@ export function createModels({ store, live, stats, now, assets }: ModelDeps) {
     },
 
     /** The rooms page; `extra` holds a form as posted, a refused delete or a notice. */
-    rooms(extra: Partial<RoomsPageData> = {}): RoomsPageData {
+    rooms(shell: Shell, extra: Partial<RoomsPageData> = {}): RoomsPageData {
       const count = new Map<string, number>();
       for (const d of store.listDevices()) if (d.room_uid !== null) count.set(d.room_uid, (count.get(d.room_uid) ?? 0) + 1);
       return {
-        shell: shell(),
+        shell,
         rooms: store.listRooms().map((room) => ({ room, devices: count.get(room.uid) ?? 0 })),
         create: freshForm({ name: "", floor: "", side: "" }),
         ...extra,
@@ -100,16 +98,20 @@ export function createModels({ store, live, stats, now, assets }: ModelDeps) {
     },
 
     /** The devices list with each device's live summary. */
-    devices(): DevicesPageData {
+    devices(shell: Shell): DevicesPageData {
       const at = now();
-      return { shell: shell(), devices: store.listDevices().map((device) => ({ device, live: live.summary(device, at) })) };
+      return { shell, devices: store.listDevices().map((device) => ({ device, live: live.summary(device, at) })) };
     },
 
     /** A device's page; its forms show the stored values unless given as posted. */
-    device(d: Device, forms: Partial<Pick<DevicePageData, "place" | "settings" | "saved">> = {}): DevicePageData {
+    device(
+      shell: Shell,
+      d: Device,
+      forms: Partial<Pick<DevicePageData, "place" | "settings" | "saved" | "newSecret">> = {},
+    ): DevicePageData {
       const at = now();
       return {
-        shell: shell(),
+        shell,
         row: { device: d, live: live.summary(d, at) },
         rooms: store.listRooms(),
         placements: store.devicePlacements(d.uid),
@@ -123,11 +125,12 @@ export function createModels({ store, live, stats, now, assets }: ModelDeps) {
             humidity_offset: String(d.humidity_offset),
           }),
         saved: forms.saved,
+        newSecret: forms.newSecret,
       };
     },
 
     /** A room's page over `window`, at `at`, with its statistics. */
-    room(room: Room, window: ChartWindow, at: number): RoomPageData {
+    room(shell: Shell, room: Room, window: ChartWindow, at: number): RoomPageData {
       const devices = store.listDevices();
       // Days for a week, weeks up to a season, months beyond: a table a person can read.
       const span = window.to - window.from;
@@ -135,7 +138,7 @@ export function createModels({ store, live, stats, now, assets }: ModelDeps) {
       const periods = stats.room(room.id, { from: window.from, to: window.to, period, now: at }).reverse();
       return {
         stats: { period, periods },
-        shell: shell(),
+        shell,
         room: roomCards([room], devices, at)[0]!,
         version: live.version,
         window,
@@ -163,7 +166,7 @@ export function createModels({ store, live, stats, now, assets }: ModelDeps) {
     },
 
     /** The comparison page of `choice` over `window`. */
-    compare(choice: RoomChoice, window: ChartWindow): ComparePageData {
+    compare(shell: Shell, choice: RoomChoice, window: ChartWindow): ComparePageData {
       const { rooms, selected, unknown } = choice;
       const roomsError = unknown.length
         ? `no room ${unknown.map((u) => JSON.stringify(u)).join(", ")}; choose from the list`
@@ -172,7 +175,7 @@ export function createModels({ store, live, stats, now, assets }: ModelDeps) {
           : selected.length === 0
             ? "choose one or more rooms"
             : undefined;
-      return { shell: shell(), rooms, selected, window, labels: labelsOf(store.listDevices()), roomsError };
+      return { shell, rooms, selected, window, labels: labelsOf(store.listDevices()), roomsError };
     },
   };
 }

@@ -9,65 +9,67 @@ import { RoomsPage } from "../../../../views/rooms.tsx";
 import { aboutInput, deleteRoomForm, roomForm } from "./forms.ts";
 import type { Models } from "./models.ts";
 import { isHtmx, redirect, withStatus, type Respond } from "./page.ts";
+import type { Shell } from "../../../../views/parts.tsx";
 
 /** Saved-state notices of the rooms page (after a redirect). */
 const ROOM_NOTICES: Record<string, string> = { created: "Room created.", saved: "Room saved.", deleted: "Room deleted." };
 
 /** Creates `/rooms` and the rooms' forms. */
 export function createRoomsPages({ store, models, respond }: { store: Store; models: Models; respond: Respond }) {
-  const done = (request: Request, what: "created" | "saved" | "deleted") =>
-    isHtmx(request) ? RoomsPage(models.rooms({ notice: ROOM_NOTICES[what] })) : redirect(`/rooms?done=${what}`);
+  const done = (request: Request, shell: Shell, what: "created" | "saved" | "deleted") =>
+    isHtmx(request) ? RoomsPage(models.rooms(shell, { notice: ROOM_NOTICES[what] })) : redirect(`/rooms?done=${what}`);
 
   return new Elysia()
     .get(
       "/rooms",
-      ({ request, query }) => respond(request, () => RoomsPage(models.rooms({ notice: ROOM_NOTICES[query.done ?? ""] }))),
+      ({ request, query }) =>
+        respond(request, (shell) => RoomsPage(models.rooms(shell, { notice: ROOM_NOTICES[query.done ?? ""] }))),
       {
         query: t.Object({ done: t.Optional(t.String()) }),
       },
     )
     .post("/rooms", ({ request, body }) =>
-      respond(request, () => {
+      respond(request, (shell) => {
         const { form, ...checked } = roomForm.read(body);
         if (checked.ok) {
           const { name, floor, side } = checked.data;
           try {
             store.createRoom({ name, floor: floor || null, side: side || null });
-            return done(request, "created");
+            return done(request, shell, "created");
           } catch (err) {
             if (!aboutInput(err)) throw err;
             // "room_name: must contain a letter" or "room "x" already exists": both are about the name.
             form.errors.name = err.problem;
           }
         }
-        return withStatus(RoomsPage(models.rooms({ create: form })), 422);
+        return withStatus(RoomsPage(models.rooms(shell, { create: form })), 422);
       }),
     )
     .post("/rooms/:uid", ({ request, params, body }) =>
-      respond(request, () => {
+      respond(request, (shell) => {
         store.getRoom(params.uid);
         const { form, ...checked } = roomForm.read(body);
-        if (!checked.ok) return withStatus(RoomsPage(models.rooms({ edit: { uid: params.uid, form } })), 422);
+        if (!checked.ok) return withStatus(RoomsPage(models.rooms(shell, { edit: { uid: params.uid, form } })), 422);
         const { name, floor, side } = checked.data;
         store.updateRoom(params.uid, { name, floor: floor || null, side: side || null });
-        return done(request, "saved");
+        return done(request, shell, "saved");
       }),
     )
     .post("/rooms/:uid/delete", ({ request, params, body }) =>
-      respond(request, () => {
+      respond(request, (shell) => {
         store.getRoom(params.uid);
         const { form, ok } = deleteRoomForm.read(body);
         let message = form.errors.confirm ?? "";
         if (ok) {
           try {
             store.deleteRoom(params.uid);
-            return done(request, "deleted");
+            return done(request, shell, "deleted");
           } catch (err) {
             if (!aboutInput(err)) throw err;
             message = err.message;
           }
         }
-        return withStatus(RoomsPage(models.rooms({ deleteError: { uid: params.uid, message } })), 422);
+        return withStatus(RoomsPage(models.rooms(shell, { deleteError: { uid: params.uid, message } })), 422);
       }),
     );
 }

@@ -33,6 +33,8 @@ export interface EventHubDeps {
 export function createEventHub({ live, fragments }: EventHubDeps) {
   const encoder = new TextEncoder();
   const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  /** Each stream's check that its reader may still read (a session signed out, a kiosk link revoked). */
+  const allowed = new Map<ReadableStreamDefaultController<Uint8Array>, () => boolean>();
   let heartbeat: ReturnType<typeof setInterval> | null = null;
 
   function send(controller: ReadableStreamDefaultController<Uint8Array>, text: string): void {
@@ -40,6 +42,19 @@ export function createEventHub({ live, fragments }: EventHubDeps) {
       controller.enqueue(encoder.encode(text));
     } catch {
       streams.delete(controller);
+      allowed.delete(controller);
+    }
+  }
+
+  /** Ends the streams whose reader may no longer read. */
+  function endRefused(): void {
+    for (const [controller, ok] of allowed) {
+      if (ok()) continue;
+      streams.delete(controller);
+      allowed.delete(controller);
+      try {
+        controller.close();
+      } catch {}
     }
   }
 
@@ -52,22 +67,30 @@ export function createEventHub({ live, fragments }: EventHubDeps) {
   const unsubscribe = live.onChange((change) => {
     // Rendering costs: nobody watching, nothing to render.
     if (streams.size === 0) return;
+    // A change is news for readers who may still read only (checked here and at each heartbeat).
+    endRefused();
     const out = messages(fragments(change), change.version);
     if (out) broadcast(out);
   });
 
   return {
-    /** A new stream for a page rendered at live version `since` (NaN or missing: it missed everything). */
-    open(request: Request, since: number): Response {
+    /**
+     * A new stream for a page rendered at live version `since` (NaN or
+     * missing: it missed everything). `stillAllowed` is asked at each
+     * heartbeat: a stream whose reader may no longer read is ended.
+     */
+    open(request: Request, since: number, stillAllowed: () => boolean = () => true): Response {
       let self: ReadableStreamDefaultController<Uint8Array>;
       const stream = new ReadableStream<Uint8Array>({
         start(controller) {
           self = controller;
           streams.add(controller);
+          allowed.set(controller, stillAllowed);
           // Ask the browser to reconnect after 2 s, and send what changed since the page was rendered.
           send(controller, "retry: 2000\n\n");
           if (!(since >= live.version)) send(controller, messages(fragments(null), live.version));
           heartbeat ??= setInterval(() => {
+            endRefused();
             broadcast(": keep-alive\n\n");
             if (streams.size === 0 && heartbeat) {
               clearInterval(heartbeat);
@@ -77,9 +100,13 @@ export function createEventHub({ live, fragments }: EventHubDeps) {
         },
         cancel() {
           streams.delete(self);
+          allowed.delete(self);
         },
       });
-      request.signal.addEventListener("abort", () => streams.delete(self));
+      request.signal.addEventListener("abort", () => {
+        streams.delete(self);
+        allowed.delete(self);
+      });
       return new Response(stream, {
         headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-accel-buffering": "no" },
       });
@@ -95,6 +122,7 @@ export function createEventHub({ live, fragments }: EventHubDeps) {
         } catch {}
       }
       streams.clear();
+      allowed.clear();
     },
   };
 }
