@@ -5,7 +5,10 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { hashSecret, newSecret } from "../lib/server/auth/secrets.ts";
 import { loadConfig, type Config } from "../lib/server/config.ts";
+import { DB_FILE } from "../lib/server/store/db.ts";
+import { openStore, type Store } from "../lib/server/store/store.ts";
 import { createLog, type Level } from "../lib/shared/log.ts";
 import { start, type Running } from "../server.ts";
 
@@ -15,8 +18,42 @@ export function tempDir(prefix = "techtemp-test-"): { path: string; cleanup(): v
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
 }
 
+/** MQTT credentials: a username and its password. */
+export interface MqttLogin {
+  username: string;
+  password: string;
+}
+
+/**
+ * The MQTT login of each server this process started, by its MQTT ports:
+ * connectMqtt and mqttLoginArgs use it unless told otherwise (anonymous
+ * clients are refused on a new install).
+ */
+const mqttLogins = new Map<number, MqttLogin>();
+
+let tokenCount = 0;
+
+/** Creates an API token (write scope unless told) in `store`; its name and secret are the MQTT username and password. */
+export function createToken(store: Pick<Store, "auth">, scope: "read" | "write" = "write", name?: string): MqttLogin {
+  const secret = newSecret("tt_");
+  const username = name ?? `test-${process.pid}-${++tokenCount}`;
+  store.auth.tokens.create({ name: username, scope, tokenHash: hashSecret(secret), prefix: secret.slice(0, 7) });
+  return { username, password: secret };
+}
+
+/** The login tests use on the server at `port` (its write token), or undefined for a server they did not start. */
+export const mqttLogin = (port: number): MqttLogin | undefined => mqttLogins.get(port);
+
+/** `-u NAME -P TOKEN` for mosquitto_pub/mosquitto_sub on the server at `port`. */
+export function mqttLoginArgs(port: number): string[] {
+  const login = mqttLogins.get(port);
+  return login ? ["-u", login.username, "-P", login.password] : [];
+}
+
 /** A server started for one test, with its log lines captured. */
 export interface TestServer extends Running {
+  /** A write API token, also the default MQTT login of connectMqtt (username = its name, password = the token). */
+  token: MqttLogin;
   /** http://127.0.0.1:port */
   url: string;
   dataDir: string;
@@ -52,8 +89,11 @@ export async function startServer(
   });
   const running = await start(config, { log, now: options.now });
   const url = `http://127.0.0.1:${running.httpPort}`;
+  const token = createToken(running.store);
+  for (const port of [running.mqttPort, running.mqttsPort]) if (port) mqttLogins.set(port, token);
   return {
     ...running,
+    token,
     url,
     dataDir: dir.path,
     logs,
@@ -72,6 +112,7 @@ export async function startServer(
       return { status: res.status, body };
     },
     async stop(opts = {}) {
+      for (const port of [running.mqttPort, running.mqttsPort]) if (port) mqttLogins.delete(port);
       await running.close();
       if (!opts.keepData) dir.cleanup();
     },
@@ -115,14 +156,20 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   ]);
 }
 
-/** Connects an MQTT.js client to 127.0.0.1:port; rejects after 5 s. */
+/**
+ * Connects an MQTT.js client to 127.0.0.1:port; rejects after 5 s. It logs in
+ * with the test server's write token unless `options` has a `username` of its
+ * own (`username: undefined` connects anonymously).
+ */
 export async function connectMqtt(port: number, options: IClientOptions = {}): Promise<MqttClient> {
+  const login = "username" in options ? {} : (mqttLogins.get(port) ?? {});
   const client = mqtt.connect({
     host: "127.0.0.1",
     port,
     protocolVersion: 4,
     reconnectPeriod: 0,
     connectTimeout: 5000,
+    ...login,
     ...options,
   });
   try {
@@ -213,6 +260,8 @@ export interface ChildServer {
   httpPort: number;
   mqttPort: number;
   url: string;
+  /** A write API token, the default MQTT login for this server's port. */
+  token: MqttLogin;
   /** stdout + stderr so far. */
   output(): string;
   /** Sends a signal and waits (at most 15 s) for the exit code. */
@@ -261,13 +310,25 @@ export async function spawnServer(
   });
   if (match === "exited") throw new Error(`server exited with ${proc.exitCode}: ${out}`);
   const httpPort = Number(match![1]);
+  const mqttPort = Number(match![2]);
+  // A token for its MQTT clients, through the store beside the running server (SQLite WAL allows it).
+  const store = openStore(join(dataDir, DB_FILE));
+  let token: MqttLogin;
+  try {
+    token = createToken(store);
+  } finally {
+    store.close();
+  }
+  mqttLogins.set(mqttPort, token);
   return {
     proc,
     httpPort,
-    mqttPort: Number(match![2]),
+    mqttPort,
+    token,
     url: `http://127.0.0.1:${httpPort}`,
     output: () => out,
     async stop(signal = "SIGTERM") {
+      mqttLogins.delete(mqttPort);
       if (proc.exitCode === null) proc.kill(signal);
       return withTimeout(proc.exited, 15_000, `server exit after ${signal}`).catch(() => {
         proc.kill("SIGKILL");

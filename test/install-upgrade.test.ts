@@ -36,7 +36,7 @@ describe("upgrades", () => {
     const root = newRoot();
     try {
       const server = await liveServer(root, "retention_raw_days = 3650\n");
-      await publishReadings(server.mqtt, "aht20-0ld0ld", 3);
+      await publishReadings(server, "aht20-0ld0ld", 3);
       const v2 = variant("9.9.9", "wrapper");
       const r = await root.install(["server", "--bundle", v2, "--start", "--wait", "30"]);
       expect(r.output).toContain("upgrading techtemp-server 0.1.0 -> 9.9.9");
@@ -65,7 +65,7 @@ describe("upgrades", () => {
     const root = newRoot();
     try {
       const server = await liveServer(root);
-      await publishReadings(server.mqtt, "aht20-b4d0ne", 2);
+      await publishReadings(server, "aht20-b4d0ne", 2);
       const installed = readFileSync(join(root.path, "opt/techtemp/techtemp-server"));
       const broken = variant("6.6.6", "broken");
       const r = await root.install(["server", "--bundle", broken, "--start", "--wait", "5"], { timeoutMs: 90_000 });
