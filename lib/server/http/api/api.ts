@@ -11,7 +11,9 @@ import type { History } from "../../history/history.ts";
 import type { Stats } from "../../history/stats.ts";
 import type { Live } from "../../live/live.ts";
 import type { Store } from "../../store/store.ts";
+import type { TlsInfo } from "../../tls/certificates.ts";
 import { createDevicesApi } from "./devices.ts";
+import { createEnrollApi } from "./enroll.ts";
 import { createHealthApi, type HealthDeps } from "./health.ts";
 import { createHistoryApi } from "./history.ts";
 import { createReadingsApi } from "./readings.ts";
@@ -27,17 +29,18 @@ export interface ApiDeps {
   live: Pick<Live, "latest">;
   broker: HealthDeps["broker"];
   ingest: HealthDeps["ingest"];
+  /** The certificate served, with the local CA that enrollment hands to sensors; null without TLS. */
+  tls?: TlsInfo | null;
 }
 
 /** Creates the `/health` and `/api/v1` routes. */
-export function createApi({ store, history, stats, exporter, live, broker, ingest }: ApiDeps) {
-  return new Elysia({ name: "api" })
-    .use(createHealthApi({ store, broker, ingest }))
-    .group("/api/v1", (app) =>
-      app
-        .use(createDevicesApi({ store }))
-        .use(createRoomsApi({ store }))
-        .use(createReadingsApi({ store, history, live }))
-        .use(createHistoryApi({ store, stats, exporter })),
-    );
+export function createApi({ store, history, stats, exporter, live, broker, ingest, tls }: ApiDeps) {
+  return new Elysia({ name: "api" }).use(createHealthApi({ store, broker, ingest })).group("/api/v1", (app) =>
+    app
+      .use(createDevicesApi({ store }))
+      .use(createEnrollApi({ store, tls: tls ?? null }))
+      .use(createRoomsApi({ store }))
+      .use(createReadingsApi({ store, history, live }))
+      .use(createHistoryApi({ store, stats, exporter })),
+  );
 }
