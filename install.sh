@@ -1293,7 +1293,14 @@ wants_enrollment() {
 # ENROLLED_HOME, and with TLS the CA to trust (ENROLLED_CA). The token and the
 # secret go only over the request body, never on a command line or in the log.
 enroll_device() {
-  wants_enrollment || return 0
+  if ! wants_enrollment; then
+    # An enrolled sensor moved to TLS (--tls without a new token): it only needs the server's CA.
+    if [ "$SENSOR_TLS" = 1 ] && [ ! -f "$CA_FILE" ] && [ "$DRY_RUN" = 0 ]; then
+      trust_server_ca
+      ENROLLED_CA=$SERVER_CA
+    fi
+    return 0
+  fi
   CHANGES=$((CHANGES + 1))
   if [ "$DRY_RUN" = 1 ]; then
     local where=""

@@ -316,6 +316,37 @@ describe("enrollment", () => {
       }
     }, 120_000);
 
+    test("an enrolled sensor moves to TLS with --tls --ca-fingerprint, keeping its credentials", async () => {
+      const { server, fingerprint, cleanup } = await tlsServer();
+      try {
+        const root = newRoot();
+        const plain = await root.install([...base(server, "aht20-7157a4"), "--enroll", enrollmentToken(server)]);
+        expect(plain.code).toBe(0);
+        const before = readFileSync(join(root.path, "etc/techtemp/device.conf"), "utf8");
+        const r = await root.install([
+          "sensor",
+          "--server",
+          "localhost",
+          "--tls",
+          "--https-port",
+          String(server.httpsPort),
+          "--mqtts-port",
+          String(server.mqttsPort),
+          "--ca-fingerprint",
+          fingerprint,
+        ]);
+        expect(r.code).toBe(0);
+        const after = readFileSync(join(root.path, "etc/techtemp/device.conf"), "utf8");
+        expect(credentials(after, server, "aht20-7157a4").password).toBe(credentials(before, server, "aht20-7157a4").password);
+        for (const line of ["tls = true", "ca_file = /etc/techtemp/ca.crt", `broker_port = ${server.mqttsPort}`]) {
+          expect(after.split("\n")).toContain(line);
+        }
+        expect(existsSync(join(root.path, "etc/techtemp/ca.crt"))).toBe(true);
+      } finally {
+        await cleanup();
+      }
+    }, 120_000);
+
     test("without --ca-fingerprint the CA is trusted on first use and its fingerprint shown to compare", async () => {
       const { server, fingerprint, cleanup } = await tlsServer();
       try {

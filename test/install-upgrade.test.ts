@@ -4,8 +4,9 @@
 
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { freePorts } from "./helpers.ts";
 import { installWorld, getJson, mode, publishReadings } from "./fixtures/install/world.ts";
 
 const { newRoot, variant, liveServer } = installWorld();
@@ -30,6 +31,27 @@ test("status tells what is installed, whether it runs and answers", async () => 
     root.cleanup();
   }
 }, 90_000);
+
+test("a server install prints the one-time setup link the server makes (techtemp-server setup-link)", async () => {
+  const root = newRoot();
+  try {
+    const [http, mqtt] = freePorts(2) as [number, number];
+    mkdirSync(join(root.path, "etc/techtemp"), { recursive: true });
+    writeFileSync(join(root.path, "etc/techtemp/server.conf"), "host = 127.0.0.1\n");
+    const bundle = variant("0.1.0", "setup-link");
+    const r = await root.install(
+      ["server", "--bundle", bundle, "--http-port", String(http), "--mqtt-port", String(mqtt), "--start", "--wait", "30"],
+      { timeoutMs: 90_000 },
+    );
+    expect(r.code).toBe(0);
+    // Run with the service's data dir, after the server is healthy.
+    expect(r.stdout).toContain(
+      `setup      http://127.0.0.1:3000/setup#token-for-${root.path}/var/lib/techtemp   (create the owner account; the link works once, for 24 h)`,
+    );
+  } finally {
+    root.cleanup();
+  }
+}, 120_000);
 
 describe("upgrades", () => {
   test("an upgrade backs the database up first and keeps every reading and the config", async () => {

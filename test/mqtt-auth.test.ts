@@ -323,7 +323,14 @@ describe("credentials withdrawn while connected", () => {
   test("a revoked token, a device's new secret and a deleted device end their connections", async () => {
     const tool = await connectAs(createToken(server.store, "read", "tool"));
     const a = await connectAs(device("aht20-aaaaaa"));
-    const b = await connectAs(device("aht20-bbbbbb"));
+    // With a last will, as the agent connects.
+    const will = {
+      topic: "home/home-001/sensors/aht20-bbbbbb/status",
+      payload: Buffer.from('{"state":"offline"}'),
+      qos: 1 as const,
+      retain: true,
+    };
+    const b = await connectAs(device("aht20-bbbbbb"), { will });
     await publishAcked(b, readingTopic("aht20-bbbbbb"), legacyPayload(20, 40, TS));
 
     server.store.auth.tokens.revoke(server.store.auth.tokens.byName("tool")!.id);
@@ -340,5 +347,7 @@ describe("credentials withdrawn while connected", () => {
     // Deleting a device ends its connection at once (the store's device event).
     expect((await server.api("/api/v1/devices/aht20-bbbbbb", { method: "DELETE" })).status).toBe(200);
     await waitFor(() => !b.connected, 5000, "the deleted device's connection closed");
+    // Its last will is not published: it would register the deleted device again.
+    expect((await server.api("/api/v1/devices/aht20-bbbbbb")).status).toBe(404);
   });
 });

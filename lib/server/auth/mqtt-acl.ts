@@ -93,16 +93,30 @@ export type TopicClass =
   /** Anything else; `badDeviceTopic` says why a topic under `home/…/sensors/` is not valid. */
   | { kind: "other"; badDeviceTopic: string | null };
 
-/** Classifies a topic a client publishes to (parsed once; the broker reuses the parts). */
+const SYSTEM: TopicClass = { kind: "system" };
+const CONFIG: TopicClass = { kind: "config" };
+const OTHER: TopicClass = { kind: "other", badDeviceTopic: null };
+
+/**
+ * Classifies a topic a client publishes to, splitting it once (it runs for
+ * every reading; the broker reuses the parts). A topic under
+ * `home/…/sensors/` that is not valid says why, in parseTopic's words.
+ */
 export function classifyTopic(topic: string): TopicClass {
-  if (topic.charCodeAt(0) === 36 /* $ */) return { kind: "system" };
+  if (topic.charCodeAt(0) === 36 /* $ */) return SYSTEM;
   const parts = topic.split("/");
-  if (parts.length === 5 && parts[0] === "home" && parts[2] === "sensors" && parts[4] === "config") return { kind: "config" };
-  if (!(topic.startsWith("home/") && topic.includes("/sensors/"))) return { kind: "other", badDeviceTopic: null };
+  if (parts.length === 5 && parts[0] === "home" && parts[2] === "sensors") {
+    const kind = parts[4];
+    if (kind === "config") return CONFIG;
+    const homeId = parts[1]!;
+    const deviceUid = parts[3]!;
+    if ((kind === "reading" || kind === "status") && ID_PATTERN.test(homeId) && ID_PATTERN.test(deviceUid)) {
+      return { kind: "device", homeId, deviceUid, message: kind };
+    }
+  }
+  if (!(topic.startsWith("home/") && topic.includes("/sensors/"))) return OTHER;
   const parsed = parseTopic(topic);
-  if ("error" in parsed) return { kind: "other", badDeviceTopic: parsed.error };
-  // parseTopic says config for the 5-part form, caught above.
-  return { kind: "device", homeId: parsed.homeId, deviceUid: parsed.deviceUid, message: parsed.kind as "reading" | "status" };
+  return { kind: "other", badDeviceTopic: "error" in parsed ? parsed.error : `topic ${JSON.stringify(topic)} is not valid` };
 }
 
 /** Facts a publish decision may need, looked up only when it does (anonymous readings). */

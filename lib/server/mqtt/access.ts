@@ -215,6 +215,9 @@ export function createMqttAccess(deps: {
           address: remoteAddress(client),
           reason: gone,
         });
+        // Its last will is not published: the server ended it, and a will ("offline") could
+        // re-register a deleted device or land after a re-enrolled agent's birth message.
+        (client as unknown as { will: unknown }).will = null;
         client.close();
       }
       return closed;

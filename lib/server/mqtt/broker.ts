@@ -24,7 +24,7 @@ import type { Ingest } from "./ingest.ts";
 import type { Log } from "../../shared/log.ts";
 import type { Store } from "../store/store.ts";
 import { createMqttAccess, type AccessCounters } from "./access.ts";
-import { createLogThrottle, remoteAddress } from "./refusals.ts";
+import { createLogThrottle, remoteAddress, remoteIp } from "./refusals.ts";
 
 /** How often connected clients' credentials are checked again (a revoked token's connection ends within this). */
 export const RECHECK_INTERVAL_MS = 10_000;
@@ -174,9 +174,18 @@ export async function createBroker(deps: {
     }
     if (refusal === null) return callback(null, true);
     stats.connectionsRefused++;
-    log.warn("refused connection", { client: id.slice(0, 64), address: remoteAddress(client), reason: refusal });
     // Answer with a CONNACK so the client shows a reason (2 = identifier rejected, 3 = server unavailable).
     const returnCode = id.length > options.maxClientIdLength ? 2 : 3;
+    // One line per cause, address and minute: a flood of connections makes one line.
+    const suppressed = throttle(`limit:${returnCode}:${remoteIp(client)}`, now());
+    if (suppressed !== null) {
+      log.warn("refused connection", {
+        client: id.slice(0, 64),
+        address: remoteAddress(client),
+        reason: refusal,
+        suppressed: suppressed || undefined,
+      });
+    }
     client.conn.write(mqttPacket.generate({ cmd: "connack", returnCode, sessionPresent: false }));
     callback(new Error(refusal), false);
   };
