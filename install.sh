@@ -2,8 +2,8 @@
 # TechTemp installer: sets up a server Pi or a sensor Pi in one command, as a
 # hardened systemd service run by the unprivileged `techtemp` user.
 #
-#   sudo ./install.sh server [--http-port N] [--mqtt-port N]
-#   sudo ./install.sh sensor --server HOST [--room NAME] [--interval S] [--home ID]
+#   sudo ./install.sh server [--http-port N] [--mqtt-port N] [--tls]
+#   sudo ./install.sh sensor --server HOST --enroll TOKEN [--room NAME] [--tls] [--interval S] [--home ID]
 #   sudo ./install.sh status
 #   sudo ./install.sh uninstall [--purge]
 #
@@ -19,19 +19,26 @@ set -Eeuo pipefail
 usage() {
   cat <<'EOF'
 usage:
-  install.sh server [--http-port N] [--mqtt-port N]
-  install.sh sensor --server HOST [--room NAME] [--interval S] [--home ID] [--label TEXT]
+  install.sh server [--http-port N] [--mqtt-port N] [--tls [--https-port N] [--mqtts-port N]]
+  install.sh sensor --server HOST --enroll TOKEN [--room NAME] [--interval S] [--home ID] [--label TEXT]
                     [--mqtt-port N] [--http-port N] [--device-uid ID] [--simulated]
+                    [--tls [--https-port N] [--mqtts-port N] [--ca-fingerprint SHA256]]
   install.sh status
   install.sh uninstall [--purge]
 
 roles:
-  server      the central Pi: MQTT broker, database, web pages (HTTP 3000, MQTT 1883)
+  server      the central Pi: MQTT broker, database, web pages (HTTP 3000, MQTT 1883);
+              --tls adds HTTPS (8443) and MQTT over TLS (8883) with a local CA made for
+              this Pi's names and addresses (techtemp-server tls)
   sensor      a Pi with an AHT20 on I2C; --server is the server Pi's address, --mqtt-port
-              and --http-port its ports; --room places the device (created when missing);
-              --interval is the reading period in seconds (default 300); --home the MQTT
-              home id (default home-001); --device-uid keeps an existing uid (default:
-              aht20- + the MAC's last 6 hex digits); --simulated uses a simulated AHT20
+              and --http-port its ports; --enroll TOKEN an enrollment token from the server
+              (sudo -u techtemp /opt/techtemp/techtemp-server enroll-token, or its web
+              pages): the sensor gets its own MQTT credentials; --room places the device
+              (created when missing); --interval is the reading period in seconds (default
+              300); --home the MQTT home id (default home-001); --device-uid keeps an
+              existing uid (default: aht20- + the MAC's last 6 hex digits); --simulated uses
+              a simulated AHT20; --tls enrolls over HTTPS and speaks MQTT over TLS, trusting
+              the server's CA only (--ca-fingerprint: the one install.sh server --tls printed)
   status      what is installed, whether it runs and answers
   uninstall   stops and removes the services and /opt/techtemp; keeps /etc/techtemp,
               /var/lib/techtemp and the techtemp user, which --purge removes too
@@ -69,6 +76,21 @@ init_globals() {
   OPT_LABEL=""
   OPT_DEVICE_UID=""
   OPT_SIMULATED=0
+  OPT_ENROLL=""
+  OPT_TLS=0
+  OPT_HTTPS_PORT=""
+  OPT_MQTTS_PORT=""
+  OPT_CA_FINGERPRINT=""
+  SETUP_LINK=""
+  ENROLLED_SECRET=""
+  ENROLLED_HOME=""
+  ENROLLED_CA=""
+  ENROLLMENT_HASH=""
+  SERVER_CA=""
+  CA_FINGERPRINT=""
+  SERVER_TLS=0
+  SENSOR_TLS=0
+  HTTP_PLAIN=on
 
   SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   WORK=""
@@ -93,6 +115,8 @@ init_paths() {
   PREVIOUS_DIR="$OPT_DIR/previous"
   SERVER_CONF="$ETC_DIR/server.conf"
   DEVICE_CONF="$ETC_DIR/device.conf"
+  CA_FILE="$ETC_DIR/ca.crt"
+  TLS_DIR="$VAR_DIR/tls"
   INSTALL_CONF="$ETC_DIR/install.conf"
   DB_FILE="$VAR_DIR/techtemp.db"
   WATCHDOG_CONF="$ROOT/etc/watchdog.conf"
@@ -209,6 +233,7 @@ parse_args() {
       --watchdog) WATCHDOG=1 ;;
       --purge) PURGE=1 ;;
       --simulated) OPT_SIMULATED=1 ;;
+      --tls) OPT_TLS=1 ;;
       --root) need_value "$@"; ROOT=$(realpath -m "$2"); shift ;;
       --bundle) need_value "$@"; BUNDLE_ARG=$2; shift ;;
       --wait) need_value "$@"; WAIT_S=$2; shift ;;
@@ -220,6 +245,10 @@ parse_args() {
       --home) need_value "$@"; OPT_HOME=$2; shift ;;
       --label) need_value "$@"; OPT_LABEL=$2; shift ;;
       --device-uid) need_value "$@"; OPT_DEVICE_UID=$2; shift ;;
+      --enroll) need_value "$@"; OPT_ENROLL=$2; shift ;;
+      --https-port) need_value "$@"; OPT_HTTPS_PORT=$2; shift ;;
+      --mqtts-port) need_value "$@"; OPT_MQTTS_PORT=$2; shift ;;
+      --ca-fingerprint) need_value "$@"; OPT_CA_FINGERPRINT=$2; shift ;;
       *) die "unknown argument: $1" "see install.sh --help" ;;
     esac
     shift
@@ -231,7 +260,7 @@ parse_args() {
 
 validate_args() {
   local p
-  for p in "$OPT_HTTP_PORT" "$OPT_MQTT_PORT"; do
+  for p in "$OPT_HTTP_PORT" "$OPT_MQTT_PORT" "$OPT_HTTPS_PORT" "$OPT_MQTTS_PORT"; do
     if [ -n "$p" ] && ! valid_port "$p"; then die "port $p is not a port number" "give a number from 1 to 65535"; fi
   done
   if ! [[ $WAIT_S =~ ^[0-9]+$ ]]; then die "--wait $WAIT_S is not a number of seconds" "e.g. --wait 120"; fi
@@ -249,6 +278,24 @@ validate_args() {
     die "--room must be a name of at most 100 characters" "e.g. --room Salon"
   fi
   if [ -n "$OPT_LABEL" ] && [[ $OPT_LABEL =~ [[:cntrl:]] ]]; then die "--label must be one line of text" "e.g. --label 'Pi du salon'"; fi
+  if [ -n "$OPT_ENROLL" ] && ! [[ $OPT_ENROLL =~ ^[A-Za-z0-9_.~+/=-]{16,200}$ ]]; then
+    die "--enroll needs the enrollment token the server printed" "on the server: sudo -u techtemp /opt/techtemp/techtemp-server enroll-token"
+  fi
+  if [ -n "$OPT_CA_FINGERPRINT" ] && [ -z "$(normal_fingerprint "$OPT_CA_FINGERPRINT")" ]; then
+    die "--ca-fingerprint $OPT_CA_FINGERPRINT is not a SHA-256 fingerprint" "copy it as install.sh server --tls printed it (AB:CD:... 32 pairs)"
+  fi
+  if [ "$COMMAND" = sensor ] && [ "$OPT_TLS" = 0 ] && { [ -n "$OPT_CA_FINGERPRINT" ] || [ -n "$OPT_HTTPS_PORT" ] || [ -n "$OPT_MQTTS_PORT" ]; }; then
+    die "--ca-fingerprint, --https-port and --mqtts-port go with --tls" "add --tls"
+  fi
+}
+
+# A SHA-256 fingerprint as 64 upper-case hex digits ("" when it is not one): AB:CD:…, abcd…, SHA256:… all match.
+normal_fingerprint() {
+  local fp=${1#SHA256:}
+  fp=${fp#sha256:}
+  fp=${fp//:/}
+  fp=${fp^^}
+  if [[ $fp =~ ^[0-9A-F]{64}$ ]]; then printf '%s' "$fp"; fi
 }
 
 # ---------------------------------------------------------------- small helpers
@@ -401,11 +448,14 @@ json_escape() {
 }
 
 # HTTP with curl: prints "STATUS BODY"; STATUS is 000 when nothing answered.
-# A server with an owner account wants an API token for the API: TECHTEMP_API_TOKEN
-# in the environment (`techtemp-server token create NAME --scope write` on the server).
+# Arguments after the body go to curl (--cacert FILE, -k). A server with an owner
+# account wants an API token for its write routes: TECHTEMP_API_TOKEN in the
+# environment (`techtemp-server token create NAME --scope write` on the server).
 http() {
   local method=$1 url=$2 body=${3:-} out
-  local args=(-sS -m 10 -o - -w '\n%{http_code}' -X "$method")
+  shift 2
+  shift || true
+  local args=(-sS -m 10 -o - -w '\n%{http_code}' -X "$method" "$@")
   if [ -n "$body" ]; then args+=(-H 'content-type: application/json' --data-binary "$body"); fi
   if [ -n "${TECHTEMP_API_TOKEN:-}" ]; then args+=(-H "authorization: Bearer $TECHTEMP_API_TOKEN"); fi
   out=$(curl "${args[@]}" "$url" 2>/dev/null) || true
@@ -538,8 +588,10 @@ check_os() {
 }
 
 check_tools() {
-  local tool missing=()
-  for tool in curl tar awk cmp; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  local tool missing=() tools=(curl tar awk cmp)
+  # The local CA is made (server) and checked (sensor) with openssl, present on Raspberry Pi OS and Debian.
+  if [ "$OPT_TLS" = 1 ]; then tools+=(openssl); fi
+  for tool in "${tools[@]}"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
   if [ ${#missing[@]} -gt 0 ]; then
     check_fail "missing commands: ${missing[*]}" "sudo apt-get install -y ${missing[*]/cmp/diffutils}"
   fi
@@ -571,9 +623,15 @@ check_ports() {
     warn "ss (iproute2) is missing: cannot check that the ports are free"
     return 0
   fi
-  local name port flag who
-  for name in http mqtt; do
-    if [ "$name" = http ]; then port=$HTTP_PORT flag=--http-port; else port=$MQTT_PORT flag=--mqtt-port; fi
+  local name port flag who names=(http mqtt)
+  if [ "$SERVER_TLS" = 1 ]; then names+=(https mqtts); fi
+  for name in "${names[@]}"; do
+    case $name in
+      http) port=$HTTP_PORT flag=--http-port ;;
+      mqtt) port=$MQTT_PORT flag=--mqtt-port ;;
+      https) port=$HTTPS_PORT flag=--https-port ;;
+      mqtts) port=$MQTTS_PORT flag=--mqtts-port ;;
+    esac
     who=$(port_user "$port")
     if [ -z "$who" ] && ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
       check_ok "port $port ($name) is free"
@@ -726,21 +784,27 @@ render_check_unit() {
 }
 
 check_server_reachable() {
+  local mqtt=MQTT
+  if [ "$SENSOR_TLS" = 1 ]; then mqtt="MQTT over TLS"; fi
   if tcp_open "$SERVER_HOST" "$SERVER_MQTT_PORT"; then
-    check_ok "server MQTT $SERVER_HOST:$SERVER_MQTT_PORT answers"
+    check_ok "server $mqtt $SERVER_HOST:$SERVER_MQTT_PORT answers"
   else
-    check_fail "the server does not answer on MQTT $SERVER_HOST:$SERVER_MQTT_PORT" \
-      "install the server first (sudo ./install.sh server on it), check the address and --mqtt-port, and that both Pis are on the same network"
+    local flag=--mqtt-port
+    if [ "$SENSOR_TLS" = 1 ]; then flag=--mqtts-port; fi
+    check_fail "the server does not answer on $mqtt $SERVER_HOST:$SERVER_MQTT_PORT" \
+      "install the server first (sudo ./install.sh server${SENSOR_TLS/#1/ --tls} on it), check the address and $flag, and that both Pis are on the same network"
   fi
-  # The API places the device in its room, and tells when its first reading is stored.
-  if [ -n "$SENSOR_ROOM" ] || live; then
+  # The API enrolls the device. Only reachability here (-k): nothing secret is sent to it yet.
+  if [ -n "$OPT_ENROLL" ] || [ -n "$SENSOR_ROOM" ] || live; then
     local res
-    res=$(http GET "http://$SERVER_HOST:$SERVER_HTTP_PORT/health")
+    res=$(http GET "$API_BASE/health" "" -k)
     if [ "${res%% *}" = 200 ]; then
-      check_ok "server API http://$SERVER_HOST:$SERVER_HTTP_PORT answers"
+      check_ok "server API $API_BASE answers"
     else
-      check_fail "the server API does not answer at http://$SERVER_HOST:$SERVER_HTTP_PORT/health (status ${res%% *})" \
-        "give the server's HTTP port with --http-port N (default 3000); its web pages must open at that address"
+      local flag="--http-port N (default 3000)"
+      if [ "$SENSOR_TLS" = 1 ]; then flag="--https-port N (default 8443)"; fi
+      check_fail "the server API does not answer at $API_BASE/health (status ${res%% *})" \
+        "give the server's port with $flag; its web pages must open at that address"
     fi
   fi
 }
@@ -774,16 +838,44 @@ resolve_server_settings() {
   HTTP_PORT=${HTTP_PORT:-3000}
   MQTT_PORT=${OPT_MQTT_PORT:-$(ini_get "$SERVER_CONF" "" mqtt_port)}
   MQTT_PORT=${MQTT_PORT:-1883}
+  HTTPS_PORT=${OPT_HTTPS_PORT:-$(ini_get "$SERVER_CONF" "" https_port)}
+  HTTPS_PORT=${HTTPS_PORT:-8443}
+  MQTTS_PORT=${OPT_MQTTS_PORT:-$(ini_get "$SERVER_CONF" "" mqtts_port)}
+  MQTTS_PORT=${MQTTS_PORT:-8883}
+  # TLS is on with --tls, a configured certificate, or the one `techtemp-server tls` made before.
+  SERVER_TLS=0
+  if [ "$OPT_TLS" = 1 ] || [ -n "$(ini_get "$SERVER_CONF" "" tls_cert)" ] || [ -f "$TLS_DIR/server.crt" ]; then SERVER_TLS=1; fi
+  HTTP_PLAIN=$(ini_get "$SERVER_CONF" "" http_plain)
+  HTTP_PLAIN=${HTTP_PLAIN:-on}
 }
 
 resolve_sensor_settings() {
   SERVER_HOST=${OPT_SERVER:-$(ini_get "$DEVICE_CONF" mqtt broker_host)}
-  [ -n "$SERVER_HOST" ] || die "the sensor needs the server's address" "sudo ./install.sh sensor --server 192.168.1.10 --room Salon"
-  SERVER_MQTT_PORT=${OPT_MQTT_PORT:-$(ini_get "$DEVICE_CONF" mqtt broker_port)}
-  SERVER_MQTT_PORT=${SERVER_MQTT_PORT:-1883}
+  [ -n "$SERVER_HOST" ] || die "the sensor needs the server's address" "sudo ./install.sh sensor --server 192.168.1.10 --enroll TOKEN --room Salon"
+  local conf_tls conf_port
+  conf_tls=$(ini_get "$DEVICE_CONF" mqtt tls)
+  conf_port=$(ini_get "$DEVICE_CONF" mqtt broker_port)
+  # A sensor enrolled with --tls stays on TLS (tls = true in device.conf) until a person edits it.
+  SENSOR_TLS=0
+  if [ "$OPT_TLS" = 1 ] || [ "$conf_tls" = true ]; then SENSOR_TLS=1; fi
+  if [ "$SENSOR_TLS" = 1 ]; then
+    if [ "$conf_tls" != true ]; then conf_port=""; fi
+    SERVER_MQTT_PORT=${OPT_MQTTS_PORT:-$conf_port}
+    SERVER_MQTT_PORT=${SERVER_MQTT_PORT:-8883}
+  else
+    SERVER_MQTT_PORT=${OPT_MQTT_PORT:-$conf_port}
+    SERVER_MQTT_PORT=${SERVER_MQTT_PORT:-1883}
+  fi
   SERVER_HTTP_PORT=${OPT_HTTP_PORT:-$(ini_get "$INSTALL_CONF" "" server_http_port)}
   SERVER_HTTP_PORT=${SERVER_HTTP_PORT:-3000}
-  SENSOR_ROOM=${OPT_ROOM:-$(ini_get "$INSTALL_CONF" "" room)}
+  SERVER_HTTPS_PORT=${OPT_HTTPS_PORT:-$(ini_get "$INSTALL_CONF" "" server_https_port)}
+  SERVER_HTTPS_PORT=${SERVER_HTTPS_PORT:-8443}
+  local host=$SERVER_HOST
+  if [[ $host == *:* ]]; then host="[$host]"; fi
+  if [ "$SENSOR_TLS" = 1 ]; then API_BASE="https://$host:$SERVER_HTTPS_PORT"; else API_BASE="http://$host:$SERVER_HTTP_PORT"; fi
+  PREVIOUS_ROOM=$(ini_get "$INSTALL_CONF" "" room)
+  SENSOR_ROOM=${OPT_ROOM:-$PREVIOUS_ROOM}
+  ENROLLMENT_HASH=$(ini_get "$INSTALL_CONF" "" enrollment)
   SENSOR_BUS=$(ini_get "$DEVICE_CONF" sensor i2c_bus)
 }
 
@@ -817,13 +909,19 @@ render_server_conf() {
     cp "$SERVER_CONF" "$base"
   else
     cat >"$base" <<'EOF'
-# TechTemp server settings: `key = value`. install.sh sets http_port and
-# mqtt_port and keeps every other line; environment variables TECHTEMP_*
+# TechTemp server settings: `key = value`. install.sh sets the ports and
+# data_dir and keeps every other line; environment variables TECHTEMP_*
 # win over this file (README, Configuration).
 EOF
   fi
-  ini_set "$base" "" http_port "$HTTP_PORT" >"$tmp"
-  ini_set "$tmp" "" mqtt_port "$MQTT_PORT"
+  cp "$base" "$tmp"
+  set_ini_into "$tmp" "$base" "" http_port "$HTTP_PORT"
+  set_ini_into "$tmp" "$base" "" mqtt_port "$MQTT_PORT"
+  # The operator commands (techtemp-server enroll-token, device-password…) find the database through it.
+  set_ini_into "$tmp" "$base" "" data_dir /var/lib/techtemp
+  if [ -n "$OPT_HTTPS_PORT" ]; then set_ini_into "$tmp" "$base" "" https_port "$OPT_HTTPS_PORT"; fi
+  if [ -n "$OPT_MQTTS_PORT" ]; then set_ini_into "$tmp" "$base" "" mqtts_port "$OPT_MQTTS_PORT"; fi
+  cat "$tmp"
 }
 
 # device.conf in the earlier agent's format; an existing one keeps every key not given on the command line.
@@ -855,7 +953,21 @@ EOF
   if [ -n "$OPT_INTERVAL" ]; then set_ini_into "$a" "$b" sensor read_interval_seconds "$OPT_INTERVAL"; fi
   if [ "$OPT_SIMULATED" = 1 ]; then set_ini_into "$a" "$b" sensor driver sim; fi
   set_ini_into "$a" "$b" mqtt broker_host "$SERVER_HOST"
-  if [ -n "$OPT_MQTT_PORT" ]; then set_ini_into "$a" "$b" mqtt broker_port "$OPT_MQTT_PORT"; fi
+  if [ "$SENSOR_TLS" = 1 ]; then
+    set_ini_into "$a" "$b" mqtt broker_port "$SERVER_MQTT_PORT"
+    set_ini_into "$a" "$b" mqtt tls true
+    # The local CA the sensor trusts (not the system's); none for a certificate from a public CA.
+    if [ -n "$ENROLLED_CA" ] || [ -f "$CA_FILE" ]; then set_ini_into "$a" "$b" mqtt ca_file "${CA_FILE#"$ROOT"}"; fi
+  elif [ -n "$OPT_MQTT_PORT" ]; then
+    set_ini_into "$a" "$b" mqtt broker_port "$OPT_MQTT_PORT"
+  fi
+  # The credentials enrollment gave: username = the device uid, password = its secret.
+  if [ -n "$ENROLLED_SECRET" ]; then
+    set_ini_into "$a" "$b" mqtt username "$uid"
+    set_ini_into "$a" "$b" mqtt password "$ENROLLED_SECRET"
+    # A new device.conf takes the home the server knows the device in; an existing one keeps its own.
+    if [ -z "$OPT_HOME" ] && [ -z "$(ini_get "$DEVICE_CONF" device home_id)" ]; then set_ini_into "$a" "$b" device home_id "$ENROLLED_HOME"; fi
+  fi
   cat "$a"
 }
 
@@ -877,7 +989,10 @@ render_install_conf() {
   fi
   cp "$base" "$a"
   set_ini_into "$a" "$b" "" server_http_port "$SERVER_HTTP_PORT"
+  if [ "$SENSOR_TLS" = 1 ]; then set_ini_into "$a" "$b" "" server_https_port "$SERVER_HTTPS_PORT"; fi
   set_ini_into "$a" "$b" "" room "$SENSOR_ROOM"
+  # Which enrollment token was used (its SHA-256): the same --enroll again changes nothing.
+  set_ini_into "$a" "$b" "" enrollment "$ENROLLMENT_HASH"
   cat "$a"
 }
 
@@ -921,17 +1036,28 @@ ensure_dirs() {
   ensure_dir "$VAR_DIR" 750 $SERVICE_USER:$SERVICE_USER
 }
 
-# Health of one role: the server's /health, or the sensor's first reading after `since` stored by the server.
+# The server's /health: over plain HTTP, or HTTPS when plain HTTP is off (-k: this is
+# only whether it answers, on this machine, and nothing secret is sent).
+server_health() {
+  if [ "$HTTP_PLAIN" = off ]; then http GET "https://127.0.0.1:$HTTPS_PORT/health" "" -k; else http GET "http://127.0.0.1:$HTTP_PORT/health"; fi
+}
+
+# When the server last stored a reading of this sensor, from the agent's outbox (a
+# PUBACK means stored): `techtemp-sensor status`, which needs no account on the server.
+sensor_last_stored() {
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TECHTEMP_DATA_DIR="$VAR_DIR" "$OPT_DIR/techtemp-sensor" status "$DEVICE_CONF" 2>&1
+}
+
+# Health of one role: the server's /health, or a reading of the sensor stored by the server after `since`.
 healthy() {
   local role=$1 since=$2 res
   if [ "$role" = server ]; then
-    res=$(http GET "http://127.0.0.1:$HTTP_PORT/health")
+    res=$(server_health)
     [ "${res%% *}" = 200 ] && [[ $res == *'"status":"ok"'* ]]
   else
-    res=$(http GET "http://$SERVER_HOST:$SERVER_HTTP_PORT/api/v1/readings/latest?deviceId=$DEVICE_UID")
-    [ "${res%% *}" = 200 ] || return 1
+    res=$(sensor_last_stored) || return 1
     local ts
-    ts=$(printf '%s' "$res" | sed -n 's/.*"ts":"\([^"]*\)".*/\1/p')
+    ts=$(printf '%s' "$res" | sed -n 's/.*stored by the server at \([^;]*\);.*/\1/p')
     [ -n "$ts" ] && { [[ $ts > $since ]] || [ "$ts" = "$since" ]; }
   fi
 }
@@ -1026,6 +1152,7 @@ install_files() {
   if [ "$role" = server ]; then
     if put_output "$SERVER_CONF" 640 root:$SERVICE_USER render_server_conf; then ROLE_CHANGED=1; fi
   else
+    if [ -n "$ENROLLED_CA" ] && put_file "$ENROLLED_CA" "$CA_FILE" 640 root:$SERVICE_USER; then ROLE_CHANGED=1; fi
     if put_output "$DEVICE_CONF" 640 root:$SERVICE_USER render_device_conf "$DEVICE_UID"; then ROLE_CHANGED=1; fi
     put_output "$INSTALL_CONF" 640 root:root render_install_conf || true
   fi
@@ -1053,7 +1180,10 @@ start_role() {
   fi
   if [ "$UPGRADE" = 1 ]; then rollback "$role"; fi
   local remedy="see why: journalctl -u $unit -n 50; then run install.sh again (or --wait 300 on a slow network)"
-  if [ "$role" = sensor ]; then remedy="$remedy; a sensor holds its readings until the clock is synchronised (timedatectl)"; fi
+  if [ "$role" = sensor ]; then
+    remedy="$remedy; a sensor holds its readings until the clock is synchronised (timedatectl)"
+    if [ -z "$(ini_get "$DEVICE_CONF" mqtt username)" ]; then remedy="$remedy; without MQTT credentials the server may refuse it: give --enroll TOKEN"; fi
+  fi
   die "$unit did not become healthy within ${WAIT_S} s" "$remedy"
 }
 
@@ -1096,32 +1226,164 @@ rollback() {
     "see why the new version failed: journalctl -u $unit -n 100"
 }
 
-# Puts the device in its room through the API: POST places it (a 409 means it
-# is placed already), then a PUT moves it if its room is another one.
-register_device() {
-  [ -n "$SENSOR_ROOM" ] || return 0
-  local api="http://$SERVER_HOST:$SERVER_HTTP_PORT/api/v1/devices" room label body res
-  room=$(json_escape "$SENSOR_ROOM")
-  res=$(http GET "$api/$DEVICE_UID")
-  if [ "${res%% *}" = 200 ] && [[ $res == *"\"name\":\"$room\""* ]]; then return 0; fi
-  CHANGES=$((CHANGES + 1))
-  if [ "$DRY_RUN" = 1 ]; then
-    say "would place $DEVICE_UID in room '$SENSOR_ROOM' on the server"
+# The CA that HTTPS and MQTT over TLS of the server are checked against, in
+# $WORK/server-ca.pem, or nothing when its certificate is from a CA this
+# machine trusts already (a public one). The server sends its local CA with its
+# certificate: it is taken from there, checked against --ca-fingerprint when
+# given (else trusted on first use, its fingerprint shown to compare), then
+# must verify the server's certificate for the name used to reach it.
+trust_server_ca() {
+  local pem="$WORK/server-ca.pem" chain="$WORK/server-chain.pem" fp want
+  SERVER_CA=""
+  if [ -f "$CA_FILE" ]; then
+    cp "$CA_FILE" "$pem"
+  elif curl -sS -m 10 -o /dev/null "$API_BASE/health" 2>/dev/null; then
+    return 0 # a certificate from a CA the system trusts
+  else
+    local sni=()
+    if ! [[ $SERVER_HOST =~ ^[0-9.]+$|: ]]; then sni=(-servername "$SERVER_HOST"); fi
+    openssl s_client -connect "$SERVER_HOST:$SERVER_HTTPS_PORT" "${sni[@]}" -showcerts </dev/null >"$chain" 2>/dev/null || true
+    # The last certificate of the chain the server sent: its CA.
+    awk '/-----BEGIN CERTIFICATE-----/ { cert = "" } { cert = cert $0 "\n" } /-----END CERTIFICATE-----/ { last = cert } END { printf "%s", last }' "$chain" |
+      sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' >"$pem"
+    [ -s "$pem" ] || die "no certificate from https://$SERVER_HOST:$SERVER_HTTPS_PORT" "is the server installed with --tls? give its HTTPS port with --https-port N"
+  fi
+  fp=$(openssl x509 -in "$pem" -noout -fingerprint -sha256 2>/dev/null | sed 's/.*=//')
+  [ -n "$fp" ] || die "the server sent no readable CA certificate" "run install.sh server --tls on the server again"
+  if [ -n "$OPT_CA_FINGERPRINT" ]; then
+    want=$(normal_fingerprint "$OPT_CA_FINGERPRINT")
+    if [ "$(normal_fingerprint "$fp")" != "$want" ]; then
+      die "the server's CA is not the one --ca-fingerprint names (it is SHA-256 $fp): nothing was sent to it" \
+        "check --ca-fingerprint against what install.sh server --tls printed; something may be impersonating the server"
+    fi
+    check_ok "the server's CA matches --ca-fingerprint"
+  elif [ ! -f "$CA_FILE" ]; then
+    warn "trusting the server's CA on first use: SHA-256 $fp; compare it with what install.sh server --tls printed (--ca-fingerprint checks it for you)"
+  fi
+  if ! curl -sS -m 10 --cacert "$pem" -o /dev/null "$API_BASE/health" 2>"$WORK/curl.err"; then
+    die "the server's certificate does not verify against its CA for $SERVER_HOST: $(tr '\n' ' ' <"$WORK/curl.err")" \
+      "reach the server by a name or address its certificate has (techtemp-server tls --name/--ip adds one); if the server has a new CA, remove ${CA_FILE#"$ROOT"} and run again"
+  fi
+  SERVER_CA=$pem
+}
+
+# Whether this run enrolls: with --enroll, unless that same token enrolled this
+# device before (then nothing changes). Without it, the credentials in
+# device.conf stay; a sensor without any works only while the server accepts
+# anonymous sensors (an install upgraded from before accounts).
+wants_enrollment() {
+  local token_hash
+  if [ -z "$OPT_ENROLL" ]; then
+    if [ "$(ini_get "$DEVICE_CONF" mqtt username)" = "" ]; then
+      warn "no MQTT credentials: this sensor works only while the server accepts anonymous sensors (an upgraded install); give --enroll TOKEN (on the server: sudo -u techtemp /opt/techtemp/techtemp-server enroll-token)"
+    fi
+    if [ -n "$OPT_ROOM" ] && [ "$OPT_ROOM" != "$PREVIOUS_ROOM" ]; then
+      warn "the room is set when enrolling: move the device on the server's devices page, or run again with --enroll TOKEN --room '$OPT_ROOM'"
+      SENSOR_ROOM=$PREVIOUS_ROOM
+    fi
+    return 1
+  fi
+  token_hash=$(printf '%s' "$OPT_ENROLL" | sha256sum | cut -d' ' -f1)
+  if [ "$token_hash" = "$ENROLLMENT_HASH" ] && [ "$(ini_get "$DEVICE_CONF" mqtt username)" = "$DEVICE_UID" ] && { [ "$SENSOR_TLS" = 0 ] || [ -f "$CA_FILE" ]; }; then
+    say "enrolled already with this token: keeping the credentials in ${DEVICE_CONF#"$ROOT"}"
+    return 1
+  fi
+  ENROLLMENT_HASH=$token_hash
+}
+
+# Trades the enrollment token for this sensor's MQTT credentials (POST
+# /api/v1/enroll), which also places the device in its room: ENROLLED_SECRET,
+# ENROLLED_HOME, and with TLS the CA to trust (ENROLLED_CA). The token and the
+# secret go only over the request body, never on a command line or in the log.
+enroll_device() {
+  if ! wants_enrollment; then
+    # An enrolled sensor moved to TLS (--tls without a new token): it only needs the server's CA.
+    if [ "$SENSOR_TLS" = 1 ] && [ ! -f "$CA_FILE" ] && [ "$DRY_RUN" = 0 ]; then
+      trust_server_ca
+      ENROLLED_CA=$SERVER_CA
+    fi
     return 0
   fi
-  body="{\"device_uid\":\"$DEVICE_UID\",\"room_name\":\"$room\""
-  label=$(ini_get "$DEVICE_CONF" device label)
+  CHANGES=$((CHANGES + 1))
+  if [ "$DRY_RUN" = 1 ]; then
+    local where=""
+    if [ -n "$SENSOR_ROOM" ]; then where=" in room '$SENSOR_ROOM'"; fi
+    say "would enroll $DEVICE_UID at $API_BASE$where"
+    return 0
+  fi
+  local body label tls=() status reply="$WORK/enrolled.json" request="$WORK/enroll.json"
+  if [ "$SENSOR_TLS" = 1 ]; then
+    trust_server_ca
+    if [ -n "$SERVER_CA" ]; then tls=(--cacert "$SERVER_CA"); fi
+  fi
+  body="{\"token\":\"$OPT_ENROLL\",\"device_uid\":\"$DEVICE_UID\""
+  if [ -n "$SENSOR_ROOM" ]; then body+=",\"room_name\":\"$(json_escape "$SENSOR_ROOM")\""; fi
+  label=${OPT_LABEL:-$(ini_get "$DEVICE_CONF" device label)}
   if [ -n "$label" ]; then body+=",\"label\":\"$(json_escape "$label")\""; fi
-  res=$(http POST "$api" "$body}")
-  case ${res%% *} in
-    201) say "placed $DEVICE_UID in room '$SENSOR_ROOM'" ;;
-    409)
-      res=$(http PUT "$api/$DEVICE_UID" "{\"room_name\":\"$room\"}")
-      [ "${res%% *}" = 200 ] || die "the server refused to move $DEVICE_UID to '$SENSOR_ROOM': ${res#* }" "move it in the web pages"
-      say "moved $DEVICE_UID to room '$SENSOR_ROOM'"
-      ;;
-    *) die "the server refused to register $DEVICE_UID: ${res#* }" "place the device in the web pages, or fix --room" ;;
+  (umask 077 && printf '%s}' "$body" >"$request")
+  status=$(curl -sS -m 20 "${tls[@]}" -o "$reply" -w '%{http_code}' -X POST -H 'content-type: application/json' \
+    --data-binary "@$request" "$API_BASE/api/v1/enroll" 2>"$WORK/curl.err") || status=000
+  rm -f "$request"
+  case $status in
+    201) ;;
+    401) die "the server refused the enrollment token: it is unknown, expired, used up or revoked" \
+      "make a new one on the server (sudo -u techtemp /opt/techtemp/techtemp-server enroll-token, or its web pages), then run install.sh again with --enroll NEW_TOKEN" ;;
+    000) die "cannot reach $API_BASE/api/v1/enroll: $(tr '\n' ' ' <"$WORK/curl.err")" "check --server and the server's port" ;;
+    404) die "the server at $API_BASE has no enrollment endpoint (an older TechTemp?)" "upgrade the server first" ;;
+    *) die "the server refused to enroll $DEVICE_UID (HTTP $status): $(head -c 300 "$reply")" "fix what it says (--room, --device-uid), then run again" ;;
   esac
+  ENROLLED_SECRET=$(json_string "$reply" mqtt_password)
+  ENROLLED_HOME=$(json_string "$reply" home_id)
+  # Only what a secret and an id may hold reaches device.conf.
+  [[ $ENROLLED_SECRET =~ ^[A-Za-z0-9_.~+/=-]{16,200}$ ]] || die "the server's enrollment answer has no usable mqtt_password" "see the server's log"
+  valid_id "$ENROLLED_HOME" || die "the server's enrollment answer has no usable home_id" "see the server's log"
+  if [ "$SENSOR_TLS" = 1 ] && [ -n "$SERVER_CA" ]; then ENROLLED_CA=$SERVER_CA; fi
+  local placed=""
+  if [ -n "$SENSOR_ROOM" ]; then placed="; placed in room '$SENSOR_ROOM'"; fi
+  say "enrolled $DEVICE_UID: its MQTT username and password go to ${DEVICE_CONF#"$ROOT"}$placed"
+}
+
+# A JSON string field of our own server's answer (ids and secrets: no escapes in them).
+json_string() {
+  sed -n "s/.*\"$2\":\"\([^\"\\\\]*\)\".*/\1/p" "$1" | head -n 1
+}
+
+# The server's local CA and certificate (techtemp-server tls, idempotent), owned by the
+# service; the server restarts when the certificate changed.
+ensure_server_tls() {
+  [ "$OPT_TLS" = 1 ] || return 0
+  local exe="$OPT_DIR/techtemp-server" before after out
+  if [ "$DRY_RUN" = 1 ]; then
+    if [ -f "$TLS_DIR/server.crt" ]; then
+      say "would run: techtemp-server tls (a new certificate only if names were added or it expires within 30 days)"
+    else
+      CHANGES=$((CHANGES + 1))
+      say "would run: techtemp-server tls (a local CA and a certificate in ${TLS_DIR#"$ROOT"})"
+    fi
+    return 0
+  fi
+  before=$(sha256sum 2>/dev/null <"$TLS_DIR/server.crt" || true)
+  out=$(cd / && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TECHTEMP_CONFIG="$SERVER_CONF" TECHTEMP_DATA_DIR="$VAR_DIR" "$exe" tls 2>&1) ||
+    die "the local CA and certificate could not be made: $out" "see the message; openssl must be installed (sudo apt-get install openssl)"
+  after=$(sha256sum <"$TLS_DIR/server.crt")
+  chown -R "$(numeric_owner "$SERVICE_USER:$SERVICE_USER")" "$TLS_DIR"
+  CA_FINGERPRINT=$(printf '%s\n' "$out" | sed -n 's/^  CA SHA-256 *//p')
+  if [ "$before" != "$after" ]; then
+    CHANGES=$((CHANGES + 1))
+    ROLE_CHANGED=1
+    printf '%s\n' "$out" | head -n 2
+  fi
+}
+
+# A one-time link to create the owner account (techtemp-server setup-link), when
+# no owner exists yet; nothing when one does or the server cannot make one.
+fetch_setup_link() {
+  live && [ "$DRY_RUN" = 0 ] || return 0
+  local out run=()
+  if [ -z "$ROOT" ] && command -v runuser >/dev/null; then run=(runuser -u "$SERVICE_USER" --); fi
+  out=$(cd / && "${run[@]}" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TECHTEMP_CONFIG="$SERVER_CONF" TECHTEMP_DATA_DIR="$VAR_DIR" \
+    "$OPT_DIR/techtemp-server" setup-link 2>/dev/null) || return 0
+  SETUP_LINK=$(printf '%s\n' "$out" | grep -Eo 'https?://[^ ]*setup[^ ]*' | head -n 1 || true)
 }
 
 # The hardware watchdog as the earlier deployment set it up: the kernel
@@ -1193,9 +1455,11 @@ do_install() {
   step "installing"
   ensure_user
   ensure_dirs
+  if [ "$role" = sensor ]; then enroll_device; fi
   install_files "$role"
-  if [ "$role" = sensor ]; then register_device; fi
+  if [ "$role" = server ]; then ensure_server_tls; fi
   start_role "$role"
+  if [ "$role" = server ]; then fetch_setup_link; fi
   if [ "$WATCHDOG" = 1 ]; then setup_watchdog; fi
   summary "$role" $((CHANGES - changes_before))
 }
@@ -1211,17 +1475,35 @@ summary() {
     say "no change: TechTemp $BUNDLE_VERSION $role is installed as asked"
   fi
   if [ "$role" = server ]; then
+    local sensor_cmd="sudo ./install.sh sensor --server $host --enroll TOKEN --room NAME"
     say "TechTemp server $BUNDLE_VERSION"
     say "  web pages  http://$host:$HTTP_PORT/"
     say "  API        http://$host:$HTTP_PORT/api/v1/devices"
     say "  MQTT       $host:$MQTT_PORT"
+    if [ "$SERVER_TLS" = 1 ]; then
+      say "  HTTPS      https://$host:$HTTPS_PORT/   MQTT over TLS $host:$MQTTS_PORT"
+      if [ -f "$TLS_DIR/ca.crt" ]; then
+        CA_FINGERPRINT=${CA_FINGERPRINT:-$(openssl x509 -in "$TLS_DIR/ca.crt" -noout -fingerprint -sha256 2>/dev/null | sed 's/.*=//')}
+        say "  local CA   ${TLS_DIR#"$ROOT"}/ca.crt   SHA-256 $CA_FINGERPRINT"
+        sensor_cmd+=" --tls --ca-fingerprint $CA_FINGERPRINT"
+      fi
+      if [ "$HTTPS_PORT" != 8443 ]; then sensor_cmd+=" --https-port $HTTPS_PORT"; fi
+      if [ "$MQTTS_PORT" != 8883 ]; then sensor_cmd+=" --mqtts-port $MQTTS_PORT"; fi
+    fi
+    if [ "$HTTP_PORT" != 3000 ]; then sensor_cmd+=" --http-port $HTTP_PORT"; fi
+    if [ "$MQTT_PORT" != 1883 ]; then sensor_cmd+=" --mqtt-port $MQTT_PORT"; fi
     say "  config     ${SERVER_CONF#"$ROOT"}   data ${VAR_DIR#"$ROOT"}"
-    say "  sensors:   sudo ./install.sh sensor --server $host --mqtt-port $MQTT_PORT --http-port $HTTP_PORT --room NAME"
+    if [ -n "$SETUP_LINK" ]; then say "  setup      $SETUP_LINK   (create the owner account; the link works once, for 24 h)"; fi
+    say "  sensors:   $sensor_cmd"
+    say "             (TOKEN: sudo -u techtemp /opt/techtemp/techtemp-server enroll-token, or the web pages)"
   else
+    local api_url="http://$SERVER_HOST:$SERVER_HTTP_PORT/" mqtt_url="mqtt://$SERVER_HOST:$SERVER_MQTT_PORT"
+    if [ "$SENSOR_TLS" = 1 ]; then api_url="https://$SERVER_HOST:$SERVER_HTTPS_PORT/" mqtt_url="mqtts://$SERVER_HOST:$SERVER_MQTT_PORT"; fi
     say "TechTemp sensor $BUNDLE_VERSION"
     say "  device     $DEVICE_UID"
     say "  room       ${SENSOR_ROOM:-(unplaced: place it in the web pages)}"
-    say "  server     mqtt://$SERVER_HOST:$SERVER_MQTT_PORT   http://$SERVER_HOST:$SERVER_HTTP_PORT/"
+    say "  server     $mqtt_url   $api_url"
+    say "  MQTT login $(ini_get "$DEVICE_CONF" mqtt username | sed 's/^$/(none: anonymous)/')"
     say "  config     ${DEVICE_CONF#"$ROOT"}"
   fi
   say "  service    systemctl status $(unit_of "$role")   journalctl -u $(unit_of "$role")"
@@ -1286,7 +1568,7 @@ do_status() {
       resolve_server_settings
       say "  config ${SERVER_CONF#"$ROOT"}: http_port $HTTP_PORT, mqtt_port $MQTT_PORT"
       if live; then
-        res=$(http GET "http://127.0.0.1:$HTTP_PORT/health")
+        res=$(server_health)
         if [ "${res%% *}" = 000 ]; then say "  health: not answering on port $HTTP_PORT"; else say "  health: ${res#* }"; fi
         [ "${res%% *}" = 200 ] || problems=$((problems + 1))
       fi
@@ -1294,13 +1576,12 @@ do_status() {
       if [ -d "$BACKUP_DIR" ]; then say "  backups: $(find "$BACKUP_DIR" -name 'techtemp-*.db' | wc -l) in ${BACKUP_DIR#"$ROOT"}"; fi
     else
       SERVER_HOST=$(ini_get "$DEVICE_CONF" mqtt broker_host)
-      SERVER_HTTP_PORT=$(ini_get "$INSTALL_CONF" "" server_http_port)
       DEVICE_UID=$(ini_get "$DEVICE_CONF" device device_uid)
-      say "  device $DEVICE_UID -> mqtt://$SERVER_HOST:$(ini_get "$DEVICE_CONF" mqtt broker_port), room $(ini_get "$INSTALL_CONF" "" room)"
-      if live; then
-        res=$(http GET "http://$SERVER_HOST:${SERVER_HTTP_PORT:-3000}/api/v1/readings/latest?deviceId=$DEVICE_UID")
-        say "  last reading on the server: ${res#* }"
-      fi
+      local scheme=mqtt
+      if [ "$(ini_get "$DEVICE_CONF" mqtt tls)" = true ]; then scheme=mqtts; fi
+      say "  device $DEVICE_UID -> $scheme://$SERVER_HOST:$(ini_get "$DEVICE_CONF" mqtt broker_port), room $(ini_get "$INSTALL_CONF" "" room)"
+      say "  MQTT login: $(ini_get "$DEVICE_CONF" mqtt username | sed 's/^$/none (anonymous)/')"
+      if live; then say "  $(sensor_last_stored)"; fi
     fi
     if live && [ "$active" != active ]; then problems=$((problems + 1)); fi
   done

@@ -5,18 +5,20 @@
 //   bun sensor.ts [device.conf]         run the agent
 //   bun sensor.ts check [device.conf]   probe I2C and the AHT20; exit 0 ok, 1 problem
 //   bun sensor.ts uid [device.conf]     print this device's uid
+//   bun sensor.ts status [device.conf]  when the server last stored a reading (exit 1: never yet)
 
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createSystemClock, probeKernelClock } from "./lib/sensor/clock.ts";
 import { DeviceConfigError, loadDeviceConfig, outboxBound, type AgentConfig } from "./lib/sensor/device-config.ts";
 import { createLog } from "./lib/shared/log.ts";
-import { openOutbox, outboxPath } from "./lib/sensor/outbox.ts";
+import { openOutbox, outboxPath, readOutboxStatus } from "./lib/sensor/outbox.ts";
 
 const USAGE = `usage:
   bun sensor.ts [device.conf]          run the agent
   bun sensor.ts check [device.conf]    probe I2C and the AHT20, say what to fix (exit 0 ok, 1 problem)
   bun sensor.ts uid [device.conf]      print the device uid
+  bun sensor.ts status [device.conf]   when the server last stored (acknowledged) a reading; exit 1 if never
 device.conf: the argument, else ./config/device.conf, else /etc/techtemp/device.conf
 environment: TECHTEMP_SENSOR_DRIVER (aht20|sim), TECHTEMP_DATA_DIR, TECHTEMP_DEVICE_UID, TECHTEMP_HOME_ID,
   TECHTEMP_MQTT_HOST, TECHTEMP_MQTT_PORT, TECHTEMP_MQTT_USERNAME, TECHTEMP_MQTT_PASSWORD, TECHTEMP_INTERVAL_S,
@@ -40,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   // No options otherwise; `-` and everything after `--` are refused as well, so a path never starts with a dash.
   const dashed = tokens.find((t) => t.kind !== "positional" || t.value.startsWith("-"));
-  const command = positionals[0] === "check" || positionals[0] === "uid" ? positionals[0] : "run";
+  const command = ["check", "uid", "status"].includes(positionals[0] ?? "") ? positionals[0]! : "run";
   const [path, extra] = command === "run" ? positionals : positionals.slice(1);
   const unknown = dashed ? argv[dashed.index] : extra;
   if (unknown !== undefined) {
@@ -61,6 +63,20 @@ export async function main(argv: string[]): Promise<number> {
 
   if (command === "uid") {
     console.log(config.device_uid);
+    return 0;
+  }
+  if (command === "status") {
+    // From the outbox, read-only beside the running agent: a PUBACK means the
+    // server stored the reading, so this needs no account on the server.
+    const path = outboxPath(resolve(config.data_dir), config.device_uid);
+    const status = readOutboxStatus(path);
+    if (status?.lastStoredAt == null) {
+      console.error(`${config.device_uid}: no reading stored by the server yet (outbox ${path})`);
+      return 1;
+    }
+    console.log(
+      `${config.device_uid}: last reading stored by the server at ${new Date(status.lastStoredAt).toISOString()}; ${status.waiting} waiting in the outbox`,
+    );
     return 0;
   }
   if (command === "check") {

@@ -7,6 +7,7 @@
 //   bun server.ts --demo          the server plus three simulated sensors
 //   bun server.ts inspect [...]   what the database holds (safe beside a live server)
 //   bun server.ts import-legacy PATH   import the earlier TechTemp's SQLite database
+//   bun server.ts tls [...]       a local CA and a certificate for HTTPS and MQTT over TLS
 
 import { join } from "node:path";
 import { createAuth, type Auth } from "./lib/server/auth/auth.ts";
@@ -16,6 +17,8 @@ import { createHttp } from "./lib/server/http/app.ts";
 import { AUTH_COMMANDS, runAuthCommand } from "./lib/server/ops/auth-commands.ts";
 import { createBroker, type Broker } from "./lib/server/mqtt/broker.ts";
 import { ConfigError, loadConfig, type Config } from "./lib/server/config.ts";
+import { expiryWarning, loadServerTls, TlsError, type TlsInfo } from "./lib/server/tls/certificates.ts";
+import { runTlsCommand } from "./lib/server/tls/command.ts";
 import { DEFAULT_HOME_ID } from "./lib/shared/contract.ts";
 import { DB_FILE, openDatabase } from "./lib/server/store/db.ts";
 import { createIngest } from "./lib/server/mqtt/ingest.ts";
@@ -33,8 +36,16 @@ import { createStore, type Store } from "./lib/server/store/store.ts";
 
 /** A running server. */
 export interface Running {
+  /** The plain HTTP port; 0 when http_plain = off. */
   httpPort: number;
+  /** The plain MQTT port; 0 when mqtt_plain = off. */
   mqttPort: number;
+  /** The HTTPS port, or null without a certificate. */
+  httpsPort: number | null;
+  /** The MQTT over TLS port, or null without a certificate. */
+  mqttsPort: number | null;
+  /** The certificate served (expiry, names, local CA), or null without TLS. */
+  tls: TlsInfo | null;
   config: Config;
   /** The store, for operator commands and tests. */
   store: Store;
@@ -55,12 +66,27 @@ export interface Running {
   close(): Promise<void>;
 }
 
-/** Starts the whole server with a resolved config. Tests use port 0 and a temp data dir. */
+/** How often the certificate's expiry is looked at again (the log warns from 30 days before). */
+const EXPIRY_CHECK_MS = 86_400_000;
+
+/**
+ * Starts the whole server with a resolved config. Tests use port 0 and a temp
+ * data dir. `insecureOpenMqtt` turns MQTT authentication and the ACL off: only
+ * bench/ingest.ts passes it, to measure their cost; no setting reaches it.
+ */
 export async function start(
   config: Config,
-  options: { log?: Log; now?: () => number; hashParams?: HashParams } = {},
+  options: { log?: Log; now?: () => number; hashParams?: HashParams; insecureOpenMqtt?: boolean } = {},
 ): Promise<Running> {
   const log = options.log ?? createLog({ level: config.log_level });
+  const now = options.now ?? Date.now;
+  // The certificate first: a bad one stops the start before anything is opened.
+  let tls: ReturnType<typeof loadServerTls>;
+  try {
+    tls = loadServerTls(config);
+  } catch (err) {
+    throw err instanceof TlsError ? err : new Error(`load the TLS certificate ${config.tls_cert}: ${(err as Error).message}`);
+  }
   const dbPath = join(config.data_dir, DB_FILE);
   const db = openDatabase(dbPath);
   // Before anything else uses the database: retention returns freed pages to the file system.
@@ -82,6 +108,7 @@ export async function start(
     ingest,
     log: log.child("broker"),
     now: options.now,
+    insecureOpen: options.insecureOpenMqtt,
     options: {
       maxPacketBytes: config.mqtt_max_packet_bytes,
       connectTimeoutMs: config.mqtt_connect_timeout_s * 1000,
@@ -90,13 +117,18 @@ export async function start(
     },
   });
   const configs = createConfigPublisher({ store, broker, homeId: DEFAULT_HOME_ID, log: log.child("config") });
-  let mqttPort: number;
+  let mqttPort = 0;
+  let mqttsPort: number | null = null;
+  let listening = `MQTT on ${config.host}:${config.mqtt_port}`;
   try {
-    mqttPort = await broker.listen(config.mqtt_port, config.host);
+    if (config.mqtt_plain === "on") mqttPort = await broker.listen(config.mqtt_port, config.host);
+    listening = `MQTT over TLS on ${config.host}:${config.mqtts_port}`;
+    if (tls) mqttsPort = await broker.listenTls(config.mqtts_port, config.host, tls);
   } catch (err) {
     await broker.close();
+    live.close();
     db.close();
-    throw new Error(`listen MQTT on ${config.host}:${config.mqtt_port}: ${(err as Error).message}`);
+    throw new Error(`listen ${listening}: ${(err as Error).message}`);
   }
   await configs.publishAll();
 
@@ -111,23 +143,54 @@ export async function start(
     ingest,
     auth,
     settings: config,
-    tls: null,
     log: log.child("http"),
     now: options.now,
+    tls: tls?.info ?? null,
   });
+  let httpPort = 0;
+  let https: ReturnType<typeof Bun.serve> | null = null;
+  const tlsOptions = tls ? { cert: tls.cert, key: tls.key } : undefined;
   try {
-    app.listen({ port: config.http_port, hostname: config.host });
+    listening = `HTTP on ${config.host}:${config.http_port}`;
+    if (config.http_plain === "on") {
+      app.listen({ port: config.http_port, hostname: config.host });
+      httpPort = app.server!.port!;
+      listening = `HTTPS on ${config.host}:${config.https_port}`;
+      // A second listener for the same app: HTTPS beside plain HTTP.
+      if (tlsOptions) https = Bun.serve({ port: config.https_port, hostname: config.host, tls: tlsOptions, fetch: app.fetch });
+    } else {
+      listening = `HTTPS on ${config.host}:${config.https_port}`;
+      app.listen({ port: config.https_port, hostname: config.host, tls: tlsOptions });
+      https = app.server;
+    }
   } catch (err) {
+    await app.stop(true).catch(() => {});
     await broker.close();
+    live.close();
     db.close();
-    throw new Error(`listen HTTP on ${config.host}:${config.http_port}: ${(err as Error).message}`);
+    throw new Error(`listen ${listening}: ${(err as Error).message}`);
   }
-  const httpPort = app.server!.port!;
-  log.info("TechTemp server running", { http: httpPort, mqtt: mqttPort, host: config.host, database: dbPath });
+  const httpsPort = https?.port ?? null;
+  log.info("TechTemp server running", {
+    http: config.http_plain === "on" ? httpPort : "off",
+    mqtt: config.mqtt_plain === "on" ? mqttPort : "off",
+    https: httpsPort ?? undefined,
+    mqtts: mqttsPort ?? undefined,
+    host: config.host,
+    database: dbPath,
+  });
+  const checkExpiry = () => {
+    const warning = expiryWarning(tls?.info ?? null, now(), config.data_dir);
+    if (warning) log.warn(warning);
+  };
+  checkExpiry();
+  const expiryTimer = setInterval(checkExpiry, EXPIRY_CHECK_MS);
+  expiryTimer.unref?.();
   // No default password: until the owner exists, a one-time link (a new one at each start) sets it up.
   if (!auth.accounts.ownerExists()) {
-    const link = secretLink(`http://${reachableHost(config.host)}:${httpPort}`, "/setup", auth.accounts.newSetupToken());
-    log.info(`first start: create the owner account at ${link}`);
+    const base =
+      httpsPort !== null ? `https://${reachableHost(config.host)}:${httpsPort}` : `http://${reachableHost(config.host)}:${httpPort}`;
+    log.info(`first start: create the owner account at ${secretLink(base, "/setup", auth.accounts.newSetupToken())}`);
   }
   const retention = createRetention({ db, days: config.retention_raw_days, log: log.child("retention"), now: options.now });
   retention.start();
@@ -136,6 +199,9 @@ export async function start(
   return {
     httpPort,
     mqttPort,
+    httpsPort,
+    mqttsPort,
+    tls: tls?.info ?? null,
     config,
     store,
     db,
@@ -146,9 +212,11 @@ export async function start(
     close() {
       closing ??= (async () => {
         log.info("shutting down");
+        clearInterval(expiryTimer);
         await retention.stop();
         // Commit the readings already received and answer their publishers, then stop.
         ingest.drain();
+        if (https && https !== app.server) https.stop(true);
         await app.stop(true);
         configs.close();
         live.close();
@@ -176,6 +244,8 @@ const USAGE = `usage:
   bun server.ts enroll-token [--ttl MINUTES] [--uses N]
                                         a token that enrolls sensors (install.sh sensor --enroll TOKEN)
   bun server.ts device-password UID     a new MQTT password for a device (an earlier agent's device.conf)
+  bun server.ts tls [--name NAME,...] [--ip ADDRESS,...] [--renew] [--new-ca]
+                                        a local CA and a certificate for HTTPS and MQTT over TLS
 settings: environment TECHTEMP_HTTP_PORT, TECHTEMP_MQTT_PORT, TECHTEMP_DATA_DIR, TECHTEMP_HOST, …
           or a config file (TECHTEMP_CONFIG, default /etc/techtemp/server.conf); see README.md`;
 
@@ -186,7 +256,9 @@ const SERVER_OPTIONS = { help: { type: "boolean", short: "h" }, demo: { type: "b
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const operator =
-    command === "inspect" || command === "import-legacy" || AUTH_COMMANDS.includes(command as never) ? command : undefined;
+    command === "inspect" || command === "import-legacy" || command === "tls" || AUTH_COMMANDS.includes(command as never)
+      ? command
+      : undefined;
   let demo = false;
   if (operator === undefined) {
     const { values, unexpected } = parseCommandArgs(argv, SERVER_OPTIONS);
@@ -203,7 +275,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   let config: Config;
   try {
-    config = loadConfig();
+    config = loadConfig({ checkListeners: operator !== "tls" });
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);
@@ -213,6 +285,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (operator === "inspect") return runInspect(join(config.data_dir, DB_FILE), rest);
   if (operator === "import-legacy") return runImportLegacy(join(config.data_dir, DB_FILE), rest, { httpPort: config.http_port });
+  if (operator === "tls") return runTlsCommand(config, rest);
   if (operator !== undefined) return runAuthCommand(operator, rest, config);
   // The demo's sensor code is loaded only for the demo.
   if (demo) return (await import("./lib/demo.ts")).runDemo({ start, config });

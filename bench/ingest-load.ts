@@ -2,17 +2,28 @@
 // share a CPU budget with the broker under test. Many clients publish QoS 1
 // readings on the contract topic, each keeping `window` in flight, for a
 // fixed time; prints one JSON line with the acknowledged rate and latencies.
+// Each client is a sensor: with LOGINS (a JSON file of {username, password},
+// one per client) it connects as that device and publishes on its own topic.
 //
-//   bun bench/ingest-load.ts PORT SECONDS CLIENTS WINDOW
+//   bun bench/ingest-load.ts PORT SECONDS CLIENTS WINDOW [LOGINS]
 
 import mqtt from "mqtt";
+import { readFileSync } from "node:fs";
 import { commandLine, parseCommandLine, UsageError } from "../scripts/cli.ts";
 
-const [port, seconds, clients, window] = commandLine("bun bench/ingest-load.ts PORT SECONDS CLIENTS WINDOW", (args) => {
-  const numbers = parseCommandLine(args, {}, true).positionals.map(Number);
-  if (numbers.length !== 4 || !numbers.every((n) => n > 0)) throw new UsageError("four positive numbers are needed");
-  return numbers as [number, number, number, number];
-});
+const [port, seconds, clients, window, logins] = commandLine(
+  "bun bench/ingest-load.ts PORT SECONDS CLIENTS WINDOW [LOGINS]",
+  (args) => {
+    const positionals = parseCommandLine(args, {}, true).positionals;
+    const numbers = positionals.slice(0, 4).map(Number);
+    if (numbers.length !== 4 || !numbers.every((n) => n > 0) || positionals.length > 5)
+      throw new UsageError("four positive numbers are needed, then optionally the logins file");
+    const file = positionals[4];
+    const list = file ? (JSON.parse(readFileSync(file, "utf8")) as { username: string; password: string }[]) : null;
+    if (list && list.length < numbers[2]!) throw new UsageError(`${file} has ${list.length} logins for ${numbers[2]} clients`);
+    return [...(numbers as [number, number, number, number]), list] as const;
+  },
+);
 
 const latencies: number[] = [];
 let acked = 0;
@@ -21,8 +32,17 @@ let running = true;
 const base = Date.now() - 86_400_000;
 
 async function client(i: number): Promise<void> {
-  const uid = `bench-${String(i).padStart(4, "0")}`;
-  const c = mqtt.connect({ host: "127.0.0.1", port, clientId: `techtemp-${uid}`, reconnectPeriod: 0, protocolVersion: 4 });
+  const login = logins?.[i];
+  const uid = login?.username ?? `bench-${String(i).padStart(4, "0")}`;
+  const c = mqtt.connect({
+    host: "127.0.0.1",
+    port,
+    clientId: `techtemp-${uid}`,
+    username: login?.username,
+    password: login?.password,
+    reconnectPeriod: 0,
+    protocolVersion: 4,
+  });
   await new Promise<void>((resolve, reject) => {
     c.once("connect", () => resolve());
     c.once("error", reject);

@@ -1,28 +1,35 @@
 // Ingest benchmark: TechTemp (storing every QoS 1 reading durably before its
-// PUBACK) beside Mosquitto (broker only, storing nothing), driven by the same
-// load generator in the same run; then bytes per stored reading at 1 M
-// readings, beside the earlier server's schema holding the same readings.
+// PUBACK) with MQTT authentication and the ACL on, as it runs, beside the
+// same server with them off (the cost of checking who may publish what), in
+// alternating rounds, and beside Mosquitto (broker only, storing nothing),
+// all driven by the same load generator, whose clients log in as sensors
+// with their own secrets; then bytes per stored reading at 1 M readings,
+// beside the earlier server's schema holding the same readings.
 //
-//   bun bench/ingest.ts            (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10)
+//   bun bench/ingest.ts   (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10 BENCH_ROUNDS=2)
 
-import { freePort, spawnServer } from "../test/helpers.ts";
-import { memory } from "./proc.ts";
+import { freePort, waitFor, withTimeout } from "../test/helpers.ts";
+import { hashSecret, newSecret } from "../lib/server/auth/secrets.ts";
+import { cpuSeconds, memory } from "./proc.ts";
 import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DB_FILE, openDatabase } from "../lib/server/store/db.ts";
-import { createStore, type IncomingReading } from "../lib/server/store/store.ts";
+import { createStore, openStore, type IncomingReading } from "../lib/server/store/store.ts";
 import { commandLine, parseCommandLine } from "../scripts/cli.ts";
 
 // Settings come from the environment; the command line takes nothing.
-commandLine("bun bench/ingest.ts   (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10)", (args) => parseCommandLine(args, {}));
+commandLine("bun bench/ingest.ts   (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10 BENCH_ROUNDS=2)", (args) =>
+  parseCommandLine(args, {}),
+);
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 10);
 const STORAGE_READINGS = Number(process.env.BENCH_STORAGE_READINGS ?? 1_000_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 
 /** Samples a process's RSS every 100 ms until stopped; returns the peak. */
 function samplePeak(pid: number) {
@@ -42,9 +49,9 @@ interface LoadResult {
   p99: number;
 }
 
-async function load(port: number): Promise<LoadResult> {
+async function load(port: number, logins: string): Promise<LoadResult> {
   const proc = Bun.spawn(
-    ["bun", join(import.meta.dir, "ingest-load.ts"), String(port), String(SECONDS), String(CLIENTS), String(WINDOW)],
+    ["bun", join(import.meta.dir, "ingest-load.ts"), String(port), String(SECONDS), String(CLIENTS), String(WINDOW), logins],
     {
       stdout: "pipe",
       stderr: "inherit",
@@ -55,23 +62,87 @@ async function load(port: number): Promise<LoadResult> {
   return JSON.parse(out.trim().split("\n").pop()!);
 }
 
-async function benchTechTemp(dir: string) {
-  const server = await spawnServer(dir, { TECHTEMP_LOG_LEVEL: "info" });
+/**
+ * Enrolls the load generator's clients in the database of `dir` (each a device
+ * with its own secret, as install.sh sensor --enroll does) and writes their
+ * logins to a file for it.
+ */
+function enrollClients(dir: string): string {
+  const store = openStore(join(dir, DB_FILE));
+  const logins = Array.from({ length: CLIENTS }, (_, i) => {
+    const username = `bench-${String(i).padStart(4, "0")}`;
+    const password = newSecret();
+    store.setDeviceSecret(username, hashSecret(password));
+    return { username, password };
+  });
+  store.close();
+  const file = join(dir, "logins.json");
+  writeFileSync(file, JSON.stringify(logins), { mode: 0o600 });
+  return file;
+}
+
+/** bench/ingest-server.ts on `dir` (MQTT authentication and ACL off with `open`), started like `bun server.ts`. */
+async function spawnBenchServer(dir: string, open: boolean) {
+  const proc = Bun.spawn(["bun", join(import.meta.dir, "ingest-server.ts"), ...(open ? ["--open"] : [])], {
+    env: {
+      ...process.env,
+      TECHTEMP_CONFIG: "/dev/null",
+      TECHTEMP_DATA_DIR: dir,
+      TECHTEMP_HOST: "127.0.0.1",
+      TECHTEMP_HTTP_PORT: "0",
+      TECHTEMP_MQTT_PORT: "0",
+      TECHTEMP_LOG_LEVEL: "info",
+    },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  let out = "";
+  void (async () => {
+    for await (const chunk of proc.stdout) out += new TextDecoder().decode(chunk);
+  })();
+  const match = (await waitFor(() => /server running http=(\d+) mqtt=(\d+)/.exec(out), 60_000, "the bench server to start"))!;
+  return {
+    proc,
+    url: `http://127.0.0.1:${match[1]}`,
+    mqttPort: Number(match[2]),
+    async stop() {
+      proc.kill("SIGTERM");
+      await withTimeout(proc.exited, 15_000, "the bench server to stop");
+    },
+  };
+}
+
+async function benchTechTemp(dir: string, open: boolean) {
+  mkdirSync(dir, { recursive: true });
+  const logins = enrollClients(dir);
+  const server = await spawnBenchServer(dir, open);
   const proc = server.proc;
   await Bun.sleep(2000);
   const idle = memory(proc.pid).rss;
   const stop = samplePeak(proc.pid);
-  const result = await load(server.mqttPort);
+  const cpuBefore = cpuSeconds(proc.pid);
+  const result = await load(server.mqttPort, logins);
+  const cpu = cpuSeconds(proc.pid) - cpuBefore;
   const peak = stop();
   const stats = await (await fetch(`${server.url}/api/v1/stats`)).json();
   await server.stop();
   const db = new Database(join(dir, DB_FILE), { readonly: true });
   const stored = (db.query("SELECT count(*) AS n FROM readings").get() as { n: number }).n;
   db.close();
-  return { ...result, idle, peak, stored, batches: stats.data.ingest.batches, largestBatch: stats.data.ingest.largestBatch };
+  return {
+    ...result,
+    idle,
+    peak,
+    stored,
+    // The server's CPU per stored reading: what checking costs, much less swayed by other load than the rate.
+    cpuUs: (cpu / stored) * 1e6,
+    batches: stats.data.ingest.batches,
+    largestBatch: stats.data.ingest.largestBatch,
+    refused: stats.data.broker.publishRefused + stats.data.broker.connectionsRefused,
+  };
 }
 
-async function benchMosquitto(dir: string) {
+async function benchMosquitto(dir: string, logins: string) {
   const port = freePort();
   const conf = join(dir, "mosquitto.conf");
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n`);
@@ -87,7 +158,7 @@ async function benchMosquitto(dir: string) {
   }
   const idle = memory(proc.pid).rss;
   const stop = samplePeak(proc.pid);
-  const result = await load(port);
+  const result = await load(port, logins);
   const peak = stop();
   proc.kill("SIGTERM");
   await proc.exited;
@@ -163,19 +234,56 @@ const fmt = (v: number, d = 0) => (Number.isFinite(v) ? v.toFixed(d) : "-");
 
 const dir = mkdtempSync(join(tmpdir(), "techtemp-bench-ingest-"));
 try {
-  console.log(`Ingest: ${CLIENTS} clients × ${WINDOW} QoS 1 readings in flight each, ${SECONDS} s, same load generator for both`);
-  const ours = await benchTechTemp(join(dir, "server"));
-  const mosq = await benchMosquitto(dir);
+  console.log(
+    `Ingest: ${CLIENTS} clients (each a sensor with its own secret) × ${WINDOW} QoS 1 readings in flight each, ${SECONDS} s, same load generator for all`,
+  );
+  const on: Awaited<ReturnType<typeof benchTechTemp>>[] = [];
+  const off: Awaited<ReturnType<typeof benchTechTemp>>[] = [];
+  // Alternating rounds, each on a fresh database: the machine's load drifts, the pairs much less.
+  for (let round = 0; round < ROUNDS; round++) {
+    // Which goes first alternates too, so neither always gets the quieter moment.
+    const first = round % 2 === 0;
+    if (first) on.push(await benchTechTemp(join(dir, `on-${round}`), false));
+    off.push(await benchTechTemp(join(dir, `off-${round}`), true));
+    if (!first) on.push(await benchTechTemp(join(dir, `on-${round}`), false));
+    const [a, b] = [on.at(-1)!, off.at(-1)!];
+    console.log(
+      `  round ${round + 1}: auth+ACL on ${fmt(a.rate)}/s (${a.cpuUs.toFixed(1)} µs CPU per reading), off ${fmt(b.rate)}/s (${b.cpuUs.toFixed(1)} µs)`,
+    );
+  }
+  const mosq = await benchMosquitto(dir, join(dir, "on-0", "logins.json"));
+  const mean = (rs: { rate: number }[], k: "rate" | "p50" | "p99" | "idle" | "peak" = "rate") =>
+    rs.reduce((a, r) => a + (r as Record<string, number>)[k]!, 0) / rs.length;
+  const row = (name: string, rs: Awaited<ReturnType<typeof benchTechTemp>>[] | (typeof mosq)[]) => [
+    name,
+    fmt(mean(rs)),
+    fmt(mean(rs, "p50"), 2),
+    fmt(mean(rs, "p99"), 2),
+    fmt(mean(rs, "idle"), 1),
+    fmt(mean(rs, "peak"), 1),
+  ];
   const rows = [
     ["", "readings/s", "p50 ms", "p99 ms", "idle RSS MB", "peak RSS MB"],
-    ["TechTemp (stored, fsync)", fmt(ours.rate), fmt(ours.p50, 2), fmt(ours.p99, 2), fmt(ours.idle, 1), fmt(ours.peak, 1)],
-    ["Mosquitto (stores nothing)", fmt(mosq.rate), fmt(mosq.p50, 2), fmt(mosq.p99, 2), fmt(mosq.idle, 1), fmt(mosq.peak, 1)],
+    row("TechTemp, auth + ACL on (stored, fsync)", on),
+    row("TechTemp, auth + ACL off (reference)", off),
+    row("Mosquitto (stores nothing)", [mosq]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log("  " + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
-  console.log(`  TechTemp / Mosquitto rate: ${(ours.rate / mosq.rate).toFixed(2)}× (goal ≥ 0.7×)`);
+  const best = (rs: { rate: number }[]) => Math.max(...rs.map((r) => r.rate));
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   console.log(
-    `  stored ${ours.stored} readings (acknowledged during the measured window: ${ours.acked}); ${ours.batches} commits, largest batch ${ours.largestBatch}`,
+    `  auth + ACL on / off: ${(mean(on) / mean(off)).toFixed(2)}× mean rate, ${(best(on) / best(off)).toFixed(2)}× best rate (goal ≥ 0.9×), over ${ROUNDS} rounds each`,
+  );
+  const cpuOn = median(on.map((r) => r.cpuUs));
+  const cpuOff = median(off.map((r) => r.cpuUs));
+  console.log(
+    `  server CPU per stored reading (median): on ${cpuOn.toFixed(1)} µs, off ${cpuOff.toFixed(1)} µs: the rate it allows, on / off ${(cpuOff / cpuOn).toFixed(2)}×`,
+  );
+  console.log(`  TechTemp (on) / Mosquitto rate: ${(mean(on) / mosq.rate).toFixed(2)}× (goal ≥ 0.7×)`);
+  const last = on.at(-1)!;
+  console.log(
+    `  last round on: stored ${last.stored} readings (acknowledged during the measured window: ${last.acked}); ${last.batches} commits, largest batch ${last.largestBatch}; refused ${last.refused}`,
   );
 
   console.log(`\nStorage at ${STORAGE_READINGS.toLocaleString("en")} readings (10 devices, 1-minute interval):`);

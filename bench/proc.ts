@@ -18,3 +18,14 @@ export function memory(pid: number, withPss = false): { rss: number; anon: numbe
     return { rss: NaN, anon: NaN, file: NaN, pss: NaN };
   }
 }
+
+/** CPU time a process has used so far (user + system), in seconds; NaN when it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks, 100 a second on Linux
+  } catch {
+    return NaN;
+  }
+}

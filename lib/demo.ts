@@ -1,15 +1,19 @@
 // `bun run demo` (`bun server.ts --demo`): the server plus three simulated
-// sensors, each a full agent (simulated AHT20, outbox, MQTT.js over TCP
-// through the real broker), placed in three rooms, so a new user sees live
-// data at once. On first start each sensor back-fills a week of history
+// sensors, each a full agent (simulated AHT20, outbox, MQTT.js over TCP, or
+// TLS when plain MQTT is off, through the real broker) with its own MQTT
+// secret as enrollment gives one, placed in three rooms, so a new user sees
+// live data at once. On first start each sensor back-fills a week of history
 // through MQTT (from its outbox, like readings after an outage), so the
 // charts are not empty. Ctrl-C stops the sensors, then the server.
 
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createAgent, type Agent } from "./sensor/agent.ts";
 import { createSystemClock } from "./sensor/clock.ts";
+import { hashSecret, newSecret } from "./server/auth/secrets.ts";
 import type { Config } from "./server/config.ts";
 import type { Store } from "./server/store/store.ts";
+import type { TlsInfo } from "./server/tls/certificates.ts";
 import { DEVICE_DEFAULTS, outboxBound, type AgentConfig } from "./sensor/device-config.ts";
 import { createLog, type Log } from "./shared/log.ts";
 import { ClockState, openOutbox, outboxPath, type NewReading } from "./sensor/outbox.ts";
@@ -23,16 +27,20 @@ export const DEMO_SENSORS = [
   { uid: "demo-kitchen", room: "Kitchen", label: "Demo sensor (kitchen)" },
 ] as const;
 
-/** The store calls the demo places its sensors with. */
-type DemoStore = Pick<Store, "findDevice" | "devicePlacements" | "updateDevice">;
+/** The running server as the demo uses it (server.ts's Running). */
+export interface DemoServer {
+  httpPort: number;
+  mqttPort: number;
+  mqttsPort: number | null;
+  tls: TlsInfo | null;
+  store: Pick<Store, "setDeviceSecret" | "findDevice" | "devicePlacements" | "updateDevice">;
+  close(): Promise<void>;
+}
 
 /** What the demo needs from server.ts (passed in, so this module does not import server.ts). */
 export interface DemoOptions {
   /** server.ts's `start`. */
-  start: (
-    config: Config,
-    options: { log?: Log },
-  ) => Promise<{ httpPort: number; mqttPort: number; store: DemoStore; close(): Promise<void> }>;
+  start: (config: Config, options: { log?: Log }) => Promise<DemoServer>;
   config: Config;
   log?: Log;
   /** Seconds between readings (default 10: data shows up at once). */
@@ -64,6 +72,13 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   const backfillDays = options.backfillDays ?? 7;
   const step = (options.backfillStepMinutes ?? 5) * 60_000;
   const running = await options.start(options.config, { log });
+  // Plain MQTT switched off: the sensors use MQTT over TLS, trusting the local CA (or the system's CAs).
+  const tls = running.mqttPort === 0;
+  let caFile = "";
+  if (tls && running.tls?.caPem) {
+    caFile = join(options.config.data_dir, "demo-ca.crt");
+    writeFileSync(caFile, running.tls.caPem);
+  }
   const sensorLog = createLog({ level: options.sensorLogLevel ?? "warn", name: "demo" });
   const agents: Agent[] = [];
   try {
@@ -74,8 +89,11 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         uid_source: "demo",
         label: s.label,
         driver: "sim",
-        broker_host: localAddress(options.config.host),
-        broker_port: running.mqttPort,
+        // The certificate names localhost (techtemp-server tls), not 127.0.0.1's name.
+        broker_host: tls ? "localhost" : localAddress(options.config.host),
+        broker_port: tls ? running.mqttsPort! : running.mqttPort,
+        tls,
+        ca_file: caFile,
         interval_s: intervalS,
         reconnect_max_s: 5,
         clock_sync_wait_s: 0,
@@ -85,6 +103,11 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       };
       const path = outboxPath(config.data_dir, s.uid);
       const firstStart = !existsSync(path) && running.store.findDevice(s.uid) === null;
+      // A new secret at each start, as `install.sh sensor --enroll` would give it (stored hashed).
+      const secret = newSecret();
+      running.store.setDeviceSecret(s.uid, hashSecret(secret));
+      config.username = s.uid;
+      config.password = secret;
       const outbox = openOutbox(path, { maxReadings: outboxBound(config), log: sensorLog.child(s.uid) });
       const clock = createSystemClock({ trust: true });
       if (firstStart && backfillDays > 0) outbox.addMany(history(s.uid, backfillDays, step, clock.bootId));
@@ -92,7 +115,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       agent.start();
       agents.push(agent);
     }
-    for (const s of DEMO_SENSORS) await placeOnce(running.store, s, backfillDays);
+    for (const s of DEMO_SENSORS) placeOnce(running.store, s, backfillDays);
   } catch (err) {
     for (const a of agents) await a.stop();
     await running.close();
@@ -129,18 +152,12 @@ function history(uid: string, days: number, step: number, boot: string): NewRead
 }
 
 /**
- * Puts a demo sensor in its room the first time (its birth message has
- * registered it, unplaced), back-dated to cover the back-filled history. A
- * sensor someone has moved since is left where it is. Through the store, as
- * the server itself: the API would want the owner's account, which a demo
- * has not made yet.
+ * Puts a demo sensor in its room the first time (its secret has registered
+ * it, unplaced), back-dated to cover the back-filled history. A sensor
+ * someone has moved since is left where it is. Through the store, in
+ * process: the demo is the server's own code, not an API client.
  */
-async function placeOnce(store: DemoStore, s: (typeof DEMO_SENSORS)[number], backfillDays: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (store.findDevice(s.uid) === null) {
-    if (Date.now() > deadline) throw new Error(`demo sensor ${s.uid} did not reach the server within 10 s`);
-    await Bun.sleep(50);
-  }
+function placeOnce(store: DemoServer["store"], s: (typeof DEMO_SENSORS)[number], backfillDays: number): void {
   if (store.devicePlacements(s.uid).length > 0) return;
   const movedAt = Date.now() - (backfillDays * 86_400_000 + 3_600_000);
   store.updateDevice(s.uid, { roomName: s.room, label: s.label, movedAt });

@@ -10,6 +10,9 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { closeSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { hashSecret, newSecret } from "../lib/server/auth/secrets.ts";
+import { DB_FILE } from "../lib/server/store/db.ts";
+import { openStore } from "../lib/server/store/store.ts";
 import { tempDir, waitFor, withTimeout } from "./helpers.ts";
 import { buildFakeAht20 } from "./fixtures/fake-aht20/build.ts";
 import { cachedBundle, type CachedBundle } from "./fixtures/install/bundles.ts";
@@ -101,10 +104,18 @@ test("under qemu-aarch64 the server stores what the agent reads from an AHT20 th
   const onPi = (p: string) => p.replace("/etc/techtemp", dir.path).replace("/var/lib/techtemp", join(dir.path, "sensor"));
   const env = Object.fromEntries(Object.entries(unit.env).map(([k, v]) => [k, onPi(v)]));
   const conf = onPi(unit.execStart[1]!);
+  // Its MQTT secret, set beside the running server as enrollment sets it.
+  const secret = newSecret();
+  const store = openStore(join(dir.path, "server", DB_FILE));
+  try {
+    store.setDeviceSecret(uid, hashSecret(secret));
+  } finally {
+    store.close();
+  }
   // The earlier agent's format, plus the C library the agent calls: the simulated AHT20.
   writeFileSync(
     conf,
-    `[device]\ndevice_uid = ${uid}\n[sensor]\nlibc = ${fakeAht20}\nread_interval_seconds = 60\n[mqtt]\nbroker_host = 127.0.0.1\nbroker_port = ${ports[2]}\n`,
+    `[device]\ndevice_uid = ${uid}\n[sensor]\nlibc = ${fakeAht20}\nread_interval_seconds = 60\n[mqtt]\nbroker_host = 127.0.0.1\nbroker_port = ${ports[2]}\nusername = ${uid}\npassword = ${secret}\n`,
   );
   // No /dev/i2c-1 node here; the kernel's answer to adjtimex is replaced by "synchronised" (the call itself still runs).
   const sensor = spawnQemu("techtemp-sensor", [conf], { ...env, FAKE_AHT20_NODE: "none", FAKE_ADJTIMEX: "0" }, dir.path);

@@ -5,10 +5,13 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import mqttPacket from "mqtt-packet";
 import { connect, type Socket } from "node:net";
+import { sensorLogin } from "./sensor-helpers.ts";
 import {
   connectMqtt,
   endMqtt,
   legacyPayload,
+  mqttLogin,
+  mqttLoginArgs,
   publishAcked,
   readingTopic,
   run,
@@ -50,7 +53,8 @@ async function rawConnection(port: number): Promise<{ socket: Socket; received()
 /** SUBACK of packet id 1 granting QoS 0: type 9, remaining length 3, id 0x0001, return code 0. */
 const SUBACK_1_QOS0 = Buffer.from([0x90, 0x03, 0x00, 0x01, 0x00]);
 
-const connectPacket = (clientId: string) =>
+/** A CONNECT packet, with the test server's login of `port` (anonymous clients are refused). */
+const connectPacket = (clientId: string, port: number) =>
   mqttPacket.generate({
     cmd: "connect",
     protocolId: "MQTT",
@@ -58,18 +62,26 @@ const connectPacket = (clientId: string) =>
     clean: true,
     clientId,
     keepalive: 0,
+    username: mqttLogin(port)?.username,
+    password: Buffer.from(mqttLogin(port)?.password ?? ""),
   } as mqttPacket.IConnectPacket);
 
 describe("the earlier sensor's readings", () => {
   test("mosquitto_pub with the earlier payload is acknowledged and returned by /readings/latest", async () => {
     const uid = "aht20-f49c53";
     const payload = '{"temperature_c":20.87,"humidity_pct":60.91,"ts":1757591504072}';
+    // Its two lines of device.conf: username = its uid, password = its secret.
+    const login = sensorLogin(server, uid);
     const pub = await run([
       "mosquitto_pub",
       "-h",
       "127.0.0.1",
       "-p",
       String(server.mqttPort),
+      "-u",
+      login.TECHTEMP_MQTT_USERNAME!,
+      "-P",
+      login.TECHTEMP_MQTT_PASSWORD!,
       "-q",
       "1",
       "-i",
@@ -192,7 +204,7 @@ describe("bad input from a sensor", () => {
     server = await startServer({ mqtt_max_packet_bytes: 1024 });
     const good = await connectMqtt(server.mqttPort);
     const { socket, closed } = await rawConnection(server.mqttPort);
-    socket.write(connectPacket("big-sender"));
+    socket.write(connectPacket("big-sender", server.mqttPort));
     // A PUBLISH header announcing 10 MB: refused from its length alone, before any body arrives.
     socket.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x05]));
     await withTimeout(closed, 5000, "oversized connection closed");
@@ -315,7 +327,20 @@ describe("status and config messages", () => {
     expect(put.status).toBe(200);
     expect(put.body.data.device.config).toEqual({ interval_s: 60, temperature_offset: -0.5, humidity_offset: 0 });
     const topic = `home/maison/sensors/${uid}/config`;
-    const sub = await run(["mosquitto_sub", "-h", "127.0.0.1", "-p", String(server.mqttPort), "-t", topic, "-C", "1", "-W", "5"]);
+    const sub = await run([
+      "mosquitto_sub",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(server.mqttPort),
+      ...mqttLoginArgs(server.mqttPort),
+      "-t",
+      topic,
+      "-C",
+      "1",
+      "-W",
+      "5",
+    ]);
     expect(JSON.parse(sub.stdout)).toEqual({ interval_s: 60, temperature_offset: -0.5, humidity_offset: 0 });
 
     const dataDir = server.dataDir;
@@ -327,6 +352,7 @@ describe("status and config messages", () => {
       "127.0.0.1",
       "-p",
       String(server.mqttPort),
+      ...mqttLoginArgs(server.mqttPort),
       "-t",
       topic,
       "-C",
@@ -358,6 +384,7 @@ describe("status and config messages", () => {
       "127.0.0.1",
       "-p",
       String(server.mqttPort),
+      ...mqttLoginArgs(server.mqttPort),
       "-t",
       "home/+/sensors/aht20-cfgbad/config",
       "-C",
@@ -408,7 +435,7 @@ describe("failures the broker must survive", () => {
     try {
       // The subscriber connects and subscribes to everything, then stops reading.
       const frozen = await rawConnection(child.mqttPort);
-      frozen.socket.write(connectPacket("frozen"));
+      frozen.socket.write(connectPacket("frozen", child.mqttPort));
       frozen.socket.write(
         mqttPacket.generate({
           cmd: "subscribe",
@@ -433,7 +460,7 @@ describe("failures the broker must survive", () => {
       const publishers: Socket[] = [];
       for (let i = 0; i < 20; i++) {
         const p = await rawConnection(child.mqttPort);
-        p.socket.write(connectPacket(`flooder-${i}`));
+        p.socket.write(connectPacket(`flooder-${i}`, child.mqttPort));
         publishers.push(p.socket);
       }
       await waitFor(() => (child.output().match(/client connected client=flooder-/g) ?? []).length === 20, 15_000, "publishers");

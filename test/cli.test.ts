@@ -36,6 +36,7 @@ test("every script and benchmark refuses an unknown option with exit code 2, nam
     "bench/agent.ts",
     "bench/ingest.ts",
     "bench/ingest-load.ts",
+    "bench/ingest-server.ts",
     "bench/history.ts",
     "bench/pages.ts",
     "bench/screenshots.ts",

@@ -2,7 +2,7 @@
 // start-up with one line that names the setting and the value.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, defaults, loadConfig, parseConfigFile } from "../lib/server/config.ts";
 import { run, tempDir } from "./helpers.ts";
@@ -101,22 +101,80 @@ describe("loadConfig", () => {
 
   test("every setting can be set from the environment", () => {
     const d = dir();
+    // Certificate settings name files (their content is checked at start, not here).
+    writeFileSync(join(d, "cert.pem"), "");
+    writeFileSync(join(d, "key.pem"), "");
+    const text: Record<string, string> = {
+      data_dir: d,
+      host: "127.0.0.1",
+      log_level: "debug",
+      tls_cert: join(d, "cert.pem"),
+      tls_key: join(d, "key.pem"),
+      http_plain: "off",
+      mqtt_plain: "off",
+      cors_origins: "http://grafana.lan:3000",
+    };
     const env: Record<string, string> = { TECHTEMP_CONFIG: "/dev/null" };
-    for (const key of Object.keys(defaults))
-      env[`TECHTEMP_${key.toUpperCase()}`] =
-        key === "data_dir"
-          ? d
-          : key === "host"
-            ? "127.0.0.1"
-            : key === "log_level"
-              ? "debug"
-              : key === "cors_origins"
-                ? "http://grafana.lan:3000"
-                : "7";
+    for (const key of Object.keys(defaults)) env[`TECHTEMP_${key.toUpperCase()}`] = text[key] ?? "7";
     const c = loadConfig({ env });
     expect(c.mqtt_max_clients).toBe(7);
     expect(c.host).toBe("127.0.0.1");
+    expect(c).toMatchObject({
+      https_port: 7,
+      mqtts_port: 7,
+      tls_cert: join(d, "cert.pem"),
+      http_plain: "off",
+      mqtt_plain: "off",
+    });
   });
+
+  test("without tls_cert and tls_key, the pair `techtemp-server tls` writes in the data dir is used when it is there", () => {
+    const d = dir();
+    const env = { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_DATA_DIR: d };
+    expect(loadConfig({ env })).toMatchObject({ tls_cert: "", tls_key: "", https_port: 8443, mqtts_port: 8883 });
+    mkdirSync(join(d, "tls"));
+    writeFileSync(join(d, "tls/server.crt"), "");
+    writeFileSync(join(d, "tls/server.key"), "");
+    expect(loadConfig({ env })).toMatchObject({ tls_cert: join(d, "tls/server.crt"), tls_key: join(d, "tls/server.key") });
+  });
+
+  const badTls: [string, Record<string, string>, RegExp][] = [
+    [
+      "a plain switch that is neither on nor off",
+      { TECHTEMP_MQTT_PLAIN: "no" },
+      /^config: mqtt_plain = "no" \(TECHTEMP_MQTT_PLAIN\): must be on or off$/,
+    ],
+    [
+      "plain HTTP off without a certificate",
+      { TECHTEMP_HTTP_PLAIN: "off" },
+      /^config: http_plain = "off" \(TECHTEMP_HTTP_PLAIN\): needs TLS: set tls_cert and tls_key, or run `techtemp-server tls`/,
+    ],
+    [
+      "plain MQTT off without a certificate",
+      { TECHTEMP_MQTT_PLAIN: "off" },
+      /^config: mqtt_plain = "off" \(TECHTEMP_MQTT_PLAIN\): needs TLS/,
+    ],
+    [
+      "a certificate without its key",
+      { TECHTEMP_TLS_CERT: "/etc/hostname" },
+      /^config: tls_key = "" \(default\): must be set too when tls_cert is$/,
+    ],
+    [
+      "a certificate file that cannot be read",
+      { TECHTEMP_TLS_CERT: "/nonexistent/server.crt", TECHTEMP_TLS_KEY: "/etc/hostname" },
+      /^config: tls_cert = "\/nonexistent\/server.crt" \(TECHTEMP_TLS_CERT\): cannot read it \(ENOENT\)$/,
+    ],
+    [
+      "an HTTPS port out of range",
+      { TECHTEMP_HTTPS_PORT: "65536" },
+      /^config: https_port = "65536" .*must be a port number 0-65535$/,
+    ],
+  ];
+  for (const [name, env, message] of badTls) {
+    test(`${name} is refused with one line naming the setting`, () => {
+      expect(() => loadConfig({ env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_DATA_DIR: dir(), ...env } })).toThrow(message);
+    });
+  }
 });
 
 describe("bun server.ts", () => {

@@ -12,7 +12,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { HashParams } from "../lib/server/auth/passwords.ts";
+import { hashSecret, newSecret } from "../lib/server/auth/secrets.ts";
 import { loadConfig, type Config } from "../lib/server/config.ts";
+import { DB_FILE } from "../lib/server/store/db.ts";
+import { openStore, type Store } from "../lib/server/store/store.ts";
 import { createLog, type Level } from "../lib/shared/log.ts";
 import { start, type Running } from "../server.ts";
 
@@ -33,6 +36,38 @@ export interface TestSession {
 
 /** Who a test request is sent as: the owner's write token (default for `api`), its session (default for `fetch`), another token or session, or nobody. */
 export type As = "token" | "session" | "none" | { token: string } | TestSession;
+
+/** MQTT credentials: a username and its password. */
+export interface MqttLogin {
+  username: string;
+  password: string;
+}
+
+/**
+ * The MQTT login of each server this process started, by its MQTT ports:
+ * connectMqtt and mqttLoginArgs use it unless told otherwise (anonymous
+ * clients are refused on a new install).
+ */
+const mqttLogins = new Map<number, MqttLogin>();
+
+let tokenCount = 0;
+
+/** Creates an API token (write scope unless told) in `store`; its name and secret are the MQTT username and password. */
+export function createToken(store: Pick<Store, "auth">, scope: "read" | "write" = "write", name?: string): MqttLogin {
+  const secret = newSecret("tt_");
+  const username = name ?? `test-${process.pid}-${++tokenCount}`;
+  store.auth.tokens.create({ name: username, scope, tokenHash: hashSecret(secret), prefix: secret.slice(0, 7) });
+  return { username, password: secret };
+}
+
+/** The login tests use on the server at `port` (its write token), or undefined for a server they did not start. */
+export const mqttLogin = (port: number): MqttLogin | undefined => mqttLogins.get(port);
+
+/** `-u NAME -P TOKEN` for mosquitto_pub/mosquitto_sub on the server at `port`. */
+export function mqttLoginArgs(port: number): string[] {
+  const login = mqttLogins.get(port);
+  return login ? ["-u", login.username, "-P", login.password] : [];
+}
 
 /** A server started for one test, with its log lines captured. */
 export interface TestServer extends Running {
@@ -64,8 +99,6 @@ export interface TestServer extends Running {
 /** How many servers of this process started on a data directory that had a test token already. */
 let reused = 0;
 
-/** MQTT logins per broker port, used by connectMqtt when a test names none. */
-const mqttLogins = new Map<number, { username: string; password: string }>();
 
 /** The argon2id hash of OWNER.password, computed once per test process (each hash takes tens of ms). */
 let ownerHash: Promise<string> | null = null;
@@ -130,12 +163,14 @@ export async function startServer(
 
   let owner: TestSession = { cookie: "", csrf: "" };
   let token = "";
+  let login: MqttLogin | null = null;
   if (options.owner !== false) {
     owner = await signIn(OWNER.name, "owner");
     // A data directory reused from an earlier server of the test has its "test" token already.
     const name = auth.tokens.list().some((t) => t.name === "test") ? `test-${++reused}` : "test";
     token = auth.tokens.create(name, "write").token;
-    mqttLogins.set(running.mqttPort, { username: name, password: token });
+    login = { username: name, password: token };
+    for (const port of [running.mqttPort, running.mqttsPort]) if (port) mqttLogins.set(port, login);
   }
   const self = { token, cookie: owner.cookie, csrf: owner.csrf, url };
 
@@ -147,8 +182,8 @@ export async function startServer(
     token,
     cookie: owner.cookie,
     csrf: owner.csrf,
-    mqttLogin: mqttLogins.get(running.mqttPort) ?? null,
-    mosquittoLogin: token ? ["-u", mqttLogins.get(running.mqttPort)!.username, "-P", token] : [],
+    mqttLogin: login,
+    mosquittoLogin: login ? ["-u", login.username, "-P", login.password] : [],
     signIn,
     fetch(path, init = {}) {
       const { as = "session", ...rest } = init;
@@ -175,7 +210,7 @@ export async function startServer(
       return { status: res.status, body };
     },
     async stop(opts = {}) {
-      mqttLogins.delete(running.mqttPort);
+      for (const port of [running.mqttPort, running.mqttsPort]) if (port) mqttLogins.delete(port);
       await running.close();
       if (!opts.keepData) dir.cleanup();
     },
@@ -220,18 +255,19 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 /**
- * Connects an MQTT.js client to 127.0.0.1:port; rejects after 5 s. Without
- * a username it logs in as the test server's write token (if the port is a
- * test server's broker).
+ * Connects an MQTT.js client to 127.0.0.1:port; rejects after 5 s. It logs in
+ * with the test server's write token unless `options` has a `username` of its
+ * own (`username: undefined` connects anonymously).
  */
 export async function connectMqtt(port: number, options: IClientOptions = {}): Promise<MqttClient> {
+  const login = "username" in options ? {} : (mqttLogins.get(port) ?? {});
   const client = mqtt.connect({
     host: "127.0.0.1",
     port,
     protocolVersion: 4,
     reconnectPeriod: 0,
     connectTimeout: 5000,
-    ...(options.username === undefined ? mqttLogins.get(port) : {}),
+    ...login,
     ...options,
   });
   try {
@@ -322,6 +358,8 @@ export interface ChildServer {
   httpPort: number;
   mqttPort: number;
   url: string;
+  /** A write API token, the default MQTT login for this server's port. */
+  token: MqttLogin;
   /** stdout + stderr so far. */
   output(): string;
   /** Sends a signal and waits (at most 15 s) for the exit code. */
@@ -370,13 +408,25 @@ export async function spawnServer(
   });
   if (match === "exited") throw new Error(`server exited with ${proc.exitCode}: ${out}`);
   const httpPort = Number(match![1]);
+  const mqttPort = Number(match![2]);
+  // A token for its MQTT clients, through the store beside the running server (SQLite WAL allows it).
+  const store = openStore(join(dataDir, DB_FILE));
+  let token: MqttLogin;
+  try {
+    token = createToken(store);
+  } finally {
+    store.close();
+  }
+  mqttLogins.set(mqttPort, token);
   return {
     proc,
     httpPort,
-    mqttPort: Number(match![2]),
+    mqttPort,
+    token,
     url: `http://127.0.0.1:${httpPort}`,
     output: () => out,
     async stop(signal = "SIGTERM") {
+      mqttLogins.delete(mqttPort);
       if (proc.exitCode === null) proc.kill(signal);
       return withTimeout(proc.exited, 15_000, `server exit after ${signal}`).catch(() => {
         proc.kill("SIGKILL");

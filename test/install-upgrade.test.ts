@@ -4,8 +4,9 @@
 
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { freePorts } from "./helpers.ts";
 import { installWorld, getJson, mode, publishReadings } from "./fixtures/install/world.ts";
 
 const { newRoot, variant, liveServer } = installWorld();
@@ -31,12 +32,33 @@ test("status tells what is installed, whether it runs and answers", async () => 
   }
 }, 90_000);
 
+test("a server install prints the one-time setup link the server makes (techtemp-server setup-link)", async () => {
+  const root = newRoot();
+  try {
+    const [http, mqtt] = freePorts(2) as [number, number];
+    mkdirSync(join(root.path, "etc/techtemp"), { recursive: true });
+    writeFileSync(join(root.path, "etc/techtemp/server.conf"), "host = 127.0.0.1\n");
+    const bundle = variant("0.1.0", "setup-link");
+    const r = await root.install(
+      ["server", "--bundle", bundle, "--http-port", String(http), "--mqtt-port", String(mqtt), "--start", "--wait", "30"],
+      { timeoutMs: 90_000 },
+    );
+    expect(r.code).toBe(0);
+    // Run with the service's data dir, after the server is healthy.
+    expect(r.stdout).toContain(
+      `setup      http://127.0.0.1:3000/setup#token-for-${root.path}/var/lib/techtemp   (create the owner account; the link works once, for 24 h)`,
+    );
+  } finally {
+    root.cleanup();
+  }
+}, 120_000);
+
 describe("upgrades", () => {
   test("an upgrade backs the database up first and keeps every reading and the config", async () => {
     const root = newRoot();
     try {
       const server = await liveServer(root, "retention_raw_days = 3650\n");
-      await publishReadings(server.mqtt, "aht20-0ld0ld", 3);
+      await publishReadings(server, "aht20-0ld0ld", 3);
       const v2 = variant("9.9.9", "wrapper");
       const r = await root.install(["server", "--bundle", v2, "--start", "--wait", "30"]);
       expect(r.output).toContain("upgrading techtemp-server 0.1.0 -> 9.9.9");
@@ -65,7 +87,7 @@ describe("upgrades", () => {
     const root = newRoot();
     try {
       const server = await liveServer(root);
-      await publishReadings(server.mqtt, "aht20-b4d0ne", 2);
+      await publishReadings(server, "aht20-b4d0ne", 2);
       const installed = readFileSync(join(root.path, "opt/techtemp/techtemp-server"));
       const broken = variant("6.6.6", "broken");
       const r = await root.install(["server", "--bundle", broken, "--start", "--wait", "5"], { timeoutMs: 90_000 });

@@ -8,6 +8,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import { freePorts, run, startServer, tempDir } from "./helpers.ts";
 import { diffSnapshots, freePortArgs, passwdEntry, REPO, snapshot, STUB_BIN } from "./fixtures/install/harness.ts";
@@ -154,6 +155,71 @@ describe("server role into a --root tree", () => {
     // Once set up, a second run leaves it alone.
     const again = await root.install(["server", ...ports, "--watchdog"]);
     expect(again.stdout).toContain("no change: TechTemp");
+  }, 120_000);
+});
+
+describe("server --tls", () => {
+  test("makes the local CA and certificate with the server's own command, owned by the service; a second run changes nothing", async () => {
+    const root = newRoot();
+    const [http, mqtt, https, mqtts] = freePorts(4);
+    const args = [
+      "server",
+      "--http-port",
+      String(http),
+      "--mqtt-port",
+      String(mqtt),
+      "--tls",
+      "--https-port",
+      String(https),
+      "--mqtts-port",
+      String(mqtts),
+    ];
+    const r = await root.install(args);
+    expect(r.output).not.toMatch(/error|warning/);
+    expect(r.code).toBe(0);
+    const p = (rel: string) => join(root.path, rel);
+    const uid = passwdEntry(root.path, "passwd", "techtemp")![2];
+    const gid = passwdEntry(root.path, "group", "techtemp")![2];
+    expect(`${mode(p("var/lib/techtemp/tls"))} ${owner(p("var/lib/techtemp/tls"))}`).toBe(`700 ${uid}:${gid}`);
+    for (const [f, m] of [
+      ["ca.key", "600"],
+      ["ca.crt", "644"],
+      ["server.key", "600"],
+      ["server.crt", "644"],
+    ]) {
+      expect(`${f} ${mode(p(`var/lib/techtemp/tls/${f}`))} ${owner(p(`var/lib/techtemp/tls/${f}`))}`).toBe(
+        `${f} ${m} ${uid}:${gid}`,
+      );
+    }
+    const conf = readFileSync(p("etc/techtemp/server.conf"), "utf8");
+    for (const line of [`https_port = ${https}`, `mqtts_port = ${mqtts}`, "data_dir = /var/lib/techtemp"])
+      expect(conf.split("\n")).toContain(line);
+    const fingerprint = new X509Certificate(readFileSync(p("var/lib/techtemp/tls/ca.crt"))).fingerprint256;
+    expect(r.stdout).toContain(`local CA   /var/lib/techtemp/tls/ca.crt   SHA-256 ${fingerprint}`);
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `sensors: +sudo ./install.sh sensor --server \\S+ --enroll TOKEN --room NAME --tls --ca-fingerprint ${fingerprint}`,
+      ),
+    );
+
+    const log = "var/log/techtemp-install.log";
+    const before = snapshot(root.path, { ignore: [log] });
+    const again = await root.install(args);
+    expect(again.stdout).toContain("no change: TechTemp");
+    expect(diffSnapshots(before, snapshot(root.path, { ignore: [log] }))).toEqual([]);
+  }, 120_000);
+
+  test("the HTTPS and MQTT over TLS ports are checked like the others", async () => {
+    const root = newRoot();
+    const listener = Bun.listen({ hostname: "0.0.0.0", port: 0, socket: { data() {} } });
+    try {
+      const r = await root.install(["server", ...freePortArgs(), "--tls", "--mqtts-port", String(listener.port)]);
+      expect(r.code).toBe(1);
+      expect(r.output).toContain(`check failed: port ${listener.port} (mqtts) is already used`);
+      expect(r.output).toContain("choose another port with --mqtts-port N");
+    } finally {
+      listener.stop(true);
+    }
   }, 120_000);
 });
 

@@ -11,10 +11,11 @@ import { createLog } from "../lib/shared/log.ts";
 import { openOutbox, outboxPath } from "../lib/sensor/outbox.ts";
 import { createSensor } from "../lib/sensor/probe.ts";
 import type { SimFaults } from "../lib/sensor/sim-aht20.ts";
-import { connectMqtt, endMqtt, publishAcked, startServer, tempDir, waitFor, type TestServer } from "./helpers.ts";
+import { startServer, tempDir, waitFor, type TestServer } from "./helpers.ts";
 import {
   agentEnv,
   deviceOf,
+  sensorLogin,
   spawnAgent,
   startRelay,
   storedTs,
@@ -45,7 +46,7 @@ function agent(env: Record<string, string>): AgentProcess {
 describe("the agent with the real server", () => {
   test("readings arrive with the timestamps they were taken at, and the birth message shows it online", async () => {
     const { server, dir } = await world();
-    const a = agent(agentEnv(server.mqttPort, dir, "aht20-e2e001"));
+    const a = agent(agentEnv(server.mqttPort, dir, "aht20-e2e001", sensorLogin(server, "aht20-e2e001")));
     await waitFor(async () => (await storedTs(server, "aht20-e2e001")).length >= 4, 20_000, "4 readings stored");
     const stored = await storedTs(server, "aht20-e2e001");
     // Every stored timestamp is one the agent logged when it took the reading (its stdout may lag a little)…
@@ -65,7 +66,9 @@ describe("the agent with the real server", () => {
 
   test("a retained config change applies the new interval at once, without a restart", async () => {
     const { server, dir } = await world();
-    const a = agent(agentEnv(server.mqttPort, dir, "aht20-e2e002", { TECHTEMP_INTERVAL_S: "3600" }));
+    const a = agent(
+      agentEnv(server.mqttPort, dir, "aht20-e2e002", { ...sensorLogin(server, "aht20-e2e002"), TECHTEMP_INTERVAL_S: "3600" }),
+    );
     await waitFor(async () => (await storedTs(server, "aht20-e2e002")).length === 1, 20_000, "the first reading");
     await waitFor(async () => (await deviceOf(server, "aht20-e2e002"))?.interval_s === 3600, 10_000, "interval 3600 announced");
     const put = await server.api("/api/v1/devices/aht20-e2e002", { method: "PUT", body: { interval_s: 1 } });
@@ -79,21 +82,18 @@ describe("the agent with the real server", () => {
 
   test("a retained config waiting on the broker is applied when the agent connects, and a bad one is ignored", async () => {
     const { server, dir } = await world();
-    const client = await connectMqtt(server.mqttPort);
-    cleanups.push(() => endMqtt(client));
-    await publishAcked(
-      client,
-      "home/home-001/sensors/aht20-e2e003/config",
-      '{"interval_s":1,"temperature_offset":10}',
-      5000,
-      true,
+    // Only the server publishes config messages (in-process; no client may).
+    await server.broker.publish("home/home-001/sensors/aht20-e2e003/config", '{"interval_s":1,"temperature_offset":10}', {
+      retain: true,
+    });
+    const a = agent(
+      agentEnv(server.mqttPort, dir, "aht20-e2e003", { ...sensorLogin(server, "aht20-e2e003"), TECHTEMP_INTERVAL_S: "3600" }),
     );
-    const a = agent(agentEnv(server.mqttPort, dir, "aht20-e2e003", { TECHTEMP_INTERVAL_S: "3600" }));
     await a.waitForLine(/config applied interval_s=1 temperature_offset=10/);
     await waitFor(async () => (await storedTs(server, "aht20-e2e003")).length >= 2, 20_000, "readings at the retained interval");
     // Now a bad config: logged and ignored, the agent carries on at its interval.
     const from = a.lines.length;
-    await publishAcked(client, "home/home-001/sensors/aht20-e2e003/config", '{"interval_s":0}', 5000, true);
+    await server.broker.publish("home/home-001/sensors/aht20-e2e003/config", '{"interval_s":0}', { retain: true });
     await a.waitForLine(/ignored a bad config message .*interval_s must be a whole number 1…3600, got 0/, 10_000, from);
     const before = (await storedTs(server, "aht20-e2e003")).length;
     await waitFor(
@@ -108,7 +108,7 @@ describe("the agent with the real server", () => {
     const { server, dir } = await world();
     const relay: Relay = await startRelay(server.mqttPort);
     cleanups.push(() => relay.close());
-    const a = agent(agentEnv(relay.port, dir, "aht20-e2e004"));
+    const a = agent(agentEnv(relay.port, dir, "aht20-e2e004", sensorLogin(server, "aht20-e2e004")));
     await waitFor(async () => (await deviceOf(server, "aht20-e2e004"))?.state === "online", 20_000, "online");
     relay.hold();
     relay.cut();
@@ -124,12 +124,12 @@ describe("the agent with the real server", () => {
 
   test("an agent killed outright shows offline; one stopped with SIGTERM says offline itself and exits 0", async () => {
     const { server, dir } = await world();
-    const killed = agent(agentEnv(server.mqttPort, dir, "aht20-e2e005"));
+    const killed = agent(agentEnv(server.mqttPort, dir, "aht20-e2e005", sensorLogin(server, "aht20-e2e005")));
     await waitFor(async () => (await deviceOf(server, "aht20-e2e005"))?.state === "online", 20_000, "online");
     await killed.kill("SIGKILL");
     await waitFor(async () => (await deviceOf(server, "aht20-e2e005"))?.state === "offline", 10_000, "offline after SIGKILL");
 
-    const stopped = agent(agentEnv(server.mqttPort, dir, "aht20-e2e006"));
+    const stopped = agent(agentEnv(server.mqttPort, dir, "aht20-e2e006", sensorLogin(server, "aht20-e2e006")));
     await waitFor(async () => (await deviceOf(server, "aht20-e2e006"))?.state === "online", 20_000, "online");
     expect(await stopped.kill("SIGTERM")).toBe(0);
     expect((await deviceOf(server, "aht20-e2e006")).state).toBe("offline");
@@ -140,7 +140,7 @@ describe("the agent with the real server", () => {
 describe("sensor failures", () => {
   test("are reported in the status (consecutive failures, last error) and never stop the agent", async () => {
     const { server, dir } = await world();
-    const config = testAgentConfig(agentEnv(server.mqttPort, dir, "aht20-e2e007"));
+    const config = testAgentConfig(agentEnv(server.mqttPort, dir, "aht20-e2e007", sensorLogin(server, "aht20-e2e007")));
     const faults: SimFaults = { missing: true };
     const lines: string[] = [];
     const log = createLog({ sink: (line) => lines.push(line), name: "sensor" });

@@ -15,7 +15,7 @@ import { createLog } from "../lib/shared/log.ts";
 import { ClockState, openOutbox, outboxPath } from "../lib/sensor/outbox.ts";
 import { createSensor } from "../lib/sensor/probe.ts";
 import { connectMqtt, endMqtt, startServer, tempDir, waitFor, type TestServer } from "./helpers.ts";
-import { agentEnv, storedTs, testAgentConfig } from "./sensor-helpers.ts";
+import { agentEnv, sensorLogin, storedTs, testAgentConfig } from "./sensor-helpers.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -46,7 +46,9 @@ async function world(uid: string, clock: AgentClock, waitS: number, options: { b
   sub.on("message", (_t, p) => payloads.push(p.toString()));
   await new Promise<void>((resolve) => sub.subscribe(`home/+/sensors/${uid}/reading`, { qos: 1 }, () => resolve()));
   options.before?.(dir.path);
-  const config = testAgentConfig(agentEnv(server.mqttPort, dir.path, uid, { TECHTEMP_CLOCK_SYNC_WAIT_S: String(waitS) }));
+  const config = testAgentConfig(
+    agentEnv(server.mqttPort, dir.path, uid, { ...sensorLogin(server, uid), TECHTEMP_CLOCK_SYNC_WAIT_S: String(waitS) }),
+  );
   const lines: string[] = [];
   const log = createLog({ sink: (l) => lines.push(l), name: "sensor" });
   const outbox = openOutbox(outboxPath(dir.path, uid), { maxReadings: 10_000, log });

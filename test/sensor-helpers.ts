@@ -6,6 +6,8 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { loadDeviceConfig, type AgentConfig } from "../lib/sensor/device-config.ts";
+import { hashSecret, newSecret } from "../lib/server/auth/secrets.ts";
+import type { Store } from "../lib/server/store/store.ts";
 import { waitFor, type TestServer } from "./helpers.ts";
 
 const SENSOR = join(import.meta.dir, "..", "sensor.ts");
@@ -42,6 +44,27 @@ export function agentEnv(port: number, dataDir: string, uid: string, extra: Reco
     TECHTEMP_LOG_LEVEL: "info",
     ...extra,
   };
+}
+
+/**
+ * Gives device `uid` its own MQTT secret on `server` (as enrollment does,
+ * registering it unplaced when new) and returns the agent's environment
+ * for it: username = the uid, password = the secret.
+ */
+export function sensorLogin(server: { store: Pick<Store, "setDeviceSecret"> }, uid: string): Record<string, string> {
+  const secret = newSecret();
+  server.store.setDeviceSecret(uid, hashSecret(secret));
+  return { TECHTEMP_MQTT_USERNAME: uid, TECHTEMP_MQTT_PASSWORD: secret };
+}
+
+/**
+ * An enrollment token for `install.sh sensor --enroll` (`techtemp-server
+ * enroll-token` makes one the same way), valid an hour for `maxUses` sensors.
+ */
+export function enrollmentToken(server: { store: Pick<Store, "auth"> }, maxUses = 1): string {
+  const token = newSecret();
+  server.store.auth.enrollment.create({ tokenHash: hashSecret(token), expiresAt: Date.now() + 3_600_000, maxUses });
+  return token;
 }
 
 /** Spawns `cmd` with `env` added to the environment, collecting its output lines. */

@@ -7,7 +7,7 @@
 
 import { afterEach, expect, test } from "bun:test";
 import { connectMqtt, endMqtt, startServer, tempDir, waitFor, type TestServer } from "./helpers.ts";
-import { agentEnv, spawnAgent, startRelay, storedTs, type AgentProcess } from "./sensor-helpers.ts";
+import { agentEnv, sensorLogin, spawnAgent, startRelay, storedTs, type AgentProcess } from "./sensor-helpers.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -66,7 +66,7 @@ const firstArrivals = (arrivals: number[]) => arrivals.filter((ts, i) => arrival
 test("readings taken while the server is down arrive after it is back, each exactly once, in order, with their timestamps", async () => {
   const w = await outageWorld();
   const uid = "aht20-out001";
-  const a = agent(agentEnv(w.relay.port, w.agentDir, uid));
+  const a = agent(agentEnv(w.relay.port, w.agentDir, uid, sensorLogin(w.server, uid)));
   await waitFor(async () => (await storedTs(w.server, uid)).length >= 2, 20_000, "readings before the outage");
 
   await w.stop();
@@ -102,7 +102,7 @@ test("readings taken while the server is down arrive after it is back, each exac
 test("an agent killed with SIGKILL during an outage and started again loses nothing", async () => {
   const w = await outageWorld();
   const uid = "aht20-out002";
-  const env = agentEnv(w.relay.port, w.agentDir, uid);
+  const env = agentEnv(w.relay.port, w.agentDir, uid, sensorLogin(w.server, uid));
   const first = agent(env);
   await waitFor(async () => (await storedTs(w.server, uid)).length >= 2, 20_000, "readings before the outage");
 

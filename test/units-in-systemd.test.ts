@@ -5,6 +5,9 @@
 // real bun:ffi dlopen/open/ioctl/read/write, under the unit's exact
 // Environment=, ExecStart=, User=, SupplementaryGroups=, UMask=, sandbox,
 // system call filter and device policy, all applied by systemd itself.
+// The server is installed with --tls (a local CA made by its own command) and
+// the sensor enrolls with a token over HTTPS, checking that CA's fingerprint,
+// then speaks MQTT over TLS with its own credentials.
 // Then one drop-in at a time takes away something the agent needs (the JIT
 // for bun:ffi, adjtimex in the system call filter, access to the device):
 // the running service (and install.sh's check) must fail, and say why.
@@ -15,10 +18,10 @@ import { basename, join } from "node:path";
 import { boxShare, startBox, type Box } from "./fixtures/box/box.ts";
 import { buildFakeAht20 } from "./fixtures/fake-aht20/build.ts";
 import { cachedBundle } from "./fixtures/install/bundles.ts";
-import { freePorts, run, waitFor } from "./helpers.ts";
+import { freePorts, run, tempDir, waitFor } from "./helpers.ts";
 
 const UID = "aht20-b0c5e1";
-const [HTTP_PORT, MQTT_PORT] = freePorts(2) as [number, number];
+const [HTTP_PORT, MQTT_PORT, HTTPS_PORT, MQTTS_PORT] = freePorts(4) as [number, number, number, number];
 const API = `http://127.0.0.1:${HTTP_PORT}`;
 const SHARE_IN_BOX = "/srv/techtemp-test";
 const DROPIN = "/etc/systemd/system/techtemp-sensor.service.d/test.conf";
@@ -27,6 +30,9 @@ let share: { path: string; cleanup(): void };
 let bundleInBox: string;
 let serverPi: Box;
 let sensorPi: Box;
+/** What the server install printed for sensors: its CA's fingerprint, and the enrollment token the sensor uses. */
+let caFingerprint = "";
+let enrollToken = "";
 
 beforeAll(async () => {
   share = boxShare();
@@ -54,55 +60,34 @@ async function installSh(box: Box, args: string[], env: Record<string, string> =
   });
 }
 
-let apiToken: string | null = null;
-
-/**
- * A write API token made on the server Pi by its operator command, run as the
- * service user with the unit's settings: install.sh sensor places the device
- * through the API, which wants one.
- */
-async function serverToken(): Promise<string> {
-  if (apiToken !== null) return apiToken;
-  const r = await serverPi.exec([
-    "runuser",
-    "-u",
-    "techtemp",
-    "--",
-    "env",
-    "TECHTEMP_CONFIG=/etc/techtemp/server.conf",
-    "TECHTEMP_DATA_DIR=/var/lib/techtemp",
-    "/opt/techtemp/techtemp-server",
-    "token",
-    "create",
-    "installer",
-    "--scope",
-    "write",
+const installSensor = () =>
+  installSh(sensorPi, [
+    "sensor",
+    "--server",
+    "127.0.0.1",
+    "--enroll",
+    enrollToken,
+    "--tls",
+    "--ca-fingerprint",
+    caFingerprint,
+    "--https-port",
+    String(HTTPS_PORT),
+    "--mqtts-port",
+    String(MQTTS_PORT),
+    "--room",
+    "Salon",
+    "--interval",
+    "2",
+    "--device-uid",
+    UID,
   ]);
-  if (r.code !== 0) throw new Error(`techtemp-server token create: ${r.output}`);
-  apiToken = r.stdout.trim();
-  return apiToken;
-}
 
-const installSensor = async () =>
-  installSh(
-    sensorPi,
-    [
-      "sensor",
-      "--server",
-      "127.0.0.1",
-      "--mqtt-port",
-      String(MQTT_PORT),
-      "--http-port",
-      String(HTTP_PORT),
-      "--room",
-      "Salon",
-      "--interval",
-      "2",
-      "--device-uid",
-      UID,
-    ],
-    { TECHTEMP_API_TOKEN: await serverToken() },
-  );
+/** An enrollment token made on the server Pi with `techtemp-server enroll-token`, run as the service user. */
+async function enrollmentTokenOnServer(): Promise<string> {
+  const cli = await serverPi.exec(["runuser", "-u", "techtemp", "--", "/opt/techtemp/techtemp-server", "enroll-token"]);
+  if (cli.code !== 0) throw new Error(`techtemp-server enroll-token on the server Pi: ${cli.output}`);
+  return cli.stdout.trim().split("\n").at(-1)!.trim();
+}
 
 async function device(): Promise<any> {
   const res = await fetch(`${API}/api/v1/devices/${UID}`, { signal: AbortSignal.timeout(10_000) });
@@ -134,13 +119,36 @@ async function withDropIn(body: string | null): Promise<void> {
 }
 
 describe("install.sh in a booted systemd", () => {
-  test("the server unit starts under its hardening and answers", async () => {
-    const r = await installSh(serverPi, ["server", "--http-port", String(HTTP_PORT), "--mqtt-port", String(MQTT_PORT)]);
+  test("the server unit starts under its hardening and answers, over HTTPS too with the local CA install.sh made", async () => {
+    const r = await installSh(serverPi, [
+      "server",
+      "--http-port",
+      String(HTTP_PORT),
+      "--mqtt-port",
+      String(MQTT_PORT),
+      "--tls",
+      "--https-port",
+      String(HTTPS_PORT),
+      "--mqtts-port",
+      String(MQTTS_PORT),
+    ]);
     expect(r.output).toContain("techtemp-server.service is healthy");
     expect(r.code).toBe(0);
     expect(await (await fetch(`${API}/health`)).json()).toEqual({ status: "ok" });
     // Run by the service user, in its state directory, created with UMask=0077.
     expect(await serverPi.sh("stat -c '%U %a' /var/lib/techtemp/techtemp.db")).toBe("techtemp 600\n");
+    // The certificate the service reads, its key the service's alone.
+    expect(await serverPi.sh("stat -c '%U %a' /var/lib/techtemp/tls/server.key")).toBe("techtemp 600\n");
+    caFingerprint = /local CA +\/var\/lib\/techtemp\/tls\/ca\.crt +SHA-256 (\S+)/.exec(r.stdout)![1]!;
+    const ca = tempDir();
+    try {
+      await Bun.write(join(ca.path, "ca.crt"), await serverPi.sh("cat /var/lib/techtemp/tls/ca.crt"));
+      const https = await run(["curl", "-sS", "--cacert", join(ca.path, "ca.crt"), `https://127.0.0.1:${HTTPS_PORT}/health`]);
+      expect(https.stdout).toBe('{"status":"ok"}');
+    } finally {
+      ca.cleanup();
+    }
+    enrollToken = await enrollmentTokenOnServer();
   }, 120_000);
 
   test("the sensor's AHT20 check runs under the sensor unit, then the unit reads the AHT20 over the real FFI path and the server stores it", async () => {
@@ -152,8 +160,17 @@ describe("install.sh in a booted systemd", () => {
     const r = await installSensor();
     // On a first install the service user does not exist yet: the check ran as a dynamic user with the same sandbox.
     expect(r.output).toMatch(/ok {2}AHT20: OK: AHT20 at 0x38 on \/dev\/i2c-1: 21\.50 °C, 45\.00 %RH; OK: clock: the kernel says/);
+    expect(r.output).toContain("ok  the server's CA matches --ca-fingerprint");
+    expect(r.output).toContain("enrolled aht20-b0c5e1: its MQTT username and password go to /etc/techtemp/device.conf");
     expect(r.output).toContain("techtemp-sensor.service is healthy");
     expect(r.code).toBe(0);
+    // Its credentials and the CA it trusts, readable by root and the service only.
+    expect(await sensorPi.sh("stat -c '%U %G %a' /etc/techtemp/device.conf /etc/techtemp/ca.crt")).toBe(
+      "root techtemp 640\nroot techtemp 640\n",
+    );
+    expect(await sensorPi.sh("grep -E '^(username|tls|ca_file) =' /etc/techtemp/device.conf")).toBe(
+      `tls = true\nca_file = /etc/techtemp/ca.crt\nusername = ${UID}\n`,
+    );
 
     await waitFor(async () => (await readingCount()) >= 3, 60_000, "three readings stored");
     const latest = (await (await fetch(`${API}/api/v1/readings/latest?deviceId=${UID}`)).json()).data[0];
@@ -165,6 +182,8 @@ describe("install.sh in a booted systemd", () => {
     expect(d.last_error).toBeNull();
 
     const journal = await sensorPi.journal("techtemp-sensor.service");
+    // MQTT over TLS to the server's port, logged in as itself.
+    expect(journal).toContain(`connected broker=mqtts://127.0.0.1:${MQTTS_PORT}`);
     // The clock probe answered through adjtimex(2) under the unit's system call filter.
     expect(journal).toMatch(/clock: the kernel says it is (not synchronised yet|synchronised)/);
     expect(journal).not.toContain("cannot read the sensor");

@@ -38,6 +38,14 @@ export interface AgentConfig {
   broker_port: number;
   username: string;
   password: string;
+  /** `[mqtt] tls`: MQTT over TLS (the server's mqtts port, 8883 by default). */
+  tls: boolean;
+  /**
+   * `[mqtt] ca_file`: the only CA trusted for the server's certificate (the
+   * local CA install.sh sensor --tls writes to /etc/techtemp/ca.crt); empty =
+   * the system's CAs, for a server with a certificate from a public CA.
+   */
+  ca_file: string;
   /** Parsed for compatibility; readings always go with QoS 1 (the outbox needs the PUBACK). */
   qos: number;
   keepalive_s: number;
@@ -82,6 +90,8 @@ const id: Parse = (raw) => (ID_PATTERN.test(raw) ? raw : bad("must be 1-50 chara
 const text: Parse = (raw) => raw;
 /** The C agent's booleans: true only for the exact string `true`. */
 const bool: Parse = (raw) => raw === "true";
+/** A boolean of ours, where a typo must not silently mean false (`tls = ture` would send the password in clear). */
+const strictBool: Parse = (raw) => (raw === "true" ? true : raw === "false" || raw === "" ? false : bad("must be true or false"));
 /** strtol(v, NULL, 0): 0x38, 56 and 070 (octal) all mean the same address. */
 const i2cAddress: Parse = (raw) => {
   const n = /^0[xX][0-9a-fA-F]+$/.test(raw)
@@ -164,6 +174,8 @@ const SETTINGS: Setting[] = [
   },
   { section: "mqtt", key: "username", field: "username", parse: text, env: "TECHTEMP_MQTT_USERNAME" },
   { section: "mqtt", key: "password", field: "password", parse: text, env: "TECHTEMP_MQTT_PASSWORD" },
+  { section: "mqtt", key: "tls", field: "tls", parse: strictBool, env: "TECHTEMP_MQTT_TLS" },
+  { section: "mqtt", key: "ca_file", field: "ca_file", parse: text, env: "TECHTEMP_MQTT_CA_FILE" },
   { section: "mqtt", key: "qos", field: "qos", parse: wholeNumber(0, 2, "0, 1 or 2") },
   { section: "mqtt", key: "retain", field: null, parse: bool },
   {
@@ -229,6 +241,8 @@ export const DEVICE_DEFAULTS = {
   broker_port: 1883,
   username: "",
   password: "",
+  tls: false,
+  ca_file: "",
   qos: 1,
   keepalive_s: 60,
   /** Backoff doubles from 1 s up to this, with jitter. */
@@ -240,6 +254,9 @@ export const DEVICE_DEFAULTS = {
   clock_sync_wait_s: 300,
   log_level: "info" as Level,
 };
+
+/** The broker port when `tls = true` and no broker_port is given. */
+export const MQTTS_DEFAULT_PORT = 8883;
 
 /** Where device.conf is looked for when no path is given (the C agent's order). */
 export const DEFAULT_CONF_CANDIDATES = ["./config/device.conf", "/etc/techtemp/device.conf"];
@@ -360,6 +377,22 @@ export function loadDeviceConfig(
   }
   if (values.qos !== 1) {
     warnings.push(`qos = ${values.qos} is ignored: readings are always sent with QoS 1, so the outbox knows they are stored`);
+  }
+
+  // MQTT over TLS has its own port (8883): the default follows `tls` unless a port is given.
+  if (values.tls === true && sources.broker_port === undefined) values.broker_port = MQTTS_DEFAULT_PORT;
+  if (values.tls === true && values.ca_file !== "") {
+    // Read now: a CA file the agent cannot read would otherwise fail every connection, quietly.
+    try {
+      readFileSync(values.ca_file as string);
+    } catch (err) {
+      fail(
+        "ca_file",
+        values.ca_file as string,
+        sources.ca_file ?? "default",
+        `cannot read it (${(err as NodeJS.ErrnoException).code ?? err}): the server's CA, written by install.sh sensor --tls`,
+      );
+    }
   }
 
   let uid = values.device_uid as string | undefined;

@@ -1,11 +1,13 @@
-// The agent's MQTT connection (MQTT.js over plain TCP, MQTT 3.1.1): a
+// The agent's MQTT connection (MQTT.js over TCP or TLS, MQTT 3.1.1): a
 // retained birth `status` on connect and a retained last will saying offline
 // (SPEC "MQTT contract"), a subscription to the device's retained `config`,
 // and reconnection forever with exponential backoff and jitter. A clean stop
 // says offline itself, since a clean DISCONNECT suppresses the last will.
 
 import { MqttClient } from "mqtt";
-import { createConnection } from "node:net";
+import { readFileSync } from "node:fs";
+import { createConnection, isIP } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { formatStatus, type Status } from "../shared/contract.ts";
 import type { Log } from "../shared/log.ts";
 import type { AgentConfig } from "./device-config.ts";
@@ -13,6 +15,9 @@ import { withTimeout } from "./timeout.ts";
 
 /** First reconnect delay; it doubles up to `reconnect_max_seconds`, with jitter. */
 const RECONNECT_BASE_MS = 1000;
+
+/** Certificate checks that failed (OpenSSL's and Node's codes): the server is not who the agent trusts. */
+const TLS_TRUST_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME|HOSTNAME/;
 
 /** The link's counters, and the sensor's health it announces (part of the agent's stats). */
 export interface LinkStats {
@@ -30,7 +35,7 @@ export interface LinkStats {
 export interface LinkDeps {
   config: Pick<
     AgentConfig,
-    "device_uid" | "broker_host" | "broker_port" | "username" | "password" | "keepalive_s" | "reconnect_max_s"
+    "device_uid" | "broker_host" | "broker_port" | "username" | "password" | "keepalive_s" | "reconnect_max_s" | "tls" | "ca_file"
   >;
   /** The device's status and config topics. */
   topics: { status: string; config: string };
@@ -58,7 +63,20 @@ export function createLink(deps: LinkDeps) {
   const { config, topics, stats } = deps;
   const log = deps.log.child("mqtt");
   const clientId = `techtemp-${config.device_uid}`;
-  const broker = `${config.broker_host}:${config.broker_port}`;
+  const broker = `${config.tls ? "mqtts" : "mqtt"}://${config.broker_host}:${config.broker_port}`;
+  // Read once (device-config.ts checked it can be): the only CA trusted, not the system's.
+  const ca = config.tls && config.ca_file !== "" ? readFileSync(config.ca_file) : undefined;
+  const stream = () =>
+    config.tls
+      ? tlsConnect({
+          host: config.broker_host,
+          port: config.broker_port,
+          ca,
+          // SNI takes a name, never an address; the certificate is checked against either.
+          servername: isIP(config.broker_host) ? undefined : config.broker_host,
+          rejectUnauthorized: true,
+        })
+      : createConnection(config.broker_port, config.broker_host);
   let client: MqttClient | null = null;
   /** Counts clients: events of a replaced one are ignored. */
   let generation = 0;
@@ -89,10 +107,10 @@ export function createLink(deps: LinkDeps) {
     reconnectTimer = null;
     if (stopping) return;
     const gen = ++generation;
-    // MqttClient with a plain TCP stream, not mqtt.connect(): that loads every
-    // transport it knows on first use (WebSocket, TLS, SOCKS: ~8 MB of code)
-    // for a device that only ever speaks MQTT over TCP.
-    const c = new MqttClient(() => createConnection(config.broker_port, config.broker_host), {
+    // MqttClient with our own TCP or TLS stream, not mqtt.connect(): that loads
+    // every transport it knows on first use (WebSocket, TLS, SOCKS: ~8 MB of
+    // code) for a device that only ever speaks MQTT over one of the two.
+    const c = new MqttClient(stream, {
       host: config.broker_host,
       port: config.broker_port,
       protocol: "mqtt",
@@ -135,7 +153,9 @@ export function createLink(deps: LinkDeps) {
       lastError =
         err.code === 5 || err.code === 4 || /not authori[sz]ed|bad user/i.test(err.message)
           ? `${err.message}: check username and password in [mqtt] of device.conf`
-          : err.message;
+          : typeof err.code === "string" && TLS_TRUST_ERRORS.test(err.code)
+            ? `${err.message} (${err.code}): the server's certificate is not trusted: check ca_file in [mqtt] of device.conf (the server's CA) and that broker_host is a name or address the certificate covers`
+            : err.message;
     });
     c.on("close", () => {
       if (gen === generation) disconnected();

@@ -9,7 +9,7 @@
 // readings are dropped and the count is logged.
 
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { wrap } from "../shared/errors.ts";
 import type { Log } from "../shared/log.ts";
@@ -50,6 +50,27 @@ export interface NewReading {
 
 /** The outbox file of a device inside the data dir (one per uid, so several agents can share a dir). */
 export const outboxPath = (dataDir: string, uid: string) => join(dataDir, `outbox-${uid}.db`);
+
+/** The outbox setting holding when a PUBACK last came (the server stored a reading), epoch ms. */
+const LAST_STORED_KEY = "last_stored_at";
+
+/**
+ * What an outbox says about delivery, read without changing it (beside a
+ * running agent): when the server last acknowledged (= stored) a reading, and
+ * how many readings wait. Null when the file does not exist yet.
+ */
+export function readOutboxStatus(path: string): { lastStoredAt: number | null; waiting: number } | null {
+  if (!existsSync(path)) return null;
+  const db = new Database(path, { readonly: true, strict: true });
+  try {
+    db.exec("PRAGMA busy_timeout = 5000");
+    const stored = db.query<{ value: string }, [string]>("SELECT value FROM settings WHERE key = ?").get(LAST_STORED_KEY);
+    const waiting = db.query<{ n: number }, []>("SELECT count(*) AS n FROM outbox").get()!.n;
+    return { lastStoredAt: stored ? Number(stored.value) : null, waiting };
+  } finally {
+    db.close();
+  }
+}
 
 /** How long acknowledged readings wait to be deleted together (one transaction, one fsync). */
 const ACK_FLUSH_MS = 50;
@@ -126,13 +147,20 @@ export function openOutbox(path: string, options: { maxReadings: number; log: Lo
     }
   }
 
+  // Deleting the acknowledged readings and noting when the server last stored
+  // one (for `techtemp-sensor status`, which install.sh waits on) in one commit.
+  const deleteAcked = db.transaction((ids: number[]): void => {
+    count -= q.deleteIds.run(JSON.stringify(ids)).changes;
+    q.setSetting.run(LAST_STORED_KEY, String(now()));
+  });
+
   function flushAcks(): void {
     if (flushTimer) clearTimeout(flushTimer);
     flushTimer = null;
     if (acked.length === 0) return;
     const ids = acked;
     acked = [];
-    count -= q.deleteIds.run(JSON.stringify(ids)).changes;
+    deleteAcked(ids);
   }
 
   return {

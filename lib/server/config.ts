@@ -56,7 +56,28 @@ export const defaults = {
   password_hash_concurrency: 2,
   /** Sign-ins waiting for a hashing slot; beyond this a sign-in gets 503 "busy, try again". */
   password_hash_queue: 32,
+  /** HTTPS port for the API and pages, served when a certificate is configured (tls_cert); 0 = any free port. */
+  https_port: 8443,
+  /** MQTT over TLS port, served when a certificate is configured (tls_cert); 0 = any free port. */
+  mqtts_port: 8883,
+  /** PEM certificate (the server's, then its chain); empty = <data_dir>/tls/server.crt when it exists (`techtemp-server tls`). */
+  tls_cert: "",
+  /** PEM private key of tls_cert; empty = <data_dir>/tls/server.key when it exists. */
+  tls_key: "",
+  /** on | off: plain HTTP on http_port; off only when TLS is configured (then only HTTPS answers). */
+  http_plain: "on" as OnOff,
+  /** on | off: plain MQTT on mqtt_port; off only when TLS is configured (then sensors need `tls = true`). */
+  mqtt_plain: "on" as OnOff,
 };
+
+/** A switch in server.conf. */
+export type OnOff = "on" | "off";
+
+/** Settings that may be empty (the empty value has a meaning of its own). */
+const MAY_BE_EMPTY = new Set<string>(["tls_cert", "tls_key"]);
+
+/** Where `techtemp-server tls` puts the certificate and key, and where they are looked for by default. */
+export const TLS_DIR = "tls";
 
 /** The resolved configuration the server runs with. */
 export type Config = typeof defaults;
@@ -89,11 +110,13 @@ function coerce(key: Setting, raw: unknown, source: string): Config[Setting] {
     return n;
   }
   if (key in LISTS) return coerceList(key as keyof typeof LISTS, raw, source);
-  if (typeof raw !== "string" || raw.trim() === "") fail(key, raw, source, "must not be empty");
+  if (typeof raw !== "string") fail(key, raw, source, "must be text");
+  if (raw.trim() === "" && !MAY_BE_EMPTY.has(key)) fail(key, raw, source, "must not be empty");
   const s = raw.trim();
   if (key === "log_level" && !(LEVELS as readonly string[]).includes(s)) {
     fail(key, raw, source, `must be one of ${LEVELS.join(", ")}`);
   }
+  if ((key === "http_plain" || key === "mqtt_plain") && s !== "on" && s !== "off") fail(key, raw, source, "must be on or off");
   return s;
 }
 
@@ -161,7 +184,14 @@ function checkDataDir(dir: string, source: string): void {
  * Resolves the configuration: `overrides` (from code, e.g. tests) over the
  * environment over the config file over the defaults. Throws ConfigError.
  */
-export function loadConfig(options: { env?: Record<string, string | undefined>; overrides?: Partial<Config> } = {}): Config {
+export function loadConfig(
+  options: {
+    env?: Record<string, string | undefined>;
+    overrides?: Partial<Config>;
+    /** Whether http_plain/mqtt_plain = off need a certificate (not for `tls`, the command that makes one). */
+    checkListeners?: boolean;
+  } = {},
+): Config {
   const env = options.env ?? process.env;
   const config: Record<string, unknown> = { ...defaults };
   const sources: Record<string, string> = {};
@@ -197,5 +227,50 @@ export function loadConfig(options: { env?: Record<string, string | undefined>; 
   }
   config.data_dir = resolve(config.data_dir as string);
   checkDataDir(config.data_dir as string, sources.data_dir ?? "default");
+  resolveTls(config as Config, sources, options.checkListeners ?? true);
   return config as Config;
 }
+
+/**
+ * Resolves the certificate settings: tls_cert and tls_key both or neither,
+ * each a readable file; without them, the pair `techtemp-server tls` writes
+ * in the data directory when it is there. Plain listeners may be switched
+ * off only when TLS is configured, or nothing would answer.
+ */
+function resolveTls(config: Config, sources: Record<string, string>, checkListeners: boolean): void {
+  const source = (key: Setting) => sources[key] ?? "default";
+  if (config.tls_cert === "" && config.tls_key === "") {
+    const cert = resolve(config.data_dir, TLS_DIR, "server.crt");
+    const key = resolve(config.data_dir, TLS_DIR, "server.key");
+    if (existsSync(cert) && existsSync(key)) {
+      config.tls_cert = cert;
+      config.tls_key = key;
+    }
+  } else {
+    for (const [key, other] of [
+      ["tls_cert", "tls_key"],
+      ["tls_key", "tls_cert"],
+    ] as const) {
+      if (config[key] === "") fail(key, "", source(key), `must be set too when ${other} is`);
+      try {
+        accessSync(config[key], constants.R_OK);
+      } catch (err) {
+        fail(key, config[key], source(key), `cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      }
+      config[key] = resolve(config[key]);
+    }
+  }
+  for (const key of ["http_plain", "mqtt_plain"] as const) {
+    if (checkListeners && config[key] === "off" && config.tls_cert === "") {
+      fail(
+        key,
+        "off",
+        source(key),
+        "needs TLS: set tls_cert and tls_key, or run `techtemp-server tls` (install.sh server --tls), or nothing would answer",
+      );
+    }
+  }
+}
+
+/** Whether the server has a certificate to serve HTTPS and MQTT over TLS with. */
+export const tlsConfigured = (config: Pick<Config, "tls_cert">): boolean => config.tls_cert !== "";

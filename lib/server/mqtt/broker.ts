@@ -1,4 +1,6 @@
-// The embedded MQTT broker (Aedes on TCP) and ingestion of what sensors send.
+// The embedded MQTT broker (Aedes on TCP and TLS) and ingestion of what
+// sensors send. Who may connect, publish and subscribe is decided in
+// access.ts (credentials from the store, rules from lib/server/auth/mqtt-acl.ts).
 //
 // Aedes sends a QoS 1 PUBACK *before* it runs its `published` hooks, so the
 // reading is stored in `authorizePublish`, which runs first: the callback is
@@ -6,15 +8,26 @@
 // commit fails, the callback gets the error, Aedes closes the connection
 // without acknowledging, and the sensor sends the reading again when it
 // reconnects. The broker never throws into Aedes: problems become log lines
-// and counters.
+// and counters. A publish the ACL refuses is not stored and not passed on:
+// the callback gets an error and Aedes closes that connection without a
+// PUBACK (MQTT 3.1.1 has no negative acknowledgement), so a sensor set up
+// with the wrong credentials keeps its readings and sends them again once
+// it is fixed, and a tool sees its connection end instead of a silent drop.
 
 import { Aedes, type AuthorizePublishHandler, type Client, type PreConnectHandler } from "aedes";
 import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import mqttPacket from "mqtt-packet";
-import { isDeviceTopic, parseReading, parseStatus, parseTopic } from "../../shared/contract.ts";
+import { classifyTopic } from "../auth/mqtt-acl.ts";
+import { parseReading, parseStatus } from "../../shared/contract.ts";
 import type { Ingest } from "./ingest.ts";
 import type { Log } from "../../shared/log.ts";
 import type { Store } from "../store/store.ts";
+import { createMqttAccess, type AccessCounters } from "./access.ts";
+import { createLogThrottle, remoteAddress, remoteIp } from "./refusals.ts";
+
+/** How often connected clients' credentials are checked again (a revoked token's connection ends within this). */
+export const RECHECK_INTERVAL_MS = 10_000;
 
 /** Broker limits (from the config). */
 export interface BrokerOptions {
@@ -25,42 +38,35 @@ export interface BrokerOptions {
 }
 
 /** Counters the broker keeps; /health and inspect show them. */
-export interface BrokerStats {
+export interface BrokerStats extends AccessCounters {
   readingsAccepted: number;
   readingsRefused: number;
   /** Messages on a device topic whose ids or kind are not valid (no device to count them on). */
   badTopics: number;
   statusRefused: number;
-  connectionsRefused: number;
   clientErrors: number;
 }
 
-/** Counts how often one key logged within a minute, so a flood makes one line a minute. */
-function createLogThrottle(windowMs = 60_000) {
-  const seen = new Map<string, { at: number; suppressed: number }>();
-  return (key: string, now: number): number | null => {
-    const entry = seen.get(key);
-    if (entry && now - entry.at < windowMs) {
-      entry.suppressed++;
-      return null;
-    }
-    const suppressed = entry?.suppressed ?? 0;
-    seen.set(key, { at: now, suppressed: 0 });
-    if (seen.size > 10_000) seen.clear();
-    return suppressed;
-  };
+/** A certificate and its key, PEM, for the TLS listener. */
+export interface TlsMaterial {
+  /** The server's certificate, followed by the chain up to its CA. */
+  cert: string;
+  key: string;
 }
 
 /**
- * Creates the broker. `listen` binds the TCP port; `close` stops accepting,
- * disconnects clients and closes Aedes.
+ * Creates the broker. `listen` binds the plain TCP port, `listenTls` the TLS
+ * one; `close` stops accepting, disconnects clients and closes Aedes.
+ * `insecureOpen` turns authentication and the ACL off: for bench/ingest.ts
+ * only, which measures what they cost (no setting reaches it).
  */
 export async function createBroker(deps: {
-  store: Pick<Store, "recordRefusal" | "applyStatus">;
+  store: Pick<Store, "recordRefusal" | "applyStatus" | "auth" | "on">;
   ingest: Pick<Ingest, "submit">;
   log: Log;
   options: BrokerOptions;
   now?: () => number;
+  insecureOpen?: boolean;
 }) {
   const { store, ingest, log, options } = deps;
   const now = deps.now ?? Date.now;
@@ -70,9 +76,22 @@ export async function createBroker(deps: {
     badTopics: 0,
     statusRefused: 0,
     connectionsRefused: 0,
+    publishRefused: 0,
+    subscribeRefused: 0,
+    closedOnRecheck: 0,
     clientErrors: 0,
   };
   const throttle = createLogThrottle();
+  const clients = () => (broker as unknown as { clients: Record<string, Client> }).clients;
+  const access = createMqttAccess({
+    store,
+    log,
+    now,
+    throttle,
+    stats,
+    clientById: (id) => clients()[id],
+    open: deps.insecureOpen,
+  });
 
   const refuse = (deviceUid: string | null, reason: string, topic: string, clientId: string | undefined) => {
     const suppressed = throttle(`refuse:${deviceUid ?? topic}`, now());
@@ -89,19 +108,21 @@ export async function createBroker(deps: {
 
   const authorizePublish: AuthorizePublishHandler = (client, packet, callback) => {
     const topic = packet.topic;
-    if (topic.startsWith("$SYS/")) return callback(new Error("$SYS/ topics are reserved"));
-    // client is null only for the will of a client that is gone already.
+    // client is null only for the will of a client that is gone already (refused: nobody to check it against).
     const clientId = client?.id;
-    if (!isDeviceTopic(topic)) return callback(null);
-    const parsed = parseTopic(topic);
-    if ("error" in parsed) {
-      stats.badTopics++;
-      refuse(null, parsed.error, topic, clientId);
-      return callback(null); // acknowledged and discarded: no resend loop
+    const cls = classifyTopic(topic);
+    const decision = access.decidePublish(client, topic, cls);
+    if (!decision.allow) return callback(new Error(decision.reason));
+    if (cls.kind !== "device") {
+      if (cls.kind === "other" && cls.badDeviceTopic !== null) {
+        stats.badTopics++;
+        refuse(null, cls.badDeviceTopic, topic, clientId);
+      }
+      return callback(null); // passed on to subscribers; a bad device topic is acknowledged and discarded
     }
-    const { homeId, deviceUid, kind } = parsed;
+    const { homeId, deviceUid, message } = cls;
     const at = now();
-    if (kind === "reading") {
+    if (message === "reading") {
       const result = parseReading(packet.payload as Buffer, at);
       if (!result.ok) {
         stats.readingsRefused++;
@@ -120,31 +141,27 @@ export async function createBroker(deps: {
       });
       return;
     }
-    if (kind === "status") {
-      // An empty retained message clears the retained status; nothing to record.
-      if ((packet.payload as Buffer).length === 0) return callback(null);
-      const result = parseStatus(packet.payload as Buffer);
-      if (!result.ok) {
-        stats.statusRefused++;
-        refuse(deviceUid, `status: ${result.reason}`, topic, clientId);
-        return callback(null);
-      }
-      try {
-        store.applyStatus(homeId, deviceUid, result.value, at);
-        if (result.value.state === "offline" || throttle(`status:${deviceUid}`, at) !== null) {
-          log.info(`device ${result.value.state}`, {
-            device: deviceUid,
-            interval_s: result.value.interval_s,
-            version: result.value.version,
-          });
-        }
-      } catch (err) {
-        return callback(err as Error);
-      }
+    // An empty retained message clears the retained status; nothing to record.
+    if ((packet.payload as Buffer).length === 0) return callback(null);
+    const result = parseStatus(packet.payload as Buffer);
+    if (!result.ok) {
+      stats.statusRefused++;
+      refuse(deviceUid, `status: ${result.reason}`, topic, clientId);
       return callback(null);
     }
-    // kind === "config": the server owns config messages; a client's is passed on, not stored.
-    callback(null);
+    try {
+      store.applyStatus(homeId, deviceUid, result.value, at);
+      if (result.value.state === "offline" || throttle(`status:${deviceUid}`, at) !== null) {
+        log.info(`device ${result.value.state}`, {
+          device: deviceUid,
+          interval_s: result.value.interval_s,
+          version: result.value.version,
+        });
+      }
+    } catch (err) {
+      return callback(err as Error);
+    }
+    return callback(null);
   };
 
   const preConnect: PreConnectHandler = (client, packet, callback) => {
@@ -157,9 +174,18 @@ export async function createBroker(deps: {
     }
     if (refusal === null) return callback(null, true);
     stats.connectionsRefused++;
-    log.warn("refused connection", { client: id.slice(0, 64), address: remoteAddress(client), reason: refusal });
     // Answer with a CONNACK so the client shows a reason (2 = identifier rejected, 3 = server unavailable).
     const returnCode = id.length > options.maxClientIdLength ? 2 : 3;
+    // One line per cause, address and minute: a flood of connections makes one line.
+    const suppressed = throttle(`limit:${returnCode}:${remoteIp(client)}`, now());
+    if (suppressed !== null) {
+      log.warn("refused connection", {
+        client: id.slice(0, 64),
+        address: remoteAddress(client),
+        reason: refusal,
+        suppressed: suppressed || undefined,
+      });
+    }
     client.conn.write(mqttPacket.generate({ cmd: "connack", returnCode, sessionPresent: false }));
     callback(new Error(refusal), false);
   };
@@ -171,6 +197,8 @@ export async function createBroker(deps: {
     drainTimeout: 10_000,
     heartbeatInterval: 60_000,
     authorizePublish,
+    authenticate: access.authenticate,
+    authorizeSubscribe: access.authorizeSubscribe,
     preConnect,
   });
 
@@ -202,13 +230,37 @@ export async function createBroker(deps: {
   broker.on("clientDisconnect", (client: Client) => log.debug("client disconnected", { client: client.id }));
 
   const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
+  const servers: Server[] = [];
+  /** Every open connection (for TLS, the TCP one under it too, even mid-handshake), so close() can end them. */
+  const track = (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     // Aedes itself never errors the socket on close races; keep one listener so Node never throws.
     socket.on("error", () => {});
+  };
+  const accept = (socket: Socket) => {
+    track(socket);
     const client = broker.handle(socket);
     limitPacketSize(client, options.maxPacketBytes, log);
+  };
+  const bind = (server: Server, port: number, host: string) =>
+    new Promise<number>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        servers.push(server);
+        resolve((server.address() as { port: number }).port);
+      });
+    });
+
+  // Credentials can go away while their connections stay (revoked, deleted, turned off,
+  // maybe by a command in another process): look again every few seconds, and at once
+  // when a device is deleted.
+  const recheck = () => access.recheck(Object.values(clients()));
+  const recheckTimer = setInterval(recheck, RECHECK_INTERVAL_MS);
+  recheckTimer.unref?.();
+  const stopFollowingDevices = store.on("device", (change) => {
+    if (change.kind === "deleted") recheck();
   });
 
   return {
@@ -226,16 +278,39 @@ export async function createBroker(deps: {
         );
       });
     },
-    /** Binds the TCP port; resolves with the port actually bound. */
+    /** Binds the plain TCP port; resolves with the port actually bound. */
     listen(port: number, host: string): Promise<number> {
-      return new Promise((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(port, host, () => {
-          server.off("error", reject);
-          resolve((server.address() as { port: number }).port);
-        });
-      });
+      return bind(createServer(accept), port, host);
     },
+    /**
+     * Binds the TLS port (MQTT over TLS, 8883 by default) with this
+     * certificate; resolves with the port actually bound. A handshake that
+     * fails (a client that does not trust the certificate, a plain client on
+     * this port) is logged once per cause, address and minute.
+     */
+    listenTls(port: number, host: string, tls: TlsMaterial): Promise<number> {
+      const server = createTlsServer({ cert: tls.cert, key: tls.key, handshakeTimeout: options.connectTimeoutMs }, (socket) =>
+        accept(socket),
+      );
+      // The address is noted as the connection comes: a socket whose handshake failed may have forgotten it.
+      const addresses = new WeakMap<Socket, string>();
+      server.on("connection", (socket: Socket) => {
+        track(socket);
+        if (socket.remoteAddress) addresses.set(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+      });
+      server.on("tlsClientError", (err: Error & { code?: string }, socket: Socket) => {
+        const address =
+          addresses.get(socket) ?? (socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : undefined);
+        const suppressed = throttle(`tls:${err.code ?? err.message}:${address?.replace(/:\d+$/, "")}`, now());
+        if (suppressed !== null)
+          log.warn("TLS handshake failed", { address, error: err.message, suppressed: suppressed || undefined });
+      });
+      return bind(server, port, host);
+    },
+    /** Closes the connections whose credentials no longer hold (also runs every RECHECK_INTERVAL_MS); returns how many. */
+    recheck,
+    /** Who a connected client is, for tests and logs. */
+    principalOf: access.principalOf,
     /** Messages waiting in Aedes' delivery queue (mqemitter) behind slow subscribers. */
     get queuedMessages(): number {
       return (broker as unknown as { mq: { length: number } }).mq.length;
@@ -244,16 +319,18 @@ export async function createBroker(deps: {
     get connectedClients() {
       return broker.connectedClients;
     },
-    /** Whether the broker is accepting connections. */
+    /** Whether the broker is accepting connections (on every port it bound). */
     get listening() {
-      return server.listening && !broker.closed;
+      return servers.length > 0 && servers.every((s) => s.listening) && !broker.closed;
     },
     /** Stops accepting, disconnects every client, closes Aedes. */
     async close(): Promise<void> {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
+      clearInterval(recheckTimer);
+      stopFollowingDevices();
+      const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+      // Each server's callback comes once its connections are gone: end them.
+      for (const s of sockets) s.destroy();
+      await Promise.all(closed);
       await new Promise<void>((resolve) => broker.close(() => resolve()));
     },
   };
@@ -261,11 +338,6 @@ export async function createBroker(deps: {
 
 /** The broker's interface. */
 export type Broker = Awaited<ReturnType<typeof createBroker>>;
-
-function remoteAddress(client: Client): string | undefined {
-  const conn = client.conn as Partial<Socket> | undefined;
-  return conn?.remoteAddress ? `${conn.remoteAddress}:${conn.remotePort}` : undefined;
-}
 
 /**
  * Refuses packets larger than `max` bytes as soon as their length field is

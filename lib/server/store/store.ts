@@ -45,6 +45,7 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
   const events = createEvents(options.log);
   const registry = createRegistry(db);
   const ping = db.query<{ ok: number }, []>("SELECT 1 AS ok");
+  const auth = createAuthStore(db, { now });
 
   return {
     /** The store's clock. */
@@ -59,7 +60,22 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     /** Recent readings, for the live summaries. */
     recent: createRecentQueries(db),
     /** Accounts, sessions, tokens, sensor secrets and runtime settings, for lib/server/auth. */
-    auth: createAuthStore(db, { now }),
+    auth,
+    /**
+     * Sets a device's MQTT secret (its hash, lib/server/auth/secrets.ts),
+     * registering the device unplaced when the server does not know it yet
+     * (enrollment: a sensor gets its credentials before its first reading).
+     * A secret it had before stops working.
+     */
+    setDeviceSecret(uid: string, secretHash: string): void {
+      const known = registry.has(uid);
+      try {
+        db.transaction(() => auth.credentials.set(registry.ensure(uid, now()), secretHash))();
+      } catch (err) {
+        if (!known) registry.forget(uid); // its registration rolled back with the secret
+        throw err;
+      }
+    },
     /** Throws the database's error when it cannot answer a trivial query (/health). */
     probe(): void {
       ping.get();
