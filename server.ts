@@ -189,7 +189,9 @@ export async function start(
   // No default password: until the owner exists, a one-time link (a new one at each start) sets it up.
   if (!auth.accounts.ownerExists()) {
     const base =
-      httpsPort !== null ? `https://${reachableHost(config.host)}:${httpsPort}` : `http://${reachableHost(config.host)}:${httpPort}`;
+      httpsPort !== null
+        ? `https://${reachableHost(config.host)}:${httpsPort}`
+        : `http://${reachableHost(config.host)}:${httpPort}`;
     log.info(`first start: create the owner account at ${secretLink(base, "/setup", auth.accounts.newSetupToken())}`);
   }
   const retention = createRetention({ db, days: config.retention_raw_days, log: log.child("retention"), now: options.now });

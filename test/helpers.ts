@@ -99,7 +99,6 @@ export interface TestServer extends Running {
 /** How many servers of this process started on a data directory that had a test token already. */
 let reused = 0;
 
-
 /** The argon2id hash of OWNER.password, computed once per test process (each hash takes tens of ms). */
 let ownerHash: Promise<string> | null = null;
 const passwordHash = () =>
