@@ -9,6 +9,7 @@
 //   bun server.ts import-legacy PATH   import the earlier TechTemp's SQLite database
 
 import { join } from "node:path";
+import { alertLimits, createAlerts, type Alerts } from "./lib/server/alerts/alerts.ts";
 import { createAuth, type Auth } from "./lib/server/auth/auth.ts";
 import type { HashParams } from "./lib/server/auth/passwords.ts";
 import { reachableHost, secretLink } from "./lib/server/auth/setup.ts";
@@ -49,6 +50,8 @@ export interface Running {
   retention: Retention;
   /** Accounts, sessions, tokens and enrollment (tests sign in through it). */
   auth: Auth;
+  /** Alert rules, incidents and notifications (tests drive its clock and wait for it). */
+  alerts: Alerts;
   /** Every HTTP route as `METHOD /pattern` (test/auth-matrix.test.ts checks each against the guard). */
   routes: string[];
   /** Stops accepting, commits what is in flight, closes HTTP, broker and database. */
@@ -58,7 +61,13 @@ export interface Running {
 /** Starts the whole server with a resolved config. Tests use port 0 and a temp data dir. */
 export async function start(
   config: Config,
-  options: { log?: Log; now?: () => number; hashParams?: HashParams } = {},
+  options: {
+    log?: Log;
+    now?: () => number;
+    hashParams?: HashParams;
+    /** The home's time zone for alerts (quiet hours, digest); default the system's. */
+    timeZone?: string;
+  } = {},
 ): Promise<Running> {
   const log = options.log ?? createLog({ level: config.log_level });
   const dbPath = join(config.data_dir, DB_FILE);
@@ -99,6 +108,7 @@ export async function start(
     throw new Error(`listen MQTT on ${config.host}:${config.mqtt_port}: ${(err as Error).message}`);
   }
   await configs.publishAll();
+  const alerts = createAlerts({ store, broker, log: log.child("alerts"), limits: alertLimits(config), timeZone: options.timeZone });
 
   const auth = createAuth({ store, settings: config, log: log.child("auth"), now: options.now, hashParams: options.hashParams });
   const app = createHttp({
@@ -110,6 +120,7 @@ export async function start(
     broker,
     ingest,
     auth,
+    alerts,
     settings: config,
     tls: null,
     log: log.child("http"),
@@ -118,6 +129,7 @@ export async function start(
   try {
     app.listen({ port: config.http_port, hostname: config.host });
   } catch (err) {
+    await alerts.close();
     await broker.close();
     db.close();
     throw new Error(`listen HTTP on ${config.host}:${config.http_port}: ${(err as Error).message}`);
@@ -142,6 +154,7 @@ export async function start(
     broker,
     retention,
     auth,
+    alerts,
     routes: app.routes.map((r) => `${r.method} ${r.path}`),
     close() {
       closing ??= (async () => {
@@ -152,6 +165,7 @@ export async function start(
         await app.stop(true);
         configs.close();
         live.close();
+        await alerts.close();
         await broker.close();
         ingest.drain();
         db.close();
