@@ -108,7 +108,13 @@ export async function start(
     throw new Error(`listen MQTT on ${config.host}:${config.mqtt_port}: ${(err as Error).message}`);
   }
   await configs.publishAll();
-  const alerts = createAlerts({ store, broker, log: log.child("alerts"), limits: alertLimits(config), timeZone: options.timeZone });
+  const alerts = createAlerts({
+    store,
+    broker,
+    log: log.child("alerts"),
+    limits: alertLimits(config),
+    timeZone: options.timeZone,
+  });
 
   const auth = createAuth({ store, settings: config, log: log.child("auth"), now: options.now, hashParams: options.hashParams });
   const app = createHttp({

@@ -181,7 +181,7 @@ export async function smtpReceiver(opts: {
     let authLogin: "user" | "pass" | null = null;
     let loginUser = "";
     let buffer = "";
-    const say = (line: string) => sock.write(`${line}\r\n`);
+    const say = (line: string): void => void sock.write(`${line}\r\n`);
     const decodeSubject = (s: string) =>
       s.replace(/=\?UTF-8\?B\?([^?]+)\?=/g, (_, b) => Buffer.from(b, "base64").toString("utf8"));
     function finishMail(lines: string[]) {
@@ -347,8 +347,8 @@ export async function feed(
 }
 
 /** Waits until the receiver got `n` requests (or more), then returns them. */
-export const received = (r: HttpReceiver, n: number, what = `${n} notifications`) =>
-  waitFor(() => r.got.length >= n && r.got, 15_000, what);
+export const received = (r: HttpReceiver, n: number, what = `${n} notifications`): Promise<Received[]> =>
+  waitFor(() => r.got.length >= n, 15_000, what).then(() => r.got);
 
 /**
  * The scripted scenario of issue 12, one reading a minute: the temperature

@@ -59,6 +59,16 @@ export function AlertBanner({ alerts, now }: { alerts: IncidentRow[]; now: numbe
   );
 }
 
+/** Where the dashboard shows the banner: the element the event stream swaps `alerts` into (nothing without the alerts module). */
+export function AlertsSlot({ alerts, now }: { alerts?: IncidentRow[]; now: number }): JSX.Element {
+  if (alerts === undefined) return "";
+  return (
+    <div id="alerts" sse-swap="alerts">
+      <AlertBanner alerts={alerts} now={now} />
+    </div>
+  );
+}
+
 /** The mark on a room's card when the room has incidents not resolved. */
 export function AlertMark({ alerts }: { alerts?: IncidentRow[] }): JSX.Element {
   if (!alerts || alerts.length === 0) return "";

@@ -5,7 +5,7 @@
 
 import type { DeviceLive } from "../lib/server/live/live.ts";
 import type { IncidentRow } from "../lib/server/store/store.ts";
-import { AlertBanner, AlertMark } from "./alerts.tsx";
+import { AlertMark, AlertsSlot } from "./alerts.tsx";
 import { Layout } from "./layout.tsx";
 import { Ago, esc, fmtHum, fmtTemp, Sparkline, StatusBadge, type Shell } from "./parts.tsx";
 
@@ -165,7 +165,7 @@ export function DashboardPage(data: DashboardData): JSX.Element {
   return (
     <Layout shell={data.shell} title="Rooms" section="dashboard" live>
       <main id="content" hx-ext="sse" sse-connect={`/events?since=${data.version}`}>
-        {data.alerts ? <div id="alerts" sse-swap="alerts">{AlertBanner({ alerts: data.alerts, now })}</div> : ""}
+        <AlertsSlot alerts={data.alerts} now={now} />
         <div id="unplaced" sse-swap="unplaced">
           <UnplacedBanner devices={data.unplaced} now={now} />
         </div>

@@ -38,14 +38,12 @@ export interface ApiDeps {
 
 /** Creates the `/health` and `/api/v1` routes. */
 export function createApi({ store, history, stats, exporter, live, broker, ingest, alerts, callerName }: ApiDeps) {
-  return new Elysia({ name: "api" })
-    .use(createHealthApi({ store, broker, ingest }))
-    .group("/api/v1", (app) =>
-      app
-        .use(createDevicesApi({ store }))
-        .use(createRoomsApi({ store }))
-        .use(createReadingsApi({ store, history, live }))
-        .use(createHistoryApi({ store, stats, exporter }))
-        .use(alerts ? createAlertsApi({ alerts, callerName: callerName ?? (() => null) }) : new Elysia()),
-    );
+  return new Elysia({ name: "api" }).use(createHealthApi({ store, broker, ingest })).group("/api/v1", (app) =>
+    app
+      .use(createDevicesApi({ store }))
+      .use(createRoomsApi({ store }))
+      .use(createReadingsApi({ store, history, live }))
+      .use(createHistoryApi({ store, stats, exporter }))
+      .use(alerts ? createAlertsApi({ alerts, callerName: callerName ?? (() => null) }) : new Elysia()),
+  );
 }

@@ -13,12 +13,7 @@ import type { RoomsPageData } from "../../../../views/rooms.tsx";
 const DAY = 86_400_000;
 
 /** Room cards of the dashboard: every room with the devices in it now, each summarised by `summary`. */
-function toRoomCards(
-  rooms: Room[],
-  devices: Device[],
-  summary: (d: Device) => DeviceLive,
-  alerts?: IncidentRow[],
-): RoomCard[] {
+function toRoomCards(rooms: Room[], devices: Device[], summary: (d: Device) => DeviceLive, alerts?: IncidentRow[]): RoomCard[] {
   const inRoom = new Map<string, Device[]>();
   for (const d of devices) if (d.room_uid !== null) inRoom.set(d.room_uid, [...(inRoom.get(d.room_uid) ?? []), d]);
   return rooms.map((r) => ({
