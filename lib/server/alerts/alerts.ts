@@ -106,6 +106,7 @@ export function createAlerts(deps: {
   notifier.kick();
 
   let lastDigest: string | null = null;
+  let closing: Promise<void> | null = null;
   let lastPrune = 0;
 
   function digest(at: number): void {
@@ -293,12 +294,15 @@ export function createAlerts(deps: {
       await notifier.idle(timeoutMs);
     },
     /** Stops the clock and the rules; saves progress; gives sends in flight a moment. */
-    async close(): Promise<void> {
-      clearInterval(timer);
-      engine.close();
-      engine.save();
-      listeners.clear();
-      await notifier.close();
+    close(): Promise<void> {
+      closing ??= (async () => {
+        clearInterval(timer);
+        engine.close();
+        engine.save();
+        listeners.clear();
+        await notifier.close();
+      })();
+      return closing;
     },
   };
 }

@@ -76,7 +76,9 @@ export function nextLocal(ts: number, timeZone: string, minutes: number): number
   const drift = ((got - minutes + 1440 + 720) % 1440) - 720;
   if (drift !== 0) {
     const corrected = candidate - drift * 60_000;
-    if (corrected > ts) candidate = corrected;
+    if (corrected > ts && localTime(corrected, timeZone).minutes === minutes) return corrected;
+    // The clock jumped over that time (spring forward): the first minute after the jump.
+    while (candidate - 60_000 > ts && localTime(candidate - 60_000, timeZone).minutes > minutes) candidate -= 60_000;
   }
   return candidate;
 }
