@@ -1,7 +1,8 @@
-// The outbox worker: sends what the outbox holds, each channel's
-// notifications in order, a few channels at once, never waiting on a
-// receiver inside anything else (a receiver that hangs holds one socket until
-// the send timeout, nothing more). A failed attempt is tried again later
+// The outbox worker: sends what the outbox holds, one send per channel at a
+// time, an incident's notifications to a channel in order (a warning held by
+// quiet hours does not hold back a critical one), a few channels at once,
+// never waiting on a receiver inside anything else (a receiver that hangs
+// holds one socket until the send timeout, nothing more). A failed attempt is tried again later
 // (waits growing ×3 from alert_retry_base_s), and after the last attempt
 // the notification is marked failed: shown on the pages and in the API.
 // During quiet hours a notification waits for their end (critical ones go
@@ -165,19 +166,19 @@ export function createNotifier(deps: {
     if (stopping) return;
     let nextAt = Infinity;
     let blocked = false;
+    let again = false;
     try {
       const at = now();
       const quiet = deps.settings();
-      for (let head of store.outbox.heads()) {
+      for (const head of store.outbox.heads()) {
+        // One notification of a channel at a time.
         if (inFlight.has(head.channel_id)) continue;
-        // A pointless one is dropped and the channel's next one considered at once.
-        for (let reason = pointless(head); reason !== null; reason = pointless(head)) {
+        const reason = pointless(head);
+        if (reason !== null) {
           store.outbox.markSkipped(head.id, reason);
-          const next = store.outbox.heads().find((h) => h.channel_id === head.channel_id);
-          if (!next) break;
-          head = next;
+          again = true; // what waited behind it may be due
+          continue;
         }
-        if (head.state !== "pending" || pointless(head) !== null) continue;
         if (head.next_at > at) {
           nextAt = Math.min(nextAt, head.next_at);
           continue;
@@ -197,6 +198,7 @@ export function createNotifier(deps: {
         sending.add(p);
         void p.finally(() => sending.delete(p));
       }
+      if (again) kick();
     } catch (err) {
       log.error("cannot read the notification outbox", { error: err as Error });
       nextAt = now() + 10_000;
@@ -208,7 +210,7 @@ export function createNotifier(deps: {
       timer = setTimeout(run, Math.max(10, Math.min(60_000, nextAt - now())));
     }
     // Idle: nothing in flight and nothing due now (what waits for later, or for quiet hours to end, does not count).
-    if (inFlight.size === 0 && !blocked) for (const w of idleWaiters) w();
+    if (inFlight.size === 0 && !blocked && !again) for (const w of idleWaiters) w();
   }
 
   /** Looks at the outbox soon (after queuing, and after each send). */

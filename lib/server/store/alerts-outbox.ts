@@ -2,8 +2,7 @@
 // notifications to them, like the sensor's outbox: a notification is
 // committed before it is sent and marked sent (or failed, after its last
 // attempt) only afterwards, so a restart neither loses one nor sends one that
-// was marked sent. Each channel's notifications go out in order: only the
-// oldest pending one of a channel is due.
+// was marked sent. An incident's notifications reach a channel in order.
 
 import type { Database } from "bun:sqlite";
 import { DomainError, notFound } from "../../shared/errors.ts";
@@ -83,11 +82,15 @@ export function createAlertOutbox(db: Database, deps: { now: () => number }) {
        VALUES ($channel_id, $incident_id, $event, $dedup, $severity, $payload, $created_at, $next_at, $max_attempts, $state, $last_error)
        RETURNING id`,
     ),
-    // The oldest pending notification of each channel (its turn has come once next_at has passed).
+    // Pending notifications with nothing older of the same incident pending on the same channel ("resolved"
+    // never overtakes "opened"), oldest first; one incident held by quiet hours does not hold back another.
     heads: db.query<OutboxWithChannel, []>(
       `SELECT o.*, c.name AS channel_name, c.kind AS channel_kind, c.config AS channel_config, c.enabled AS channel_enabled
        FROM alert_outbox o JOIN alert_channels c ON c.id = o.channel_id
-       WHERE o.id IN (SELECT min(id) FROM alert_outbox WHERE state = 'pending' GROUP BY channel_id)`,
+       WHERE o.state = 'pending' AND NOT EXISTS (
+         SELECT 1 FROM alert_outbox p
+         WHERE p.state = 'pending' AND p.channel_id = o.channel_id AND p.incident_id = o.incident_id AND p.id < o.id)
+       ORDER BY o.id`,
     ),
     one: db.query<OutboxRow, [number]>("SELECT * FROM alert_outbox WHERE id = ?"),
     sent: db.query<null, [number, number]>(
@@ -163,7 +166,7 @@ export function createAlertOutbox(db: Database, deps: { now: () => number }) {
       });
       return stored?.id ?? null;
     },
-    /** The oldest pending notification of each channel. */
+    /** The pending notifications whose turn may have come (the oldest of their incident on their channel), oldest first. */
     heads: (): OutboxWithChannel[] => q.heads.all(),
     /** One notification, or null. */
     notification: (id: number): OutboxRow | null => q.one.get(id),
