@@ -2,13 +2,15 @@
 // home's time zone, Europe/Paris): staleness measured in each sensor's own
 // interval, sensor failures from status messages, rules that follow
 // placements, quiet hours (critical ones still go out), repeats until
-// acknowledged, the daily digest, and retries with backoff until a
-// notification is marked failed and shown.
+// acknowledged (from the alerts page too; the dashboard's banner and the
+// room's card), the daily digest, retries with backoff until a
+// notification is marked failed and shown, and a receiver that hangs (no
+// PUBACK, page or other channel waits for it).
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import type { MqttClient } from "mqtt";
 import { connectMqtt, endMqtt, publishAcked, startServer, waitFor, type TestServer } from "./helpers.ts";
-import { getPage, placeDevice, statusTopic } from "./web-helpers.ts";
+import { getPage, placeDevice, postForm, statusTopic } from "./web-helpers.ts";
 import { feed, httpReceiver, mosquittoSub, type HttpReceiver } from "./alerts-helpers.ts";
 
 // 23:00 in Paris on a Friday in November (CET, UTC+1).
@@ -37,7 +39,10 @@ const rule = async (body: Record<string, unknown>) => {
 beforeAll(async () => {
   ntfy = httpReceiver();
   hook = httpReceiver();
-  server = await startServer({ alert_retry_base_s: 1, alert_retry_attempts: 3 }, { now: () => clock, timeZone: "Europe/Paris" });
+  server = await startServer(
+    { alert_retry_base_s: 1, alert_retry_attempts: 3, alert_send_timeout_s: 30 },
+    { now: () => clock, timeZone: "Europe/Paris" },
+  );
   client = await connectMqtt(server.mqttPort);
   await server.api("/api/v1/alerts/channels", { body: { name: "phone", kind: "ntfy", url: ntfy.url, topic: "home" } });
 });
@@ -220,6 +225,49 @@ describe("on the clock", () => {
     await server.api("/api/v1/alerts/settings", { method: "PUT", body: { digest_time: null } });
   });
 
+  test("the dashboard's banner and the room's card show an incident; the alerts page acknowledges it; names are escaped", async () => {
+    const room = "<b>Wine</b> cellar";
+    await placeDevice(server, client, { uid: "aht20-b0b0b0", room, placedAt: clock - MIN });
+    const roomUid = (await server.api("/api/v1/rooms")).body.data.find((r: any) => r.name === room).uid;
+    await rule({
+      name: "Wine <i>warm</i>",
+      kind: "threshold",
+      metric: "temperature",
+      max: 14,
+      duration_s: 0,
+      room_uid: roomUid,
+    });
+    const before = await getPage(server, "/");
+    expect(before.html).toContain('<div id="alerts" sse-swap="alerts">');
+    expect(before.html).not.toContain('id="alert-banner"');
+    await feed(client, "aht20-b0b0b0", clock, [[0, 15]]);
+    await server.alerts.idle();
+    const [open] = await incidents("?state=open");
+    const dash = await getPage(server, "/");
+    const banner = /<div class="banner alert-banner alert-warning" role="alert" id="alert-banner">([\s\S]*?)<\/div>/.exec(
+      dash.html,
+    )?.[1];
+    expect(banner).toContain("1 alert");
+    expect(banner).toContain("Wine &lt;i&gt;warm&lt;/i&gt; · &lt;b&gt;Wine&lt;/b&gt; cellar");
+    expect(dash.html).toContain('class="alert-mark sev-warning"');
+    expect(dash.html).not.toContain("<i>warm</i>");
+    const page = await getPage(server, "/alerts");
+    expect(page.html).toContain(`id="incident-${open.id}"`);
+    expect(page.html).toContain(`action="/alerts/incidents/${open.id}/ack"`);
+    const ack = await postForm(server, `/alerts/incidents/${open.id}/ack`, {});
+    expect(ack.status).toBe(303);
+    expect((await incidents("?state=acknowledged")).map((i) => i.id)).toEqual([open.id]);
+    const after = await getPage(server, "/alerts");
+    expect(after.html).not.toContain(`action="/alerts/incidents/${open.id}/ack"`);
+    expect(after.html).toContain("no more repeats");
+    expect((await getPage(server, "/")).html).toContain("(1 acknowledged)");
+    await feed(client, "aht20-b0b0b0", clock, [[1, 12]]);
+    await server.alerts.idle();
+    const cleared = await getPage(server, "/");
+    expect(cleared.html).not.toContain('id="alert-banner"');
+    expect(cleared.html).not.toContain("alert-mark");
+  });
+
   test("a webhook answering 500 is tried 3 times with growing waits (1 s, 3 s), then marked failed and shown", async () => {
     hook.failNext(1000, 500);
     const made = await server.api("/api/v1/alerts/channels", {
@@ -264,5 +312,56 @@ describe("on the clock", () => {
     expect(list[0]).toMatchObject({ attempts: 1, event: "opened" });
     expect(list[0].last_error).toContain("answered 404");
     hook.failNext(0);
+  });
+
+  test("a receiver that hangs delays no PUBACK, no page and no other channel; once it answers, what still matters goes out, once", async () => {
+    const hung = httpReceiver();
+    const made = await server.api("/api/v1/alerts/channels", {
+      body: { name: "hung", kind: "ntfy", url: hung.url, topic: "home" },
+    });
+    expect(made.status).toBe(201);
+    hung.hang();
+    try {
+      await placeDevice(server, client, { uid: "aht20-4a4600", room: "Cellar", placedAt: clock - 60 * MIN });
+      await rule({ name: "Cellar warm", kind: "threshold", metric: "temperature", max: 15, duration_s: 0, room_uid: "cellar" });
+      const base = clock - 30 * MIN;
+      await feed(client, "aht20-4a4600", base, [[0, 16]]);
+      await waitFor(() => hung.held === 1, 5000, "the receiver to hold the first notification");
+      // 20 readings, each acknowledged before the next, while that send hangs: an incident resolves and opens again with each.
+      let slowest = 0;
+      for (let i = 1; i <= 20; i++) {
+        const started = performance.now();
+        await feed(client, "aht20-4a4600", base, [[i, i % 2 ? 14 : 16]]);
+        slowest = Math.max(slowest, performance.now() - started);
+      }
+      // Ingestion waiting on the receiver would take the send timeout (30 s here) for a PUBACK.
+      expect(slowest).toBeLessThan(5000);
+      expect((await getPage(server, "/")).status).toBe(200);
+      // The other channel is not held up: it hears of the last incident.
+      await waitFor(() => titles().includes("Warning: Cellar warm · Cellar"), 5000, "the phone's notification");
+      expect(hung.held).toBe(1);
+      expect(hung.got).toEqual([]);
+
+      // Let go (answered 503): the held "opened" waits for its retry in 1 s; the "opened" of incidents already
+      // resolved are dropped, their "resolved" sent, and the open incident's "opened".
+      hung.release();
+      await server.alerts.idle();
+      await advance(1000);
+      const got = hung.got.map((r) => r.json.title);
+      expect(got.filter((t) => t === "Resolved: Cellar warm · Cellar")).toHaveLength(10);
+      expect(got.filter((t) => t === "Warning: Cellar warm · Cellar")).toHaveLength(1);
+      expect(got).toHaveLength(11);
+      const mine = (await server.api("/api/v1/alerts/notifications?limit=1000")).body.data.filter(
+        (n: any) => n.channel.name === "hung",
+      );
+      expect(mine.filter((n: any) => n.state === "pending")).toEqual([]);
+      expect(mine.filter((n: any) => n.state === "sent")).toHaveLength(11);
+      expect(mine.filter((n: any) => n.state === "skipped")).toHaveLength(10);
+    } finally {
+      hung.release();
+      // Its queued notifications go with it: the next tests hear nothing from this channel.
+      await server.api(`/api/v1/alerts/channels/${made.body.data.id}`, { method: "DELETE" });
+      hung.stop();
+    }
   });
 });
