@@ -170,24 +170,19 @@ export function createNotifier(deps: {
     try {
       const at = now();
       const quiet = deps.settings();
-      for (const head of store.outbox.heads()) {
-        // One notification of a channel at a time.
-        if (inFlight.has(head.channel_id)) continue;
+      // One notification of a channel at a time: channels sending now are left out.
+      for (const head of store.outbox.heads(at, [...inFlight.keys()])) {
         const reason = pointless(head);
         if (reason !== null) {
           store.outbox.markSkipped(head.id, reason);
-          again = true; // what waited behind it may be due
-          continue;
-        }
-        if (head.next_at > at) {
-          nextAt = Math.min(nextAt, head.next_at);
+          again = true; // the channel's next one may be due
           continue;
         }
         const exempt = head.event === "test" || (quiet.quietAllowsCritical && head.severity === "critical");
         const until = exempt ? null : quietUntil(at, deps.timeZone, quiet.quiet);
         if (until !== null) {
           store.outbox.hold(head.id, until);
-          nextAt = Math.min(nextAt, until);
+          again = true; // the channel's next one may be exempt (critical)
           continue;
         }
         if (inFlight.size >= options.concurrency) {
@@ -198,6 +193,8 @@ export function createNotifier(deps: {
         sending.add(p);
         void p.finally(() => sending.delete(p));
       }
+      const next = store.outbox.nextDue(at);
+      if (next !== null) nextAt = Math.min(nextAt, next);
       if (again) kick();
     } catch (err) {
       log.error("cannot read the notification outbox", { error: err as Error });

@@ -82,15 +82,25 @@ export function createAlertOutbox(db: Database, deps: { now: () => number }) {
        VALUES ($channel_id, $incident_id, $event, $dedup, $severity, $payload, $created_at, $next_at, $max_attempts, $state, $last_error)
        RETURNING id`,
     ),
-    // Pending notifications with nothing older of the same incident pending on the same channel ("resolved"
-    // never overtakes "opened"), oldest first; one incident held by quiet hours does not hold back another.
-    heads: db.query<OutboxWithChannel, []>(
+    // Per channel not busy, its oldest notification that is due and has nothing older of the same incident
+    // pending on the channel ("resolved" never overtakes "opened"; one incident held by quiet hours or waiting
+    // for a retry does not hold back another). At most one row per channel: a backlog of thousands (a
+    // receiver that hangs) is not read again at every turn.
+    heads: db.query<OutboxWithChannel, { $now: number; $busy: string }>(
       `SELECT o.*, c.name AS channel_name, c.kind AS channel_kind, c.config AS channel_config, c.enabled AS channel_enabled
        FROM alert_outbox o JOIN alert_channels c ON c.id = o.channel_id
-       WHERE o.state = 'pending' AND NOT EXISTS (
-         SELECT 1 FROM alert_outbox p
-         WHERE p.state = 'pending' AND p.channel_id = o.channel_id AND p.incident_id = o.incident_id AND p.id < o.id)
+       WHERE o.id IN (
+         SELECT min(x.id) FROM alert_outbox x
+         WHERE x.state = 'pending' AND x.next_at <= $now
+           AND x.channel_id NOT IN (SELECT value FROM json_each($busy))
+           AND NOT EXISTS (
+             SELECT 1 FROM alert_outbox p
+             WHERE p.state = 'pending' AND p.channel_id = x.channel_id AND p.incident_id = x.incident_id AND p.id < x.id)
+         GROUP BY x.channel_id)
        ORDER BY o.id`,
+    ),
+    nextDue: db.query<{ at: number | null }, [number]>(
+      "SELECT min(next_at) AS at FROM alert_outbox WHERE state = 'pending' AND next_at > ?",
     ),
     one: db.query<OutboxRow, [number]>("SELECT * FROM alert_outbox WHERE id = ?"),
     sent: db.query<null, [number, number]>(
@@ -166,8 +176,13 @@ export function createAlertOutbox(db: Database, deps: { now: () => number }) {
       });
       return stored?.id ?? null;
     },
-    /** The pending notifications whose turn may have come (the oldest of their incident on their channel), oldest first. */
-    heads: (): OutboxWithChannel[] => q.heads.all(),
+    /**
+     * The notifications to send now: for each channel not in `busy`, its oldest one due at `now` that is the
+     * oldest pending of its incident on the channel; oldest first.
+     */
+    heads: (now: number, busy: number[]): OutboxWithChannel[] => q.heads.all({ $now: now, $busy: JSON.stringify(busy) }),
+    /** When the next notification not yet due becomes due, or null. */
+    nextDue: (now: number): number | null => q.nextDue.get(now)?.at ?? null,
     /** One notification, or null. */
     notification: (id: number): OutboxRow | null => q.one.get(id),
     /** Marks a notification sent. */
