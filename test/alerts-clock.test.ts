@@ -36,6 +36,20 @@ const rule = async (body: Record<string, unknown>) => {
   return res.body.data.id as number;
 };
 
+/** The nursery's two rules: above 24 °C a warning, above 28 °C critical. */
+async function nurseryRules(): Promise<void> {
+  await rule({ name: "Nursery warm", kind: "threshold", metric: "temperature", max: 24, duration_s: 0, room_uid: "nursery" });
+  await rule({
+    name: "Nursery hot",
+    kind: "threshold",
+    metric: "temperature",
+    max: 28,
+    duration_s: 0,
+    room_uid: "nursery",
+    severity: "critical",
+  });
+}
+
 beforeAll(async () => {
   ntfy = httpReceiver();
   hook = httpReceiver();
@@ -142,16 +156,7 @@ describe("on the clock", () => {
       time_zone: "Europe/Paris",
     });
     await placeDevice(server, client, { uid: "aht20-0a1e70", room: "Nursery", placedAt: clock - MIN });
-    await rule({ name: "Nursery warm", kind: "threshold", metric: "temperature", max: 24, duration_s: 0, room_uid: "nursery" });
-    await rule({
-      name: "Nursery hot",
-      kind: "threshold",
-      metric: "temperature",
-      max: 28,
-      duration_s: 0,
-      room_uid: "nursery",
-      severity: "critical",
-    });
+    await nurseryRules();
     await feed(client, "aht20-0a1e70", clock, [[0, 29]]);
     await server.alerts.idle();
     expect(titles()).toEqual(["Critical: Nursery hot · Nursery"]);
@@ -166,16 +171,7 @@ describe("on the clock", () => {
 
   test("an incident nobody acknowledges is repeated every 30 minutes; acknowledged, it stops, and MQTT says acknowledged", async () => {
     await server.api("/api/v1/alerts/settings", { method: "PUT", body: { repeat_minutes: 30 } });
-    await rule({ name: "Nursery warm", kind: "threshold", metric: "temperature", max: 24, duration_s: 0, room_uid: "nursery" });
-    await rule({
-      name: "Nursery hot",
-      kind: "threshold",
-      metric: "temperature",
-      max: 28,
-      duration_s: 0,
-      room_uid: "nursery",
-      severity: "critical",
-    });
+    await nurseryRules();
     await feed(client, "aht20-0a1e70", clock, [
       [0, 20],
       [1, 29],
