@@ -10,6 +10,7 @@
 //   bun server.ts tls [...]       a local CA and a certificate for HTTPS and MQTT over TLS
 
 import { join } from "node:path";
+import { alertLimits, createAlerts, type Alerts } from "./lib/server/alerts/alerts.ts";
 import { createAuth, type Auth } from "./lib/server/auth/auth.ts";
 import type { HashParams } from "./lib/server/auth/passwords.ts";
 import { reachableHost, secretLink } from "./lib/server/auth/setup.ts";
@@ -60,6 +61,8 @@ export interface Running {
   retention: Retention;
   /** Accounts, sessions, tokens and enrollment (tests sign in through it). */
   auth: Auth;
+  /** Alert rules, incidents and notifications (tests drive its clock and wait for it). */
+  alerts: Alerts;
   /** Every HTTP route as `METHOD /pattern` (test/auth-matrix.test.ts checks each against the guard). */
   routes: string[];
   /** Stops accepting, commits what is in flight, closes HTTP, broker and database. */
@@ -76,7 +79,14 @@ const EXPIRY_CHECK_MS = 86_400_000;
  */
 export async function start(
   config: Config,
-  options: { log?: Log; now?: () => number; hashParams?: HashParams; insecureOpenMqtt?: boolean } = {},
+  options: {
+    log?: Log;
+    now?: () => number;
+    hashParams?: HashParams;
+    insecureOpenMqtt?: boolean;
+    /** The home's time zone for alerts (quiet hours, digest); default the system's. */
+    timeZone?: string;
+  } = {},
 ): Promise<Running> {
   const log = options.log ?? createLog({ level: config.log_level });
   const now = options.now ?? Date.now;
@@ -131,6 +141,13 @@ export async function start(
     throw new Error(`listen ${listening}: ${(err as Error).message}`);
   }
   await configs.publishAll();
+  const alerts = createAlerts({
+    store,
+    broker,
+    log: log.child("alerts"),
+    limits: alertLimits(config),
+    timeZone: options.timeZone,
+  });
 
   const auth = createAuth({ store, settings: config, log: log.child("auth"), now: options.now, hashParams: options.hashParams });
   const app = createHttp({
@@ -142,6 +159,7 @@ export async function start(
     broker,
     ingest,
     auth,
+    alerts,
     settings: config,
     log: log.child("http"),
     now: options.now,
@@ -165,6 +183,7 @@ export async function start(
     }
   } catch (err) {
     await app.stop(true).catch(() => {});
+    await alerts.close();
     await broker.close();
     live.close();
     db.close();
@@ -210,6 +229,7 @@ export async function start(
     broker,
     retention,
     auth,
+    alerts,
     routes: app.routes.map((r) => `${r.method} ${r.path}`),
     close() {
       closing ??= (async () => {
@@ -222,6 +242,7 @@ export async function start(
         await app.stop(true);
         configs.close();
         live.close();
+        await alerts.close();
         await broker.close();
         ingest.drain();
         db.close();

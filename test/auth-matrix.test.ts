@@ -9,7 +9,17 @@
 // allowed with public_read, limited to the dashboard for the kiosk.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startServer, OWNER, type TestServer, type TestSession } from "./helpers.ts";
+import {
+  connectMqtt,
+  endMqtt,
+  legacyPayload,
+  OWNER,
+  publishAcked,
+  readingTopic,
+  startServer,
+  type TestServer,
+  type TestSession,
+} from "./helpers.ts";
 import { dumpDb } from "./auth-helpers.ts";
 
 const T = Date.parse("2026-05-01T12:00:00Z");
@@ -21,6 +31,8 @@ let readToken: string;
 let revokedToken: string;
 let targetTokenId: number;
 let enrollmentId: number;
+/** Ids of an alert rule, incident and channel of the "reads" server (the write matrix's server has none: 404 after the guard). */
+const alertIds: Record<string, number> = { rules: 1, incidents: 1, channels: 1 };
 
 beforeAll(async () => {
   // A clock that stands still: a session or token used again is not touched, so the database is exactly comparable.
@@ -57,6 +69,7 @@ function pathOf(pattern: string): string {
     .replace(/^\/users\/:id/, `/users/${viewer.id}`)
     .replace(/^\/(api\/v1\/)?tokens\/:id/, (_, api) => `/${api ?? ""}tokens/${targetTokenId}`)
     .replace(/\/enrollment(-tokens)?\/:id/, (_, suffix) => `/enrollment${suffix ?? ""}/${enrollmentId}`)
+    .replace(/\/alerts\/(rules|incidents|channels)\/:id/, (_, what) => `/alerts/${what}/${alertIds[what]}`)
     .replace(/\/k\/:token/, "/k/nope");
 }
 
@@ -217,6 +230,22 @@ describe("reads", () => {
   beforeAll(async () => {
     other = await startServer();
     await other.api("/api/v1/devices", { body: { device_uid: UID, room_name: "Attic" } });
+    // An alert rule, a channel, and an incident of the rule (any temperature below 80 °C), for their pages.
+    const rule = await other.api("/api/v1/alerts/rules", {
+      body: { kind: "threshold", metric: "temperature", min: 80, duration_s: 0, room_uid: "attic" },
+    });
+    const channel = await other.api("/api/v1/alerts/channels", {
+      body: { name: "phone", kind: "ntfy", url: "http://127.0.0.1:9", topic: "t", enabled: false },
+    });
+    const client = await connectMqtt(other.mqttPort);
+    try {
+      await publishAcked(client, readingTopic(UID), legacyPayload(20, 50, Date.now() + 1000));
+    } finally {
+      await endMqtt(client);
+    }
+    await other.alerts.idle();
+    const [incident] = (await other.api("/api/v1/alerts/incidents")).body.data;
+    Object.assign(alertIds, { rules: rule.body.data.id, channels: channel.body.data.id, incidents: incident.id });
   });
   afterAll(() => other?.stop());
 
@@ -244,7 +273,14 @@ describe("reads", () => {
 
   test("the owner's pages are the owner's: a viewer gets 403, a read token too", async () => {
     const vic = await other.signIn("vic");
-    for (const path of ["/users", "/tokens", "/security", "/api/v1/tokens", "/api/v1/enrollment-tokens"]) {
+    const owners = ["/users", "/tokens", "/security", "/api/v1/tokens", "/api/v1/enrollment-tokens"];
+    // Where alerts go (ntfy topics, webhook and mail addresses) is the owner's to see too.
+    for (const path of [
+      ...owners,
+      "/alerts/channels",
+      "/api/v1/alerts/channels",
+      `/api/v1/alerts/channels/${alertIds.channels}`,
+    ]) {
       const res = await fetch(other.url + path, { headers: { cookie: vic.cookie }, redirect: "manual" });
       expect(`${path} ${res.status}`).toBe(`${path} 403`);
     }
@@ -260,9 +296,9 @@ describe("reads", () => {
         const res = await fetch(other.url + path, { redirect: "manual" });
         await res.body?.cancel();
         // An account's own pages still want the account: public_read opens what a viewer reads, nothing more.
-        const want = /^\/api\/v1\/(tokens|enrollment-tokens)$/.test(path)
+        const want = /^\/api\/v1\/(tokens|enrollment-tokens|alerts\/channels(\/\d+)?)$/.test(path)
           ? 401
-          : /^\/(users|tokens|security|account)$/.test(path)
+          : /^\/(users|tokens|security|account|alerts\/channels)$/.test(path)
             ? 303
             : 200;
         expect(`${path} ${res.status}`).toBe(`${path} ${want}`);

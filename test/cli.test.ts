@@ -41,6 +41,7 @@ test("every script and benchmark refuses an unknown option with exit code 2, nam
     "bench/pages.ts",
     "bench/screenshots.ts",
     "bench/legacy-import.ts",
+    "bench/alerts.ts",
     "bench/login.ts",
   ];
   const results = await Promise.all(

@@ -134,6 +134,8 @@ export async function startServer(
     owner?: boolean;
     /** The password hash's cost (a throttling test makes many sign-ins). */
     hashParams?: HashParams;
+    /** The home's time zone for alerts (quiet hours, digest); default the system's. */
+    timeZone?: string;
   } = {},
 ): Promise<TestServer> {
   const dir = options.dataDir ? { path: options.dataDir, cleanup() {} } : tempDir();
@@ -149,7 +151,7 @@ export async function startServer(
       if (options.echo || process.env.TECHTEMP_TEST_LOG) console.log(line);
     },
   });
-  const running = await start(config, { log, now: options.now, hashParams: options.hashParams });
+  const running = await start(config, { log, now: options.now, hashParams: options.hashParams, timeZone: options.timeZone });
   const url = `http://127.0.0.1:${running.httpPort}`;
   const { auth } = running;
 

@@ -117,6 +117,18 @@ describe("mayPublish", () => {
     }
   });
 
+  test("nobody publishes an alert state as a client: a forged one would open or close an incident for Home Assistant", () => {
+    for (const p of [device, reader, writer, anonymous]) {
+      for (const topic of ["home/home-001/alerts/rule-1-aht20-aaaaaa", "home/home-001/alerts/test", "home/x/alerts"]) {
+        expect(mayPublish(p, classifyTopic(topic), facts())).toMatchObject({
+          allow: false,
+          cause: "publish alerts",
+          reason: "alert topics are published by the server only",
+        });
+      }
+    }
+  });
+
   test("a write token publishes readings and status of any device and other topics; a read token nothing", () => {
     for (const topic of [reading("aht20-aaaaaa"), status("aht20-zzzzzz"), classifyTopic("weather/outside")]) {
       expect(allowed(writer, topic)).toBe(true);

@@ -234,6 +234,27 @@ describe("what a sensor may do", () => {
     expect(logged(/refused publish .*reason="config topics are published by the server only"/)).toHaveLength(1);
     expect((await server.api("/api/v1/stats")).body.data.broker.publishRefused).toBe(2);
   });
+
+  test("mosquitto_pub with the owner's write token cannot forge an alert state: refused and logged", async () => {
+    const topic = "home/home-001/alerts/rule-1-aht20-aaaaaa";
+    const pub = await run([
+      "mosquitto_pub",
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(server.mqttPort),
+      ...mqttLoginArgs(server.mqttPort),
+      "-q",
+      "1",
+      "-r",
+      "-t",
+      topic,
+      "-m",
+      '{"state":"ok"}',
+    ]);
+    expect(pub.code).not.toBe(0);
+    await waitFor(() => logged(/refused publish .*reason="alert topics are published by the server only"/).length === 1, 5000);
+  });
 });
 
 describe("tools with API tokens", () => {

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { AssetUrls } from "../lib/server/http/assets.ts";
 import type { PeriodStats } from "../lib/server/history/stats.ts";
 import type { DeviceLive } from "../lib/server/live/live.ts";
-import type { Device, Placement, Room } from "../lib/server/store/store.ts";
+import type { Device, IncidentRow, Placement, Room } from "../lib/server/store/store.ts";
 import type { RoomCard } from "../views/dashboard.tsx";
 import type { ChartWindow } from "../views/history.tsx";
 import { formatAgo, type FormState, type Shell } from "../views/parts.tsx";
@@ -138,6 +138,79 @@ const period: PeriodStats = {
   humidity: values,
 };
 
+/** An incident with every text hostile. */
+const incident = (over: Partial<IncidentRow> = {}): IncidentRow => ({
+  id: 1,
+  rule_id: 1,
+  rule_name: H,
+  kind: H,
+  metric: H,
+  severity: H,
+  device_uid: H,
+  device_name: H,
+  home_id: H,
+  room_uid: H,
+  room_name: H,
+  state: "open",
+  started_at: T - 3_600_000,
+  opened_at: T - 3_000_000,
+  value: 27.5,
+  threshold: 26,
+  peak: 28.1,
+  peak_at: T - 600_000,
+  last_value: 27,
+  message: H,
+  acknowledged_at: null,
+  acknowledged_by: null,
+  ended_at: null,
+  end_reason: null,
+  repeats: 0,
+  last_notified_at: T,
+  ...over,
+});
+const incidents = [
+  incident(),
+  incident({ id: 2, severity: "critical", state: "acknowledged", acknowledged_at: T - 60_000, acknowledged_by: H }),
+  incident({ id: 3, room_uid: null, room_name: null, kind: "stale", metric: null }),
+];
+const resolved = [incident({ id: 4, state: "resolved", ended_at: T - 60_000, end_reason: H })];
+const ruleForm = () =>
+  posted(
+    "name",
+    "kind",
+    "metric",
+    "min",
+    "max",
+    "hysteresis",
+    "duration_s",
+    "intervals",
+    "failures",
+    "dew_margin",
+    "severity",
+    "scope",
+    "enabled",
+    "preset",
+  );
+const channelForm = () =>
+  posted(
+    "name",
+    "kind",
+    "min_severity",
+    "enabled",
+    "url",
+    "topic",
+    "token",
+    "secret",
+    "host",
+    "port",
+    "security",
+    "username",
+    "password",
+    "from",
+    "to",
+    "ca",
+  );
+
 /** Every exported view (a capitalised function of views/*.tsx) with the props it is rendered with. */
 const RENDERS: Record<string, unknown[]> = {
   "parts.tsx Ago": [{ ts: T - 60_000, now: T }],
@@ -174,6 +247,7 @@ const RENDERS: Record<string, unknown[]> = {
   ],
   "dashboard.tsx DashboardPage": [
     { shell, rooms: [card], unplaced: [{ uid: H, name: H, lastSeenAt: T }], version: 3 },
+    { shell, rooms: [{ ...card, alerts: incidents }], unplaced: [], version: 3, alerts: incidents },
     { shell: kioskShell, rooms: [card], unplaced: [], version: 3 },
   ],
   "devices.tsx DevicesPage": [
@@ -285,6 +359,67 @@ const RENDERS: Record<string, unknown[]> = {
       form: posted("name", "scope"),
       created: { name: H, token: H },
       notice: H,
+    },
+  ],
+  "alerts.tsx Severity": [{ severity: H }],
+  "alerts.tsx AlertBanner": [
+    { alerts: incidents, now: T },
+    { alerts: [], now: T },
+  ],
+  "alerts.tsx AlertsSlot": [{ alerts: incidents, now: T }, { now: T }],
+  "alerts.tsx AlertMark": [{ alerts: incidents }, { alerts: [incident()] }],
+  "alerts.tsx AlertsPage": [
+    { shell, active: incidents, history: [...resolved, ...incidents], nextBefore: 4, failed: 2, notice: H },
+    { shell: viewerShell, active: [], history: [], nextBefore: null, failed: 0 },
+  ],
+  "alerts-rules.tsx Select": [{ form: posted("kind"), name: "kind", id: H, choices: [[H, H]] }],
+  "alerts-rules.tsx RulesPage": [
+    {
+      shell,
+      rules: [{ id: 1, name: H, description: H, severity: H, scope: H, enabled: false, values: { [H]: H, name: H, kind: H } }],
+      scopes: [[H, H]],
+      presets: [[H, H]],
+      create: ruleForm(),
+      preset: ruleForm(),
+      edit: { id: 1, form: ruleForm() },
+      notice: H,
+    },
+    { shell: viewerShell, rules: [], scopes: [], presets: [], create: ruleForm(), preset: ruleForm() },
+  ],
+  "alerts-channels.tsx ChannelsPage": [
+    {
+      shell,
+      channels: (["ntfy", "webhook", "email"] as const).map((kind, id) => ({
+        id,
+        name: H,
+        kind,
+        summary: H,
+        minSeverity: H,
+        enabled: id !== 1,
+        lastOkAt: T - DAY,
+        lastError: H,
+        lastErrorAt: T - 60_000,
+        values: { [H]: H, name: H, url: H },
+      })),
+      create: channelForm(),
+      edit: { id: 0, form: channelForm() },
+      settings: posted("quiet_start", "quiet_end", "quiet_allows_critical", "repeat_minutes", "digest_time", "link_base"),
+      tested: { id: 0, error: H },
+      createdSecret: { name: H, secret: H },
+      homeIds: [H],
+      failed: [{ id: 1, channel: H, title: H, at: T, error: H }],
+      timeZone: H,
+      notice: H,
+    },
+    {
+      shell,
+      channels: [],
+      create: channelForm(),
+      settings: posted("quiet_start"),
+      tested: { id: "mqtt", error: null },
+      homeIds: [],
+      failed: [],
+      timeZone: H,
     },
   ],
   "security.tsx SecurityPage": [

@@ -4,6 +4,8 @@
 // fragment pushed by Server-Sent Events when a reading is stored.
 
 import type { DeviceLive } from "../lib/server/live/live.ts";
+import type { IncidentRow } from "../lib/server/store/store.ts";
+import { AlertMark, AlertsSlot } from "./alerts.tsx";
 import { Layout } from "./layout.tsx";
 import { Ago, esc, fmtHum, fmtTemp, Sparkline, StatusBadge, type Shell } from "./parts.tsx";
 
@@ -22,6 +24,8 @@ export interface RoomCard {
   floor: string | null;
   side: string | null;
   sensors: SensorCard[];
+  /** Its incidents not resolved (views/alerts.tsx marks the card). */
+  alerts?: IncidentRow[];
 }
 
 /** A device in no room. */
@@ -38,6 +42,8 @@ export interface DashboardData {
   unplaced: UnplacedDevice[];
   /** The live version the page was rendered at (the stream sends what came after). */
   version: number;
+  /** Incidents not resolved (the alerts banner, views/alerts.tsx); undefined without the alerts module. */
+  alerts?: IncidentRow[];
 }
 
 /** "Ground floor · south" */
@@ -112,6 +118,7 @@ export function RoomCardBody({ room, now }: { room: RoomCard; now: number }): JS
           <a href={`/rooms/${encodeURIComponent(room.uid)}`}>{esc(room.name)}</a>
         </h2>
         {where ? <span class="where">{esc(where)}</span> : ""}
+        <AlertMark alerts={room.alerts} />
       </header>
       {room.sensors.length === 0 ? (
         <p class="empty">
@@ -158,6 +165,7 @@ export function DashboardPage(data: DashboardData): JSX.Element {
   return (
     <Layout shell={data.shell} title="Rooms" section="dashboard" live>
       <main id="content" hx-ext="sse" sse-connect={`/events?since=${data.version}`}>
+        <AlertsSlot alerts={data.alerts} now={now} />
         <div id="unplaced" sse-swap="unplaced">
           <UnplacedBanner devices={data.unplaced} now={now} />
         </div>

@@ -8,7 +8,7 @@
 import { AGO_STEPS, Csrf, esc, type Banner, type Shell } from "./parts.tsx";
 
 /** Which section of the navigation a page belongs to. */
-export type Section = "dashboard" | "compare" | "devices" | "rooms" | "account";
+export type Section = "dashboard" | "compare" | "devices" | "rooms" | "account" | "alerts";
 
 // htmx settings: no inline <style> (the CSP forbids it), no eval, and 4xx
 // responses are swapped too: they are pages that show what to fix next to the field.
@@ -27,6 +27,7 @@ const NAV: [Section, string, string][] = [
   ["compare", "/compare", "Compare"],
   ["devices", "/devices", "Devices"],
   ["rooms", "/rooms", "Manage rooms"],
+  ["alerts", "/alerts", "Alerts"],
 ];
 
 /** Who is signed in, with the way to their account and out; or the way in. */

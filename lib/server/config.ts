@@ -68,6 +68,22 @@ export const defaults = {
   http_plain: "on" as OnOff,
   /** on | off: plain MQTT on mqtt_port; off only when TLS is configured (then sensors need `tls = true`). */
   mqtt_plain: "on" as OnOff,
+
+  // ---- alerts (issue 12; lib/server/alerts) ----
+  /** Committed readings waiting for their rules; beyond this they are evaluated later from the database (logged once a minute). */
+  alert_queue_max: 100_000,
+  /** Notifications waiting to be sent; beyond this new ones are stored as failed, never sent (logged once an hour). */
+  alert_outbox_max: 10_000,
+  /** Seconds a notification may take (the HTTP request, the SMTP conversation) before the attempt counts as failed. */
+  alert_send_timeout_s: 10,
+  /** Channels sending at once (each channel sends one notification at a time, in order). */
+  alert_send_concurrency: 4,
+  /** Attempts of a notification before it is marked failed (shown on the pages and in the API). */
+  alert_retry_attempts: 6,
+  /** Seconds before a notification's second attempt; each next wait is 3 times longer (10 s, 30 s, 90 s…, at most 1 h). */
+  alert_retry_base_s: 10,
+  /** Days resolved incidents and finished notifications are kept. */
+  alert_history_days: 365,
 };
 
 /** A switch in server.conf. */

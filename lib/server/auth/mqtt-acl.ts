@@ -7,7 +7,7 @@
 //   who                          publish                                   subscribe
 //   a sensor (username = uid)    its own reading and status only           its own config only
 //   API token, scope write       any reading/status, other topics;         anything, $SYS included
-//                                never config, never $SYS
+//                                never config, alerts or $SYS
 //   API token, scope read        nothing                                   anything but $SYS
 //   anonymous, only while        readings of devices without a secret      nothing
 //   accept_anonymous_sensors=1   of their own (earlier sensors)
@@ -88,6 +88,8 @@ export type TopicClass =
   | { kind: "system" }
   /** `home/+/sensors/+/config`, valid ids or not: only the server publishes there. */
   | { kind: "config" }
+  /** `home/+/alerts/#`: the alert states and tests the server publishes (retained); only it publishes there. */
+  | { kind: "alerts" }
   /** A reading or status of a device, its topic valid. */
   | { kind: "device"; homeId: string; deviceUid: string; message: "reading" | "status" }
   /** Anything else; `badDeviceTopic` says why a topic under `home/…/sensors/` is not valid. */
@@ -95,6 +97,7 @@ export type TopicClass =
 
 const SYSTEM: TopicClass = { kind: "system" };
 const CONFIG: TopicClass = { kind: "config" };
+const ALERTS: TopicClass = { kind: "alerts" };
 const OTHER: TopicClass = { kind: "other", badDeviceTopic: null };
 
 /**
@@ -105,6 +108,7 @@ const OTHER: TopicClass = { kind: "other", badDeviceTopic: null };
 export function classifyTopic(topic: string): TopicClass {
   if (topic.charCodeAt(0) === 36 /* $ */) return SYSTEM;
   const parts = topic.split("/");
+  if (parts[0] === "home" && parts[2] === "alerts") return ALERTS;
   if (parts.length === 5 && parts[0] === "home" && parts[2] === "sensors") {
     const kind = parts[4];
     if (kind === "config") return CONFIG;
@@ -131,6 +135,7 @@ export interface PublishFacts {
 export function mayPublish(principal: Principal, topic: TopicClass, facts: PublishFacts): Decision {
   if (topic.kind === "system") return deny("publish $SYS", "$SYS topics are the broker's own");
   if (topic.kind === "config") return deny("publish config", "config topics are published by the server only");
+  if (topic.kind === "alerts") return deny("publish alerts", "alert topics are published by the server only");
   switch (principal.kind) {
     case "device":
       if (topic.kind !== "device")

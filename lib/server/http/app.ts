@@ -55,7 +55,7 @@ export function createHttp(deps: HttpDeps) {
   return new Elysia()
     .use(errorHandling(deps.log, { refusal: pages.refusal }))
     .use(guard.plugin)
-    .use(createApi(deps))
+    .use(createApi({ ...deps, callerName: (request) => callerOf(request).name }))
     .use(createAuthApi({ auth, callerOf, tls: deps.tls }))
     .use(
       createWeb({

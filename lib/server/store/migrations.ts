@@ -188,4 +188,111 @@ export const migrations: Migration[] = [
     set.run("accept_anonymous_sensors", upgrade);
     set.run("public_read", upgrade);
   },
+  // 4: alerts (issue 12; lib/server/store/alerts.ts): rules, incidents, notification
+  // channels, the notification outbox (a row is committed before it is sent and
+  // marked sent after, like the sensor's outbox), how far each device's readings
+  // were evaluated, and the alert settings. Incidents copy the names they show
+  // (rule, device, room) so their history outlives a deleted rule or device.
+  (db) => {
+    db.exec(`
+      CREATE TABLE alert_rules (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('threshold', 'stale', 'failures', 'stuck', 'jump', 'mould')),
+        metric      TEXT CHECK (metric IN ('temperature', 'humidity', 'dew_point')),
+        min         REAL,
+        max         REAL,
+        hysteresis  REAL NOT NULL DEFAULT 0,
+        duration_s  INTEGER NOT NULL DEFAULT 0,
+        intervals   INTEGER,              -- stale: late after this many of the device's intervals
+        failures    INTEGER,              -- failures: this many failed sensor reads in a row
+        dew_margin  REAL,                 -- mould: air within this many °C of its dew point
+        severity    TEXT NOT NULL CHECK (severity IN ('critical', 'warning', 'info')),
+        -- the scope: one room (whatever device is in it), one device, or neither = every placed device
+        room_id     INTEGER REFERENCES rooms(id) ON DELETE CASCADE,
+        device_id   INTEGER REFERENCES devices(id) ON DELETE CASCADE,
+        enabled     INTEGER NOT NULL DEFAULT 1,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        CHECK (room_id IS NULL OR device_id IS NULL)
+      );
+
+      CREATE TABLE alert_incidents (
+        id              INTEGER PRIMARY KEY,
+        rule_id         INTEGER REFERENCES alert_rules(id) ON DELETE SET NULL,
+        rule_name       TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        metric          TEXT,
+        severity        TEXT NOT NULL,
+        device_uid      TEXT NOT NULL,
+        device_name     TEXT NOT NULL,
+        home_id         TEXT NOT NULL,
+        room_uid        TEXT,
+        room_name       TEXT,
+        state           TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+        started_at      INTEGER NOT NULL,   -- when the condition began (its first reading)
+        opened_at       INTEGER NOT NULL,   -- when the rule fired
+        value           REAL,               -- the value that fired it
+        threshold       REAL,
+        peak            REAL,
+        peak_at         INTEGER,
+        last_value      REAL,
+        message         TEXT NOT NULL,
+        acknowledged_at INTEGER,
+        acknowledged_by TEXT,
+        ended_at        INTEGER,
+        end_reason      TEXT,
+        repeats         INTEGER NOT NULL DEFAULT 0,
+        last_notified_at INTEGER NOT NULL
+      );
+      -- At most one incident per rule and device is not resolved.
+      CREATE UNIQUE INDEX alert_incidents_active ON alert_incidents (rule_id, device_uid) WHERE state != 'resolved';
+      CREATE INDEX alert_incidents_started ON alert_incidents (started_at);
+
+      CREATE TABLE alert_channels (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        kind          TEXT NOT NULL CHECK (kind IN ('ntfy', 'webhook', 'email')),
+        config        TEXT NOT NULL,        -- JSON; its secrets are never sent back by the API or the pages
+        min_severity  TEXT NOT NULL DEFAULT 'info' CHECK (min_severity IN ('critical', 'warning', 'info')),
+        enabled       INTEGER NOT NULL DEFAULT 1,
+        created_at    INTEGER NOT NULL,
+        last_ok_at    INTEGER,
+        last_error    TEXT,
+        last_error_at INTEGER
+      );
+
+      -- Each notification to each channel, committed before it is sent: the dedup key
+      -- keeps one incident event from being queued twice (a replay after a restart).
+      CREATE TABLE alert_outbox (
+        id          INTEGER PRIMARY KEY,
+        channel_id  INTEGER NOT NULL REFERENCES alert_channels(id) ON DELETE CASCADE,
+        incident_id INTEGER REFERENCES alert_incidents(id) ON DELETE SET NULL,
+        event       TEXT NOT NULL CHECK (event IN ('opened', 'repeat', 'resolved', 'test', 'digest')),
+        dedup       TEXT NOT NULL UNIQUE,
+        severity    TEXT NOT NULL,
+        payload     TEXT NOT NULL,          -- the notification as JSON (title, message, incident…)
+        created_at  INTEGER NOT NULL,
+        next_at     INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed', 'skipped')),
+        sent_at     INTEGER,
+        last_error  TEXT
+      );
+      CREATE INDEX alert_outbox_pending ON alert_outbox (channel_id, id) WHERE state = 'pending';
+      CREATE INDEX alert_outbox_incident ON alert_outbox (incident_id);
+
+      -- Per device, the newest reading whose rules ran: a restart evaluates only what came after.
+      CREATE TABLE alert_watermarks (
+        device_id INTEGER PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+        ts        INTEGER NOT NULL
+      );
+
+      CREATE TABLE alert_settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `);
+  },
 ];

@@ -10,6 +10,7 @@
 //   registry.ts         which devices exist (shared by the writes above)
 //   events.ts           the one event path out: readings, device, status
 //   auth.ts             accounts, sessions, API tokens, sensor secrets, settings
+//   alerts.ts           alert rules, incidents, channels and the notification outbox
 //
 // Opening the database and its schema are db.ts and migrations.ts; rollups.ts
 // and retention.ts keep the history tables. The operator commands read through
@@ -19,6 +20,7 @@
 
 import type { Database } from "bun:sqlite";
 import type { Log } from "../../shared/log.ts";
+import { createAlertStore } from "./alerts.ts";
 import { createAuthStore } from "./auth.ts";
 import { openDatabase } from "./db.ts";
 import { createDevices } from "./devices.ts";
@@ -33,6 +35,18 @@ import { createStatusWrites } from "./status.ts";
 export type { Device, IncomingReading, Placement, Room } from "./model.ts";
 export { fromCenti, toCenti } from "./model.ts";
 export { roomUidFromName, type DevicePatch, type NewDevice, type NewRoom } from "./devices.ts";
+export type {
+  AlertRuleFields,
+  AlertRuleRow,
+  AlertStore,
+  ChannelRow,
+  IncidentFilter,
+  IncidentRow,
+  NewIncident,
+  NewNotification,
+  OutboxRow,
+  OutboxWithChannel,
+} from "./alerts.ts";
 export type { ApiTokenRow, AuthStore, EnrollmentRow, SessionRow, SettingKey, User } from "./auth.ts";
 export type { CommittedReading, DeviceChange, StatusChange, StoreEventName, StoreEvents, StoreListener } from "./events.ts";
 export type { DeviceInfo, HistoryQueries, RawReader, RawRow, RoomPlacement } from "./history-queries.ts";
@@ -76,6 +90,8 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
         throw err;
       }
     },
+    /** Alert rules, incidents, channels and the notification outbox, for lib/server/alerts. */
+    alerts: createAlertStore(db, { now }),
     /** Throws the database's error when it cannot answer a trivial query (/health). */
     probe(): void {
       ping.get();

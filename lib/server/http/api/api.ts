@@ -7,11 +7,13 @@
 // shapes the JSON (json.ts).
 
 import { Elysia } from "elysia";
+import type { Alerts } from "../../alerts/alerts.ts";
 import type { Exporter } from "../../history/export.ts";
 import type { History } from "../../history/history.ts";
 import type { Stats } from "../../history/stats.ts";
 import type { Live } from "../../live/live.ts";
 import type { Store } from "../../store/store.ts";
+import { createAlertsApi } from "./alerts.ts";
 import { createDevicesApi } from "./devices.ts";
 import { createHealthApi, type HealthDeps } from "./health.ts";
 import { createHistoryApi } from "./history.ts";
@@ -28,17 +30,20 @@ export interface ApiDeps {
   live: Pick<Live, "latest">;
   broker: HealthDeps["broker"];
   ingest: HealthDeps["ingest"];
+  /** Alert rules, incidents, channels (without it, no alert routes: an app built for one test). */
+  alerts?: Alerts;
+  /** The name of who made a request (an acknowledgement records it). */
+  callerName?: (request: Request) => string | null;
 }
 
 /** Creates the `/health` and `/api/v1` routes. */
-export function createApi({ store, history, stats, exporter, live, broker, ingest }: ApiDeps) {
-  return new Elysia({ name: "api" })
-    .use(createHealthApi({ store, broker, ingest }))
-    .group("/api/v1", (app) =>
-      app
-        .use(createDevicesApi({ store }))
-        .use(createRoomsApi({ store }))
-        .use(createReadingsApi({ store, history, live }))
-        .use(createHistoryApi({ store, stats, exporter })),
-    );
+export function createApi({ store, history, stats, exporter, live, broker, ingest, alerts, callerName }: ApiDeps) {
+  return new Elysia({ name: "api" }).use(createHealthApi({ store, broker, ingest })).group("/api/v1", (app) =>
+    app
+      .use(createDevicesApi({ store }))
+      .use(createRoomsApi({ store }))
+      .use(createReadingsApi({ store, history, live }))
+      .use(createHistoryApi({ store, stats, exporter }))
+      .use(alerts ? createAlertsApi({ alerts, callerName: callerName ?? (() => null) }) : new Elysia()),
+  );
 }

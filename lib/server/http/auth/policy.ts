@@ -47,6 +47,10 @@ const TABLE: Record<string, Access> = {
   "GET /security": "owner",
   "GET /api/v1/tokens": "owner",
   "GET /api/v1/enrollment-tokens": "owner",
+  // Where alerts go (ntfy topics, webhook and mail addresses) is the owner's to see (issue 12).
+  "GET /alerts/channels": "owner",
+  "GET /api/v1/alerts/channels": "owner",
+  "GET /api/v1/alerts/channels/:id": "owner",
 };
 
 /** The level of a route (Elysia's route pattern, e.g. `/api/v1/devices/:uid`). */

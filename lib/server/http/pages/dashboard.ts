@@ -6,6 +6,9 @@ import { Elysia, t } from "elysia";
 import type { DeviceLive, Live, LiveChange } from "../../live/live.ts";
 import type { Device, Store } from "../../store/store.ts";
 import { DashboardPage, RoomCardBody, UnplacedBanner } from "../../../../views/dashboard.tsx";
+import { AlertBanner } from "../../../../views/alerts.tsx";
+import { withAlertChanges } from "./alerts.ts";
+import type { Alerts } from "../../alerts/alerts.ts";
 import type { Shell } from "../../../../views/parts.tsx";
 import { dashboardData, type Models } from "./models.ts";
 import type { Respond } from "./page.ts";
@@ -30,8 +33,11 @@ export function createDashboardPages({
   models,
   respond,
   stillAllowed,
+  alerts,
 }: {
   live: Pick<Live, "version" | "onChange">;
+  /** Incident changes push the banner and their rooms' cards too. */
+  alerts?: Pick<Alerts, "onChange">;
   models: Models;
   respond: Respond;
   /** Whether a stream's reader may still read the dashboard (asked while the stream is open). */
@@ -39,14 +45,16 @@ export function createDashboardPages({
 }) {
   /** The fragments a change touched (the unplaced banner last), or every one (the banner first). */
   function fragments(change: LiveChange | null): Fragment[] {
-    const { rooms, unplaced, now } = models.cards(change?.rooms);
+    const { rooms, unplaced, now, alerts: active } = models.cards(change?.rooms);
     const banner = (): Fragment => ({ event: "unplaced", html: UnplacedBanner({ devices: unplaced, now }) as string });
     const cards = rooms.map((room): Fragment => ({ event: `room-${room.uid}`, html: RoomCardBody({ room, now }) as string }));
+    // The alerts banner goes with every push: an incident's "since" and a reconnecting page stay right.
+    if (active) cards.push({ event: "alerts", html: AlertBanner({ alerts: active, now }) as string });
     if (change === null) return [banner(), ...cards];
     return change.unplaced ? [...cards, banner()] : cards;
   }
 
-  const hub = createEventHub({ live, fragments });
+  const hub = createEventHub({ live: withAlertChanges(live, alerts), fragments });
 
   return new Elysia()
     .onStop(() => hub.close())

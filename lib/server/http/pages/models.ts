@@ -3,7 +3,7 @@
 
 import type { Period, Stats } from "../../history/stats.ts";
 import type { DeviceLive, Live } from "../../live/live.ts";
-import type { Device, Room, Store } from "../../store/store.ts";
+import type { Device, IncidentRow, Room, Store } from "../../store/store.ts";
 import type { DashboardData, RoomCard, UnplacedDevice } from "../../../../views/dashboard.tsx";
 import { deviceName, type DevicePageData, type DevicesPageData } from "../../../../views/devices.tsx";
 import type { ChartWindow, ComparePageData, RoomPageData } from "../../../../views/history.tsx";
@@ -13,7 +13,7 @@ import type { RoomsPageData } from "../../../../views/rooms.tsx";
 const DAY = 86_400_000;
 
 /** Room cards of the dashboard: every room with the devices in it now, each summarised by `summary`. */
-function toRoomCards(rooms: Room[], devices: Device[], summary: (d: Device) => DeviceLive): RoomCard[] {
+function toRoomCards(rooms: Room[], devices: Device[], summary: (d: Device) => DeviceLive, alerts?: IncidentRow[]): RoomCard[] {
   const inRoom = new Map<string, Device[]>();
   for (const d of devices) if (d.room_uid !== null) inRoom.set(d.room_uid, [...(inRoom.get(d.room_uid) ?? []), d]);
   return rooms.map((r) => ({
@@ -22,6 +22,7 @@ function toRoomCards(rooms: Room[], devices: Device[], summary: (d: Device) => D
     floor: r.floor,
     side: r.side,
     sensors: (inRoom.get(r.uid) ?? []).map((d) => ({ uid: d.uid, name: deviceName(d), live: summary(d) })),
+    ...(alerts ? { alerts: alerts.filter((i) => i.room_uid === r.uid) } : {}),
   }));
 }
 
@@ -42,9 +43,11 @@ export function dashboardData(
   summary: (d: Device) => DeviceLive,
   shell: Shell,
   version: number,
+  alerts?: IncidentRow[],
 ): DashboardData {
   const devices = store.listDevices();
-  return { shell, rooms: toRoomCards(store.listRooms(), devices, summary), unplaced: unplacedOf(devices), version };
+  const rooms = toRoomCards(store.listRooms(), devices, summary, alerts);
+  return { shell, rooms, unplaced: unplacedOf(devices), version, ...(alerts ? { alerts } : {}) };
 }
 
 /** The rooms a comparison asked for: which exist (in the order asked), and which do not. */
@@ -60,6 +63,8 @@ export interface ModelDeps {
   live: Pick<Live, "summary" | "version">;
   stats: Pick<Stats, "room">;
   now: () => number;
+  /** Incidents not resolved, for the banner and the cards' marks (lib/server/alerts). */
+  alerts?: { active(): IncidentRow[] };
 }
 
 /**
@@ -67,22 +72,23 @@ export interface ModelDeps {
  * the banners: web.ts makes it), so a model is the same for everyone but
  * what the shell says.
  */
-export function createModels({ store, live, stats, now }: ModelDeps) {
-  const roomCards = (rooms: Room[], devices: Device[], at: number) => toRoomCards(rooms, devices, (d) => live.summary(d, at));
+export function createModels({ store, live, stats, now, alerts }: ModelDeps) {
+  const roomCards = (rooms: Room[], devices: Device[], at: number) =>
+    toRoomCards(rooms, devices, (d) => live.summary(d, at), alerts?.active());
 
   return {
     /** The dashboard now. */
     dashboard(shell: Shell): DashboardData {
       const at = now();
-      return dashboardData(store, (d) => live.summary(d, at), shell, live.version);
+      return dashboardData(store, (d) => live.summary(d, at), shell, live.version, alerts?.active());
     },
 
     /** The cards the event stream pushes: of `only` these rooms (every room when omitted), and the banner's devices. */
-    cards(only?: Set<string>): { rooms: RoomCard[]; unplaced: UnplacedDevice[]; now: number } {
+    cards(only?: Set<string>): { rooms: RoomCard[]; unplaced: UnplacedDevice[]; now: number; alerts?: IncidentRow[] } {
       const at = now();
       const devices = store.listDevices();
       const rooms = store.listRooms().filter((r) => only === undefined || only.has(r.uid));
-      return { rooms: roomCards(rooms, devices, at), unplaced: unplacedOf(devices), now: at };
+      return { rooms: roomCards(rooms, devices, at), unplaced: unplacedOf(devices), now: at, alerts: alerts?.active() };
     },
 
     /** The rooms page; `extra` holds a form as posted, a refused delete or a notice. */

@@ -10,6 +10,8 @@ import type { Live } from "../../live/live.ts";
 import type { Store } from "../../store/store.ts";
 import type { Enrollment } from "../../auth/enrollment.ts";
 import type { Assets } from "../assets.ts";
+import type { Alerts } from "../../alerts/alerts.ts";
+import { createAlertsPages } from "./alerts.ts";
 import { createDashboardPages } from "./dashboard.ts";
 import { createDevicesPages } from "./devices.ts";
 import { createHistoryPages } from "./history.ts";
@@ -34,15 +36,18 @@ export interface WebDeps {
   stillAllowed: (request: Request) => boolean;
   /** The clock (tests inject one). */
   now: () => number;
+  /** Alert rules, incidents and channels (lib/server/alerts); without it no alert pages (an app built for one test). */
+  alerts?: Alerts;
 }
 
 /** Creates the page routes and the static assets they use. */
-export function createWeb({ store, live, stats, assets, respond, enrollment, stillAllowed, now }: WebDeps) {
-  const models = createModels({ store, live, stats, now });
+export function createWeb({ store, live, stats, assets, respond, enrollment, stillAllowed, now, alerts }: WebDeps) {
+  const models = createModels({ store, live, stats, now, alerts });
   return new Elysia({ name: "web" })
     .use(assets.routes)
-    .use(createDashboardPages({ live, models, respond, stillAllowed }))
+    .use(createDashboardPages({ live, models, respond, stillAllowed, alerts }))
     .use(createRoomsPages({ store, models, respond }))
     .use(createHistoryPages({ store, models, respond, now }))
-    .use(createDevicesPages({ store, models, respond, enrollment }));
+    .use(createDevicesPages({ store, models, respond, enrollment }))
+    .use(alerts ? createAlertsPages({ alerts, store, respond }) : new Elysia());
 }
