@@ -30,6 +30,7 @@ import { createLive } from "./lib/server/live/live.ts";
 import { createRetention, ensureIncrementalVacuum, type Retention } from "./lib/server/store/retention.ts";
 import { createStats } from "./lib/server/history/stats.ts";
 import { createStore, type Store } from "./lib/server/store/store.ts";
+import { ensureRollupZone } from "./lib/server/store/rollups.ts";
 
 /** A running server. */
 export interface Running {
@@ -66,6 +67,8 @@ export async function start(
   // Before anything else uses the database: retention returns freed pages to the file system.
   try {
     ensureIncrementalVacuum(db, log.child("retention"));
+    // The daily rollups are days of the home's zone: rebuilt here when the setting changed.
+    ensureRollupZone(db, config.home_timezone, log.child("history"));
   } catch (err) {
     db.close();
     throw err;

@@ -107,7 +107,8 @@ export async function startServer(
   const dir = options.dataDir ? { path: options.dataDir, cleanup() {} } : tempDir();
   const config = loadConfig({
     env: {},
-    overrides: { http_port: 0, mqtt_port: 0, host: "127.0.0.1", data_dir: dir.path, ...overrides },
+    // The home's zone is UTC unless a test names one: a developer's own zone must not change what tests see.
+    overrides: { http_port: 0, mqtt_port: 0, host: "127.0.0.1", data_dir: dir.path, home_timezone: "UTC", ...overrides },
   });
   const logs: string[] = [];
   const log = createLog({
