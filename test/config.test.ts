@@ -112,7 +112,11 @@ describe("loadConfig", () => {
               ? "debug"
               : key === "cors_origins"
                 ? "http://grafana.lan:3000"
-                : "7";
+                : key === "home_timezone"
+                  ? "Europe/Paris"
+                  : key === "weather_url"
+                    ? "http://127.0.0.1:7/v1/forecast"
+                    : "7";
     const c = loadConfig({ env });
     expect(c.mqtt_max_clients).toBe(7);
     expect(c.host).toBe("127.0.0.1");
