@@ -30,6 +30,8 @@ import { createLive } from "./lib/server/live/live.ts";
 import { createRetention, ensureIncrementalVacuum, type Retention } from "./lib/server/store/retention.ts";
 import { createStats } from "./lib/server/history/stats.ts";
 import { createStore, type Store } from "./lib/server/store/store.ts";
+import { createZone } from "./lib/server/history/zone.ts";
+import { createWeather } from "./lib/server/weather/weather.ts";
 import { ensureRollupZone } from "./lib/server/store/rollups.ts";
 
 /** A running server. */
@@ -77,7 +79,8 @@ export async function start(
   const history = createHistory(store.history);
   const stats = createStats(store.history, history);
   const exporter = createExport(store.history, history);
-  const live = createLive({ store, log: log.child("live") });
+  const zone = createZone(config.home_timezone);
+  const live = createLive({ store, log: log.child("live"), zone });
   const ingest = createIngest({ store, log: log.child("ingest") });
 
   const broker = await createBroker({
@@ -103,6 +106,18 @@ export async function start(
   }
   await configs.publishAll();
 
+  // Outdoor weather, when the home's place is set: fetched in the background, never waited on.
+  const weather =
+    config.weather_latitude === ""
+      ? null
+      : createWeather({
+          cache: store.weather,
+          latitude: Number(config.weather_latitude),
+          longitude: Number(config.weather_longitude),
+          url: config.weather_url,
+          log: log.child("weather"),
+          now: options.now,
+        });
   const auth = createAuth({ store, settings: config, log: log.child("auth"), now: options.now, hashParams: options.hashParams });
   const app = createHttp({
     store,
@@ -114,6 +129,7 @@ export async function start(
     ingest,
     auth,
     settings: config,
+    weather,
     tls: null,
     log: log.child("http"),
     now: options.now,
@@ -134,6 +150,7 @@ export async function start(
   }
   const retention = createRetention({ db, days: config.retention_raw_days, log: log.child("retention"), now: options.now });
   retention.start();
+  weather?.start();
 
   let closing: Promise<void> | null = null;
   return {
@@ -150,6 +167,7 @@ export async function start(
       closing ??= (async () => {
         log.info("shutting down");
         await retention.stop();
+        await weather?.stop();
         // Commit the readings already received and answer their publishers, then stop.
         ingest.drain();
         await app.stop(true);

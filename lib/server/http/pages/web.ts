@@ -16,6 +16,10 @@ import { createHistoryPages } from "./history.ts";
 import { createModels } from "./models.ts";
 import type { Respond } from "./page.ts";
 import { createRoomsPages } from "./rooms.ts";
+import { createWeatherApi } from "./weather.ts";
+import { createZone } from "../../history/zone.ts";
+import type { Weather } from "../../weather/weather.ts";
+import { plainShell } from "../../../../views/parts.tsx";
 
 /** What the pages need from the rest of the server. */
 export interface WebDeps {
@@ -32,17 +36,27 @@ export interface WebDeps {
   enrollment: Pick<Enrollment, "newDeviceSecret">;
   /** Whether an open event stream's reader may still read (lib/server/http/auth/guard.ts). */
   stillAllowed: (request: Request) => boolean;
+  /** Whether a request may read pages beyond the dashboard (not the kiosk link). */
+  mayRead: (request: Request) => boolean;
+  /** The outdoor weather, null when it is off. */
+  weather: Weather | null;
+  /** The home's time zone. */
+  timeZone: string;
   /** The clock (tests inject one). */
   now: () => number;
 }
 
 /** Creates the page routes and the static assets they use. */
-export function createWeb({ store, live, stats, assets, respond, enrollment, stillAllowed, now }: WebDeps) {
-  const models = createModels({ store, live, stats, now });
+export function createWeb(deps: WebDeps) {
+  const { store, live, stats, assets, respond, enrollment, stillAllowed, mayRead, weather, now } = deps;
+  const zone = createZone(deps.timeZone);
+  const models = createModels({ store, live, stats, now, weather });
+  const shellAt = (at: number) => plainShell(assets.urls, at, zone.name);
   return new Elysia({ name: "web" })
     .use(assets.routes)
-    .use(createDashboardPages({ live, models, respond, stillAllowed }))
+    .use(createDashboardPages({ live, models, respond, stillAllowed, mayRead, store, shellAt, weather }))
     .use(createRoomsPages({ store, models, respond }))
-    .use(createHistoryPages({ store, models, respond, now }))
-    .use(createDevicesPages({ store, models, respond, enrollment }));
+    .use(createHistoryPages({ store, models, respond, now, zone }))
+    .use(createDevicesPages({ store, models, respond, enrollment, zone }))
+    .use(createWeatherApi({ weather, now }));
 }
