@@ -31,10 +31,12 @@
   }
   var unit = storedUnit();
 
+  // 24-hour (14:05, 04:30) unless the language counts hours in twelves (2:05 PM).
+  var hour = new Intl.DateTimeFormat(langs, { hour: "numeric" }).resolvedOptions().hour12 ? "numeric" : "2-digit";
   var FORMATS = {
-    dt: { day: "numeric", month: "short", hour: "numeric", minute: "2-digit" },
-    dty: { day: "numeric", month: "short", year: "numeric", hour: "numeric", minute: "2-digit" },
-    t: { hour: "numeric", minute: "2-digit" },
+    dt: { day: "numeric", month: "short", hour: hour, minute: "2-digit" },
+    dty: { day: "numeric", month: "short", year: "numeric", hour: hour, minute: "2-digit" },
+    t: { hour: hour, minute: "2-digit" },
     d: { day: "numeric", month: "short", year: "numeric" },
     m: { month: "long", year: "numeric" },
   };
