@@ -136,7 +136,7 @@ export function Chart(props: {
       data-to={String(w.to)}
       data-points={String(w.points)}
       data-tz={props.shell.timeZone}
-      data-live={w.to >= props.shell.now ? "true" : undefined}
+      data-live={w.forward === null ? "true" : undefined}
       data-weather={props.weather ? "true" : undefined}
     >
       <noscript>The charts need JavaScript. The data is also at /api/v1/rooms/…/history.</noscript>
