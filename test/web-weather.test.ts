@@ -272,7 +272,7 @@ describe("charts", () => {
     expect(await page.getAttribute("#room-kitchen .temp .trend", "title")).toMatch(/^rising: \+[45]\.\d °C in the last hour$/);
     expect(await page.textContent("#room-kitchen .updated")).toMatch(/^updated \d{1,2}:\d{2}/);
 
-    await page.goto(server.url + "/compare?rooms=kitchen,cellar,attic");
+    await page.goto(server!.url + "/compare?rooms=kitchen,cellar,attic");
     await page.waitForSelector("#chart[data-ready=drawn]");
     const series = await page.evaluate(() =>
       (window as any).techtempCharts.map((c: any) => c.u.series.slice(1).map((s: any) => [s.label, s._stroke ?? s.stroke])),
