@@ -258,7 +258,7 @@ describe("charts", () => {
     await home();
     tab = await openPage(browser, { server, width: 1000 });
     const { page } = tab;
-    await page.goto(server.url + "/rooms/kitchen");
+    await page.goto(server!.url + "/rooms/kitchen");
     await page.waitForSelector("#chart[data-ready=drawn]");
     await page.waitForSelector('body[data-live="on"]');
     const lastX = () => page.evaluate(() => (window as any).techtempCharts[0].u.data[0].at(-1) as number);
