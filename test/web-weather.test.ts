@@ -176,26 +176,27 @@ test("the dashboard follows the house: rooms created, occupied, renamed and dele
 });
 
 describe("charts", () => {
-  async function home(): Promise<void> {
-    server = await startServer({}, { logLevel: "warn" });
-    client = await connectMqtt(server.mqttPort);
+  async function home(): Promise<TestServer> {
+    const srv = (server = await startServer({}, { logLevel: "warn" }));
+    client = await connectMqtt(srv.mqttPort);
     const now = Date.now();
     for (const [i, room] of ["Kitchen", "Cellar", "Attic"].entries()) {
       const uid = `aht20-00000${i}`;
-      await placeDevice(server, client, { uid, room, placedAt: now - 25 * HOUR, intervalS: 600 });
+      await placeDevice(srv, client, { uid, room, placedAt: now - 25 * HOUR, intervalS: 600 });
       const readings: [number, number, number][] = [];
       // Rising by 1 °C over the last hour in the kitchen.
       for (let ts = now - 24 * HOUR; ts < now; ts += 10 * MIN)
         readings.push([ts, 18 + i + (i === 0 && ts > now - HOUR ? 1 : 0), 50]);
       await publishReadings(client, uid, readings);
     }
+    return srv;
   }
 
   test("drag to zoom (both charts follow), reset, double click; pinch on a touch screen", async () => {
-    await home();
-    tab = await openPage(browser, { server, width: 1000 });
+    const srv = await home();
+    tab = await openPage(browser, { server: srv, width: 1000 });
     const { page } = tab;
-    await page.goto(server.url + "/rooms/kitchen");
+    await page.goto(srv.url + "/rooms/kitchen");
     await page.waitForSelector("#chart[data-ready=drawn]");
     const scales = () =>
       page.evaluate(() => (window as any).techtempCharts.map((c: any) => [c.u.scales.x.min, c.u.scales.x.max]));
@@ -214,15 +215,15 @@ describe("charts", () => {
     expect((await scales())[0]).toEqual(full);
     expect(await page.isVisible(".reset-zoom")).toBe(false);
 
-    const phone = await openPage(browser, { server, width: 390, height: 844, touch: true });
+    const phone = await openPage(browser, { server: srv, width: 390, height: 844, touch: true });
     try {
-      await phone.page.goto(server.url + "/rooms/kitchen");
+      await phone.page.goto(srv.url + "/rooms/kitchen");
       await phone.page.waitForSelector("#chart[data-ready=drawn]");
       const over = (await phone.page.locator(".chart-box .u-over").first().boundingBox())!;
       const cdp = await phone.page.context().newCDPSession(phone.page);
       const y = over.y + over.height / 2;
       const cx = over.x + over.width / 2;
-      const touch = (type: string, spread: number) =>
+      const touch = (type: "touchStart" | "touchMove" | "touchEnd", spread: number) =>
         cdp.send("Input.dispatchTouchEvent", {
           type,
           touchPoints:
@@ -255,10 +256,10 @@ describe("charts", () => {
   });
 
   test("a reading stored while the page is open is appended to the chart; rooms compared get distinct colours; units in the legend; trend arrows", async () => {
-    await home();
-    tab = await openPage(browser, { server, width: 1000 });
+    const srv = await home();
+    tab = await openPage(browser, { server: srv, width: 1000 });
     const { page } = tab;
-    await page.goto(server!.url + "/rooms/kitchen");
+    await page.goto(srv.url + "/rooms/kitchen");
     await page.waitForSelector("#chart[data-ready=drawn]");
     await page.waitForSelector('body[data-live="on"]');
     const lastX = () => page.evaluate(() => (window as any).techtempCharts[0].u.data[0].at(-1) as number);
@@ -272,7 +273,7 @@ describe("charts", () => {
     expect(await page.getAttribute("#room-kitchen .temp .trend", "title")).toMatch(/^rising: \+[45]\.\d °C in the last hour$/);
     expect(await page.textContent("#room-kitchen .updated")).toMatch(/^updated \d{1,2}:\d{2}/);
 
-    await page.goto(server!.url + "/compare?rooms=kitchen,cellar,attic");
+    await page.goto(srv.url + "/compare?rooms=kitchen,cellar,attic");
     await page.waitForSelector("#chart[data-ready=drawn]");
     const series = await page.evaluate(() =>
       (window as any).techtempCharts.map((c: any) => c.u.series.slice(1).map((s: any) => [s.label, s._stroke ?? s.stroke])),
