@@ -130,6 +130,24 @@ describe("the history in the home's zone", () => {
       // The daily rollups are the raw readings grouped by Paris day.
       const { stored, computed } = dayRows(server, "Europe/Paris");
       expect(stored).toEqual(computed);
+      // The export: each row's local_time is the Paris instant with its offset (+01:00, then +02:00), the zone is named,
+      // and the daily buckets are the same Paris days.
+      const window = `from=${from}&to=${Date.parse("2026-03-30T22:00:00Z")}`;
+      const days = (await server.api(`/api/v1/rooms/salon/export?${window}&bucket=day&format=json`)).body;
+      expect(days.time_zone).toBe("Europe/Paris");
+      expect(days.data.map((p: { ts: string; local_time: string; count: number }) => [p.ts, p.local_time, p.count])).toEqual([
+        ["2026-03-27T23:00:00.000Z", "2026-03-28T00:00:00+01:00", 144],
+        ["2026-03-28T23:00:00.000Z", "2026-03-29T00:00:00+01:00", 138],
+        ["2026-03-29T22:00:00.000Z", "2026-03-30T00:00:00+02:00", 144],
+      ]);
+      const around = `from=${Date.parse("2026-03-29T00:40:00Z")}&to=${Date.parse("2026-03-29T01:05:00Z")}`;
+      const raw = (await server.api(`/api/v1/rooms/salon/export?${around}`)).body as string;
+      expect(
+        raw
+          .trim()
+          .split("\r\n")
+          .map((line) => line.split(",").at(-1)),
+      ).toEqual(["local_time", "2026-03-29T01:40:00+01:00", "2026-03-29T01:50:00+01:00", "2026-03-29T03:00:00+02:00"]);
       const month = await server.api(`/api/v1/rooms/salon/stats?period=month&from=2026-03-01T00:00:00%2B01:00&to=${now}`);
       // March in Paris begins at 23:00 UTC the day before; April (22:00 UTC on 31 March) has not begun at noon.
       expect(month.body.data.periods.map((p: { period_start: string }) => p.period_start)).toEqual(["2026-02-28T23:00:00.000Z"]);
