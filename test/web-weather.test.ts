@@ -255,7 +255,7 @@ describe("charts", () => {
     }
   });
 
-  test("a reading stored while the page is open is appended to the chart; rooms compared get distinct colours; units in the legend; trend arrows", async () => {
+  test("a reading stored while the page is open is appended to the chart; rooms compared get distinct colours; units in the legend; trend arrows; a device's own chart", async () => {
     const srv = await home();
     tab = await openPage(browser, { server: srv, width: 1000 });
     const { page } = tab;
@@ -291,6 +291,18 @@ describe("charts", () => {
       return u.root.querySelector(".u-legend .u-series:nth-child(2) .u-value").textContent;
     });
     expect(legend).toMatch(/^\d+\.\d °C$/);
+
+    // A device's own page charts its history: the day of readings and the one just stored.
+    await page.goto(srv.url + "/devices/aht20-000000");
+    await page.waitForSelector("#chart[data-ready=drawn]");
+    const device = await page.evaluate(() => {
+      const u = (window as any).techtempCharts[0].u;
+      return { label: u.series[1].label, n: u.data[0].filter((x: number | null) => x !== null).length, last: u.data[1].at(-1) };
+    });
+    expect(device.label).toBe("aht20-000000");
+    // 24 h every 10 minutes, less the oldest now out of the window, plus the new one (±1 with the minute the test took).
+    expect(Math.abs(device.n - 144)).toBeLessThanOrEqual(1);
+    expect(device.last).toBe(23.25);
     expect(tab.errors).toEqual([]);
   });
 });
