@@ -78,6 +78,25 @@ describe("outdoor weather", () => {
     // Cached: the hours that have begun (two past days and today up to 12:00).
     const cached = server.db.query<{ n: number }, []>("SELECT count(*) AS n FROM weather_hours").get()!.n;
     expect(cached).toBe(2 * 24 + 13);
+    // The API the charts read: the cached hours of the range, UTC like the rest of the API; a bad time names its field.
+    const answer = (await server.api(`/api/v1/weather?from=${clock - 3 * HOUR}&to=${clock}`)).body.data;
+    expect(answer).toEqual({
+      enabled: true,
+      from: "2026-01-15T09:20:00.000Z",
+      to: "2026-01-15T12:20:00.000Z",
+      current: { ts: "2026-01-15T12:00:00.000Z", temperature: 9.2, humidity: 76 },
+      problem: null,
+      points: [
+        { ts: "2026-01-15T10:00:00.000Z", temperature: 9, humidity: 76 },
+        { ts: "2026-01-15T11:00:00.000Z", temperature: 9.1, humidity: 76 },
+        { ts: "2026-01-15T12:00:00.000Z", temperature: 9.2, humidity: 76 },
+      ],
+    });
+    const bad = await server.api("/api/v1/weather?from=yesterday");
+    expect([bad.status, bad.body.error]).toEqual([
+      400,
+      'from: "yesterday" is not a time; use ISO-8601 (2026-11-28T12:00:00Z) or epoch milliseconds',
+    ]);
 
     client = await connectMqtt(server.mqttPort);
     await placeDevice(server, client, { uid: "aht20-3e3e3e", room: "Kitchen", placedAt: clock - 5 * HOUR, intervalS: 600 });
@@ -156,6 +175,9 @@ test("the dashboard follows the house: rooms created, occupied, renamed and dele
   const { page } = tab;
   await page.goto(server.url + "/");
   await page.waitForSelector('body[data-live="on"]');
+  // No place set: no outdoor weather, on the page or in the API.
+  expect(await page.locator("#outdoor .outdoor").count()).toBe(0);
+  expect((await server.api("/api/v1/weather")).body.data).toEqual({ enabled: false, current: null, problem: null, points: [] });
   await server.api("/api/v1/rooms", { body: { name: "Attic" } });
   await page.waitForSelector("#room-attic", { timeout: 2000 });
   await placeDevice(server, client, { uid: "aht20-6e6e6e", room: "Cellar", placedAt: Date.now() - HOUR, intervalS: 60 });

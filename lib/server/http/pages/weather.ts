@@ -4,9 +4,7 @@
 
 import { Elysia, t } from "elysia";
 import type { Weather } from "../../weather/weather.ts";
-import { integerParam, iso, range } from "../params.ts";
-import { parseTime } from "../params.ts";
-import { decodedText } from "../params.ts";
+import { decodedText, iso, parseTime, range } from "../params.ts";
 
 const DAY = 86_400_000;
 /** Most days one request may ask for (hourly points: ~9 600). */
@@ -39,7 +37,6 @@ export function createWeatherApi({ weather, now }: { weather: Pick<Weather, "hou
       query: t.Object({
         from: t.Optional(timeParam("from")),
         to: t.Optional(timeParam("to")),
-        points: t.Optional(integerParam("points", 1, 100_000)),
       }),
     },
   );
