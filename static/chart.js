@@ -155,7 +155,14 @@
       var outside = getComputedStyle(document.body).getPropertyValue("--outside").trim() || "#888888";
       series.push({ label: "Outside", stroke: outside, dash: [4, 4], width: 1.5, spanGaps: false, value: value });
     }
-    return { data: tables.length ? uPlot.join(tables) : null, series: series, bands: bands };
+    // Joined on one time axis, a series has no value at the other series' times (undefined, which uPlot
+    // bridges); NULL_EXPAND (2) turns those next to a gap's null into nulls, so a gap stays a gap with several series.
+    var nullModes = tables.map(function (t) {
+      return t.map(function () {
+        return 2;
+      });
+    });
+    return { data: tables.length ? uPlot.join(tables, nullModes) : null, series: series, bands: bands };
   }
 
   function xValue(u, v) {
