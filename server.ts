@@ -34,6 +34,9 @@ import { createLive } from "./lib/server/live/live.ts";
 import { createRetention, ensureIncrementalVacuum, type Retention } from "./lib/server/store/retention.ts";
 import { createStats } from "./lib/server/history/stats.ts";
 import { createStore, type Store } from "./lib/server/store/store.ts";
+import { createZone } from "./lib/server/history/zone.ts";
+import { createWeather } from "./lib/server/weather/weather.ts";
+import { ensureRollupZone } from "./lib/server/store/rollups.ts";
 
 /** A running server. */
 export interface Running {
@@ -84,8 +87,6 @@ export async function start(
     now?: () => number;
     hashParams?: HashParams;
     insecureOpenMqtt?: boolean;
-    /** The home's time zone for alerts (quiet hours, digest); default the system's. */
-    timeZone?: string;
   } = {},
 ): Promise<Running> {
   const log = options.log ?? createLog({ level: config.log_level });
@@ -102,6 +103,8 @@ export async function start(
   // Before anything else uses the database: retention returns freed pages to the file system.
   try {
     ensureIncrementalVacuum(db, log.child("retention"));
+    // The daily rollups are days of the home's zone: rebuilt here when the setting changed.
+    ensureRollupZone(db, config.home_timezone, log.child("history"));
   } catch (err) {
     db.close();
     throw err;
@@ -110,7 +113,8 @@ export async function start(
   const history = createHistory(store.history);
   const stats = createStats(store.history, history);
   const exporter = createExport(store.history, history);
-  const live = createLive({ store, log: log.child("live") });
+  const zone = createZone(config.home_timezone);
+  const live = createLive({ store, log: log.child("live"), zone });
   const ingest = createIngest({ store, log: log.child("ingest") });
 
   const broker = await createBroker({
@@ -146,9 +150,21 @@ export async function start(
     broker,
     log: log.child("alerts"),
     limits: alertLimits(config),
-    timeZone: options.timeZone,
+    timeZone: config.home_timezone,
   });
 
+  // Outdoor weather, when the home's place is set: fetched in the background, never waited on.
+  const weather =
+    config.weather_latitude === ""
+      ? null
+      : createWeather({
+          cache: store.weather,
+          latitude: Number(config.weather_latitude),
+          longitude: Number(config.weather_longitude),
+          url: config.weather_url,
+          log: log.child("weather"),
+          now: options.now,
+        });
   const auth = createAuth({ store, settings: config, log: log.child("auth"), now: options.now, hashParams: options.hashParams });
   const app = createHttp({
     store,
@@ -161,6 +177,7 @@ export async function start(
     auth,
     alerts,
     settings: config,
+    weather,
     log: log.child("http"),
     now: options.now,
     tls: tls?.info ?? null,
@@ -215,6 +232,7 @@ export async function start(
   }
   const retention = createRetention({ db, days: config.retention_raw_days, log: log.child("retention"), now: options.now });
   retention.start();
+  weather?.start();
 
   let closing: Promise<void> | null = null;
   return {
@@ -236,6 +254,7 @@ export async function start(
         log.info("shutting down");
         clearInterval(expiryTimer);
         await retention.stop();
+        await weather?.stop();
         // Commit the readings already received and answer their publishers, then stop.
         ingest.drain();
         if (https && https !== app.server) https.stop(true);

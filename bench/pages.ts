@@ -134,8 +134,8 @@ function naiveSummaries(db: ReturnType<typeof openDatabase>) {
     `SELECT min(t) AS t_min, max(t) AS t_max, min(h) AS h_min, max(h) AS h_max FROM readings
      WHERE device_id = ? AND ts >= ? GROUP BY strftime('%Y-%m-%d', ts / 1000, 'unixepoch', 'localtime')`,
   );
-  const spark = db.query<{ b: number; t: number }, [number, number]>(
-    `SELECT (ts / ${SLOT_MS}) * ${SLOT_MS} AS b, avg(t) AS t FROM readings WHERE device_id = ? AND ts >= ? GROUP BY b`,
+  const spark = db.query<{ b: number; t: number; h: number }, [number, number]>(
+    `SELECT (ts / ${SLOT_MS}) * ${SLOT_MS} AS b, avg(t) AS t, avg(h) AS h FROM readings WHERE device_id = ? AND ts >= ? GROUP BY b`,
   );
   return (at: number) => {
     const latest = new Map(latestAll.all().map((r) => [r.device_id, r]));
@@ -148,11 +148,17 @@ function naiveSummaries(db: ReturnType<typeof openDatabase>) {
         observedS: last && prevTs !== null ? (last.ts - prevTs) / 1000 : null,
       });
       const firstSlot = Math.floor(at / SLOT_MS) * SLOT_MS - (SPARK_SLOTS - 1) * SLOT_MS;
-      const slots = new Map(spark.all(d.id, firstSlot).map((s) => [s.b, s.t]));
+      const rows = spark.all(d.id, firstSlot - SLOT_MS * 8);
+      const slots = new Map(rows.map((s) => [s.b, s.t]));
       const sparkValues = Array.from({ length: SPARK_SLOTS }, (_, i) => {
         const v = slots.get(firstSlot + i * SLOT_MS);
         return v === undefined ? null : Math.round(v) / 100;
       });
+      const hourAgo = last ? rows.find((s) => s.b === Math.floor((last.ts - 3_600_000) / SLOT_MS) * SLOT_MS) : undefined;
+      const trend =
+        last && hourAgo
+          ? { temperature: Math.round(last.t - hourAgo.t) / 100, humidity: Math.round(last.h - hourAgo.h) / 100 }
+          : null;
       const day = today.get(d.id, startOfDay(at));
       const value = last ? { ts: last.ts, temperature: fromCenti(last.t), humidity: fromCenti(last.h) } : null;
       return {
@@ -167,6 +173,7 @@ function naiveSummaries(db: ReturnType<typeof openDatabase>) {
         },
         comfort: value ? comfort(value.temperature, value.humidity) : null,
         spark: sparkValues,
+        trend,
       };
     };
   };

@@ -1,13 +1,16 @@
 // Renders the PNG icons from static/icon.svg and takes the README's
-// screenshots (docs/dashboard.png, docs/room.png) with Debian's chromium,
-// offline. Run after changing the icon or the pages:
+// screenshots (docs/*.png: the dashboard, a room, a device, the comparison,
+// on a desktop and on a phone) with Debian's chromium, offline. Run after
+// changing the icon or the pages:
 //
 //   bun bench/screenshots.ts            icons and screenshots
 //   bun bench/screenshots.ts --icons    icons only
 //
 // The screenshots show a real server fed through its broker with a demo
-// home: four rooms, one with two sensors, a day of readings with a gap, a
-// device moved this afternoon, a late one and an unplaced one.
+// home in Paris (home_timezone): four rooms, one with two sensors, a day of
+// readings with a gap, a device moved this afternoon, a late one and an
+// unplaced one, and the outdoor weather from a local stand-in for Open-Meteo
+// (three days of hours, so nothing leaves the machine). Signed in as the owner.
 
 import { chromium, type Browser } from "playwright-core";
 import { join } from "node:path";
@@ -49,10 +52,21 @@ const DEMO = [
 
 /** Seeds a demo home on a real server (imported late: the server embeds the icons rendered above) and shoots the pages. */
 async function takeScreenshots(browser: Browser, docs: string): Promise<void> {
-  const { startServer, connectMqtt, publishAcked, endMqtt, legacyPayload, readingTopic } = await import("../test/helpers.ts");
-  const server = await startServer({}, { logLevel: "warn" });
+  const { startServer, connectMqtt, publishAcked, endMqtt, legacyPayload, readingTopic, waitFor } =
+    await import("../test/helpers.ts");
+  const openMeteo = outdoorStandIn();
+  const server = await startServer(
+    {
+      home_timezone: "Europe/Paris",
+      weather_latitude: "48.86",
+      weather_longitude: "2.35",
+      weather_url: `http://127.0.0.1:${openMeteo.port}/v1/forecast`,
+    },
+    { logLevel: "warn" },
+  );
   const client = await connectMqtt(server.mqttPort);
   try {
+    await waitFor(() => server.store.weather.state() !== null, 10_000, "the outdoor weather");
     const now = Date.now();
     const day = 86_400_000;
     const step = 300_000;
@@ -92,22 +106,57 @@ async function takeScreenshots(browser: Browser, docs: string): Promise<void> {
 
     const shots: [file: string, path: string, width: number, height: number, dark: boolean][] = [
       ["dashboard.png", "/", 1100, 900, false],
-      ["dashboard-phone-dark.png", "/", 400, 860, true],
+      ["dashboard-phone-dark.png", "/", 390, 844, true],
       ["room.png", "/rooms/bedroom", 900, 900, false],
+      ["room-phone.png", "/rooms/living-room", 360, 780, false],
+      ["device.png", "/devices/aht20-778899", 900, 900, false],
+      ["compare-dark.png", "/compare?rooms=living-room,kitchen,bedroom,office", 1000, 700, true],
     ];
     for (const [file, path, width, height, dark] of shots) {
-      const { page, close } = await openPage(browser, { width, height });
+      const phone = width < 500;
+      const { page, close } = await openPage(browser, {
+        server,
+        width,
+        height,
+        touch: phone,
+        timezoneId: "Europe/Paris",
+        locale: "en-GB",
+      });
       await page.emulateMedia({ colorScheme: dark ? "dark" : "light" });
       await page.goto(server.url + path);
-      if (path.startsWith("/rooms/")) await page.waitForSelector("[data-ready]");
-      await page.screenshot({ path: join(docs, file), fullPage: width > 500 });
+      if (path !== "/") await page.waitForSelector("#chart[data-ready=drawn]");
+      await page.screenshot({ path: join(docs, file), fullPage: !phone });
       await close();
       console.log(`wrote docs/${file}`);
     }
   } finally {
     await endMqtt(client);
     await server.stop();
+    openMeteo.stop(true);
   }
+}
+
+/** A local stand-in for Open-Meteo's forecast API: the last two days and today, hour by hour, cool nights and mild afternoons. */
+function outdoorStandIn() {
+  const hour = 3_600_000;
+  return Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch() {
+      const start = Math.floor(Date.now() / 86_400_000) * 86_400_000 - 2 * 86_400_000;
+      const time: number[] = [];
+      for (let ts = start; ts < start + 3 * 86_400_000; ts += hour) time.push(ts / 1000);
+      const phase = (s: number) => ((s * 1000) % 86_400_000) / 86_400_000;
+      return Response.json({
+        hourly_units: { time: "unixtime", temperature_2m: "°C", relative_humidity_2m: "%" },
+        hourly: {
+          time,
+          temperature_2m: time.map((s) => Math.round((9 + 4 * Math.sin(2 * Math.PI * (phase(s) - 0.375))) * 10) / 10),
+          relative_humidity_2m: time.map((s) => Math.round(75 - 15 * Math.sin(2 * Math.PI * (phase(s) - 0.375)))),
+        },
+      });
+    },
+  });
 }
 
 const ICONS_ONLY = commandLine(

@@ -54,8 +54,8 @@ beforeAll(async () => {
   ntfy = httpReceiver();
   hook = httpReceiver();
   server = await startServer(
-    { alert_retry_base_s: 1, alert_retry_attempts: 3, alert_send_timeout_s: 30 },
-    { now: () => clock, timeZone: "Europe/Paris" },
+    { alert_retry_base_s: 1, alert_retry_attempts: 3, alert_send_timeout_s: 30, home_timezone: "Europe/Paris" },
+    { now: () => clock },
   );
   client = await connectMqtt(server.mqttPort);
   await server.api("/api/v1/alerts/channels", { body: { name: "phone", kind: "ntfy", url: ntfy.url, topic: "home" } });

@@ -113,6 +113,8 @@ describe("loadConfig", () => {
       http_plain: "off",
       mqtt_plain: "off",
       cors_origins: "http://grafana.lan:3000",
+      home_timezone: "Europe/Paris",
+      weather_url: "http://127.0.0.1:7/v1/forecast",
     };
     const env: Record<string, string> = { TECHTEMP_CONFIG: "/dev/null" };
     for (const key of Object.keys(defaults)) env[`TECHTEMP_${key.toUpperCase()}`] = text[key] ?? "7";

@@ -49,7 +49,7 @@ test("a device's raw CSV has a header row, ISO times and one row per reading, an
   expect(res.headers.get("content-disposition")).toBe('attachment; filename="aht20-aaaaaa-raw-2026-09-01-2026-09-01.csv"');
   expect(res.headers.get("access-control-allow-origin")).toBe("*");
   const text = await res.text();
-  expect(text.slice(0, text.indexOf("\r\n"))).toBe("device_id,ts,temperature,humidity");
+  expect(text.slice(0, text.indexOf("\r\n"))).toBe("device_id,ts,temperature,humidity,local_time");
   const rows = parseCsv(text);
   expect(rows).toHaveLength(1440);
   expect(rows[0]).toEqual({
@@ -57,6 +57,7 @@ test("a device's raw CSV has a header row, ISO times and one row per reading, an
     ts: "2026-09-01T00:00:00.000Z",
     temperature: String(-5 + ((T0 / MIN) % 997) / 10),
     humidity: expect.any(String),
+    local_time: "2026-09-01T00:00:00+00:00",
   });
   const stored = server.db
     .query<{ ts: number; t: number; h: number }, [number]>(
@@ -101,12 +102,17 @@ test("aggregated exports carry the chart's buckets, in CSV and JSON", async () =
   const chart = (await server.api(`/api/v1/rooms/salon/history?${range}&bucket=hour`)).body.data.points;
   const csv = parseCsv(await (await get(`/api/v1/rooms/salon/export?${range}&bucket=hour`)).text());
   expect(Object.keys(csv[0]!).join(",")).toBe(
-    "ts,temperature,temperature_min,temperature_max,humidity,humidity_min,humidity_max,count",
+    "ts,temperature,temperature_min,temperature_max,humidity,humidity_min,humidity_max,count,local_time",
   );
-  expect(csv.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === "ts" ? v : Number(v)])))).toEqual(chart);
+  const withLocal = chart.map((p: { ts: string }) => ({ ...p, local_time: p.ts.replace(/\.000Z$/, "+00:00") }));
+  expect(
+    csv.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === "ts" || k === "local_time" ? v : Number(v)]))),
+  ).toEqual(withLocal);
   const res = await get(`/api/v1/rooms/salon/export?${range}&bucket=hour&format=json`);
   expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
-  expect((await res.json()).data).toEqual(chart);
+  const body = await res.json();
+  expect(body.time_zone).toBe("UTC");
+  expect(body.data).toEqual(withLocal);
   const days = await (await get(`/api/v1/devices/aht20-bbbbbb/export?bucket=day&format=json&from=${T0}&to=${clock - 1}`)).json();
   expect(days.data.map((p: { count: number }) => p.count)).toEqual([1440, 1440, 1440]);
 });
@@ -116,10 +122,16 @@ test("JSON raw export is the same rows as the CSV", async () => {
   const json = await (await get(`/api/v1/devices/aht20-bbbbbb/export?${range}&format=json`)).json();
   const csv = parseCsv(await (await get(`/api/v1/devices/aht20-bbbbbb/export?${range}`)).text());
   expect(json.data).toEqual(
-    csv.map((r) => ({ device_id: r.device_id, ts: r.ts, temperature: Number(r.temperature), humidity: Number(r.humidity) })),
+    csv.map((r) => ({
+      device_id: r.device_id,
+      ts: r.ts,
+      temperature: Number(r.temperature),
+      humidity: Number(r.humidity),
+      local_time: r.local_time,
+    })),
   );
   const empty = await (await get(`/api/v1/devices/aht20-bbbbbb/export?from=${T0 - DAY}&to=${T0 - 1}&format=json`)).json();
-  expect(empty).toEqual({ data: [] });
+  expect(empty).toEqual({ time_zone: "UTC", data: [] });
 });
 
 test("an export is streamed in chunks, and a client that goes away mid-way leaves the server well", async () => {

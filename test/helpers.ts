@@ -134,14 +134,13 @@ export async function startServer(
     owner?: boolean;
     /** The password hash's cost (a throttling test makes many sign-ins). */
     hashParams?: HashParams;
-    /** The home's time zone for alerts (quiet hours, digest); default the system's. */
-    timeZone?: string;
   } = {},
 ): Promise<TestServer> {
   const dir = options.dataDir ? { path: options.dataDir, cleanup() {} } : tempDir();
   const config = loadConfig({
     env: {},
-    overrides: { http_port: 0, mqtt_port: 0, host: "127.0.0.1", data_dir: dir.path, ...overrides },
+    // The home's zone is UTC unless a test names one: a developer's own zone must not change what tests see.
+    overrides: { http_port: 0, mqtt_port: 0, host: "127.0.0.1", data_dir: dir.path, home_timezone: "UTC", ...overrides },
   });
   const logs: string[] = [];
   const log = createLog({
@@ -151,7 +150,7 @@ export async function startServer(
       if (options.echo || process.env.TECHTEMP_TEST_LOG) console.log(line);
     },
   });
-  const running = await start(config, { log, now: options.now, hashParams: options.hashParams, timeZone: options.timeZone });
+  const running = await start(config, { log, now: options.now, hashParams: options.hashParams });
   const url = `http://127.0.0.1:${running.httpPort}`;
   const { auth } = running;
 

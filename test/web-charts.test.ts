@@ -131,4 +131,10 @@ test("the comparison page overlays the chosen rooms", async () => {
   expect(cellar.length).toBe(48);
   expect(new Set(cellar)).toEqual(new Set([12]));
   expect(temperature!.markers).toEqual([]);
+  // The kitchen's silent hours stay a gap on the shared time axis: null (a break) at every time of the
+  // cellar's inside them, not undefined (which uPlot bridges with a straight line).
+  const [xs, kitchen] = temperature!.data as [number[], (number | null | string)[]];
+  const silent = xs.flatMap((x, i) => (x * 1000 > GAP[0] - 600_000 && x * 1000 < GAP[1] ? [kitchen[i]] : []));
+  expect(silent.length).toBeGreaterThanOrEqual(6);
+  expect(silent).toEqual(silent.map(() => null));
 });

@@ -41,11 +41,26 @@ export interface WatchedPage {
  */
 export async function openPage(
   browser: Browser,
-  options: { width?: number; height?: number; javaScript?: boolean; server?: TestServer; session?: TestSession } = {},
+  options: {
+    width?: number;
+    height?: number;
+    javaScript?: boolean;
+    server?: TestServer;
+    session?: TestSession;
+    /** The browser's own time zone and language (default: the machine's zone, en-US). */
+    timezoneId?: string;
+    locale?: string;
+    /** A touch screen (a phone): `pointer: coarse`, touch events. */
+    touch?: boolean;
+  } = {},
 ): Promise<WatchedPage> {
   const context = await browser.newContext({
     viewport: { width: options.width ?? 420, height: options.height ?? 900 },
     javaScriptEnabled: options.javaScript ?? true,
+    timezoneId: options.timezoneId,
+    locale: options.locale,
+    hasTouch: options.touch,
+    isMobile: options.touch,
   });
   const cookie = options.session?.cookie ?? options.server?.cookie;
   if (options.server && cookie) {

@@ -31,13 +31,13 @@ test("the room page shows min, max with their times, mean and coverage per day o
   const html = await res.text();
   expect(html).toContain("Statistics per day");
   const table = html.slice(
-    html.indexOf('<table class="stats">'),
-    html.indexOf("</table>", html.indexOf('<table class="stats">')),
+    html.indexOf('<table class="stats stack">'),
+    html.indexOf("</table>", html.indexOf('<table class="stats stack">')),
   );
   const rows = table.split("<tr>").slice(2); // header row, then one row per day, newest first
   expect(rows.length).toBe(4); // 7, 8, 9 and 10 March
   expect(rows[0]).toContain("10 Mar 2026");
-  const eighth = rows.find((r) => r.includes("8 Mar 2026"))!;
+  const eighth = rows.find((r) => r.includes("8 Mar 2026"))!.replace(/<[^>]+>/g, "");
   expect(eighth).toContain("20.0–30.0 °C");
   expect(eighth).toContain("100 %"); // 24 hourly readings of 24 expected
   expect(eighth).toContain("20.4 °C"); // (23 × 20 + 30) / 24

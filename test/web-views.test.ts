@@ -44,6 +44,7 @@ const H = `<script>alert(1)</script>"><img src=x onerror=alert(1)>'&`;
 const shell: Shell = {
   assets: new Proxy({}, { get: (_, name) => `/static/0/${String(name)}` }) as AssetUrls,
   now: T,
+  timeZone: "Europe/Paris",
   // Every text of the shell hostile too: an account's name, its CSRF token, a banner and its one-click form.
   viewer: { kind: "session", name: H, role: "owner", csrf: H },
   canWrite: true,
@@ -60,6 +61,7 @@ const live: DeviceLive = {
   today: { tMin: 19.5, tMax: 22.3, hMin: 40, hMax: 48 },
   comfort: { dewPoint: 9.1, humidex: 24, word: "comfortable" },
   spark: [20, null, 21, 21.5],
+  trend: { temperature: 0.8, humidity: -3 },
 };
 const silent: DeviceLive = {
   ...live,
@@ -213,16 +215,21 @@ const channelForm = () =>
 
 /** Every exported view (a capitalised function of views/*.tsx) with the props it is rendered with. */
 const RENDERS: Record<string, unknown[]> = {
-  "parts.tsx Ago": [{ ts: T - 60_000, now: T }],
+  "parts.tsx Ago": [{ ts: T - 60_000, now: T, tz: "Europe/Paris" }],
+  "parts.tsx Time": [
+    { ts: T - 60_000, now: T, tz: "Europe/Paris" },
+    { ts: T, now: T, tz: "UTC", style: "m" },
+  ],
+  "parts.tsx Temp": [{ c: 21.5 }, { c: -0.5, delta: true, unit: false, digits: 2 }],
   "parts.tsx StatusBadge": [{ f: live.freshness }, { f: silent.freshness }],
   "parts.tsx Sparkline": [{ values: live.spark, label: H }],
   "parts.tsx Csrf": [{ shell }, { shell: nobodyShell }],
   "parts.tsx Field": [{ label: H, id: H, error: H, hint: H, children: "" }],
   "parts.tsx Input": [{ form: posted("name"), name: "name", id: H, placeholder: H }],
   "parts.tsx PlacementTable": [
-    { placements, of: "device", now: T },
-    { placements, of: "room", labels, now: T },
-    { placements, of: "room", labels: {}, now: T },
+    { placements, of: "device", now: T, tz: "Europe/Paris" },
+    { placements, of: "room", labels, now: T, tz: "Europe/Paris" },
+    { placements, of: "room", labels: {}, now: T, tz: "Europe/Paris" },
   ],
   "layout.tsx Layout": [
     { shell, title: H, section: "dashboard", live: true, charts: true, children: "" },
@@ -234,31 +241,60 @@ const RENDERS: Record<string, unknown[]> = {
     { shell, status: 404, message: H },
     { shell, status: 400, message: H },
   ],
-  "dashboard.tsx RoomCardBody": [{ room: card, now: T }],
+  "dashboard.tsx RoomCardBody": [{ room: card, shell }],
+  "dashboard.tsx RoomCards": [
+    { rooms: [card], shell },
+    { rooms: [], shell },
+  ],
+  "dashboard.tsx Outdoor": [
+    { outdoor: { current: { ts: T, temperature: 8.3, humidity: 76 }, problem: { message: H, since: T - DAY } }, shell },
+    { outdoor: { current: null, problem: null }, shell },
+    { outdoor: null, shell },
+  ],
   "dashboard.tsx UnplacedBanner": [
-    { devices: [{ uid: H, name: H, lastSeenAt: T - 60_000 }], now: T },
+    { devices: [{ uid: H, name: H, lastSeenAt: T - 60_000 }], shell },
     {
       devices: [
         { uid: H, name: H, lastSeenAt: null },
         { uid: H, name: H, lastSeenAt: T },
       ],
-      now: T,
+      shell,
     },
   ],
   "dashboard.tsx DashboardPage": [
-    { shell, rooms: [card], unplaced: [{ uid: H, name: H, lastSeenAt: T }], version: 3 },
-    { shell, rooms: [{ ...card, alerts: incidents }], unplaced: [], version: 3, alerts: incidents },
-    { shell: kioskShell, rooms: [card], unplaced: [], version: 3 },
+    {
+      shell,
+      rooms: [card],
+      unplaced: [{ uid: H, name: H, lastSeenAt: T }],
+      outdoor: { current: null, problem: { message: H, since: T } },
+      version: 3,
+    },
+    { shell, rooms: [{ ...card, alerts: incidents }], unplaced: [], outdoor: null, version: 3, alerts: incidents },
+    { shell: kioskShell, rooms: [card], unplaced: [], outdoor: null, version: 3 },
   ],
   "devices.tsx DevicesPage": [
     {
       shell,
+      version: 3,
       devices: [
         { device: device(), live },
         { device: device({ label: null, room_uid: null, room_name: null }), live: silent },
       ],
     },
   ],
+  "devices.tsx DevicesTable": [
+    { shell, devices: [{ device: device(), live }] },
+    { shell, devices: [] },
+  ],
+  "devices.tsx DeviceSummary": [
+    { shell, row: { device: device(), live } },
+    { shell, row: { device: device(), live: silent }, oob: true },
+  ],
+  "history.tsx Chart": [
+    { sources: [{ kind: "room", uid: H, name: H }], window, labels, shell, weather: true },
+    { sources: [{ kind: "device", uid: H, name: H }], window, labels: {}, shell, weather: false },
+  ],
+  "history.tsx Changes": [{}],
   "devices.tsx DevicePage": [
     {
       shell,
@@ -268,6 +304,11 @@ const RENDERS: Record<string, unknown[]> = {
       place: posted("room", "new_room", "moved_at"),
       settings: posted("label", "interval_s", "temperature_offset", "humidity_offset"),
       saved: "settings",
+      window,
+      labels,
+      weather: true,
+      version: 3,
+      oob: true,
     },
     {
       shell,
@@ -277,6 +318,10 @@ const RENDERS: Record<string, unknown[]> = {
       place: { values: { room: H }, errors: {} },
       settings: posted("label"),
       newSecret: { username: H, password: H },
+      window,
+      labels,
+      weather: false,
+      version: 3,
     },
     {
       shell: viewerShell,
@@ -285,10 +330,14 @@ const RENDERS: Record<string, unknown[]> = {
       placements,
       place: posted("room"),
       settings: posted("label"),
+      window,
+      labels,
+      weather: false,
+      version: 3,
     },
   ],
   "history.tsx RoomPage": [
-    { shell, room: card, version: 3, window, placements, labels, stats: { period: "day", periods: [period] } },
+    { shell, room: card, version: 3, window, placements, labels, stats: { period: "day", periods: [period] }, weather: true },
     {
       shell,
       room: card,
@@ -297,11 +346,12 @@ const RENDERS: Record<string, unknown[]> = {
       placements: [],
       labels,
       stats: { period: "month", periods: [period] },
+      weather: false,
     },
   ],
   "history.tsx ComparePage": [
-    { shell, rooms: [room], selected: [{ uid: H, name: H }], window, labels, roomsError: H },
-    { shell, rooms: [room], selected: [], window, labels },
+    { shell, rooms: [room], selected: [{ uid: H, name: H }], window, labels, roomsError: H, version: 3, weather: true },
+    { shell, rooms: [room], selected: [], window, labels, version: 3, weather: false },
   ],
   "rooms.tsx RoomsPage": [
     {
@@ -314,6 +364,8 @@ const RENDERS: Record<string, unknown[]> = {
       edit: { uid: H, form: posted("name", "floor", "side") },
       deleteError: { uid: H, message: H },
       notice: H,
+      noticeAt: { uid: H },
+      oob: true,
     },
     { shell: viewerShell, rooms: [{ room, devices: 1 }], create: posted("name"), notice: H },
   ],
@@ -363,10 +415,10 @@ const RENDERS: Record<string, unknown[]> = {
   ],
   "alerts.tsx Severity": [{ severity: H }],
   "alerts.tsx AlertBanner": [
-    { alerts: incidents, now: T },
-    { alerts: [], now: T },
+    { alerts: incidents, shell },
+    { alerts: [], shell },
   ],
-  "alerts.tsx AlertsSlot": [{ alerts: incidents, now: T }, { now: T }],
+  "alerts.tsx AlertsSlot": [{ alerts: incidents, shell }, { shell }],
   "alerts.tsx AlertMark": [{ alerts: incidents }, { alerts: [incident()] }],
   "alerts.tsx AlertsPage": [
     { shell, active: incidents, history: [...resolved, ...incidents], nextBefore: 4, failed: 2, notice: H },
@@ -521,7 +573,8 @@ describe("escaping in every view", () => {
 
   test("the hostile text reaches the pages (the data is not ignored)", () => {
     for (const [key, view] of views) {
-      if (key.endsWith(" Ago") || key.endsWith(" StatusBadge")) continue; // no text of their own
+      // No text of their own.
+      if (/ (Ago|StatusBadge|Time|Temp|Changes)$/.test(key)) continue;
       if (key.endsWith(" PasswordInput")) continue; // never writes what was typed (the next test)
       const html = (RENDERS[key] ?? []).map((props) => view(props as never) as string).join("");
       expect(html, key).toContain("alert(1)");

@@ -110,7 +110,7 @@ function UserItem({ a, data }: { a: AccountRow; data: UsersPageData }): JSX.Elem
         {esc(a.name)} <small>{a.role}</small>
       </h2>
       <p class="muted">
-        Since {fmtTime(a.created_at, shell.now)} · {a.sessions === 1 ? "1 session" : `${a.sessions} sessions`}
+        Since {fmtTime(a.created_at, shell.now, shell.timeZone)} · {a.sessions === 1 ? "1 session" : `${a.sessions} sessions`}
       </p>
       {a.id === data.self ? (
         <p class="muted">
@@ -127,7 +127,7 @@ function UserItem({ a, data }: { a: AccountRow; data: UsersPageData }): JSX.Elem
               error={posted?.which === "password" ? form.errors.password : undefined}
               hint="Signs the account out everywhere"
             >
-              <input id={`password-${a.id}`} name="password" type="password" autocomplete="new-password" maxlength={128} />
+              <input id={`password-${a.id}`} name="password" type="password" autocomplete="new-password" />
             </Field>
             <button type="submit">Set</button>
           </form>
@@ -167,7 +167,7 @@ export function UsersPage(data: UsersPageData): JSX.Element {
           <p class="muted">A viewer sees every page and changes nothing: for the household.</p>
           <div class="row">
             <Field label="Name" id="name" error={add.errors.name}>
-              <Input form={add} name="name" maxlength={50} />
+              <Input form={add} name="name" />
             </Field>
             <Field label="Password" id="password" error={add.errors.password} hint="At least 10 characters">
               <PasswordInput form={add} name="password" autocomplete="new-password" />

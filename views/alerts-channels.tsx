@@ -156,10 +156,10 @@ function ChannelItem({ c, data }: { c: ChannelView; data: ChannelsPageData }): J
         {esc(c.summary)} · sends {esc(c.minSeverity)} and above
       </p>
       <p class="muted">
-        {c.lastOkAt !== null ? `Last delivered ${fmtTime(c.lastOkAt, shell.now)}. ` : ""}
+        {c.lastOkAt !== null ? `Last delivered ${fmtTime(c.lastOkAt, shell.now, shell.timeZone)}. ` : ""}
         {c.lastError !== null && c.lastErrorAt !== null && (c.lastOkAt === null || c.lastErrorAt > c.lastOkAt) ? (
           <span class="error">
-            Last failure {fmtTime(c.lastErrorAt, shell.now)}: {esc(c.lastError)}
+            Last failure {fmtTime(c.lastErrorAt, shell.now, shell.timeZone)}: {esc(c.lastError)}
           </span>
         ) : (
           ""
@@ -234,7 +234,8 @@ export function ChannelsPage(data: ChannelsPageData): JSX.Element {
             <ul>
               {data.failed.map((n) => (
                 <li>
-                  {fmtTime(n.at, shell.now)} · {esc(n.channel)}: {esc(n.title)} <small class="error">{esc(n.error ?? "")}</small>
+                  {fmtTime(n.at, shell.now, shell.timeZone)} · {esc(n.channel)}: {esc(n.title)}{" "}
+                  <small class="error">{esc(n.error ?? "")}</small>
                 </li>
               ))}
             </ul>

@@ -117,7 +117,7 @@ function RuleFields({ form, p, scopes }: { form: FormState; p: string; scopes: C
         {f("dew_margin", "Dew point margin (°C)", "Mould: also when the air is this close to its dew point")}
       </div>
       <Field label="Name" id={`${p}name`} error={form.errors.name} hint="Empty: described from the rule">
-        <Input form={form} name="name" id={`${p}name`} maxlength={100} />
+        <Input form={form} name="name" id={`${p}name`} />
       </Field>
     </>
   );

@@ -28,7 +28,7 @@ const unitOf = (i: IncidentRow) =>
  * The banner of incidents not resolved: the dashboard's SSE fragment
  * `alerts`. Empty when all is well.
  */
-export function AlertBanner({ alerts, now }: { alerts: IncidentRow[]; now: number }): JSX.Element {
+export function AlertBanner({ alerts, shell }: { alerts: IncidentRow[]; shell: Pick<Shell, "now" | "timeZone"> }): JSX.Element {
   if (alerts.length === 0) return "";
   const open = alerts.filter((i) => i.state === "open").length;
   const worst = alerts.some((i) => i.severity === "critical")
@@ -48,7 +48,7 @@ export function AlertBanner({ alerts, now }: { alerts: IncidentRow[]; now: numbe
           <li>
             <Severity severity={i.severity} /> {esc(i.rule_name)} · {esc(placeOf(i))}{" "}
             <small>
-              since {fmtTime(i.started_at, now)}
+              since {fmtTime(i.started_at, shell.now, shell.timeZone)}
               {i.state === "acknowledged" ? ", acknowledged" : ""}
             </small>
           </li>
@@ -60,11 +60,11 @@ export function AlertBanner({ alerts, now }: { alerts: IncidentRow[]; now: numbe
 }
 
 /** Where the dashboard shows the banner: the element the event stream swaps `alerts` into (nothing without the alerts module). */
-export function AlertsSlot({ alerts, now }: { alerts?: IncidentRow[]; now: number }): JSX.Element {
+export function AlertsSlot({ alerts, shell }: { alerts?: IncidentRow[]; shell: Pick<Shell, "now" | "timeZone"> }): JSX.Element {
   if (alerts === undefined) return "";
   return (
     <div id="alerts" sse-swap="alerts">
-      <AlertBanner alerts={alerts} now={now} />
+      <AlertBanner alerts={alerts} shell={shell} />
     </div>
   );
 }
@@ -110,9 +110,9 @@ function ActiveItem({ i, shell }: { i: IncidentRow; shell: Shell }): JSX.Element
       </h2>
       <p>{esc(i.message)}</p>
       <p class="muted">
-        Since {fmtTime(i.started_at, shell.now)}; worst {valueText(i, i.peak)}, last {valueText(i, i.last_value)}.
+        Since {fmtTime(i.started_at, shell.now, shell.timeZone)}; worst {valueText(i, i.peak)}, last {valueText(i, i.last_value)}.
         {i.state === "acknowledged"
-          ? ` Acknowledged${i.acknowledged_by ? ` by ${esc(i.acknowledged_by)}` : ""} at ${fmtTime(i.acknowledged_at!, shell.now)}: no more repeats.`
+          ? ` Acknowledged${i.acknowledged_by ? ` by ${esc(i.acknowledged_by)}` : ""} at ${fmtTime(i.acknowledged_at!, shell.now, shell.timeZone)}: no more repeats.`
           : ""}
       </p>
       {shell.canWrite && i.state === "open" ? (
@@ -180,14 +180,14 @@ export function AlertsPage(data: AlertsPageData): JSX.Element {
                     <Severity severity={i.severity} /> {esc(i.rule_name)}
                   </td>
                   <td data-label="Where">{esc(placeOf(i))}</td>
-                  <td data-label="Began">{fmtTime(i.started_at, shell.now)}</td>
+                  <td data-label="Began">{fmtTime(i.started_at, shell.now, shell.timeZone)}</td>
                   <td data-label="Worst">{valueText(i, i.peak)}</td>
                   <td data-label="Ended">
                     {i.ended_at === null
                       ? i.state === "acknowledged"
                         ? "acknowledged"
                         : "open"
-                      : fmtTime(i.ended_at, shell.now)}
+                      : fmtTime(i.ended_at, shell.now, shell.timeZone)}
                   </td>
                 </tr>
               ))}

@@ -17,7 +17,7 @@ export function PasswordInput(props: { form: FormState; name: string; autocomple
       name={props.name}
       type="password"
       autocomplete={props.autocomplete}
-      maxlength={128}
+
       aria-invalid={error ? "true" : undefined}
       aria-describedby={error ? `${props.name}-error` : undefined}
     />
@@ -51,7 +51,7 @@ export function LoginPage(data: LoginPageData): JSX.Element {
           <form method="post" action="/login" class="panel" id="login">
             <input type="hidden" name="next" value={form.values.next ?? "/"} />
             <Field label="Name" id="name" error={form.errors.name}>
-              <Input form={form} name="name" maxlength={50} />
+              <Input form={form} name="name" />
             </Field>
             <Field label="Password" id="password" error={form.errors.password}>
               <PasswordInput form={form} name="password" autocomplete="current-password" />
@@ -93,7 +93,7 @@ function TokenField({ form }: { form: FormState }): JSX.Element {
       error={form.errors.token}
       hint="Filled in from the link; else paste the part after #"
     >
-      <Input form={form} name="token" maxlength={100} />
+      <Input form={form} name="token" />
     </Field>
   );
 }
@@ -130,7 +130,7 @@ export function SetupPage(data: LinkPageData): JSX.Element {
             </p>
             <TokenField form={form} />
             <Field label="Name" id="name" error={form.errors.name} hint="Letters, digits, . _ -">
-              <Input form={form} name="name" maxlength={50} placeholder="owner" />
+              <Input form={form} name="name" placeholder="owner" />
             </Field>
             <NewPasswordFields form={form} />
             <button type="submit">Create and sign in</button>

@@ -6,20 +6,9 @@
 
 import type { DeviceLive } from "../lib/server/live/live.ts";
 import type { Device, Placement, Room } from "../lib/server/store/store.ts";
+import { Changes, Chart, type ChartWindow } from "./history.tsx";
 import { Layout } from "./layout.tsx";
-import {
-  Ago,
-  Csrf,
-  esc,
-  Field,
-  fmtHum,
-  fmtTemp,
-  Input,
-  PlacementTable,
-  StatusBadge,
-  type FormState,
-  type Shell,
-} from "./parts.tsx";
+import { Ago, Csrf, esc, Field, fmtHum, Input, PlacementTable, StatusBadge, Temp, type FormState, type Shell } from "./parts.tsx";
 
 /** A device with its live summary. */
 export interface DeviceRow {
@@ -31,6 +20,8 @@ export interface DeviceRow {
 export interface DevicesPageData {
   shell: Shell;
   devices: DeviceRow[];
+  /** The live version the page was rendered at. */
+  version: number;
 }
 
 /** What a device's page shows. */
@@ -45,12 +36,24 @@ export interface DevicePageData {
   saved?: "place" | "settings";
   /** A new MQTT password, just made: shown this once. */
   newSecret?: { username: string; password: string };
+  /** The device's history chart: the last 24 h. */
+  window: ChartWindow;
+  labels: Record<string, string>;
+  weather: boolean;
+  version: number;
+  /**
+   * After a change saved through htmx: the parts the change touched (the
+   * summary, the placement history) are marked to be swapped out of band, so
+   * the page swaps them and the form that was sent, and nothing else (what was
+   * typed in the other form stays).
+   */
+  oob?: boolean;
 }
 
 /** Its label, else its uid. */
 export const deviceName = (d: { uid: string; label: string | null }): string => d.label || d.uid;
 
-/** How a form posts: to `action`, swapping the page's #content with the answer's (hx-select), or as a plain form without JS. */
+/** How a form whose answer is a whole page posts (account and security pages): htmx swaps #content, or a plain post. */
 export function formAttrs(action: string) {
   return {
     method: "post",
@@ -58,6 +61,24 @@ export function formAttrs(action: string) {
     "hx-post": action,
     "hx-target": "#content",
     "hx-select": "#content",
+    "hx-swap": "outerHTML",
+  } as const;
+}
+
+/**
+ * How a form of the devices and rooms pages posts: to `action`. With htmx the answer replaces this form only
+ * (hx-select of its own id: an error in one form never wipes what was typed
+ * in another); the parts a saved change touches come out of band. Without
+ * JavaScript it is a plain form post.
+ */
+export function ownFormAttrs(action: string, id: string, target = `#${id}`) {
+  return {
+    method: "post",
+    action,
+    id,
+    "hx-post": action,
+    "hx-target": target,
+    "hx-select": target,
     "hx-swap": "outerHTML",
   } as const;
 }
@@ -73,7 +94,7 @@ function RoomLink({ d }: { d: Device }): JSX.Element {
   return <a href={`/rooms/${encodeURIComponent(d.room_uid)}`}>{esc(d.room_name)}</a>;
 }
 
-function Refusals({ d, now }: { d: Device; now: number }): JSX.Element {
+function Refusals({ d, now, tz }: { d: Device; now: number; tz: string }): JSX.Element {
   if (d.refused_count === 0) return "0";
   return (
     <>
@@ -84,7 +105,7 @@ function Refusals({ d, now }: { d: Device; now: number }): JSX.Element {
           {d.last_refusal_at !== null ? (
             <>
               {" "}
-              (<Ago ts={d.last_refusal_at} now={now} />)
+              (<Ago ts={d.last_refusal_at} now={now} tz={tz} />)
             </>
           ) : (
             ""
@@ -97,52 +118,68 @@ function Refusals({ d, now }: { d: Device; now: number }): JSX.Element {
   );
 }
 
-/** The list of every device. */
-export function DevicesPage(data: DevicesPageData): JSX.Element {
-  const now = data.shell.now;
+/** The table of every device: the SSE fragment for `devices` (pushed when any device changes). */
+export function DevicesTable({ devices, shell }: { devices: DeviceRow[]; shell: Shell }): JSX.Element {
+  const { now, timeZone: tz } = shell;
+  if (devices.length === 0) {
+    return <p class="panel">No device yet. A sensor appears here as soon as it sends its first reading.</p>;
+  }
   return (
-    <Layout shell={data.shell} title="Devices" section="devices">
-      <main id="content">
+    <table class="stack">
+      <thead>
+        <tr>
+          <th>Device</th>
+          <th>Status</th>
+          <th>Room</th>
+          <th>Last reading</th>
+          <th>Last seen</th>
+          <th>Refused readings</th>
+        </tr>
+      </thead>
+      <tbody>
+        {devices.map(({ device: d, live }) => (
+          <tr id={`device-${d.uid}`}>
+            <td data-label="Device">
+              <a href={`/devices/${encodeURIComponent(d.uid)}`} title={deviceName(d)}>
+                {esc(deviceName(d))}
+              </a>
+              {d.label ? <div class="muted">{esc(d.uid)}</div> : ""}
+            </td>
+            <td data-label="Status">
+              <StatusBadge f={live.freshness} />
+            </td>
+            <td data-label="Room">
+              <RoomLink d={d} />
+            </td>
+            <td data-label="Last reading">
+              {live.last ? (
+                <>
+                  <Temp c={live.last.temperature} /> · {fmtHum(live.last.humidity)} %
+                </>
+              ) : (
+                "—"
+              )}
+            </td>
+            <td data-label="Last seen">{d.last_seen_at !== null ? <Ago ts={d.last_seen_at} now={now} tz={tz} /> : "never"}</td>
+            <td data-label="Refused readings">
+              <Refusals d={d} now={now} tz={tz} />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/** The list of every device, live: statuses change when the server says so. */
+export function DevicesPage(data: DevicesPageData): JSX.Element {
+  return (
+    <Layout shell={data.shell} title="Devices" section="devices" live>
+      <main id="content" hx-ext="sse" sse-connect={`/events?since=${data.version}&view=devices`}>
         <h1>Devices</h1>
-        {data.devices.length === 0 ? (
-          <p class="panel">No device yet. A sensor appears here as soon as it sends its first reading.</p>
-        ) : (
-          <table class="stack">
-            <thead>
-              <tr>
-                <th>Device</th>
-                <th>Status</th>
-                <th>Room</th>
-                <th>Last reading</th>
-                <th>Last seen</th>
-                <th>Refused readings</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.devices.map(({ device: d, live }) => (
-                <tr id={`device-${d.uid}`}>
-                  <td data-label="Device">
-                    <a href={`/devices/${encodeURIComponent(d.uid)}`}>{esc(deviceName(d))}</a>
-                    {d.label ? <div class="muted">{esc(d.uid)}</div> : ""}
-                  </td>
-                  <td data-label="Status">
-                    <StatusBadge f={live.freshness} />
-                  </td>
-                  <td data-label="Room">
-                    <RoomLink d={d} />
-                  </td>
-                  <td data-label="Last reading">
-                    {live.last ? `${fmtTemp(live.last.temperature)} °C · ${fmtHum(live.last.humidity)} %` : "—"}
-                  </td>
-                  <td data-label="Last seen">{d.last_seen_at !== null ? <Ago ts={d.last_seen_at} now={now} /> : "never"}</td>
-                  <td data-label="Refused readings">
-                    <Refusals d={d} now={now} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <div id="device-list" sse-swap="devices">
+          <DevicesTable devices={data.devices} shell={data.shell} />
+        </div>
       </main>
     </Layout>
   );
@@ -152,7 +189,7 @@ function PlaceForm(props: { shell: Shell; d: Device; rooms: Room[]; form: FormSt
   const { d, rooms, form, saved } = props;
   const chosen = form.values.room ?? "";
   return (
-    <form {...formAttrs(`/devices/${encodeURIComponent(d.uid)}/place`)} class="panel" id="place">
+    <form {...ownFormAttrs(`/devices/${encodeURIComponent(d.uid)}/place`, "place")} class="panel">
       <Csrf shell={props.shell} />
       <h2>{d.room_uid === null ? "Place it in a room" : "Move it to another room"}</h2>
       <div class="row">
@@ -169,7 +206,7 @@ function PlaceForm(props: { shell: Shell; d: Device; rooms: Room[]; form: FormSt
           </select>
         </Field>
         <Field label="or a new room" id="new_room" error={form.errors.new_room} hint="Created with this name">
-          <Input form={form} name="new_room" maxlength={100} placeholder="Living room" />
+          <Input form={form} name="new_room" placeholder="Living room" />
         </Field>
       </div>
       <Field
@@ -188,11 +225,11 @@ function PlaceForm(props: { shell: Shell; d: Device; rooms: Room[]; form: FormSt
 
 function SettingsForm({ shell, d, form, saved }: { shell: Shell; d: Device; form: FormState; saved: boolean }): JSX.Element {
   return (
-    <form {...formAttrs(`/devices/${encodeURIComponent(d.uid)}/settings`)} class="panel" id="settings">
+    <form {...ownFormAttrs(`/devices/${encodeURIComponent(d.uid)}/settings`, "settings")} class="panel">
       <Csrf shell={shell} />
       <h2>Name and settings</h2>
-      <Field label="Label" id="label" error={form.errors.label} hint="Empty: shown by its uid">
-        <Input form={form} name="label" maxlength={100} />
+      <Field label="Label" id="label" error={form.errors.label} hint="At most 100 characters; empty: shown by its uid">
+        <Input form={form} name="label" />
       </Field>
       <div class="row">
         <Field
@@ -220,7 +257,7 @@ function SettingsForm({ shell, d, form, saved }: { shell: Shell; d: Device; form
 /** The device's own MQTT password: a new one on request, shown once (for an earlier agent's device.conf). */
 function MqttPassword({ shell, d, secret }: { shell: Shell; d: Device; secret?: DevicePageData["newSecret"] }): JSX.Element {
   return (
-    <form {...formAttrs(`/devices/${encodeURIComponent(d.uid)}/mqtt-password`)} class="panel" id="mqtt-password">
+    <form {...ownFormAttrs(`/devices/${encodeURIComponent(d.uid)}/mqtt-password`, "mqtt-password")} class="panel">
       <Csrf shell={shell} />
       <h2>MQTT password</h2>
       {secret ? (
@@ -245,77 +282,110 @@ function MqttPassword({ shell, d, secret }: { shell: Shell; d: Device; secret?: 
   );
 }
 
-/** One device: what it reports, where it is and has been, and its forms. */
-export function DevicePage(data: DevicePageData): JSX.Element {
-  const { device: d, live } = data.row;
-  const now = data.shell.now;
+/** What the device reports now: the SSE fragment for `summary` (and swapped out of band after a saved form). */
+export function DeviceSummary({ row, shell, oob }: { row: DeviceRow; shell: Shell; oob?: boolean }): JSX.Element {
+  const { device: d, live } = row;
+  const { now, timeZone: tz } = shell;
   return (
-    <Layout shell={data.shell} title={deviceName(d)} section="devices">
+    <dl class="facts" id="summary-facts" hx-swap-oob={oob ? "true" : undefined}>
+      <div>
+        <dt>Status</dt>
+        <dd>
+          <StatusBadge f={live.freshness} />
+        </dd>
+        <dd class="muted">every {live.intervalS} s</dd>
+      </div>
+      <div>
+        <dt>Room</dt>
+        <dd>
+          <RoomLink d={d} />
+        </dd>
+      </div>
+      <div>
+        <dt>Last reading</dt>
+        <dd>
+          {live.last ? (
+            <>
+              <Temp c={live.last.temperature} /> · {fmtHum(live.last.humidity)} % · <Ago ts={live.last.ts} now={now} tz={tz} />
+            </>
+          ) : (
+            "none yet"
+          )}
+        </dd>
+      </div>
+      <div>
+        <dt>Last seen</dt>
+        <dd>{d.last_seen_at !== null ? <Ago ts={d.last_seen_at} now={now} tz={tz} /> : "never"}</dd>
+      </div>
+      <div>
+        <dt>Refused readings</dt>
+        <dd>
+          <Refusals d={d} now={now} tz={tz} />
+        </dd>
+      </div>
+      <div>
+        <dt>Agent</dt>
+        <dd>{d.version ? esc(d.version) : "earlier agent (no status messages)"}</dd>
+      </div>
+      {d.last_error ? (
+        <div class="wide">
+          <dt>Sensor error</dt>
+          <dd class="refusal">{esc(d.last_error)}</dd>
+        </div>
+      ) : (
+        ""
+      )}
+    </dl>
+  );
+}
+
+/** One device: what it reports (live), its history chart, where it is and has been, and its forms. */
+export function DevicePage(data: DevicePageData): JSX.Element {
+  const { device: d } = data.row;
+  const { shell } = data;
+  return (
+    <Layout shell={shell} title={deviceName(d)} section="devices" live charts>
       <main id="content">
         <h1>
           {esc(deviceName(d))} {d.label ? <small>{esc(d.uid)}</small> : ""}
         </h1>
-        <section class="panel" id="summary">
-          <dl class="facts">
-            <div>
-              <dt>Status</dt>
-              <dd>
-                <StatusBadge f={live.freshness} />
-              </dd>
-              <dd class="muted">every {live.intervalS} s</dd>
-            </div>
-            <div>
-              <dt>Room</dt>
-              <dd>
-                <RoomLink d={d} />
-              </dd>
-            </div>
-            <div>
-              <dt>Last reading</dt>
-              <dd>
-                {live.last ? (
-                  <>
-                    {fmtTemp(live.last.temperature)} °C · {fmtHum(live.last.humidity)} % · <Ago ts={live.last.ts} now={now} />
-                  </>
-                ) : (
-                  "none yet"
-                )}
-              </dd>
-            </div>
-            <div>
-              <dt>Last seen</dt>
-              <dd>{d.last_seen_at !== null ? <Ago ts={d.last_seen_at} now={now} /> : "never"}</dd>
-            </div>
-            <div>
-              <dt>Refused readings</dt>
-              <dd>
-                <Refusals d={d} now={now} />
-              </dd>
-            </div>
-            <div>
-              <dt>Agent</dt>
-              <dd>{d.version ? esc(d.version) : "earlier agent (no status messages)"}</dd>
-            </div>
-          </dl>
-          {d.last_error ? <p class="refusal">Sensor error: {esc(d.last_error)}</p> : ""}
+        <section
+          class="panel"
+          id="summary"
+          hx-ext="sse"
+          sse-connect={`/events?since=${data.version}&view=${encodeURIComponent(`device:${d.uid}`)}`}
+        >
+          <div sse-swap="summary">
+            <DeviceSummary row={data.row} shell={shell} oob={data.oob} />
+          </div>
+          <Changes />
         </section>
-        {data.shell.canWrite ? (
+        <Chart
+          sources={[{ kind: "device", uid: d.uid, name: deviceName(d) }]}
+          window={data.window}
+          labels={data.labels}
+          shell={shell}
+          weather={data.weather}
+        />
+        {shell.canWrite ? (
           <>
-            <PlaceForm shell={data.shell} d={d} rooms={data.rooms} form={data.place} saved={data.saved === "place"} />
-            <SettingsForm shell={data.shell} d={d} form={data.settings} saved={data.saved === "settings"} />
-            <MqttPassword shell={data.shell} d={d} secret={data.newSecret} />
+            <PlaceForm shell={shell} d={d} rooms={data.rooms} form={data.place} saved={data.saved === "place"} />
+            <SettingsForm shell={shell} d={d} form={data.settings} saved={data.saved === "settings"} />
+            <MqttPassword shell={shell} d={d} secret={data.newSecret} />
           </>
         ) : (
           <p class="muted" id="read-only">
             Only the owner can move this device or change its settings.
           </p>
         )}
-        <h3>Placement history</h3>
-        {data.placements.length === 0 ? (
-          <p class="muted">Never placed in a room.</p>
-        ) : (
-          <PlacementTable placements={data.placements} of="device" now={now} />
-        )}
+        <section id="placement-history" hx-swap-oob={data.oob ? "true" : undefined}>
+          <h3>Placement history</h3>
+          {data.placements.length === 0 ? (
+            <p class="muted">Never placed in a room.</p>
+          ) : (
+            <PlacementTable placements={data.placements} of="device" now={shell.now} tz={shell.timeZone} />
+          )}
+        </section>
       </main>
     </Layout>
   );

@@ -9,7 +9,7 @@ import type { Period, PeriodStats, ValueStats } from "../lib/server/history/stat
 import type { Placement } from "../lib/server/store/store.ts";
 import { RoomCardBody, whereText, type RoomCard } from "./dashboard.tsx";
 import { Layout } from "./layout.tsx";
-import { esc, Field, fmtTime, Input, PlacementTable, type FormState, type Shell } from "./parts.tsx";
+import { esc, Field, Input, PlacementTable, Temp, Time, type FormState, type Shell } from "./parts.tsx";
 
 /** The time window of a chart and the links around it. */
 export interface ChartWindow {
@@ -37,6 +37,8 @@ export interface RoomPageData {
   labels: Record<string, string>;
   /** Statistics of the window, newest period first, and the period they are per. */
   stats: { period: Period; periods: PeriodStats[] };
+  /** Whether the outdoor weather is drawn beside the room. */
+  weather: boolean;
 }
 
 /** What the comparison page shows. */
@@ -48,17 +50,20 @@ export interface ComparePageData {
   labels: Record<string, string>;
   /** A message about the room choice (unknown room, none chosen). */
   roomsError?: string;
+  version: number;
+  weather: boolean;
 }
 
 function WindowNav({
   window: w,
-  now,
+  shell,
   hidden,
 }: {
   window: ChartWindow;
-  now: number;
+  shell: Shell;
   hidden: Record<string, string>;
 }): JSX.Element {
+  const { now, timeZone: tz } = shell;
   return (
     <>
       <nav class="ranges" aria-label="Time window">
@@ -81,7 +86,7 @@ function WindowNav({
         </span>
       </nav>
       <p class="window">
-        {fmtTime(w.from, now)} – {fmtTime(w.to, now)}
+        <Time ts={w.from} now={now} tz={tz} /> – <Time ts={w.to} now={now} tz={tz} /> <small>({esc(tz)} time)</small>
       </p>
       <details open={Object.keys(w.custom.errors).length > 0 ? true : undefined}>
         <summary>Choose a range</summary>
@@ -90,10 +95,10 @@ function WindowNav({
             <input type="hidden" name={name} value={value} />
           ))}
           <div class="row">
-            <Field label="From" id="from" error={w.custom.errors.from}>
+            <Field label="From" id="from" error={w.custom.errors.from} hint={`${tz} time`}>
               <Input form={w.custom} name="from" type="datetime-local" />
             </Field>
-            <Field label="To" id="to" error={w.custom.errors.to}>
+            <Field label="To" id="to" error={w.custom.errors.to} hint={`${tz} time`}>
               <Input form={w.custom} name="to" type="datetime-local" />
             </Field>
           </div>
@@ -104,26 +109,43 @@ function WindowNav({
   );
 }
 
-function Chart(props: {
-  rooms: { uid: string; name: string }[];
+/** What a chart draws: rooms (overlaid) or one device's own history. */
+export type ChartSource = { kind: "room" | "device"; uid: string; name: string };
+
+/**
+ * A chart drawn by static/chart.js: temperature and humidity of `sources`
+ * over the window, in the home's zone (data-tz), the outdoor weather beside
+ * them when it is on, live (data-live: the window ends now) while the page is open.
+ */
+export function Chart(props: {
+  sources: ChartSource[];
   window: ChartWindow;
   labels: Record<string, string>;
+  shell: Shell;
+  weather: boolean;
 }): JSX.Element {
+  const w = props.window;
   return (
     <div
       class="chart"
       id="chart"
       data-chart="history"
-      data-rooms={JSON.stringify(props.rooms)}
+      data-sources={JSON.stringify(props.sources)}
       data-labels={JSON.stringify(props.labels)}
-      data-from={String(props.window.from)}
-      data-to={String(props.window.to)}
-      data-points={String(props.window.points)}
+      data-from={String(w.from)}
+      data-to={String(w.to)}
+      data-points={String(w.points)}
+      data-tz={props.shell.timeZone}
+      data-live={w.forward === null ? "true" : undefined}
+      data-weather={props.weather ? "true" : undefined}
     >
       <noscript>The charts need JavaScript. The data is also at /api/v1/rooms/…/history.</noscript>
     </div>
   );
 }
+
+/** The hidden receiver of the `changes` event: which rooms and devices have new readings (static/chart.js appends them). */
+export const Changes = (): JSX.Element => <div id="changes" sse-swap="changes" hidden></div>;
 
 /** The room page: its live card, the history charts and its placements. */
 export function RoomPage(data: RoomPageData): JSX.Element {
@@ -135,14 +157,21 @@ export function RoomPage(data: RoomPageData): JSX.Element {
         <h1>
           {esc(room.name)} {where ? <small>{esc(where)}</small> : ""}
         </h1>
-        <div hx-ext="sse" sse-connect={`/events?since=${data.version}`}>
+        <div hx-ext="sse" sse-connect={`/events?since=${data.version}&view=${encodeURIComponent(`room:${room.uid}`)}`}>
           <article class="card solo" id={`room-${room.uid}`} sse-swap={`room-${room.uid}`}>
-            <RoomCardBody room={room} now={shell.now} />
+            <RoomCardBody room={room} shell={shell} />
           </article>
+          <Changes />
         </div>
-        <WindowNav window={data.window} now={shell.now} hidden={{}} />
-        <Chart rooms={[{ uid: room.uid, name: room.name }]} window={data.window} labels={data.labels} />
-        <StatsTable stats={data.stats} now={shell.now} />
+        <WindowNav window={data.window} shell={shell} hidden={{}} />
+        <Chart
+          sources={[{ kind: "room", uid: room.uid, name: room.name }]}
+          window={data.window}
+          labels={data.labels}
+          shell={shell}
+          weather={data.weather}
+        />
+        <StatsTable stats={data.stats} shell={shell} />
         <p class="exports">
           Download this window:{" "}
           <a href={exportHref(room.uid, data.window, "raw", "csv")} download="">
@@ -161,7 +190,7 @@ export function RoomPage(data: RoomPageData): JSX.Element {
         {data.placements.length === 0 ? (
           <p class="muted">No device has been placed here.</p>
         ) : (
-          <PlacementTable placements={data.placements} of="room" labels={data.labels} now={shell.now} />
+          <PlacementTable placements={data.placements} of="room" labels={data.labels} now={shell.now} tz={shell.timeZone} />
         )}
         <p>
           <a href={`/compare?rooms=${encodeURIComponent(room.uid)}`}>Compare with other rooms</a>
@@ -175,48 +204,71 @@ const exportHref = (room: string, w: ChartWindow, bucket: string, format: string
   `/api/v1/rooms/${encodeURIComponent(room)}/export?format=${format}&bucket=${bucket}&from=${w.from}&to=${w.to}`;
 
 const PERIOD_TITLE: Record<Period, string> = { day: "Day", week: "Week of", month: "Month" };
-const dayLabel = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
-const monthLabel = new Intl.DateTimeFormat("en-GB", { month: "long", year: "numeric", timeZone: "UTC" });
 
-function Extreme({ v, unit, now }: { v: ValueStats; unit: string; now: number }): JSX.Element {
+function Extreme({ v, unit, shell }: { v: ValueStats; unit: "°C" | "%"; shell: Shell }): JSX.Element {
+  const { now, timeZone: tz } = shell;
   return (
     <>
-      {esc(v.min.toFixed(1))}–{esc(v.max.toFixed(1))} {unit}
+      {unit === "°C" ? (
+        <>
+          <Temp c={v.min} unit={false} />–<Temp c={v.max} />
+        </>
+      ) : (
+        `${v.min.toFixed(1)}–${v.max.toFixed(1)} %`
+      )}
       <small>
         {" "}
-        (min {fmtTime(v.min_at, now)}, max {fmtTime(v.max_at, now)})
+        (min <Time ts={v.min_at} now={now} tz={tz} />, max <Time ts={v.max_at} now={now} tz={tz} />)
       </small>
     </>
   );
 }
 
-/** Min (when), max (when), mean and coverage per day, week or month of the window (UTC periods, like the rollups). */
-function StatsTable({ stats, now }: { stats: { period: Period; periods: PeriodStats[] }; now: number }): JSX.Element {
+/** What the coverage figure means, on hover and focus. */
+const coverageHelp = (p: PeriodStats): string =>
+  p.expected === null
+    ? "Unknown: a sensor has not announced how often it reports"
+    : `${p.count} readings of ${p.expected} expected from each sensor's interval, counted from its first reading in this room (or its placement, whichever is later); never above 100 %`;
+
+/**
+ * Min (when), max (when), mean and coverage per day, week or month of the
+ * window, in the home's zone. On a phone each row stacks like the devices list.
+ */
+function StatsTable({ stats, shell }: { stats: { period: Period; periods: PeriodStats[] }; shell: Shell }): JSX.Element {
   const rows = stats.periods.filter((p) => p.count > 0 || (p.expected ?? 0) > 0);
   if (rows.length === 0) return <></>;
+  const title = PERIOD_TITLE[stats.period];
   return (
     <>
       <h3>Statistics per {stats.period}</h3>
-      <table class="stats">
+      <table class="stats stack">
         <thead>
           <tr>
-            <th>{PERIOD_TITLE[stats.period]}</th>
+            <th>{title}</th>
             <th>Temperature</th>
             <th>Mean</th>
             <th>Humidity</th>
             <th>Mean</th>
-            <th title="Readings received ÷ readings expected from each sensor's interval">Coverage</th>
+            <th title="Readings received ÷ readings expected from each sensor's interval, from its first reading in the room; never above 100 %">
+              Coverage
+            </th>
           </tr>
         </thead>
         <tbody>
           {rows.map((p) => (
             <tr>
-              <td>{esc((stats.period === "month" ? monthLabel : dayLabel).format(p.period_start))}</td>
-              <td>{p.temperature ? <Extreme v={p.temperature} unit="°C" now={now} /> : "–"}</td>
-              <td>{p.temperature ? esc(`${p.temperature.mean.toFixed(1)} °C`) : "–"}</td>
-              <td>{p.humidity ? <Extreme v={p.humidity} unit="%" now={now} /> : "–"}</td>
-              <td>{p.humidity ? esc(`${p.humidity.mean.toFixed(0)} %`) : "–"}</td>
-              <td>{p.coverage_pct === null ? "–" : esc(`${p.coverage_pct.toFixed(0)} %`)}</td>
+              <td data-label={title}>
+                <Time ts={p.period_start} now={shell.now} tz={shell.timeZone} style={stats.period === "month" ? "m" : "d"} />
+              </td>
+              <td data-label="Temperature">{p.temperature ? <Extreme v={p.temperature} unit="°C" shell={shell} /> : "–"}</td>
+              <td data-label="Mean">{p.temperature ? <Temp c={p.temperature.mean} /> : "–"}</td>
+              <td data-label="Humidity">{p.humidity ? <Extreme v={p.humidity} unit="%" shell={shell} /> : "–"}</td>
+              <td data-label="Mean">{p.humidity ? esc(`${p.humidity.mean.toFixed(0)} %`) : "–"}</td>
+              <td data-label="Coverage">
+                <span class="coverage" title={coverageHelp(p)} tabindex="0">
+                  {p.coverage_pct === null ? "–" : esc(`${p.coverage_pct.toFixed(0)} %`)}
+                </span>
+              </td>
             </tr>
           ))}
         </tbody>
@@ -229,8 +281,13 @@ function StatsTable({ stats, now }: { stats: { period: Period; periods: PeriodSt
 export function ComparePage(data: ComparePageData): JSX.Element {
   const selected = new Set(data.selected.map((r) => r.uid));
   return (
-    <Layout shell={data.shell} title="Compare rooms" section="compare" charts>
-      <main id="content">
+    <Layout shell={data.shell} title="Compare rooms" section="compare" live={data.selected.length > 0} charts>
+      <main
+        id="content"
+        hx-ext="sse"
+        sse-connect={data.selected.length > 0 ? `/events?since=${data.version}&view=compare` : undefined}
+      >
+        {data.selected.length > 0 ? <Changes /> : ""}
         <h1>Compare rooms</h1>
         <form method="get" class="panel">
           <div class="field">
@@ -239,7 +296,7 @@ export function ComparePage(data: ComparePageData): JSX.Element {
             </span>
             <div class="checks">
               {data.rooms.map((r) => (
-                <label>
+                <label class="check">
                   <input type="checkbox" name="rooms" value={r.uid} checked={selected.has(r.uid)} /> {esc(r.name)}
                 </label>
               ))}
@@ -256,8 +313,14 @@ export function ComparePage(data: ComparePageData): JSX.Element {
         </form>
         {data.selected.length > 0 ? (
           <>
-            <WindowNav window={data.window} now={data.shell.now} hidden={{ rooms: data.selected.map((r) => r.uid).join(",") }} />
-            <Chart rooms={data.selected} window={data.window} labels={data.labels} />
+            <WindowNav window={data.window} shell={data.shell} hidden={{ rooms: data.selected.map((r) => r.uid).join(",") }} />
+            <Chart
+              sources={data.selected.map((r) => ({ kind: "room" as const, uid: r.uid, name: r.name }))}
+              window={data.window}
+              labels={data.labels}
+              shell={data.shell}
+              weather={data.weather}
+            />
           </>
         ) : (
           ""

@@ -119,6 +119,7 @@ export function Layout(props: {
         </head>
         <body
           data-now={String(now)}
+          data-tz={props.shell.timeZone}
           data-ago-steps={JSON.stringify(AGO_STEPS)}
           hx-headers={viewer.csrf === null ? undefined : JSON.stringify({ "X-CSRF-Token": viewer.csrf })}
         >
@@ -138,6 +139,9 @@ export function Layout(props: {
               </nav>
             )}
             {props.live ? <span class="live">live</span> : ""}
+            <button type="button" id="unit-toggle" class="unit" hidden>
+              °C
+            </button>
             <Who shell={props.shell} />
           </header>
           {props.shell.banners.map((banner) => (

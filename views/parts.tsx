@@ -43,6 +43,8 @@ export interface Shell {
   assets: AssetUrls;
   /** The server's clock when the page is rendered (epoch ms). */
   now: number;
+  /** The home's time zone (IANA name): every time on the page is its wall clock, whatever the browser's zone. */
+  timeZone: string;
   viewer: Viewer;
   /** Whether the forms that change things are shown (the owner signed in); viewers see the pages read-only. */
   canWrite: boolean;
@@ -50,9 +52,10 @@ export interface Shell {
 }
 
 /** A shell for nobody in particular (no session, no banner): bench/pages.ts and the view tests. */
-export const plainShell = (assets: AssetUrls, now: number): Shell => ({
+export const plainShell = (assets: AssetUrls, now: number, timeZone = "UTC"): Shell => ({
   assets,
   now,
+  timeZone,
   viewer: { kind: "anonymous", name: null, role: null, csrf: null },
   canWrite: true,
   banners: [],
@@ -74,28 +77,72 @@ export const freshForm = (values: Record<string, string> = {}): FormState => ({ 
 
 /** 21.4 */
 export const fmtTemp = (v: number): string => v.toFixed(1);
+
+/**
+ * A temperature in °C (stored values stay °C). static/app.js shows it in °F
+ * when this browser chose °F: the number carries its value (data-c, or
+ * data-dc for a difference, which has no 32 to add) and the unit is its own
+ * element (class tu).
+ */
+export function Temp(props: { c: number; unit?: boolean; delta?: boolean; digits?: number }): JSX.Element {
+  const digits = props.digits ?? 1;
+  const sign = props.delta && props.c > 0 ? "+" : "";
+  return (
+    <>
+      <span
+        data-c={props.delta ? undefined : String(props.c)}
+        data-dc={props.delta ? String(props.c) : undefined}
+        data-digits={digits === 1 ? undefined : String(digits)}
+      >
+        {sign + props.c.toFixed(digits)}
+      </span>
+      {props.unit === false ? "" : <span class="tu"> °C</span>}
+    </>
+  );
+}
 /** 48 */
 export const fmtHum = (v: number): string => Math.round(v).toString();
 
-const dayTime = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
-const fullTime = new Intl.DateTimeFormat("en-GB", {
-  day: "numeric",
-  month: "short",
-  year: "numeric",
-  hour: "2-digit",
-  minute: "2-digit",
-});
+/**
+ * How a time is written: "dt" 28 Nov, 14:05 (with the year when it is not
+ * this year's), "t" 14:05, "d" 28 Nov 2026, "m" November 2026. The server
+ * writes them in British English, 24-hour, in the home's zone; the page's
+ * script (static/app.js) writes them again in the browser's language and
+ * clock (12-hour only where the language uses it), still in the home's zone.
+ */
+export type TimeStyle = "dt" | "t" | "d" | "m";
 
-/** "28 Nov, 14:05" in the server's (the home's) time zone; the year is shown when it is not this year's. */
-export function fmtTime(ms: number, now: number): string {
-  return new Date(ms).getFullYear() === new Date(now).getFullYear() ? dayTime.format(ms) : fullTime.format(ms);
+const STYLES: Record<TimeStyle | "dty", Intl.DateTimeFormatOptions> = {
+  dt: { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
+  dty: { day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
+  t: { hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
+  d: { day: "numeric", month: "short", year: "numeric" },
+  m: { month: "long", year: "numeric" },
+};
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatter(style: TimeStyle | "dty", timeZone: string): Intl.DateTimeFormat {
+  const key = `${style} ${timeZone}`;
+  let f = formatters.get(key);
+  if (!f) formatters.set(key, (f = new Intl.DateTimeFormat("en-GB", { ...STYLES[style], timeZone })));
+  return f;
 }
 
-/** A value for `<input type="datetime-local">` in the server's time zone: 2026-11-28T14:05. */
-export function localInputValue(ms: number): string {
-  const d = new Date(ms);
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+/** "28 Nov, 14:05" in the home's zone (`timeZone`); the year is shown when it is not this year's. */
+export function fmtTime(ms: number, now: number, timeZone: string, style: TimeStyle = "dt"): string {
+  if (style !== "dt") return formatter(style, timeZone).format(ms);
+  const year = formatter("m", timeZone);
+  const sameYear = year.format(ms).slice(-4) === year.format(now).slice(-4);
+  return formatter(sameYear ? "dt" : "dty", timeZone).format(ms);
+}
+
+/** A time in the home's zone, rewritten by static/app.js in the browser's language (data-fmt). */
+export function Time(props: { ts: number; now: number; tz: string; style?: TimeStyle }): JSX.Element {
+  const style = props.style ?? "dt";
+  return (
+    <time datetime={new Date(props.ts).toISOString()} data-fmt={style}>
+      {fmtTime(props.ts, props.now, props.tz, style)}
+    </time>
+  );
 }
 
 /**
@@ -119,10 +166,10 @@ export function formatAgo(ts: number, now: number): string {
   return unit === 0 ? words : `${Math.floor(age / unit)}${words}`;
 }
 
-/** "2 min ago", kept current by static/app.js. */
-export function Ago({ ts, now }: { ts: number; now: number }): JSX.Element {
+/** "2 min ago", kept current by static/app.js (the exact time on hover). */
+export function Ago({ ts, now, tz }: { ts: number; now: number; tz: string }): JSX.Element {
   return (
-    <time datetime={new Date(ts).toISOString()} data-ago={String(ts)} title={fmtTime(ts, now)}>
+    <time datetime={new Date(ts).toISOString()} data-ago={String(ts)} title={fmtTime(ts, now, tz)}>
       {formatAgo(ts, now)}
     </time>
   );
@@ -203,7 +250,6 @@ export function Input(props: {
   type?: string;
   placeholder?: string;
   step?: string;
-  maxlength?: number;
 }): JSX.Element {
   const error = props.form.errors[props.name];
   const id = props.id ?? props.name;
@@ -215,7 +261,6 @@ export function Input(props: {
       value={props.form.values[props.name] ?? ""}
       placeholder={props.placeholder}
       step={props.step}
-      maxlength={props.maxlength}
       aria-invalid={error ? "true" : undefined}
       aria-describedby={error ? `${id}-error` : undefined}
     />
@@ -231,6 +276,7 @@ export function PlacementTable(props: {
   of: "device" | "room";
   labels?: Record<string, string>;
   now: number;
+  tz: string;
 }): JSX.Element {
   const head = props.of === "device" ? "Room" : "Device";
   return (
@@ -255,8 +301,10 @@ export function PlacementTable(props: {
                   <a href={`/devices/${encodeURIComponent(p.device_uid)}`}>{esc(props.labels?.[p.device_uid] ?? p.device_uid)}</a>
                 )}
               </td>
-              <td data-label="From">{fmtTime(p.from_ts, props.now)}</td>
-              <td data-label="Until">{p.to_ts === null ? "now" : fmtTime(p.to_ts, props.now)}</td>
+              <td data-label="From">
+                <Time ts={p.from_ts} now={props.now} tz={props.tz} />
+              </td>
+              <td data-label="Until">{p.to_ts === null ? "now" : <Time ts={p.to_ts} now={props.now} tz={props.tz} />}</td>
             </tr>
           ))}
       </tbody>

@@ -3,7 +3,7 @@
 // that has no device in it.
 
 import type { Room } from "../lib/server/store/store.ts";
-import { formAttrs } from "./devices.tsx";
+import { ownFormAttrs } from "./devices.tsx";
 import { Layout } from "./layout.tsx";
 import { Csrf, esc, Field, Input, type FormState, type Shell } from "./parts.tsx";
 
@@ -22,21 +22,24 @@ export interface RoomsPageData {
   edit?: { uid: string; form: FormState };
   /** A delete that was refused, with why. */
   deleteError?: { uid: string; message: string };
-  /** What was just done ("Room created", …). */
+  /** What was just done ("Room created", …), and where it is said: at the top, in the new-room form, or in a room's section. */
   notice?: string;
+  noticeAt?: "top" | "create" | { uid: string };
+  /** After a room was created through htmx: the list is swapped out of band (the form that was sent is swapped itself). */
+  oob?: boolean;
 }
 
 function RoomFields({ form, prefix }: { form: FormState; prefix: string }): JSX.Element {
   return (
     <div class="row">
-      <Field label="Name" id={`${prefix}name`} error={form.errors.name}>
-        <Input form={form} name="name" id={`${prefix}name`} maxlength={100} />
+      <Field label="Name" id={`${prefix}name`} error={form.errors.name} hint="At most 100 characters">
+        <Input form={form} name="name" id={`${prefix}name`} />
       </Field>
       <Field label="Floor" id={`${prefix}floor`} error={form.errors.floor} hint="Optional">
-        <Input form={form} name="floor" id={`${prefix}floor`} maxlength={50} />
+        <Input form={form} name="floor" id={`${prefix}floor`} />
       </Field>
       <Field label="Side" id={`${prefix}side`} error={form.errors.side} hint="Optional">
-        <Input form={form} name="side" id={`${prefix}side`} maxlength={50} />
+        <Input form={form} name="side" id={`${prefix}side`} />
       </Field>
     </div>
   );
@@ -48,20 +51,33 @@ function RoomItem({ row, data }: { row: RoomRow; data: RoomsPageData }): JSX.Ele
   const editing = data.edit?.uid === room.uid ? data.edit.form : null;
   const form = editing ?? { values: { name: room.name, floor: room.floor ?? "", side: room.side ?? "" }, errors: {} };
   const deleteError = data.deleteError?.uid === room.uid ? data.deleteError.message : null;
+  const at = data.noticeAt;
+  const notice = data.notice && typeof at === "object" && at.uid === room.uid ? data.notice : null;
+  const section = `#manage-${room.uid}`;
   return (
     <section class="panel" id={`manage-${room.uid}`}>
       <h2>
-        <a href={path}>{esc(room.name)}</a> <small>{row.devices === 1 ? "1 device" : `${row.devices} devices`}</small>
+        <a href={path} title={room.name}>
+          {esc(room.name)}
+        </a>{" "}
+        <small>{row.devices === 1 ? "1 device" : `${row.devices} devices`}</small>
       </h2>
+      {notice ? (
+        <p class="notice" role="status">
+          {esc(notice)}
+        </p>
+      ) : (
+        ""
+      )}
       {data.shell.canWrite ? (
         <details open={editing || deleteError ? true : undefined}>
           <summary>Rename or delete</summary>
-          <form {...formAttrs(path)}>
+          <form {...ownFormAttrs(path, `rename-${room.uid}`, section)}>
             <Csrf shell={data.shell} />
             <RoomFields form={form} prefix={`${room.uid}-`} />
             <button type="submit">Save</button>
           </form>
-          <form {...formAttrs(`${path}/delete`)}>
+          <form {...ownFormAttrs(`${path}/delete`, `delete-${room.uid}`, section)}>
             <Csrf shell={data.shell} />
             <h3>Delete</h3>
             {row.devices > 0 ? (
@@ -69,7 +85,7 @@ function RoomItem({ row, data }: { row: RoomRow; data: RoomsPageData }): JSX.Ele
             ) : (
               <>
                 <p class="muted">Its placement history goes with it; the readings stay with their devices.</p>
-                <label>
+                <label class="check">
                   <input type="checkbox" name="confirm" value="yes" /> Yes, delete {esc(room.name)}
                 </label>{" "}
               </>
@@ -99,7 +115,7 @@ export function RoomsPage(data: RoomsPageData): JSX.Element {
     <Layout shell={data.shell} title="Manage rooms" section="rooms">
       <main id="content">
         <h1>Manage rooms</h1>
-        {data.notice ? (
+        {data.notice && (data.noticeAt ?? "top") === "top" ? (
           <p class="notice" role="status">
             {esc(data.notice)}
           </p>
@@ -107,9 +123,16 @@ export function RoomsPage(data: RoomsPageData): JSX.Element {
           ""
         )}
         {data.shell.canWrite ? (
-          <form {...formAttrs("/rooms")} class="panel" id="create-room">
+          <form {...ownFormAttrs("/rooms", "create-room")} class="panel">
             <Csrf shell={data.shell} />
             <h2>New room</h2>
+            {data.notice && data.noticeAt === "create" ? (
+              <p class="notice" role="status">
+                {esc(data.notice)}
+              </p>
+            ) : (
+              ""
+            )}
             <RoomFields form={data.create} prefix="new-" />
             <button type="submit">Create</button>
           </form>
@@ -118,9 +141,11 @@ export function RoomsPage(data: RoomsPageData): JSX.Element {
             Only the owner can create, rename or delete rooms.
           </p>
         )}
-        {data.rooms.map((row) => (
-          <RoomItem row={row} data={data} />
-        ))}
+        <div id="room-list" hx-swap-oob={data.oob ? "true" : undefined}>
+          {data.rooms.map((row) => (
+            <RoomItem row={row} data={data} />
+          ))}
+        </div>
       </main>
     </Layout>
   );

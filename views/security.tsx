@@ -43,7 +43,7 @@ function ShownOnce({ id, children, value }: { id: string; children: JSX.Element;
 /** The API tokens page. */
 export function TokensPage(data: TokensPageData): JSX.Element {
   const { shell, form } = data;
-  const at = (ms: number | null) => (ms === null ? "never" : fmtTime(ms, shell.now));
+  const at = (ms: number | null) => (ms === null ? "never" : fmtTime(ms, shell.now, shell.timeZone));
   return (
     <Layout shell={shell} title="API tokens" section="account">
       <main id="content">
@@ -65,7 +65,7 @@ export function TokensPage(data: TokensPageData): JSX.Element {
           <h2>New token</h2>
           <div class="row">
             <Field label="Name" id="name" error={form.errors.name} hint="What uses it: grafana, home-assistant…">
-              <Input form={form} name="name" maxlength={50} />
+              <Input form={form} name="name" />
             </Field>
             <Field label="May" id="scope" error={form.errors.scope}>
               <select id="scope" name="scope">
@@ -235,8 +235,8 @@ export function SecurityPage(data: SecurityPageData): JSX.Element {
               <tbody>
                 {data.enrollments.map((e) => (
                   <tr id={`enrollment-${e.id}`}>
-                    <td data-label="Made">{fmtTime(e.created_at, shell.now)}</td>
-                    <td data-label="Expires">{fmtTime(e.expires_at, shell.now)}</td>
+                    <td data-label="Made">{fmtTime(e.created_at, shell.now, shell.timeZone)}</td>
+                    <td data-label="Expires">{fmtTime(e.expires_at, shell.now, shell.timeZone)}</td>
                     <td data-label="Used">
                       {e.uses} of {e.max_uses}
                     </td>

@@ -11,6 +11,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node
 import { resolve } from "node:path";
 import { readIni, type IniRules } from "../shared/ini.ts";
 import { LEVELS, type Level } from "../shared/log.ts";
+import { canonicalZone, systemTimeZone } from "./history/zone.ts";
 
 /** Every server setting, with its default. */
 export const defaults = {
@@ -84,6 +85,20 @@ export const defaults = {
   alert_retry_base_s: 10,
   /** Days resolved incidents and finished notifications are kept. */
   alert_history_days: 365,
+
+  // ---- the pages (issue 15: lib/server/history/zone.ts, lib/server/weather) ----
+  /**
+   * The home's time zone, an IANA name (Europe/Paris): its days, weeks and months (daily rollups,
+   * statistics, "today") and every time shown on the pages and charts. Default: the system's zone.
+   * Changing it rebuilds the daily rollups at the next start.
+   */
+  home_timezone: systemTimeZone(),
+  /** Outdoor weather (Open-Meteo) for the home at this latitude, decimal degrees −90…90; empty = no weather. */
+  weather_latitude: "",
+  /** …and this longitude, −180…180 (both or neither). */
+  weather_longitude: "",
+  /** The Open-Meteo forecast API (another URL for a mirror or a test's stand-in). Asked at most hourly. */
+  weather_url: "https://api.open-meteo.com/v1/forecast",
 };
 
 /** A switch in server.conf. */
@@ -126,14 +141,33 @@ function coerce(key: Setting, raw: unknown, source: string): Config[Setting] {
     return n;
   }
   if (key in LISTS) return coerceList(key as keyof typeof LISTS, raw, source);
+  if (key === "weather_latitude" || key === "weather_longitude") return coerceDegrees(key, raw, source);
   if (typeof raw !== "string") fail(key, raw, source, "must be text");
   if (raw.trim() === "" && !MAY_BE_EMPTY.has(key)) fail(key, raw, source, "must not be empty");
   const s = raw.trim();
+  if (key === "home_timezone") {
+    const zone = canonicalZone(s);
+    if (zone === null) fail(key, raw, source, "must be a time zone name like Europe/Paris (see timedatectl list-timezones)");
+    return zone;
+  }
+  if (key === "weather_url" && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(s))
+    fail(key, raw, source, "must be an http:// or https:// URL");
   if (key === "log_level" && !(LEVELS as readonly string[]).includes(s)) {
     fail(key, raw, source, `must be one of ${LEVELS.join(", ")}`);
   }
   if ((key === "http_plain" || key === "mqtt_plain") && s !== "on" && s !== "off") fail(key, raw, source, "must be on or off");
   return s;
+}
+
+/** A latitude or longitude in decimal degrees ("" = none; a decimal comma is fine too), written back as text. */
+function coerceDegrees(key: "weather_latitude" | "weather_longitude", raw: unknown, source: string): string {
+  const text = typeof raw === "number" ? String(raw) : typeof raw === "string" ? raw.trim().replace(",", ".") : null;
+  if (text === null) fail(key, raw, source, "must be a number of degrees");
+  if (text === "") return "";
+  const max = key === "weather_latitude" ? 90 : 180;
+  const n = /^[+-]?\d{1,3}(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!(Math.abs(n) <= max)) fail(key, raw, source, `must be a number of degrees from -${max} to ${max}, or empty`);
+  return String(n);
 }
 
 /** Settings that hold a comma-separated list (empty = none), with the rule each item follows. */
@@ -240,6 +274,10 @@ export function loadConfig(
     if (!(k in defaults)) throw new ConfigError(`config: unknown setting ${JSON.stringify(k)}`);
     config[k] = coerce(k as Setting, v, "start options");
     sources[k] = "start options";
+  }
+  if ((config.weather_latitude === "") !== (config.weather_longitude === "")) {
+    const missing = config.weather_latitude === "" ? "weather_latitude" : "weather_longitude";
+    fail(missing, "", sources[missing] ?? "default", "set both weather_latitude and weather_longitude, or neither");
   }
   config.data_dir = resolve(config.data_dir as string);
   checkDataDir(config.data_dir as string, sources.data_dir ?? "default");

@@ -8,12 +8,17 @@
 // k-way merge of its placement segments, each read in primary-key order, so
 // nothing is sorted in memory or in a temp b-tree.
 //
-// CSV: RFC 4180 (comma, CRLF), a header row, times in ISO-8601 UTC, values
-// with a dot as decimal separator, UTF-8. Buckets carry their start time, the
-// mean, min and max of each value and the count, like the chart endpoints.
+// CSV: RFC 4180 (comma, CRLF), a header row, values with a dot as decimal
+// separator, UTF-8. Buckets carry their start time, the mean, min and max of
+// each value and the count, like the chart endpoints.
+//
+// Times: `ts` stays ISO-8601 UTC (what scripts read), and each row also
+// carries `local_time`, the same instant in the home's zone with its offset
+// (2026-11-30T00:30:00+01:00): what a person reads in a spreadsheet. The JSON
+// names the zone (`time_zone`). Daily buckets are the home's days.
 
 import { bucketPoint, type Bucket, type History, type Segment, type Target } from "./history.ts";
-import { TIER_MS } from "./aggregate.ts";
+import { floorTo, TIER_MS } from "./aggregate.ts";
 import type { HistoryQueries, RawReader, RawRow } from "../store/store.ts";
 
 /** An export format. */
@@ -30,7 +35,7 @@ export interface ExportQuery {
 }
 
 /** The CSV header of raw rows. */
-export const RAW_COLUMNS = ["device_id", "ts", "temperature", "humidity"] as const;
+export const RAW_COLUMNS = ["device_id", "ts", "temperature", "humidity", "local_time"] as const;
 /** The CSV header of bucket rows. */
 export const BUCKET_COLUMNS = [
   "ts",
@@ -41,6 +46,7 @@ export const BUCKET_COLUMNS = [
   "humidity_min",
   "humidity_max",
   "count",
+  "local_time",
 ] as const;
 
 /** Rows per chunk handed to the stream (~12 KB): bigger chunks are bigger short-lived strings, and the peak RSS grows with them. */
@@ -64,6 +70,7 @@ function advance(c: Cursor): void {
 
 /** Creates the exporter over the store's history queries and the history built on them. */
 export function createExport(queries: Pick<HistoryQueries, "openRawReader">, history: History) {
+  const zone = history.zone;
   /** Raw rows of the segments merged by time, as CSV or JSON text lines (without separators). */
   function rawLines(segs: Segment[], format: ExportFormat): { next(): string | null; close(): void } {
     let reader: RawReader | null = null;
@@ -95,9 +102,10 @@ export function createExport(queries: Pick<HistoryQueries, "openRawReader">, his
         advance(best);
         const t = r.t / 100;
         const h = r.h / 100;
+        const local = zone.isoLocal(r.ts);
         return format === "csv"
-          ? `${best.uid},${iso(r.ts)},${t},${h}`
-          : `{"device_id":${JSON.stringify(best.uid)},"ts":"${iso(r.ts)}","temperature":${t},"humidity":${h}}`;
+          ? `${best.uid},${iso(r.ts)},${t},${h},${local}`
+          : `{"device_id":${JSON.stringify(best.uid)},"ts":"${iso(r.ts)}","temperature":${t},"humidity":${h},"local_time":"${local}"}`;
       },
       close,
     };
@@ -112,14 +120,14 @@ export function createExport(queries: Pick<HistoryQueries, "openRawReader">, his
       next(): string | null {
         while (pending.length === 0) {
           if (windowFrom >= end) return null;
-          // Windows end on bucket boundaries so only the range's own ends make partial buckets.
-          const windowTo = Math.min(end, Math.floor(windowFrom / step) * step + step);
+          // Windows end on bucket boundaries (UTC hours, local midnights) so only the range's own ends make partial buckets.
+          const windowTo = Math.min(end, tier === "hour" ? floorTo(windowFrom, step) + step : zone.startOfDay(windowFrom + step));
           const rows = history.combinedBuckets(history.segments(target, windowFrom, windowTo), tier).map(bucketPoint);
           pending = rows
             .map((p) =>
               format === "csv"
-                ? `${iso(p.ts)},${p.temperature},${p.temperature_min},${p.temperature_max},${p.humidity},${p.humidity_min},${p.humidity_max},${p.count}`
-                : JSON.stringify({ ...p, ts: iso(p.ts) }),
+                ? `${iso(p.ts)},${p.temperature},${p.temperature_min},${p.temperature_max},${p.humidity},${p.humidity_min},${p.humidity_max},${p.count},${zone.isoLocal(p.ts)}`
+                : JSON.stringify({ ...p, ts: iso(p.ts), local_time: zone.isoLocal(p.ts) }),
             )
             .reverse();
           windowFrom = windowTo;
@@ -154,7 +162,9 @@ export function createExport(queries: Pick<HistoryQueries, "openRawReader">, his
             let text = "";
             if (!started) {
               started = true;
-              text = csv ? (query.bucket === "raw" ? RAW_COLUMNS : BUCKET_COLUMNS).join(",") + "\r\n" : '{"data":[';
+              text = csv
+                ? (query.bucket === "raw" ? RAW_COLUMNS : BUCKET_COLUMNS).join(",") + "\r\n"
+                : `{"time_zone":${JSON.stringify(zone.name)},"data":[`;
             }
             for (let i = 0; i < ROWS_PER_CHUNK; i++) {
               const line = lines.next();

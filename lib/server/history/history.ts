@@ -32,7 +32,7 @@ import {
   type Tier,
 } from "./aggregate.ts";
 
-/** Aggregation of a series: raw readings, or hourly/daily buckets (UTC). */
+/** Aggregation of a series: raw readings, or buckets of UTC hours / the home's days. */
 export type Bucket = "raw" | Tier;
 
 /** A raw point. */
@@ -77,6 +77,8 @@ export interface Segment {
   deviceUid: string;
   from: number;
   to: number;
+  /** Where its placement began, before clipping to the range (the device's own history: the beginning of time). */
+  placedFrom?: number;
 }
 
 /** What a history query is about. */
@@ -86,7 +88,6 @@ export type Target = { kind: "device"; id: number; uid: string } | { kind: "room
 export const MAX_POINTS = 10_000;
 
 const HOUR = TIER_MS.hour;
-const DAY = TIER_MS.day;
 
 const round2 = (v: number) => Math.round(v * 100) / 100;
 
@@ -112,6 +113,7 @@ function merge(a: Agg | null, b: Agg | null): Agg | null {
 
 /** Creates the history over the store's history queries. */
 export function createHistory(queries: HistoryQueries) {
+  const zone = queries.zone;
   /** The exact aggregate of a device's raw readings in [x, y) (both inside one hour whose raw rows are complete). */
   function rawAggregate(deviceId: number, x: number, y: number): Agg | null {
     let agg: Agg | null = null;
@@ -137,41 +139,47 @@ export function createHistory(queries: HistoryQueries) {
     return acc;
   }
 
-  /**
-   * The aggregate of a device's readings in [a, b), exactly: whole days from
-   * rollup_day, whole hours from rollup_hour, the partial hours at the ends
-   * from the raw readings. Null when it has none there.
-   */
-  function aggregate(deviceId: number, a: number, b: number, horizon = queries.horizon()): Agg | null {
-    if (a >= b) return null;
+  /** The aggregate of [a, b) from hours only: whole hours from rollup_hour, the partial ones from the raw readings. */
+  function hoursAggregate(acc: Agg | null, deviceId: number, a: number, b: number, horizon: number): Agg | null {
+    if (a >= b) return acc;
     const ha = ceilTo(a, HOUR);
     const hb = floorTo(b, HOUR);
-    if (ha > hb) return partialHour(deviceId, a, b, horizon);
-    let acc: Agg | null = null;
+    if (ha > hb) return merge(acc, partialHour(deviceId, a, b, horizon));
     if (a < ha) acc = merge(acc, partialHour(deviceId, a, ha, horizon));
-    const da = ceilTo(ha, DAY);
-    const dz = floorTo(hb, DAY);
-    if (da >= dz) acc = rollupRange(acc, deviceId, "hour", ha, hb);
-    else {
-      acc = rollupRange(acc, deviceId, "hour", ha, da);
-      acc = rollupRange(acc, deviceId, "day", da, dz);
-      acc = rollupRange(acc, deviceId, "hour", dz, hb);
-    }
+    acc = rollupRange(acc, deviceId, "hour", ha, hb);
     if (hb < b) acc = merge(acc, partialHour(deviceId, hb, b, horizon));
     return acc;
   }
 
+  /**
+   * The aggregate of a device's readings in [a, b), exactly: whole (local)
+   * days from rollup_day, whole hours from rollup_hour, the partial hours at
+   * the ends from the raw readings. Null when it has none there.
+   */
+  function aggregate(deviceId: number, a: number, b: number, horizon = queries.horizon()): Agg | null {
+    if (a >= b) return null;
+    const da = zone.ceilDay(a);
+    const dz = zone.startOfDay(b);
+    if (da >= dz) return hoursAggregate(null, deviceId, a, b, horizon);
+    let acc = hoursAggregate(null, deviceId, a, da, horizon);
+    acc = rollupRange(acc, deviceId, "day", da, dz);
+    return hoursAggregate(acc, deviceId, dz, b, horizon);
+  }
+
+  /** Start of the bucket of `tier` holding `ts`, and the first bucket start at or after it. */
+  const floorB = (tier: Tier, ts: number) => (tier === "hour" ? floorTo(ts, HOUR) : zone.startOfDay(ts));
+  const ceilB = (tier: Tier, ts: number) => (tier === "hour" ? ceilTo(ts, HOUR) : zone.ceilDay(ts));
+
   /** A segment's buckets of `tier`, oldest first: whole buckets from the rollups, the partial ones at its ends computed. */
   function buckets(seg: Segment, tier: Tier, horizon = queries.horizon()): BucketAgg[] {
-    const w = TIER_MS[tier];
     const { deviceId, from: a, to: b } = seg;
     if (a >= b) return [];
-    const ca = ceilTo(a, w);
-    const fb = floorTo(b, w);
+    const ca = ceilB(tier, a);
+    const fb = floorB(tier, b);
     const out: BucketAgg[] = [];
     if (a < ca) {
       const head = aggregate(deviceId, a, Math.min(ca, b), horizon);
-      if (head) out.push({ ...head, b: floorTo(a, w) });
+      if (head) out.push({ ...head, b: floorB(tier, a) });
     }
     if (ca < fb) out.push(...queries.rollupRange(tier, deviceId, ca, fb));
     const tailFrom = Math.max(fb, ca);
@@ -207,6 +215,7 @@ export function createHistory(queries: HistoryQueries) {
         deviceUid: p.uid,
         from: Math.max(from, p.from_ts),
         to: Math.min(to, p.to_ts ?? Infinity),
+        placedFrom: p.from_ts,
       };
       if (seg.from < seg.to) out.push(seg);
     }
@@ -246,6 +255,8 @@ export function createHistory(queries: HistoryQueries) {
   }
 
   return {
+    /** The home's calendar (the daily rollups' zone). */
+    zone,
     aggregate,
     buckets,
     combinedBuckets,

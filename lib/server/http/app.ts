@@ -11,6 +11,7 @@ import type { Auth } from "../auth/auth.ts";
 import { createHostCheck } from "../auth/hosts.ts";
 import type { Config } from "../config.ts";
 import type { Live } from "../live/live.ts";
+import type { Weather } from "../weather/weather.ts";
 import { createApi, type ApiDeps } from "./api/api.ts";
 import { createAssets } from "./assets.ts";
 import { createAccountPages } from "./auth/accounts.ts";
@@ -30,7 +31,9 @@ export interface HttpDeps extends ApiDeps {
   /** Who may do what (lib/server/auth/auth.ts). */
   auth: Auth;
   /** The Host names the pages answer to beside IP addresses and this machine's names, and the origins that may write. */
-  settings: Pick<Config, "http_allowed_hosts" | "cors_origins">;
+  settings: Pick<Config, "http_allowed_hosts" | "cors_origins" | "home_timezone">;
+  /** The outdoor weather (lib/server/weather), null when no place is set. */
+  weather?: Weather | null;
   /** This machine's hostname (tests pin it); default os.hostname(). */
   hostname?: string;
   /** The HTTPS certificate, when TLS is on (its expiry is shown on the pages; its CA goes to enrolling sensors). */
@@ -48,7 +51,14 @@ export function createHttp(deps: HttpDeps) {
   const hosts = createHostCheck({ hostname: deps.hostname ?? hostname(), extra: list(deps.settings.http_allowed_hosts) });
   const guard = createGuard({ auth, hosts, corsOrigins: list(deps.settings.cors_origins), log: deps.log });
   const assets = createAssets();
-  const shellFor = createShells({ assets: assets.urls, now, auth, callerOf: guard.callerOf, tls: deps.tls });
+  const shellFor = createShells({
+    assets: assets.urls,
+    now,
+    auth,
+    callerOf: guard.callerOf,
+    tls: deps.tls,
+    timeZone: deps.settings.home_timezone,
+  });
   const pages = createResponder(shellFor, { clearStale: guard.clearStale });
   const { respond } = pages;
   const callerOf = guard.callerOf;
@@ -64,6 +74,9 @@ export function createHttp(deps: HttpDeps) {
         respond,
         enrollment: auth.enrollment,
         stillAllowed: (request) => guard.stillAllowed(request, "kiosk"),
+        mayRead: (request) => guard.stillAllowed(request, "read"),
+        weather: deps.weather ?? null,
+        timeZone: deps.settings.home_timezone,
         now,
       }),
     )

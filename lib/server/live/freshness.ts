@@ -65,7 +65,8 @@ export interface Freshness {
  */
 export function freshness(input: FreshnessInput, now: number): Freshness {
   const { lastReadingAt: last, intervalS } = input;
-  if (last === null) return { status: "never", lateAt: null, offlineAt: null };
+  // A last will is news even from a device that never sent a reading.
+  if (last === null) return { status: input.state === "offline" ? "offline" : "never", lateAt: null, offlineAt: null };
   if (input.state === "offline" && input.stateAt !== null && input.stateAt >= last) {
     return { status: "offline", lateAt: null, offlineAt: null };
   }

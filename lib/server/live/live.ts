@@ -14,6 +14,7 @@ import { comfort, type Comfort } from "./comfort.ts";
 import { expectedIntervalS, freshness, type Freshness } from "./freshness.ts";
 import type { Log } from "../../shared/log.ts";
 import { fromCenti, toCenti, type Device, type RecentSlot, type Store } from "../store/store.ts";
+import { createZone, systemTimeZone, type Zone } from "../history/zone.ts";
 
 /** Width of a sparkline slot. 15 minutes: every time zone's midnight falls on a slot boundary. */
 export const SLOT_MS = 15 * 60_000;
@@ -31,8 +32,10 @@ export interface DeviceLive {
   /** The interval its status is measured in (seconds). */
   intervalS: number;
   last: { ts: number; temperature: number; humidity: number } | null;
-  /** Lowest and highest values since local midnight (and since it was placed in its room). */
+  /** Lowest and highest values since midnight in the home's zone (and since it was placed in its room). */
   today: { tMin: number; tMax: number; hMin: number; hMax: number } | null;
+  /** Change over the last hour: the latest reading minus the mean of the quarter hour an hour before it (null: no reading then). */
+  trend: { temperature: number; humidity: number } | null;
   comfort: Comfort | null;
   /** Mean temperature per 15-minute slot over the last 24 h, oldest first; null = no reading. */
   spark: (number | null)[];
@@ -51,6 +54,10 @@ export interface LatestReading {
 export interface LiveChange {
   rooms: Set<string>;
   unplaced: boolean;
+  /** Devices whose own row or summary changed (a reading, a status, a move, a rename). */
+  devices: Set<string>;
+  /** Whether the set of rooms changed (created, renamed, deleted): the dashboard lays its cards out again. */
+  layout: boolean;
   /** Counter of changes so far; a page rendered at version v has seen every change up to v. */
   version: number;
 }
@@ -64,11 +71,9 @@ interface Recent {
   slots: Map<number, RecentSlot>;
 }
 
-/** Local midnight of the day holding `ts` (the server's time zone: the home's). */
-export function startOfDay(ts: number): number {
-  const d = new Date(ts);
-  d.setHours(0, 0, 0, 0);
-  return d.getTime();
+/** Midnight of the day holding `ts` in `zone` (the home's; default the system's). */
+export function startOfDay(ts: number, zone: Zone = createZone(systemTimeZone())): number {
+  return zone.startOfDay(ts);
 }
 
 const slotOf = (ts: number) => Math.floor(ts / SLOT_MS) * SLOT_MS;
@@ -77,8 +82,15 @@ const slotOf = (ts: number) => Math.floor(ts / SLOT_MS) * SLOT_MS;
  * Creates the live summaries. Subscribes to the store's events (readings,
  * device changes, status messages); `close()` unsubscribes.
  */
-export function createLive(deps: { store: Pick<Store, "on" | "findDevice" | "recent" | "now">; log: Log; now?: () => number }) {
+export function createLive(deps: {
+  store: Pick<Store, "on" | "findDevice" | "recent" | "now">;
+  log: Log;
+  now?: () => number;
+  /** The home's calendar ("today"); default the system's zone. */
+  zone?: Zone;
+}) {
   const { store, log } = deps;
+  const zone = deps.zone ?? createZone(systemTimeZone());
   const now = deps.now ?? store.now;
   const queries = store.recent;
   const cache = new Map<number, Recent>();
@@ -88,6 +100,7 @@ export function createLive(deps: { store: Pick<Store, "on" | "findDevice" | "rec
   /** Rooms devices left since the last push (null = the banner): a page rendered meanwhile shows them there. */
   const leftRooms = new Set<string | null>();
   const dirty = new Set<string>();
+  let layout = false;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let version = 0;
 
@@ -135,7 +148,7 @@ export function createLive(deps: { store: Pick<Store, "on" | "findDevice" | "rec
 
   function flush(): void {
     timer = null;
-    const change: LiveChange = { rooms: new Set(), unplaced: false, version: ++version };
+    const change: LiveChange = { rooms: new Set(), unplaced: false, devices: new Set(dirty), layout, version: ++version };
     try {
       for (const uid of dirty) {
         const room = store.findDevice(uid)?.room_uid ?? null;
@@ -156,6 +169,7 @@ export function createLive(deps: { store: Pick<Store, "on" | "findDevice" | "rec
     } finally {
       dirty.clear();
       leftRooms.clear();
+      layout = false;
     }
     for (const listener of listeners) {
       try {
@@ -190,6 +204,11 @@ export function createLive(deps: { store: Pick<Store, "on" | "findDevice" | "rec
     }),
     // Birth and last will, once the broker has recorded them.
     store.on("status", ({ deviceUid }) => touch(deviceUid)),
+    // Rooms created, renamed or deleted: the dashboard's set of cards changes.
+    store.on("room", () => {
+      layout = true;
+      timer ??= setTimeout(flush, COALESCE_MS);
+    }),
   ];
 
   return {
@@ -228,7 +247,7 @@ export function createLive(deps: { store: Pick<Store, "on" | "findDevice" | "rec
         spark.push(s ? Math.round(s.t_sum / s.n) / 100 : null);
       }
       let today: DeviceLive["today"] = null;
-      for (let b = Math.max(startOfDay(at), placedFrom); b <= slotOf(at); b += SLOT_MS) {
+      for (let b = Math.max(zone.startOfDay(at), placedFrom); b <= slotOf(at); b += SLOT_MS) {
         const s = recent.slots.get(b);
         if (!s) continue;
         if (today === null) today = { tMin: s.t_min, tMax: s.t_max, hMin: s.h_min, hMax: s.h_max };
@@ -247,11 +266,21 @@ export function createLive(deps: { store: Pick<Store, "on" | "findDevice" | "rec
           hMax: fromCenti(today.hMax),
         };
       }
+      // The quarter hour an hour before the latest reading, in its current room.
+      const before = recent.last ? recent.slots.get(slotOf(recent.last.ts - 3_600_000)) : undefined;
+      const trend =
+        recent.last && before && before.b >= placedFrom
+          ? {
+              temperature: Math.round(recent.last.t - before.t_sum / before.n) / 100,
+              humidity: Math.round(recent.last.h - before.h_sum / before.n) / 100,
+            }
+          : null;
       return {
         freshness: fresh,
         intervalS,
         last,
         today,
+        trend,
         comfort: last ? comfort(last.temperature, last.humidity) : null,
         spark,
       };

@@ -140,7 +140,18 @@ export function createDevices(db: Database, deps: { now: () => number; registry:
         : invalid(field, "must contain at least one letter or digit");
     }
     if (q.roomByUid.get(uid)) throw fieldError(conflict(`room ${JSON.stringify(uid)} already exists`), field);
-    return q.insertRoom.get(uid, input.name, input.floor ?? null, input.side ?? null, now())!;
+    const room = q.insertRoom.get(uid, input.name, input.floor ?? null, input.side ?? null, now())!;
+    newRooms.push(uid);
+    return room;
+  }
+
+  /** Rooms created by the change in progress (announced once it is committed). */
+  let newRooms: string[] = [];
+  /** Announces the rooms a committed change created; forgets them after a rolled-back one. */
+  function announceRooms(committed: boolean): void {
+    const created = newRooms;
+    newRooms = [];
+    if (committed) for (const roomUid of created) events.emit("room", { kind: "created", roomUid });
   }
 
   /** Puts a device in a room from `at` on, closing its open placement. */
@@ -219,7 +230,16 @@ export function createDevices(db: Database, deps: { now: () => number; registry:
     /** A room or null, without throwing. */
     findRoom: (uid: string): Room | null => q.roomByUid.get(uid),
     /** Creates a room; its uid comes from the name unless given. A conflict if it exists. */
-    createRoom: (input: NewRoom): Room => createRoomRow(input),
+    createRoom(input: NewRoom): Room {
+      try {
+        const room = createRoomRow(input);
+        announceRooms(true);
+        return room;
+      } catch (err) {
+        announceRooms(false);
+        throw err;
+      }
+    },
     /** Renames a room or sets its floor and side. */
     updateRoom(uid: string, patch: { name?: string; floor?: string | null; side?: string | null }): Room {
       const room = requireRoom(uid);
@@ -229,6 +249,7 @@ export function createDevices(db: Database, deps: { now: () => number; registry:
         patch.side === undefined ? room.side : patch.side,
         uid,
       )!;
+      events.emit("room", { kind: "updated", roomUid: uid });
       // Its devices' cards show the room's name.
       for (const device of q.devicesInRoom.all(uid)) {
         emit({ kind: "updated", deviceUid: device.uid, device, roomBefore: uid, configChanged: false });
@@ -247,6 +268,7 @@ export function createDevices(db: Database, deps: { now: () => number; registry:
           `room ${JSON.stringify(uid)} still has ${n} device${n > 1 ? "s" : ""}; move ${n > 1 ? "them" : "it"} first`,
         );
       q.deleteRoom.run(room.id);
+      events.emit("room", { kind: "deleted", roomUid: uid });
     },
     /** Placements (past and current) of the devices in a room. */
     roomPlacements: (uid: string): Placement[] => q.placementsOfRoom.all(requireRoom(uid).id),
@@ -266,14 +288,28 @@ export function createDevices(db: Database, deps: { now: () => number; registry:
      */
     createDevice(input: NewDevice): Device {
       const before = q.deviceByUid.get(input.uid)?.room_uid ?? null;
-      const device = createDeviceTx(input);
+      let device: Device;
+      try {
+        device = createDeviceTx(input);
+        announceRooms(true);
+      } catch (err) {
+        announceRooms(false);
+        throw err;
+      }
       emit({ kind: "created", deviceUid: device.uid, device, roomBefore: before, configChanged: false });
       return device;
     },
     /** Renames, moves or reconfigures a device; returns it as it is now. */
     updateDevice(uid: string, patch: DevicePatch): Device {
       const before = requireDevice(uid);
-      const configChanged = updateDeviceTx(before, patch);
+      let configChanged: boolean;
+      try {
+        configChanged = updateDeviceTx(before, patch);
+        announceRooms(true);
+      } catch (err) {
+        announceRooms(false);
+        throw err;
+      }
       const device = q.deviceByUid.get(uid)!;
       emit({ kind: "updated", deviceUid: uid, device, roomBefore: before.room_uid, configChanged });
       return device;

@@ -37,6 +37,12 @@ export interface DeviceChange {
   configChanged: boolean;
 }
 
+/** A room created, renamed (or its floor or side changed) or deleted, by a person or as a device was placed in a new room. */
+export interface RoomChange {
+  kind: "created" | "updated" | "deleted";
+  roomUid: string;
+}
+
 /** A status message (birth or last will) recorded for a device. */
 export interface StatusChange {
   homeId: string;
@@ -54,6 +60,8 @@ export interface StoreEvents {
   device: DeviceChange;
   /** One call per recorded status message. */
   status: StatusChange;
+  /** One call per room a change touched (the `device` events of its devices follow a rename). */
+  room: RoomChange;
 }
 
 /** A store event's name. */
@@ -67,6 +75,7 @@ const FAILURE: Record<StoreEventName, string> = {
   readings: "a reading listener failed",
   device: "a device listener failed",
   status: "a status listener failed",
+  room: "a room listener failed",
 };
 
 /** Creates the event hub: the store emits, the rest of the server subscribes with `on`. */
@@ -75,6 +84,7 @@ export function createEvents(log?: Log) {
     readings: new Set(),
     device: new Set(),
     status: new Set(),
+    room: new Set(),
   };
 
   function failed(name: StoreEventName, event: unknown, err: unknown): void {

@@ -63,14 +63,31 @@ export function createHistoryQueries(db: Database) {
        WHERE p.room_id = ?1 AND p.from_ts < ?3 AND (p.to_ts IS NULL OR p.to_ts > ?2)
        ORDER BY p.from_ts, p.id`,
     ),
+    firstRaw: db.query<{ ts: number }, [number, number, number]>(
+      "SELECT ts FROM readings WHERE device_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts LIMIT 1",
+    ),
+    firstHour: db.query<{ b: number }, [number, number, number]>(
+      "SELECT b FROM rollup_hour WHERE device_id = ?1 AND b >= ?2 AND b < ?3 ORDER BY b LIMIT 1",
+    ),
     deviceInfo: db.query<DeviceInfo, [number]>("SELECT interval_s, config_interval_s, created_at FROM devices WHERE id = ?"),
   };
 
   return {
+    /** The zone whose days the daily rollups hold (the home's, once the server has started). */
+    zone: rollups.zone,
     /** Raw readings before this time may have been deleted by retention (-Infinity: none were). */
     horizon: rollups.horizon,
     /** A device's rollup rows of `tier` with a bucket start in [from, to), oldest first. */
     rollupRange: (tier: Tier, deviceId: number, from: number, to: number): BucketAgg[] => q.range[tier].all(deviceId, from, to),
+    /** The time of a device's first reading in [from, to): the first raw one, else (before the raw horizon) the start of its first hourly rollup row there; null when it has none. */
+    firstReading(deviceId: number, from: number, to: number): number | null {
+      const raw = q.firstRaw.get(deviceId, from, to)?.ts ?? null;
+      if (from >= rollups.horizon()) return raw;
+      const hour = q.firstHour.get(deviceId, Math.floor(from / 3_600_000) * 3_600_000, to)?.b ?? null;
+      if (hour === null) return raw;
+      const first = Math.max(hour, from);
+      return raw === null ? first : Math.min(raw, first);
+    },
     /** A device's hourly rollup row of the hour starting at `b`, or null. */
     rollupHour: (deviceId: number, b: number): BucketAgg | null => q.hourRow.get(deviceId, b),
     /** A device's raw readings in [from, to), oldest first, as [ts, t, h] (no object per row). */

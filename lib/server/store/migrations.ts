@@ -295,4 +295,31 @@ export const migrations: Migration[] = [
       ) WITHOUT ROWID;
     `);
   },
+  // 5 (issue 15): the home's time zone and outdoor weather. rollup_zone names
+  // the zone of rollup_day's days: the rollups written before were UTC days
+  // (rollups.ts ensureRollupZone rebuilds them when the home's zone differs).
+  // weather_hours caches Open-Meteo's hourly outdoor readings (lib/server/weather/),
+  // weather_state when it was last asked and what it answered.
+  (db) => {
+    db.exec(`
+      CREATE TABLE rollup_zone (
+        id   INTEGER PRIMARY KEY CHECK (id = 1),
+        zone TEXT NOT NULL
+      );
+      INSERT INTO rollup_zone (id, zone) VALUES (1, 'UTC');
+
+      CREATE TABLE weather_hours (
+        ts INTEGER PRIMARY KEY,              -- hour start, epoch ms UTC
+        t  INTEGER,                          -- air temperature at 2 m, hundredths of °C
+        h  INTEGER                           -- relative humidity at 2 m, hundredths of %
+      ) WITHOUT ROWID;
+      CREATE TABLE weather_state (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        place         TEXT NOT NULL,         -- "latitude,longitude" the hours are for
+        attempted_at  INTEGER NOT NULL,      -- last request (success or not)
+        ok_at         INTEGER,               -- last successful one
+        error         TEXT                   -- why the last one failed (null = it did not)
+      );
+    `);
+  },
 ];

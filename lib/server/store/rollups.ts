@@ -1,7 +1,14 @@
-// Rollups: per device, one row per UTC hour and one per UTC day with the
-// count, the sum (mean = sum / count), and the min and max of each value with
-// the time it was first reached. They are what lets a year-long chart read
-// 365 rows instead of half a million readings, and keep its spikes.
+// Rollups: per device, one row per UTC hour and one per day of the home's
+// time zone with the count, the sum (mean = sum / count), and the min and max
+// of each value with the time it was first reached. They are what lets a
+// year-long chart read 365 rows instead of half a million readings, and keep
+// its spikes.
+//
+// Hours are UTC hours (an hour is an hour everywhere); days are the home's
+// days (23 or 25 hours at a DST change), in the zone the database names
+// (table rollup_zone). When the server starts with another `home_timezone`,
+// `ensureRollupZone` rebuilds the daily rollups in the new zone from the
+// hourly ones (exact: hours are kept forever too), before anything reads them.
 //
 // How they stay right:
 // - Readings are added in the same transaction that stores them
@@ -21,18 +28,9 @@
 //   (The legacy import keeps its own ledger for that case: importReadings in readings.ts.)
 
 import type { Database } from "bun:sqlite";
-import {
-  addReading,
-  ceilTo,
-  copyAgg,
-  floorTo,
-  mergeInto,
-  single,
-  TIER_MS,
-  TIERS,
-  type Agg,
-  type Tier,
-} from "../history/aggregate.ts";
+import { addReading, copyAgg, floorTo, mergeInto, single, TIER_MS, TIERS, type Agg, type Tier } from "../history/aggregate.ts";
+import { createZone, type Zone } from "../history/zone.ts";
+import type { Log } from "../../shared/log.ts";
 
 // Merge of a partial aggregate into a stored row. In an UPDATE every
 // right-hand side reads the OLD row, so the *_ts columns can compare against
@@ -52,6 +50,9 @@ const upsertSql = (tier: Tier) => `
     h_min = min(h_min, excluded.h_min),
     h_max_ts = CASE WHEN excluded.h_max > h_max OR (excluded.h_max = h_max AND excluded.h_max_ts < h_max_ts) THEN excluded.h_max_ts ELSE h_max_ts END,
     h_max = max(h_max, excluded.h_max)`;
+
+const HOUR_COLS = "b, n, t_sum, t_min, t_min_ts, t_max, t_max_ts, h_sum, h_min, h_min_ts, h_max, h_max_ts";
+type BucketRow = Agg & { b: number };
 
 type UpsertArgs = [number, number, number, number, number, number, number, number, number, number, number, number, number];
 const args = (deviceId: number, b: number, a: Agg): UpsertArgs => [
@@ -78,8 +79,16 @@ export interface Accumulator {
   write(): void;
 }
 
-/** Creates the rollup maintenance over an open database (migration 2 applied). */
+type Partial = { deviceId: number; b: number; agg: Agg };
+
+/** The zone the database's daily rollups are in (migration 4 names UTC for the rollups written before it). */
+export function rollupZoneName(db: Database): string {
+  return db.query<{ zone: string }, []>("SELECT zone FROM rollup_zone WHERE id = 1").get()?.zone ?? "UTC";
+}
+
+/** Creates the rollup maintenance over an open database (migrations applied); days are in the zone the database names. */
 export function createRollups(db: Database) {
+  const zone: Zone = createZone(rollupZoneName(db));
   const q = {
     upsert: { hour: db.query<null, UpsertArgs>(upsertSql("hour")), day: db.query<null, UpsertArgs>(upsertSql("day")) },
     getMeta: db.query<{ value: number }, [string]>("SELECT value FROM history_meta WHERE key = ?"),
@@ -91,17 +100,22 @@ export function createRollups(db: Database) {
   /** Raw readings before this time may have been deleted by retention (-Infinity: none were). */
   const horizon = (): number => q.getMeta.get("raw_horizon")?.value ?? -Infinity;
 
-  /** Merges hourly partials into both tiers (daily partials are merged from the hourly ones first). */
-  function writeHours(hours: Map<string, { deviceId: number; b: number; agg: Agg }>): void {
-    const days = new Map<string, { deviceId: number; b: number; agg: Agg }>();
-    for (const { deviceId, b, agg } of hours.values()) {
-      q.upsert.hour.run(...args(deviceId, b, agg));
-      const d = floorTo(b, TIER_MS.day);
-      const key = `${deviceId}:${d}`;
-      const day = days.get(key);
-      if (day) mergeInto(day.agg, agg);
-      else days.set(key, { deviceId, b: d, agg: copyAgg(agg) });
+  /** Adds one reading to the partials of its hour and its (local) day. */
+  function addTo(hours: Map<string, Partial>, days: Map<string, Partial>, deviceId: number, ts: number, t: number, h: number) {
+    for (const [map, b] of [
+      [hours, floorTo(ts, TIER_MS.hour)],
+      [days, zone.startOfDay(ts)],
+    ] as const) {
+      const key = `${deviceId}:${b}`;
+      const entry = map.get(key);
+      if (entry) addReading(entry.agg, ts, t, h);
+      else map.set(key, { deviceId, b, agg: single(ts, t, h) });
     }
+  }
+
+  /** Merges partials into both tiers. */
+  function writePartials(hours: Map<string, Partial>, days: Map<string, Partial>): void {
+    for (const { deviceId, b, agg } of hours.values()) q.upsert.hour.run(...args(deviceId, b, agg));
     for (const { deviceId, b, agg } of days.values()) q.upsert.day.run(...args(deviceId, b, agg));
   }
 
@@ -111,7 +125,8 @@ export function createRollups(db: Database) {
    * ledger against double counting); otherwise they are skipped (see top).
    */
   function accumulator(options: { keepOld?: boolean } = {}): Accumulator {
-    const hours = new Map<string, { deviceId: number; b: number; agg: Agg }>();
+    const hours = new Map<string, Partial>();
+    const days = new Map<string, Partial>();
     let limit: number | null = null;
     return {
       add(deviceId, ts, t, h) {
@@ -120,16 +135,13 @@ export function createRollups(db: Database) {
           limit ??= horizon();
           if (ts < limit) return false;
         }
-        const b = floorTo(ts, TIER_MS.hour);
-        const key = `${deviceId}:${b}`;
-        const entry = hours.get(key);
-        if (entry) addReading(entry.agg, ts, t, h);
-        else hours.set(key, { deviceId, b, agg: single(ts, t, h) });
+        addTo(hours, days, deviceId, ts, t, h);
         return true;
       },
       write() {
-        if (hours.size > 0) writeHours(hours);
+        if (hours.size > 0) writePartials(hours, days);
         hours.clear();
+        days.clear();
       },
     };
   }
@@ -145,7 +157,8 @@ export function createRollups(db: Database) {
    */
   function rebuild(options: { from?: number; deviceId?: number; chunkHours?: number } = {}): number {
     const h = horizon();
-    const start = Math.max(ceilTo(Math.max(options.from ?? -Infinity, h), TIER_MS.day), -8.64e15);
+    const from = Math.max(options.from ?? -Infinity, h);
+    const start = from === -Infinity ? -8.64e15 : zone.ceilDay(from);
     const only = options.deviceId ?? null;
     db.transaction(() => {
       for (const tier of TIERS) {
@@ -159,29 +172,92 @@ export function createRollups(db: Database) {
       )
       .iterate(start, only);
     const chunk = options.chunkHours ?? 20_000;
-    const hours = new Map<string, { deviceId: number; b: number; agg: Agg }>();
-    const flush = db.transaction(() => writeHours(hours));
-    let current: { deviceId: number; b: number; agg: Agg } | null = null;
+    const hours = new Map<string, Partial>();
+    const days = new Map<string, Partial>();
+    // A chunk's last day may go on in the next chunk: the upsert merges the two parts.
+    const flush = db.transaction(() => writePartials(hours, days));
     let count = 0;
     for (const r of rows) {
       count++;
-      const b = floorTo(r.ts, TIER_MS.hour);
-      if (current && current.deviceId === r.device_id && current.b === b) {
-        addReading(current.agg, r.ts, r.t, r.h);
-        continue;
-      }
-      if (hours.size >= chunk) {
+      if (hours.size >= chunk && !hours.has(`${r.device_id}:${floorTo(r.ts, TIER_MS.hour)}`)) {
         flush();
         hours.clear();
+        days.clear();
       }
-      current = { deviceId: r.device_id, b, agg: single(r.ts, r.t, r.h) };
-      hours.set(`${r.device_id}:${b}`, current);
+      addTo(hours, days, r.device_id, r.ts, r.t, r.h);
     }
     flush();
     return count;
   }
 
-  return { accumulator, horizon, rebuild, setHorizon: (ts: number) => q.setMeta.run("raw_horizon", ts) };
+  return { zone, accumulator, horizon, rebuild, setHorizon: (ts: number) => q.setMeta.run("raw_horizon", ts) };
+}
+
+/**
+ * Makes the daily rollups be days of `zoneName`: when the database holds them
+ * in another zone, they are rebuilt, in one transaction (a crash leaves the
+ * old ones), from the hourly rollups. An hour that lies in one local day goes
+ * to it whole, so days before the raw horizon stay exact; an hour that a
+ * local midnight cuts (zones whose offset is not whole hours, like
+ * Asia/Kolkata) is split exactly from its raw readings, or, once those are
+ * gone, goes whole to the day holding its middle. Returns what it did.
+ */
+export function ensureRollupZone(
+  db: Database,
+  zoneName: string,
+  log?: Log,
+): { rebuilt: boolean; from: string; days: number; ms: number } {
+  const from = rollupZoneName(db);
+  const to = createZone(zoneName);
+  if (from === to.name) return { rebuilt: false, from, days: 0, ms: 0 };
+  const started = performance.now();
+  const horizon =
+    db.query<{ value: number }, []>("SELECT value FROM history_meta WHERE key = 'raw_horizon'").get()?.value ?? -Infinity;
+  const upsert = db.query<null, UpsertArgs>(upsertSql("day"));
+  const raw = db.query<{ ts: number; t: number; h: number }, [number, number, number]>(
+    "SELECT ts, t, h FROM readings WHERE device_id = ?1 AND ts >= ?2 AND ts < ?3",
+  );
+  let written = 0;
+  db.transaction(() => {
+    db.exec("DELETE FROM rollup_day");
+    const rows = db
+      .prepare<{ device_id: number } & BucketRow, []>(`SELECT device_id, ${HOUR_COLS} FROM rollup_hour ORDER BY device_id, b`)
+      .iterate();
+    let day: Partial | null = null;
+    const put = (deviceId: number, b: number, agg: Agg) => {
+      if (day && day.deviceId === deviceId && day.b === b) return mergeInto(day.agg, agg);
+      if (day) (upsert.run(...args(day.deviceId, day.b, day.agg)), written++);
+      day = { deviceId, b, agg: copyAgg(agg) };
+    };
+    for (const row of rows) {
+      const { device_id: id, b } = row;
+      const d0 = to.startOfDay(b);
+      const d1 = to.startOfDay(b + TIER_MS.hour - 1);
+      if (d0 === d1) put(id, d0, row);
+      else if (b >= horizon) {
+        // A midnight inside this hour: each side from the raw readings.
+        for (const [x, y, d] of [
+          [b, d1, d0],
+          [d1, b + TIER_MS.hour, d1],
+        ] as const) {
+          let agg: Agg | null = null;
+          for (const r of raw.all(id, x, y)) {
+            if (agg) addReading(agg, r.ts, r.t, r.h);
+            else agg = single(r.ts, r.t, r.h);
+          }
+          if (agg) put(id, d, agg);
+        }
+      } else put(id, to.startOfDay(b + TIER_MS.hour / 2), row);
+    }
+    const last = day as Partial | null;
+    if (last) (upsert.run(...args(last.deviceId, last.b, last.agg)), written++);
+    db.query("INSERT INTO rollup_zone (id, zone) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET zone = excluded.zone").run(
+      to.name,
+    );
+  })();
+  const ms = Math.round(performance.now() - started);
+  log?.info("daily rollups rebuilt for the home time zone", { from, to: to.name, days: written, ms });
+  return { rebuilt: true, from, days: written, ms };
 }
 
 /** The rollup maintenance interface. */

@@ -11,6 +11,7 @@
 //   events.ts           the one event path out: readings, device, status
 //   auth.ts             accounts, sessions, API tokens, sensor secrets, settings
 //   alerts.ts           alert rules, incidents, channels and the notification outbox
+//   weather-cache.ts    the outdoor weather's hours and last attempt
 //
 // Opening the database and its schema are db.ts and migrations.ts; rollups.ts
 // and retention.ts keep the history tables. The operator commands read through
@@ -31,6 +32,7 @@ import { createRecentQueries } from "./recent-queries.ts";
 import { createRegistry } from "./registry.ts";
 import { ensureIncrementalVacuum } from "./retention.ts";
 import { createStatusWrites } from "./status.ts";
+import { createWeatherCache } from "./weather-cache.ts";
 
 export type { Device, IncomingReading, Placement, Room } from "./model.ts";
 export { fromCenti, toCenti } from "./model.ts";
@@ -52,6 +54,7 @@ export type { CommittedReading, DeviceChange, StatusChange, StoreEventName, Stor
 export type { DeviceInfo, HistoryQueries, RawReader, RawRow, RoomPlacement } from "./history-queries.ts";
 export type { RecentQueries, RecentSlot } from "./recent-queries.ts";
 export type { ImportedCounts, ImportedReading } from "./readings.ts";
+export type { WeatherCache, WeatherRow, WeatherState } from "./weather-cache.ts";
 
 /** Creates the store over an open database (db.ts). `now` is injectable for tests. */
 export function createStore(db: Database, options: { now?: () => number; log?: Log } = {}) {
@@ -73,6 +76,8 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     history: createHistoryQueries(db),
     /** Recent readings, for the live summaries. */
     recent: createRecentQueries(db),
+    /** The outdoor weather's cache, for lib/server/weather. */
+    weather: createWeatherCache(db),
     /** Accounts, sessions, tokens, sensor secrets and runtime settings, for lib/server/auth. */
     auth,
     /**

@@ -32,8 +32,10 @@ export function createShells(deps: {
   auth: Pick<Auth, "accounts" | "switches" | "devicesWithoutSecret">;
   callerOf: (request: Request) => Caller;
   tls?: TlsInfo | null;
+  /** The home's time zone: every page shows times in it. */
+  timeZone: string;
 }) {
-  const { assets, now, auth, callerOf, tls } = deps;
+  const { assets, now, auth, callerOf, tls, timeZone } = deps;
 
   function banners(caller: Caller, at: number): Banner[] {
     if (!auth.accounts.ownerExists()) return [{ id: "setup", text: `${NO_OWNER[0]!.toUpperCase()}${NO_OWNER.slice(1)}.` }];
@@ -85,6 +87,7 @@ export function createShells(deps: {
     return {
       assets,
       now: at,
+      timeZone,
       viewer,
       canWrite: caller.kind === "session" && caller.role === "owner",
       banners: banners(caller, at),

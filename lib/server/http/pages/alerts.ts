@@ -370,7 +370,7 @@ export function withAlertChanges(live: Pick<Live, "version" | "onChange">, alert
       const a = live.onChange(listener);
       const b = alerts.onChange((rooms) => {
         const named = new Set([...rooms].filter((r): r is string => r !== null));
-        listener({ rooms: named, unplaced: false, version: live.version, alerts: true });
+        listener({ rooms: named, unplaced: false, devices: new Set(), layout: false, version: live.version, alerts: true });
       });
       return () => {
         a();

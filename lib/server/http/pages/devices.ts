@@ -1,9 +1,11 @@
 // The devices list and a device's page with its forms: place or move it
 // (optionally back-dated), its label and sensor settings, and a new MQTT
 // password (shown once, never redirected to: a page that could be
-// reloaded or cached must not hold it). A plain form
-// post is redirected to the device's page; an htmx post gets the page itself;
-// a bad form gets the page with the message next to the field (422).
+// reloaded or cached must not hold it). A plain form post is redirected to
+// the device's page; an htmx post gets the page itself, of which htmx takes
+// the form that was sent (and, after a change, the summary and placement
+// history, marked out of band); a bad form gets the page with the message
+// next to the field (422).
 
 import { Elysia, t } from "elysia";
 import type { Enrollment } from "../../auth/enrollment.ts";
@@ -13,6 +15,7 @@ import { aboutInput, hasErrors, placeForm, settingsForm } from "./forms.ts";
 import type { Models } from "./models.ts";
 import { isHtmx, redirect, withStatus, type Respond } from "./page.ts";
 import type { Shell } from "../../../../views/parts.tsx";
+import type { Zone } from "../../history/zone.ts";
 
 /** Creates `/devices`, `/devices/:uid` and its forms. */
 export function createDevicesPages({
@@ -20,16 +23,18 @@ export function createDevicesPages({
   models,
   respond,
   enrollment,
+  zone,
 }: {
   store: Store;
   models: Models;
   respond: Respond;
   enrollment: Pick<Enrollment, "newDeviceSecret">;
+  zone: Zone;
 }) {
   /** After a change: the page itself for htmx, a redirect to the saved form for a plain post. */
   const saved = (request: Request, shell: Shell, uid: string, form: "place" | "settings") =>
     isHtmx(request)
-      ? DevicePage(models.device(shell, store.getDevice(uid), { saved: form }))
+      ? DevicePage(models.device(shell, store.getDevice(uid), { saved: form, oob: true }))
       : redirect(`/devices/${encodeURIComponent(uid)}?saved=${form}#${form}`);
 
   return (
@@ -47,7 +52,7 @@ export function createDevicesPages({
       .post("/devices/:uid/place", ({ request, params, body }) =>
         respond(request, (shell) => {
           const d = store.getDevice(params.uid);
-          const { form, ...checked } = placeForm.read(body);
+          const { form, ...checked } = placeForm(zone).read(body);
           const { room, new_room: newRoom } = form.values as { room: string; new_room: string };
           // What the form cannot know alone: the room must exist, and differ from where the device is.
           if (!newRoom && room && !store.listRooms().some((r) => r.uid === room))

@@ -11,6 +11,7 @@ import { INTERVAL_RANGE, OFFSET_RANGE } from "../../../shared/contract.ts";
 import { DomainError, invalid } from "../../../shared/errors.ts";
 import { decodedText, parseTime } from "../params.ts";
 import type { FormState } from "../../../../views/parts.tsx";
+import type { Zone } from "../../history/zone.ts";
 
 /** A form's fields by name. */
 export type Fields = Record<string, TSchema>;
@@ -96,16 +97,25 @@ const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?$/;
 
 /**
  * Parses a time from a form or a link: `2026-11-28T14:05` (what
- * <input type="datetime-local"> sends) is the server's local time, which is the
- * home's; an ISO time with a zone or epoch milliseconds are exact.
+ * <input type="datetime-local"> sends) is the home's wall clock (`zone`,
+ * whatever the browser's zone); an ISO time with a zone or epoch milliseconds
+ * are exact. A wall-clock time the DST change skipped is refused with the
+ * time to use; one it repeated is the earlier of the two.
  */
-function parseFormTime(name: string, value: string): number {
+function parseFormTime(name: string, value: string, zone: Zone): number {
   if (LOCAL_TIME.test(value)) {
     const [date, time] = value.split("T") as [string, string];
     const [y, mo, d] = date.split("-").map(Number) as [number, number, number];
     const [h, mi, s] = time.split(":").map(Number) as [number, number, number?];
-    const ms = new Date(y, mo - 1, d, h, mi, s ?? 0).getTime();
-    if (Number.isFinite(ms) && new Date(ms).getDate() === d) return ms;
+    const valid = mo >= 1 && mo <= 12 && d >= 1 && d <= new Date(Date.UTC(y, mo, 0)).getUTCDate() && h < 24 && mi < 60;
+    if (valid && (s ?? 0) < 60) {
+      const at = zone.fromLocal(y, mo, d, h, mi, s ?? 0);
+      if (at.kind !== "gap") return at.ms;
+      throw invalid(
+        name,
+        `${JSON.stringify(value)} does not exist in ${zone.name} (the clocks went forward); use ${zone.inputValue(at.ms)}`,
+      );
+    }
   } else if (/\d{4}-\d{2}-\d{2}T.*(?:Z|[+-]\d{2}:?\d{2})$/.test(value) || /^\d{1,16}$/.test(value)) {
     try {
       return parseTime(name, value);
@@ -114,8 +124,19 @@ function parseFormTime(name: string, value: string): number {
   throw invalid(name, `${JSON.stringify(value)} is not a date and time; use the form 2026-11-28T14:05`);
 }
 
-/** A time as `parseFormTime` reads it; "" is none (null). */
-export const timeField = (field: string) => decodedText((value) => (value === "" ? null : parseFormTime(field, value)));
+/** A time as `parseFormTime` reads it in `zone`; "" is none (null). */
+export const timeField = (field: string, zone: Zone) =>
+  decodedText((value) => (value === "" ? null : parseFormTime(field, value, zone)));
+
+/** One form per zone, built once (its fields compiled once). */
+export function perZone<T>(build: (zone: Zone) => T): (zone: Zone) => T {
+  const built = new Map<string, T>();
+  return (zone) => {
+    let form = built.get(zone.name);
+    if (form === undefined) built.set(zone.name, (form = build(zone)));
+    return form;
+  };
+}
 
 /** Seconds between readings, within the contract's range; "" leaves it to the device (null). */
 const intervalField = (field: string) =>
@@ -148,12 +169,14 @@ export const roomForm = defineForm({
 /** Deleting a room: the box must be ticked. */
 export const deleteRoomForm = defineForm({ confirm: t.Literal("yes", { error: "tick the box to confirm" }) });
 
-/** Placing or moving a device: a room of the list ("" = none) or a new room's name, and when (default now). */
-export const placeForm = defineForm({
-  room: t.String(),
-  new_room: textField("new_room", 100),
-  moved_at: timeField("moved_at"),
-});
+/** Placing or moving a device: a room of the list ("" = none) or a new room's name, and when (default now, in the home's zone). */
+export const placeForm = perZone((zone) =>
+  defineForm({
+    room: t.String(),
+    new_room: textField("new_room", 100),
+    moved_at: timeField("moved_at", zone),
+  }),
+);
 
 /** A device's label and the settings its sensor gets (interval, calibration). */
 export const settingsForm = defineForm({

@@ -9,6 +9,7 @@ import { ComparePage, RoomPage } from "../../../../views/history.tsx";
 import type { Models } from "./models.ts";
 import { withStatus, type Respond } from "./page.ts";
 import { chartWindow, windowHasErrors, windowQuery } from "./window.ts";
+import type { Zone } from "../../history/zone.ts";
 
 /** Creates `/rooms/:uid` and `/compare`. */
 export function createHistoryPages({
@@ -16,11 +17,13 @@ export function createHistoryPages({
   models,
   respond,
   now,
+  zone,
 }: {
   store: Store;
   models: Models;
   respond: Respond;
   now: () => number;
+  zone: Zone;
 }) {
   return new Elysia()
     .get(
@@ -29,7 +32,7 @@ export function createHistoryPages({
         respond(request, (shell) => {
           const room = store.getRoom(params.uid);
           const at = now();
-          const window = chartWindow(query, `/rooms/${encodeURIComponent(room.uid)}`, {}, at);
+          const window = chartWindow(query, `/rooms/${encodeURIComponent(room.uid)}`, {}, at, zone);
           return withStatus(RoomPage(models.room(shell, room, window, at)), windowHasErrors(window) ? 400 : 200);
         }),
       { query: t.Object(windowQuery) },
@@ -40,7 +43,7 @@ export function createHistoryPages({
         respond(request, (shell) => {
           const choice = models.roomChoice(query.rooms ?? []);
           const at = now();
-          const window = chartWindow(query, "/compare", { rooms: choice.selected.map((r) => r.uid).join(",") }, at);
+          const window = chartWindow(query, "/compare", { rooms: choice.selected.map((r) => r.uid).join(",") }, at, zone);
           const bad = choice.unknown.length > 0 || windowHasErrors(window);
           return withStatus(ComparePage(models.compare(shell, choice, window)), bad ? 400 : 200);
         }),

@@ -9,6 +9,8 @@ import { deviceName, type DevicePageData, type DevicesPageData } from "../../../
 import type { ChartWindow, ComparePageData, RoomPageData } from "../../../../views/history.tsx";
 import { freshForm, type Shell } from "../../../../views/parts.tsx";
 import type { RoomsPageData } from "../../../../views/rooms.tsx";
+import type { OutdoorNow, Weather } from "../../weather/weather.ts";
+import { lastDay } from "./window.ts";
 
 const DAY = 86_400_000;
 
@@ -43,11 +45,12 @@ export function dashboardData(
   summary: (d: Device) => DeviceLive,
   shell: Shell,
   version: number,
+  outdoor: OutdoorNow | null = null,
   alerts?: IncidentRow[],
 ): DashboardData {
   const devices = store.listDevices();
   const rooms = toRoomCards(store.listRooms(), devices, summary, alerts);
-  return { shell, rooms, unplaced: unplacedOf(devices), version, ...(alerts ? { alerts } : {}) };
+  return { shell, rooms, unplaced: unplacedOf(devices), outdoor, version, ...(alerts ? { alerts } : {}) };
 }
 
 /** The rooms a comparison asked for: which exist (in the order asked), and which do not. */
@@ -65,6 +68,8 @@ export interface ModelDeps {
   now: () => number;
   /** Incidents not resolved, for the banner and the cards' marks (lib/server/alerts). */
   alerts?: { active(): IncidentRow[] };
+  /** The outdoor weather, null when it is off. */
+  weather: Pick<Weather, "now"> | null;
 }
 
 /**
@@ -72,7 +77,7 @@ export interface ModelDeps {
  * the banners: web.ts makes it), so a model is the same for everyone but
  * what the shell says.
  */
-export function createModels({ store, live, stats, now, alerts }: ModelDeps) {
+export function createModels({ store, live, stats, now, weather, alerts }: ModelDeps) {
   const roomCards = (rooms: Room[], devices: Device[], at: number) =>
     toRoomCards(rooms, devices, (d) => live.summary(d, at), alerts?.active());
 
@@ -80,7 +85,16 @@ export function createModels({ store, live, stats, now, alerts }: ModelDeps) {
     /** The dashboard now. */
     dashboard(shell: Shell): DashboardData {
       const at = now();
-      return dashboardData(store, (d) => live.summary(d, at), shell, live.version, alerts?.active());
+      return dashboardData(store, (d) => live.summary(d, at), shell, live.version, weather?.now() ?? null, alerts?.active());
+    },
+
+    /** The outdoor weather line now (null when it is off). */
+    outdoor: (): OutdoorNow | null => weather?.now() ?? null,
+
+    /** The devices with their live summaries, now. */
+    deviceRows(): DevicesPageData["devices"] {
+      const at = now();
+      return store.listDevices().map((device) => ({ device, live: live.summary(device, at) }));
     },
 
     /** The cards the event stream pushes: of `only` these rooms (every room when omitted), and the banner's devices. */
@@ -106,18 +120,27 @@ export function createModels({ store, live, stats, now, alerts }: ModelDeps) {
     /** The devices list with each device's live summary. */
     devices(shell: Shell): DevicesPageData {
       const at = now();
-      return { shell, devices: store.listDevices().map((device) => ({ device, live: live.summary(device, at) })) };
+      return {
+        shell,
+        devices: store.listDevices().map((device) => ({ device, live: live.summary(device, at) })),
+        version: live.version,
+      };
     },
 
     /** A device's page; its forms show the stored values unless given as posted. */
     device(
       shell: Shell,
       d: Device,
-      forms: Partial<Pick<DevicePageData, "place" | "settings" | "saved" | "newSecret">> = {},
+      forms: Partial<Pick<DevicePageData, "place" | "settings" | "saved" | "newSecret" | "oob">> = {},
     ): DevicePageData {
       const at = now();
       return {
         shell,
+        window: lastDay(at),
+        labels: labelsOf(store.listDevices()),
+        weather: weather !== null,
+        version: live.version,
+        oob: forms.oob,
         row: { device: d, live: live.summary(d, at) },
         rooms: store.listRooms(),
         placements: store.devicePlacements(d.uid),
@@ -150,6 +173,7 @@ export function createModels({ store, live, stats, now, alerts }: ModelDeps) {
         window,
         placements: store.roomPlacements(room.uid),
         labels: labelsOf(devices),
+        weather: weather !== null,
       };
     },
 
@@ -181,7 +205,16 @@ export function createModels({ store, live, stats, now, alerts }: ModelDeps) {
           : selected.length === 0
             ? "choose one or more rooms"
             : undefined;
-      return { shell, rooms, selected, window, labels: labelsOf(store.listDevices()), roomsError };
+      return {
+        shell,
+        rooms,
+        selected,
+        window,
+        labels: labelsOf(store.listDevices()),
+        roomsError,
+        version: live.version,
+        weather: weather !== null,
+      };
     },
   };
 }

@@ -1,7 +1,9 @@
 // Managing rooms: the list with a form to create one, and per room a form to
 // rename it (floor, side) and one to delete it. A plain form post is
-// redirected to the list with a notice; an htmx post gets the list itself; a
-// bad form gets the list with the message next to the field (422).
+// redirected to the list with a notice; an htmx post gets the page, of which
+// htmx takes the form that was sent (a room's forms: its section; a new room:
+// the form, and the list out of band); a bad form gets the page with the
+// message next to the field (422).
 
 import { Elysia, t } from "elysia";
 import type { Store } from "../../store/store.ts";
@@ -16,8 +18,16 @@ const ROOM_NOTICES: Record<string, string> = { created: "Room created.", saved: 
 
 /** Creates `/rooms` and the rooms' forms. */
 export function createRoomsPages({ store, models, respond }: { store: Store; models: Models; respond: Respond }) {
-  const done = (request: Request, shell: Shell, what: "created" | "saved" | "deleted") =>
-    isHtmx(request) ? RoomsPage(models.rooms(shell, { notice: ROOM_NOTICES[what] })) : redirect(`/rooms?done=${what}`);
+  const done = (request: Request, shell: Shell, what: "created" | "saved" | "deleted", uid: string) =>
+    isHtmx(request)
+      ? RoomsPage(
+          models.rooms(shell, {
+            notice: ROOM_NOTICES[what],
+            noticeAt: what === "saved" ? { uid } : "create",
+            oob: what === "created",
+          }),
+        )
+      : redirect(`/rooms?done=${what}`);
 
   return new Elysia()
     .get(
@@ -34,8 +44,8 @@ export function createRoomsPages({ store, models, respond }: { store: Store; mod
         if (checked.ok) {
           const { name, floor, side } = checked.data;
           try {
-            store.createRoom({ name, floor: floor || null, side: side || null });
-            return done(request, shell, "created");
+            const room = store.createRoom({ name, floor: floor || null, side: side || null });
+            return done(request, shell, "created", room.uid);
           } catch (err) {
             if (!aboutInput(err)) throw err;
             // "room_name: must contain a letter" or "room "x" already exists": both are about the name.
@@ -52,7 +62,7 @@ export function createRoomsPages({ store, models, respond }: { store: Store; mod
         if (!checked.ok) return withStatus(RoomsPage(models.rooms(shell, { edit: { uid: params.uid, form } })), 422);
         const { name, floor, side } = checked.data;
         store.updateRoom(params.uid, { name, floor: floor || null, side: side || null });
-        return done(request, shell, "saved");
+        return done(request, shell, "saved", params.uid);
       }),
     )
     .post("/rooms/:uid/delete", ({ request, params, body }) =>
@@ -63,7 +73,7 @@ export function createRoomsPages({ store, models, respond }: { store: Store; mod
         if (ok) {
           try {
             store.deleteRoom(params.uid);
-            return done(request, shell, "deleted");
+            return done(request, shell, "deleted", params.uid);
           } catch (err) {
             if (!aboutInput(err)) throw err;
             message = err.message;

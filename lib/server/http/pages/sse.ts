@@ -3,6 +3,10 @@
 // summaries do, and every fragment at once to a client that missed changes
 // (a page older than the last change, or a reconnect with Last-Event-ID).
 // htmx's SSE extension swaps each fragment into the element of its event name.
+//
+// Each stream is for one view (the dashboard, a room's page, the devices
+// list, a device's page, the comparison): the fragments of a change are
+// rendered once per view that has a stream open, and only for those.
 
 import type { Live, LiveChange } from "../../live/live.ts";
 
@@ -23,16 +27,18 @@ function sseMessage({ event, html }: Fragment, id: number): string {
     .join("")}\n`;
 }
 
-/** What the hub needs: the live changes, and the fragments to send for one (null: every fragment). */
+/** What the hub needs: the live changes, and a view's fragments to send for one (null: every fragment). */
 export interface EventHubDeps {
   live: Pick<Live, "version" | "onChange">;
-  fragments(change: LiveChange | null): Fragment[];
+  fragments(change: LiveChange | null, view: string): Fragment[];
 }
 
 /** Creates the hub; `close()` ends every stream. */
 export function createEventHub({ live, fragments }: EventHubDeps) {
   const encoder = new TextEncoder();
   const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  /** Each stream's view. */
+  const views = new Map<ReadableStreamDefaultController<Uint8Array>, string>();
   /** Each stream's check that its reader may still read (a session signed out, a kiosk link revoked). */
   const allowed = new Map<ReadableStreamDefaultController<Uint8Array>, () => boolean>();
   let heartbeat: ReturnType<typeof setInterval> | null = null;
@@ -43,6 +49,7 @@ export function createEventHub({ live, fragments }: EventHubDeps) {
     } catch {
       streams.delete(controller);
       allowed.delete(controller);
+      views.delete(controller);
     }
   }
 
@@ -52,14 +59,24 @@ export function createEventHub({ live, fragments }: EventHubDeps) {
       if (ok()) continue;
       streams.delete(controller);
       allowed.delete(controller);
+      views.delete(controller);
       try {
         controller.close();
       } catch {}
     }
   }
 
-  function broadcast(text: string): void {
-    for (const controller of streams) send(controller, text);
+  function broadcast(text: string | ((view: string) => string)): void {
+    const byView = new Map<string, string>();
+    for (const controller of streams) {
+      if (typeof text === "string") send(controller, text);
+      else {
+        const view = views.get(controller) ?? "";
+        if (!byView.has(view)) byView.set(view, text(view));
+        const out = byView.get(view)!;
+        if (out) send(controller, out);
+      }
+    }
   }
 
   const messages = (list: Fragment[], version: number) => list.map((f) => sseMessage(f, version)).join("");
@@ -69,8 +86,7 @@ export function createEventHub({ live, fragments }: EventHubDeps) {
     if (streams.size === 0) return;
     // A change is news for readers who may still read only (checked here and at each heartbeat).
     endRefused();
-    const out = messages(fragments(change), change.version);
-    if (out) broadcast(out);
+    broadcast((view) => messages(fragments(change, view), change.version));
   });
 
   return {
@@ -79,16 +95,22 @@ export function createEventHub({ live, fragments }: EventHubDeps) {
      * missing: it missed everything). `stillAllowed` is asked at each
      * heartbeat: a stream whose reader may no longer read is ended.
      */
-    open(request: Request, since: number, stillAllowed: () => boolean = () => true): Response {
+    open(request: Request, since: number, stillAllowed: () => boolean = () => true, view = "dashboard"): Response {
       let self: ReadableStreamDefaultController<Uint8Array>;
+      const forget = () => {
+        streams.delete(self);
+        allowed.delete(self);
+        views.delete(self);
+      };
       const stream = new ReadableStream<Uint8Array>({
         start(controller) {
           self = controller;
           streams.add(controller);
           allowed.set(controller, stillAllowed);
+          views.set(controller, view);
           // Ask the browser to reconnect after 2 s, and send what changed since the page was rendered.
           send(controller, "retry: 2000\n\n");
-          if (!(since >= live.version)) send(controller, messages(fragments(null), live.version));
+          if (!(since >= live.version)) send(controller, messages(fragments(null, view), live.version));
           heartbeat ??= setInterval(() => {
             endRefused();
             broadcast(": keep-alive\n\n");
@@ -98,15 +120,9 @@ export function createEventHub({ live, fragments }: EventHubDeps) {
             }
           }, HEARTBEAT_MS);
         },
-        cancel() {
-          streams.delete(self);
-          allowed.delete(self);
-        },
+        cancel: forget,
       });
-      request.signal.addEventListener("abort", () => {
-        streams.delete(self);
-        allowed.delete(self);
-      });
+      request.signal.addEventListener("abort", forget);
       return new Response(stream, {
         headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-accel-buffering": "no" },
       });
@@ -123,6 +139,11 @@ export function createEventHub({ live, fragments }: EventHubDeps) {
       }
       streams.clear();
       allowed.clear();
+      views.clear();
+    },
+    /** Sends `list` to every open stream of a view `wanted` accepts (news that is not a live change: the outdoor weather). */
+    push(list: (view: string) => Fragment[]): void {
+      if (streams.size > 0) broadcast((view) => messages(list(view), live.version));
     },
   };
 }

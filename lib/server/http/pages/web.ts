@@ -18,6 +18,10 @@ import { createHistoryPages } from "./history.ts";
 import { createModels } from "./models.ts";
 import type { Respond } from "./page.ts";
 import { createRoomsPages } from "./rooms.ts";
+import { createWeatherApi } from "./weather.ts";
+import { createZone } from "../../history/zone.ts";
+import type { Weather } from "../../weather/weather.ts";
+import { plainShell } from "../../../../views/parts.tsx";
 
 /** What the pages need from the rest of the server. */
 export interface WebDeps {
@@ -34,6 +38,12 @@ export interface WebDeps {
   enrollment: Pick<Enrollment, "newDeviceSecret">;
   /** Whether an open event stream's reader may still read (lib/server/http/auth/guard.ts). */
   stillAllowed: (request: Request) => boolean;
+  /** Whether a request may read pages beyond the dashboard (not the kiosk link). */
+  mayRead: (request: Request) => boolean;
+  /** The outdoor weather, null when it is off. */
+  weather: Weather | null;
+  /** The home's time zone. */
+  timeZone: string;
   /** The clock (tests inject one). */
   now: () => number;
   /** Alert rules, incidents and channels (lib/server/alerts); without it no alert pages (an app built for one test). */
@@ -41,13 +51,17 @@ export interface WebDeps {
 }
 
 /** Creates the page routes and the static assets they use. */
-export function createWeb({ store, live, stats, assets, respond, enrollment, stillAllowed, now, alerts }: WebDeps) {
-  const models = createModels({ store, live, stats, now, alerts });
+export function createWeb(deps: WebDeps) {
+  const { store, live, stats, assets, respond, enrollment, stillAllowed, mayRead, weather, now, alerts } = deps;
+  const zone = createZone(deps.timeZone);
+  const models = createModels({ store, live, stats, now, weather, alerts });
+  const shellAt = (at: number) => plainShell(assets.urls, at, zone.name);
   return new Elysia({ name: "web" })
     .use(assets.routes)
-    .use(createDashboardPages({ live, models, respond, stillAllowed, alerts }))
+    .use(createDashboardPages({ live, models, respond, stillAllowed, mayRead, store, shellAt, weather, alerts }))
     .use(createRoomsPages({ store, models, respond }))
-    .use(createHistoryPages({ store, models, respond, now }))
-    .use(createDevicesPages({ store, models, respond, enrollment }))
+    .use(createHistoryPages({ store, models, respond, now, zone }))
+    .use(createDevicesPages({ store, models, respond, enrollment, zone }))
+    .use(createWeatherApi({ weather, now }))
     .use(alerts ? createAlertsPages({ alerts, store, respond }) : new Elysia());
 }

@@ -6,9 +6,10 @@
 
 import { t } from "elysia";
 import type { ChartWindow } from "../../../../views/history.tsx";
-import { localInputValue, type FormState } from "../../../../views/parts.tsx";
+import type { FormState } from "../../../../views/parts.tsx";
+import type { Zone } from "../../history/zone.ts";
 import { choiceParam, iso } from "../params.ts";
-import { defineForm, hasErrors, timeField } from "./forms.ts";
+import { defineForm, hasErrors, perZone, timeField } from "./forms.ts";
 
 const DAY = 86_400_000;
 /** The chart windows offered, as [query value, label, length]. */
@@ -22,6 +23,17 @@ const RANGES: [string, string, number][] = [
 /** Points a chart asks for: 24 h of 1-minute readings still come raw, longer windows as hourly/daily buckets. */
 const CHART_POINTS = 1500;
 
+/** The last 24 hours up to `at` (a device's page). */
+export const lastDay = (at: number): ChartWindow => ({
+  from: at - DAY,
+  to: at,
+  presets: [],
+  back: "",
+  forward: null,
+  custom: { values: {}, errors: {} },
+  points: CHART_POINTS,
+});
+
 /**
  * The window's part of a chart page's query schema: text that Elysia passes
  * on as it is, so that `chartWindow` can show a problem next to its field
@@ -34,16 +46,18 @@ export const windowQuery = {
   end: t.Optional(t.String()),
 };
 
-/** The window's fields, checked like a form's. */
-const windowForm = defineForm({
-  range: choiceParam(
-    "range",
-    RANGES.map(([key]) => key),
-  ),
-  from: timeField("from"),
-  to: timeField("to"),
-  end: timeField("end"),
-});
+/** The window's fields, checked like a form's; a time without a zone is the home's wall clock. */
+const windowForm = perZone((zone) =>
+  defineForm({
+    range: choiceParam(
+      "range",
+      RANGES.map(([key]) => key),
+    ),
+    from: timeField("from", zone),
+    to: timeField("to", zone),
+    end: timeField("end", zone),
+  }),
+);
 
 /** Whether the window's query had a problem (the page answers 400). */
 export const windowHasErrors = (window: ChartWindow): boolean => hasErrors(window.custom);
@@ -58,9 +72,10 @@ export function chartWindow(
   base: string,
   keep: Record<string, string>,
   at: number,
+  zone: Zone,
 ): ChartWindow {
   const link = (q: Record<string, string>) => `${base}?${new URLSearchParams({ ...keep, ...q })}`;
-  const typed = windowForm.check({
+  const typed = windowForm(zone).check({
     range: query.range ?? "24h",
     from: query.from ?? "",
     to: query.to ?? "",
@@ -99,7 +114,7 @@ export function chartWindow(
       from = to - span;
     }
   }
-  if (!hasErrors(custom)) custom.values = { from: localInputValue(from), to: localInputValue(to) };
+  if (!hasErrors(custom)) custom.values = { from: zone.inputValue(from), to: zone.inputValue(to) };
   const shifted = (by: number) =>
     key === null
       ? link({ from: iso(from + by)!, to: iso(to + by)! })
