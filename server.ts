@@ -30,6 +30,9 @@ import { createLive } from "./lib/server/live/live.ts";
 import { createRetention, ensureIncrementalVacuum, type Retention } from "./lib/server/store/retention.ts";
 import { createStats } from "./lib/server/history/stats.ts";
 import { createStore, type Store } from "./lib/server/store/store.ts";
+import { backupSettings, createBackups, type Backups } from "./lib/server/backup/backups.ts";
+import { checkAtStart } from "./lib/server/backup/startup.ts";
+import { BACKUP_COMMANDS, runBackupCommand } from "./lib/server/ops/backup-commands.ts";
 
 /** A running server. */
 export interface Running {
@@ -49,6 +52,8 @@ export interface Running {
   retention: Retention;
   /** Accounts, sessions, tokens and enrollment (tests sign in through it). */
   auth: Auth;
+  /** Scheduled and manual backups (tests run one and wait for it). */
+  backups: Backups;
   /** Every HTTP route as `METHOD /pattern` (test/auth-matrix.test.ts checks each against the guard). */
   routes: string[];
   /** Stops accepting, commits what is in flight, closes HTTP, broker and database. */
@@ -62,6 +67,13 @@ export async function start(
 ): Promise<Running> {
   const log = options.log ?? createLog({ level: config.log_level });
   const dbPath = join(config.data_dir, DB_FILE);
+  const backupPlaces = backupSettings(config);
+  // A damaged database stops the start with one message naming the newest good backup and the restore command.
+  checkAtStart(
+    dbPath,
+    [backupPlaces.dir, ...(backupPlaces.secondDir ? [backupPlaces.secondDir] : [])],
+    (options.now ?? Date.now)(),
+  );
   const db = openDatabase(dbPath);
   // Before anything else uses the database: retention returns freed pages to the file system.
   try {
@@ -75,6 +87,13 @@ export async function start(
   const stats = createStats(store.history, history);
   const exporter = createExport(store.history, history);
   const live = createLive({ store, log: log.child("live") });
+  const backups = createBackups({
+    source: dbPath,
+    records: store.backups,
+    settings: backupPlaces,
+    log: log.child("backup"),
+    now: options.now,
+  });
   const ingest = createIngest({ store, log: log.child("ingest") });
 
   const broker = await createBroker({
@@ -131,6 +150,7 @@ export async function start(
   }
   const retention = createRetention({ db, days: config.retention_raw_days, log: log.child("retention"), now: options.now });
   retention.start();
+  backups.start();
 
   let closing: Promise<void> | null = null;
   return {
@@ -142,11 +162,13 @@ export async function start(
     broker,
     retention,
     auth,
+    backups,
     routes: app.routes.map((r) => `${r.method} ${r.path}`),
     close() {
       closing ??= (async () => {
         log.info("shutting down");
         await retention.stop();
+        await backups.stop();
         // Commit the readings already received and answer their publishers, then stop.
         ingest.drain();
         await app.stop(true);
@@ -176,6 +198,8 @@ const USAGE = `usage:
   bun server.ts enroll-token [--ttl MINUTES] [--uses N]
                                         a token that enrolls sensors (install.sh sensor --enroll TOKEN)
   bun server.ts device-password UID     a new MQTT password for a device (an earlier agent's device.conf)
+  bun server.ts backup                  a backup now (checked, copied to the second target, rotated)
+  bun server.ts restore FILE            put a backup in place of the database (server stopped; the current one kept aside)
 settings: environment TECHTEMP_HTTP_PORT, TECHTEMP_MQTT_PORT, TECHTEMP_DATA_DIR, TECHTEMP_HOST, …
           or a config file (TECHTEMP_CONFIG, default /etc/techtemp/server.conf); see README.md`;
 
@@ -186,7 +210,12 @@ const SERVER_OPTIONS = { help: { type: "boolean", short: "h" }, demo: { type: "b
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const operator =
-    command === "inspect" || command === "import-legacy" || AUTH_COMMANDS.includes(command as never) ? command : undefined;
+    command === "inspect" ||
+    command === "import-legacy" ||
+    AUTH_COMMANDS.includes(command as never) ||
+    BACKUP_COMMANDS.includes(command as never)
+      ? command
+      : undefined;
   let demo = false;
   if (operator === undefined) {
     const { values, unexpected } = parseCommandArgs(argv, SERVER_OPTIONS);
@@ -213,6 +242,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (operator === "inspect") return runInspect(join(config.data_dir, DB_FILE), rest);
   if (operator === "import-legacy") return runImportLegacy(join(config.data_dir, DB_FILE), rest, { httpPort: config.http_port });
+  if (BACKUP_COMMANDS.includes(operator as never)) return runBackupCommand(operator as "backup" | "restore", rest, config);
   if (operator !== undefined) return runAuthCommand(operator, rest, config);
   // The demo's sensor code is loaded only for the demo.
   if (demo) return (await import("./lib/demo.ts")).runDemo({ start, config });

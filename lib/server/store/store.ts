@@ -20,6 +20,7 @@
 import type { Database } from "bun:sqlite";
 import type { Log } from "../../shared/log.ts";
 import { createAuthStore } from "./auth.ts";
+import { createBackupRecords } from "./backup.ts";
 import { openDatabase } from "./db.ts";
 import { createDevices } from "./devices.ts";
 import { createEvents } from "./events.ts";
@@ -37,6 +38,7 @@ export type { ApiTokenRow, AuthStore, EnrollmentRow, SessionRow, SettingKey, Use
 export type { CommittedReading, DeviceChange, StatusChange, StoreEventName, StoreEvents, StoreListener } from "./events.ts";
 export type { DeviceInfo, HistoryQueries, RawReader, RawRow, RoomPlacement } from "./history-queries.ts";
 export type { RecentQueries, RecentSlot } from "./recent-queries.ts";
+export type { BackupRecord, BackupRecords } from "./backup.ts";
 export type { ImportedCounts, ImportedReading } from "./readings.ts";
 
 /** Creates the store over an open database (db.ts). `now` is injectable for tests. */
@@ -60,6 +62,8 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     recent: createRecentQueries(db),
     /** Accounts, sessions, tokens, sensor secrets and runtime settings, for lib/server/auth. */
     auth: createAuthStore(db, { now }),
+    /** The record of each backup (lib/server/backup). */
+    backups: createBackupRecords(db),
     /** Throws the database's error when it cannot answer a trivial query (/health). */
     probe(): void {
       ping.get();
