@@ -48,7 +48,10 @@ function workerMain(Db: typeof Database): void {
       let schemaVersion: number;
       try {
         const rows = copy.query("PRAGMA integrity_check(10)").all() as { integrity_check: string }[];
-        integrity = rows.map((r) => r.integrity_check).join("; ");
+        integrity = rows
+          .map((r) => r.integrity_check)
+          .join("; ")
+          .replace(/\s*\n\s*/g, " ");
         schemaVersion = (copy.query("PRAGMA user_version").get() as { user_version: number }).user_version;
       } finally {
         copy.close();
@@ -119,7 +122,8 @@ export function checkFile(path: string, depth: "quick" | "full", options: { writ
     const pragma = depth === "quick" ? "PRAGMA quick_check(10)" : "PRAGMA integrity_check(10)";
     const rows = db.query(pragma).all() as Record<string, string>[];
     const found = rows.map((r) => Object.values(r)[0]);
-    if (found.length !== 1 || found[0] !== "ok") result.problem = found.join("; ");
+    // One line: SQLite's report has a line per damaged page.
+    if (found.length !== 1 || found[0] !== "ok") result.problem = found.join("; ").replace(/\s*\n\s*/g, " ");
     result.schemaVersion = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
     const tables = db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('readings', 'devices')").all();
     result.techtemp = tables.length === 2;
