@@ -32,6 +32,8 @@ import { createStats } from "./lib/server/history/stats.ts";
 import { createStore, type Store } from "./lib/server/store/store.ts";
 import { backupSettings, createBackups, type Backups } from "./lib/server/backup/backups.ts";
 import { checkAtStart } from "./lib/server/backup/startup.ts";
+import { createMetrics } from "./lib/server/metrics/metrics.ts";
+import pkg from "./package.json" with { type: "json" };
 import { BACKUP_COMMANDS, runBackupCommand } from "./lib/server/ops/backup-commands.ts";
 
 /** A running server. */
@@ -108,6 +110,18 @@ export async function start(
       maxClients: config.mqtt_max_clients,
     },
   });
+  const metrics = createMetrics({
+    store,
+    broker,
+    ingest,
+    live,
+    backups,
+    dbPath,
+    retentionDays: config.retention_raw_days,
+    maxDevices: config.metrics_max_devices,
+    version: pkg.version,
+    log: log.child("metrics"),
+  });
   const configs = createConfigPublisher({ store, broker, homeId: DEFAULT_HOME_ID, log: log.child("config") });
   let mqttPort: number;
   try {
@@ -131,6 +145,7 @@ export async function start(
     auth,
     settings: config,
     tls: null,
+    metrics,
     log: log.child("http"),
     now: options.now,
   });
@@ -173,6 +188,7 @@ export async function start(
         ingest.drain();
         await app.stop(true);
         configs.close();
+        metrics.close();
         live.close();
         await broker.close();
         ingest.drain();

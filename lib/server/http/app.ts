@@ -22,6 +22,8 @@ import { createSignInPages } from "./auth/sign-in.ts";
 import { errorHandling } from "./errors.ts";
 import { createResponder } from "./pages/page.ts";
 import { createWeb } from "./pages/web.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import { createMetricsApi } from "./api/metrics.ts";
 
 /** What the HTTP side needs from the rest of the server. */
 export interface HttpDeps extends ApiDeps {
@@ -37,6 +39,8 @@ export interface HttpDeps extends ApiDeps {
   tls?: TlsInfo | null;
   /** The pages' clock (tests inject one); defaults to the store's. */
   now?: () => number;
+  /** /metrics (lib/server/metrics); without it, no such route (tests that build the app alone). */
+  metrics?: Pick<Metrics, "text">;
 }
 
 const list = (value: string): string[] => value.split(",").filter(Boolean);
@@ -56,6 +60,7 @@ export function createHttp(deps: HttpDeps) {
     .use(errorHandling(deps.log, { refusal: pages.refusal }))
     .use(guard.plugin)
     .use(createApi(deps))
+    .use(deps.metrics ? createMetricsApi({ metrics: deps.metrics }) : new Elysia())
     .use(createAuthApi({ auth, callerOf, tls: deps.tls }))
     .use(
       createWeb({

@@ -15,6 +15,7 @@ import { isDeviceTopic, parseReading, parseStatus, parseTopic } from "../../shar
 import type { Ingest } from "./ingest.ts";
 import type { Log } from "../../shared/log.ts";
 import type { Store } from "../store/store.ts";
+import { refusalReason } from "../metrics/reasons.ts";
 
 /** Broker limits (from the config). */
 export interface BrokerOptions {
@@ -33,6 +34,8 @@ export interface BrokerStats {
   statusRefused: number;
   connectionsRefused: number;
   clientErrors: number;
+  /** Refused readings by reason (lib/server/metrics/reasons.ts: a few fixed words), for /metrics. */
+  refusedByReason: Record<string, number>;
 }
 
 /** Counts how often one key logged within a minute, so a flood makes one line a minute. */
@@ -71,6 +74,7 @@ export async function createBroker(deps: {
     statusRefused: 0,
     connectionsRefused: 0,
     clientErrors: 0,
+    refusedByReason: {},
   };
   const throttle = createLogThrottle();
 
@@ -105,6 +109,8 @@ export async function createBroker(deps: {
       const result = parseReading(packet.payload as Buffer, at);
       if (!result.ok) {
         stats.readingsRefused++;
+        const why = refusalReason(result.reason);
+        stats.refusedByReason[why] = (stats.refusedByReason[why] ?? 0) + 1;
         refuse(deviceUid, result.reason, topic, clientId);
         try {
           store.recordRefusal(homeId, deviceUid, result.reason, at);

@@ -21,6 +21,7 @@ import type { Database } from "bun:sqlite";
 import type { Log } from "../../shared/log.ts";
 import { createAuthStore } from "./auth.ts";
 import { createBackupRecords } from "./backup.ts";
+import { createOpsQueries } from "./ops-queries.ts";
 import { openDatabase } from "./db.ts";
 import { createDevices } from "./devices.ts";
 import { createEvents } from "./events.ts";
@@ -64,6 +65,8 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     auth: createAuthStore(db, { now }),
     /** The record of each backup (lib/server/backup). */
     backups: createBackupRecords(db),
+    /** How far retention has got, for /metrics. */
+    ops: createOpsQueries(db),
     /** Throws the database's error when it cannot answer a trivial query (/health). */
     probe(): void {
       ping.get();
