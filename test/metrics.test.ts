@@ -108,9 +108,9 @@ describe("GET /metrics", () => {
       true,
     );
     const device = '{device="aht20-000001",room="salon"}';
-    const text = await waitFor(async () => {
+    const text: string = await waitFor(async () => {
       const t = await scrape(s);
-      return sample(t, `techtemp_device_outbox_readings${device}`) === 17 ? t : null;
+      return sample(t, `techtemp_device_outbox_readings${device}`) === 17 ? t : "";
     });
     expect(sample(text, "techtemp_mqtt_clients")).toBe(1);
     expect(sample(text, "techtemp_mqtt_subscriptions")).toBe(2);
