@@ -33,6 +33,8 @@ import { createStore, type Store } from "./lib/server/store/store.ts";
 import { backupSettings, createBackups, type Backups } from "./lib/server/backup/backups.ts";
 import { checkAtStart } from "./lib/server/backup/startup.ts";
 import { createMetrics } from "./lib/server/metrics/metrics.ts";
+import { createBridge } from "./lib/server/mqtt/bridge.ts";
+import { createHaDiscovery } from "./lib/server/mqtt/ha-discovery.ts";
 import pkg from "./package.json" with { type: "json" };
 import { BACKUP_COMMANDS, runBackupCommand } from "./lib/server/ops/backup-commands.ts";
 
@@ -110,6 +112,25 @@ export async function start(
       maxClients: config.mqtt_max_clients,
     },
   });
+  // The bridge first: it mirrors the retained state (statuses, discovery) as it is published.
+  const bridge = config.bridge_url
+    ? createBridge({
+        settings: {
+          url: config.bridge_url,
+          username: config.bridge_username,
+          password: config.bridge_password,
+          clientId: config.bridge_client_id,
+          buffer: config.bridge_buffer,
+          prefix: config.ha_discovery_prefix,
+        },
+        store,
+        broker,
+        log: log.child("bridge"),
+      })
+    : null;
+  const discovery = config.ha_discovery
+    ? createHaDiscovery({ store, broker, prefix: config.ha_discovery_prefix, version: pkg.version, log: log.child("ha") })
+    : null;
   const metrics = createMetrics({
     store,
     broker,
@@ -119,6 +140,7 @@ export async function start(
     dbPath,
     retentionDays: config.retention_raw_days,
     maxDevices: config.metrics_max_devices,
+    bridge: bridge ? () => bridge.figures() : undefined,
     version: pkg.version,
     log: log.child("metrics"),
   });
@@ -127,11 +149,13 @@ export async function start(
   try {
     mqttPort = await broker.listen(config.mqtt_port, config.host);
   } catch (err) {
+    await bridge?.close();
     await broker.close();
     db.close();
     throw new Error(`listen MQTT on ${config.host}:${config.mqtt_port}: ${(err as Error).message}`);
   }
   await configs.publishAll();
+  await discovery?.publishAll();
 
   const auth = createAuth({ store, settings: config, log: log.child("auth"), now: options.now, hashParams: options.hashParams });
   const app = createHttp({
@@ -152,6 +176,7 @@ export async function start(
   try {
     app.listen({ port: config.http_port, hostname: config.host });
   } catch (err) {
+    await bridge?.close();
     await broker.close();
     db.close();
     throw new Error(`listen HTTP on ${config.host}:${config.http_port}: ${(err as Error).message}`);
@@ -188,6 +213,8 @@ export async function start(
         ingest.drain();
         await app.stop(true);
         configs.close();
+        discovery?.close();
+        await bridge?.close();
         metrics.close();
         live.close();
         await broker.close();
