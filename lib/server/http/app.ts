@@ -24,6 +24,7 @@ import { createResponder } from "./pages/page.ts";
 import { createWeb } from "./pages/web.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { createMetricsApi } from "./api/metrics.ts";
+import { createOpenApi, type RouteInfo } from "./openapi.ts";
 
 /** What the HTTP side needs from the rest of the server. */
 export interface HttpDeps extends ApiDeps {
@@ -56,7 +57,9 @@ export function createHttp(deps: HttpDeps) {
   const pages = createResponder(shellFor, { clearStale: guard.clearStale });
   const { respond } = pages;
   const callerOf = guard.callerOf;
-  return new Elysia()
+  // The finished app's routes, for the OpenAPI document (set once the app is built).
+  let routesOf: () => RouteInfo[] = () => [];
+  const app = new Elysia()
     .use(errorHandling(deps.log, { refusal: pages.refusal }))
     .use(guard.plugin)
     .use(createApi(deps))
@@ -74,5 +77,9 @@ export function createHttp(deps: HttpDeps) {
     )
     .use(createSignInPages({ auth, respond, callerOf, log: deps.log }))
     .use(createAccountPages({ auth, respond, callerOf }))
-    .use(createSecurityPages({ auth, respond, callerOf }));
+    .use(createSecurityPages({ auth, respond, callerOf }))
+    // Last: it documents the routes of the whole app, asked at each request.
+    .use(createOpenApi({ routes: () => routesOf(), respond }));
+  routesOf = () => app.routes as unknown as RouteInfo[];
+  return app;
 }
