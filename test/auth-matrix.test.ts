@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startServer, OWNER, type TestServer, type TestSession } from "./helpers.ts";
 import { dumpDb } from "./auth-helpers.ts";
+import { isApiPath } from "../lib/server/http/errors.ts";
 
 const T = Date.parse("2026-05-01T12:00:00Z");
 const UID = "aht20-aaaaaa";
@@ -233,7 +234,7 @@ describe("reads", () => {
       const res = await fetch(other.url + path, { redirect: "manual", signal: AbortSignal.timeout(10_000) });
       await res.body?.cancel();
       // An event stream cannot follow a redirect to a form: 401 like the API.
-      const api = path.startsWith("/api/") || path === "/events";
+      const api = isApiPath(path) || path === "/events";
       const ok = api
         ? res.status === 401
         : res.status === 303 && res.headers.get("location") === `/login?next=${encodeURIComponent(path)}`;
