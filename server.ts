@@ -170,6 +170,7 @@ export async function start(
     settings: config,
     tls: null,
     metrics,
+    backups,
     log: log.child("http"),
     now: options.now,
   });

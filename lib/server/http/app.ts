@@ -25,6 +25,8 @@ import { createWeb } from "./pages/web.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { createMetricsApi } from "./api/metrics.ts";
 import { createOpenApi, type RouteInfo } from "./openapi.ts";
+import type { Backups } from "../backup/backups.ts";
+import { createBackupPages } from "./pages/backups.ts";
 
 /** What the HTTP side needs from the rest of the server. */
 export interface HttpDeps extends ApiDeps {
@@ -42,6 +44,8 @@ export interface HttpDeps extends ApiDeps {
   now?: () => number;
   /** /metrics (lib/server/metrics); without it, no such route (tests that build the app alone). */
   metrics?: Pick<Metrics, "text">;
+  /** The backups page and API (lib/server/backup); without it, no such routes. */
+  backups?: Backups;
 }
 
 const list = (value: string): string[] => value.split(",").filter(Boolean);
@@ -78,6 +82,7 @@ export function createHttp(deps: HttpDeps) {
     .use(createSignInPages({ auth, respond, callerOf, log: deps.log }))
     .use(createAccountPages({ auth, respond, callerOf }))
     .use(createSecurityPages({ auth, respond, callerOf }))
+    .use(deps.backups ? createBackupPages({ backups: deps.backups, records: deps.store.backups, respond }) : new Elysia())
     // Last: it documents the routes of the whole app, asked at each request.
     .use(createOpenApi({ routes: () => routesOf(), respond }));
   routesOf = () => app.routes as unknown as RouteInfo[];

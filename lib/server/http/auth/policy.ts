@@ -47,6 +47,10 @@ const TABLE: Record<string, Access> = {
   "GET /security": "owner",
   "GET /api/v1/tokens": "owner",
   "GET /api/v1/enrollment-tokens": "owner",
+  // A backup is the whole database (accounts, token hashes): the owner's (issue 13).
+  "GET /backups": "owner",
+  "GET /backups/files/:name": "owner",
+  "GET /api/v1/backups": "owner",
 };
 
 /** The level of a route (Elysia's route pattern, e.g. `/api/v1/devices/:uid`). */
