@@ -54,7 +54,7 @@ const source = new Database(SOURCE);
 source.exec("PRAGMA wal_checkpoint(TRUNCATE)");
 source.close();
 copyFileSync(SOURCE, join(dir.path, DB_FILE));
-const env = { TECHTEMP_BACKUP_TIME: "off", TECHTEMP_LOG_LEVEL: "warn", TECHTEMP_RETENTION_RAW_DAYS: "0" };
+const env = { TECHTEMP_BACKUP_TIME: "off", TECHTEMP_LOG_LEVEL: "info", TECHTEMP_RETENTION_RAW_DAYS: "0" };
 const cli = (args: string[]) =>
   run(["bun", "server.ts", ...args], {
     cwd: root,
