@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "no
 import { join } from "node:path";
 import { backupName, backupTime, calendar, nextRun, toKeep } from "../lib/server/backup/files.ts";
 import { DEFAULT_DIR } from "../lib/server/backup/backups.ts";
+import { loadConfig } from "../lib/server/config.ts";
 import {
   connectMqtt,
   endMqtt,
@@ -192,5 +193,39 @@ describe("rotation and schedule", () => {
     cleanup.push(() => t.stop());
     // No backup yet: one runs 10 minutes after start.
     expect(t.backups.status().nextAt).toBe(now + 10 * 60_000);
+  });
+});
+
+describe("the operations settings", () => {
+  test("a bad value stops start-up with a line naming the setting and what it takes", () => {
+    const dir = tempDir();
+    cleanup.push(() => dir.cleanup());
+    const cases: [string, string, string][] = [
+      ["TECHTEMP_BACKUP_TIME", "3h30", 'backup_time = "3h30" (TECHTEMP_BACKUP_TIME): must be a time HH:MM (24 h) or off'],
+      ["TECHTEMP_BACKUP_TIME", "24:00", "must be a time HH:MM (24 h) or off"],
+      ["TECHTEMP_BACKUP_TIME", "", "backup_time"],
+      ["TECHTEMP_BACKUP_DIR", "relative/dir", 'backup_dir = "relative/dir" (TECHTEMP_BACKUP_DIR): must be a directory path'],
+      ["TECHTEMP_BACKUP_KEEP_DAILY", "0", "backup_keep_daily"],
+      ["TECHTEMP_BACKUP_KEEP_WEEKLY", "-1", 'backup_keep_weekly = "-1" (TECHTEMP_BACKUP_KEEP_WEEKLY): must be 0 (none) or more'],
+      ["TECHTEMP_METRICS_MAX_DEVICES", "lots", "metrics_max_devices"],
+      ["TECHTEMP_HA_DISCOVERY", "maybe", 'ha_discovery = "maybe" (TECHTEMP_HA_DISCOVERY): must be on or off'],
+      ["TECHTEMP_HA_DISCOVERY_PREFIX", "home/#", "ha_discovery_prefix"],
+      ["TECHTEMP_BRIDGE_URL", "http://ha.local", 'bridge_url = "http://ha.local" (TECHTEMP_BRIDGE_URL): must be a broker URL'],
+      ["TECHTEMP_BRIDGE_CLIENT_ID", "has space", "bridge_client_id"],
+      ["TECHTEMP_BRIDGE_BUFFER", "0", "bridge_buffer"],
+    ];
+    for (const [name, value, message] of cases) {
+      let thrown = "";
+      try {
+        loadConfig({ env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_DATA_DIR: dir.path, [name]: value } });
+      } catch (err) {
+        thrown = (err as Error).message;
+      }
+      expect({ name, value, ok: thrown.includes(message) }).toEqual({ name, value, ok: true });
+    }
+    const good = loadConfig({
+      env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_DATA_DIR: dir.path, TECHTEMP_HA_DISCOVERY: "OFF", TECHTEMP_BACKUP_TIME: "off" },
+    });
+    expect(good).toMatchObject({ ha_discovery: false, backup_time: "off", bridge_url: "" });
   });
 });
