@@ -245,7 +245,10 @@ describe("reads", () => {
 
   test("the owner's pages are the owner's: a viewer gets 403, a read token too", async () => {
     const vic = await other.signIn("vic");
-    for (const path of ["/users", "/tokens", "/security", "/api/v1/tokens", "/api/v1/enrollment-tokens"]) {
+    const owners = ["/users", "/tokens", "/security", "/api/v1/tokens", "/api/v1/enrollment-tokens"];
+    // A backup is the whole database: its page, its files and its API are the owner's (issue 13).
+    owners.push("/backups", "/backups/files/techtemp-20260101T000000Z.db", "/api/v1/backups");
+    for (const path of owners) {
       const res = await fetch(other.url + path, { headers: { cookie: vic.cookie }, redirect: "manual" });
       expect(`${path} ${res.status}`).toBe(`${path} 403`);
     }
@@ -261,9 +264,9 @@ describe("reads", () => {
         const res = await fetch(other.url + path, { redirect: "manual" });
         await res.body?.cancel();
         // An account's own pages still want the account: public_read opens what a viewer reads, nothing more.
-        const want = /^\/api\/v1\/(tokens|enrollment-tokens)$/.test(path)
+        const want = /^\/api\/v1\/(tokens|enrollment-tokens|backups)$/.test(path)
           ? 401
-          : /^\/(users|tokens|security|account)$/.test(path)
+          : /^\/(users|tokens|security|account|backups)(\/|$)/.test(path)
             ? 303
             : 200;
         expect(`${path} ${res.status}`).toBe(`${path} ${want}`);
