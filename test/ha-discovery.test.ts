@@ -350,6 +350,21 @@ describe("the bridge to Home Assistant's Mosquitto", () => {
       20_000,
       "retained discovery and status on a Mosquitto that forgot them",
     );
+
+    // A device deleted while Mosquitto is away: its entities go there too, though Mosquitto kept their configs.
+    const ha2 = await watch(remote.port, ["homeassistant/#"], { clientId: "ha-test-2", clean: false, reconnectPeriod: 200 });
+    cleanup.push(() => endMqtt(ha2.client, true));
+    const configs = ["temperature", "humidity"].map((v) => `homeassistant/sensor/aht20-000001_${v}/config`);
+    await waitFor(() => configs.every((t) => (ha2.last.get(t) ?? "") !== ""), 10_000, "the configs, retained");
+    await remote.stop();
+    await waitFor(async () => (await metric("techtemp_bridge_connected")) === 0, 10_000, "bridge to notice");
+    await s.api("/api/v1/devices/aht20-000001", { method: "DELETE" });
+    await remote.start();
+    await waitFor(
+      () => configs.every((t) => ha2.last.get(t) === ""),
+      20_000,
+      "the removal (empty retained configs) on the restarted Mosquitto",
+    );
   });
 
   test("a full buffer drops the oldest readings, counts them and logs once", async () => {

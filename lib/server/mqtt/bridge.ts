@@ -7,7 +7,9 @@
 //   status messages and the Home Assistant discovery configs (an empty one
 //   removes an entity there too). It is kept as it changes (an internal
 //   subscription) and published again, retained, at every (re)connection:
-//   a broker restarted without persistence has forgotten it.
+//   a broker restarted without persistence has forgotten it. A removal (empty
+//   payload) made while that broker is away is kept until it is acknowledged
+//   there, so a broker that persisted the old config drops it too.
 //
 // While the other broker is away, readings wait in a bounded buffer
 // (`bridge_buffer`, 10 000 by default): beyond it the oldest are dropped,
@@ -85,7 +87,11 @@ export function createBridge(deps: {
         if (err) {
           // Not acknowledged (the connection went): it goes again, first.
           queue.unshift(m);
-        } else figures.forwarded++;
+        } else {
+          figures.forwarded++;
+          // A removal the other broker has acknowledged need not be sent again.
+          if (m.retain && m.payload === "" && retained.get(m.topic) === "") retained.delete(m.topic);
+        }
         pump();
       });
     }
@@ -152,8 +158,9 @@ export function createBridge(deps: {
   const onRetained = (packet: { topic: string; payload: Buffer | string; retain?: boolean }, cb: () => void) => {
     if (packet.retain) {
       const payload = String(packet.payload);
-      if (payload === "") retained.delete(packet.topic);
-      else retained.set(packet.topic, payload);
+      // An empty payload (an entity removed) is kept until the other broker acknowledges it: a removal made while
+      // that broker is away must reach it at the reconnection, or a broker that persisted the old config keeps it.
+      retained.set(packet.topic, payload);
       // Retained on the other broker too; an empty payload clears it there.
       if (connected) enqueue({ topic: packet.topic, payload, retain: true });
     }
