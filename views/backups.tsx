@@ -4,6 +4,7 @@
 // backup files (download) in the backup directory and on the second target,
 // and the recent attempts with their size, duration and check.
 
+import type { BackupRecord } from "../lib/server/store/backup.ts";
 import { Notice } from "./account.tsx";
 import { formAttrs } from "./devices.tsx";
 import { Layout } from "./layout.tsx";
@@ -16,18 +17,8 @@ export interface BackupFileRow {
   size: number;
 }
 
-/** An attempt as listed. */
-export interface BackupAttemptRow {
-  id: number;
-  started_at: number;
-  trigger: string;
-  file: string | null;
-  size_bytes: number | null;
-  duration_ms: number;
-  integrity: string | null;
-  error: string | null;
-  second_target: string | null;
-}
+/** An attempt as listed (the store's record; when it finished is not shown). */
+export type BackupAttemptRow = Omit<BackupRecord, "finished_at">;
 
 /** What the page shows. */
 export interface BackupsPageData {
