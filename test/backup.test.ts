@@ -130,6 +130,10 @@ describe("a backup of a running server", () => {
     expect(r.error).toContain(`backup to ${join(blocker, "sub")} failed`);
     expect(r.file).toBeNull();
     expect(t.backups.status().totals).toEqual({ ok: 0, failed: 1 });
+    // The owner sees it on every page until a backup works again.
+    const home = await (await t.fetch("/")).text();
+    expect(home).toContain('id="banner-backup"');
+    expect(home).toContain(`The last backup failed: backup to ${join(blocker, "sub")} failed`);
   });
 });
 
@@ -224,7 +228,12 @@ describe("the operations settings", () => {
       expect({ name, value, ok: thrown.includes(message) }).toEqual({ name, value, ok: true });
     }
     const good = loadConfig({
-      env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_DATA_DIR: dir.path, TECHTEMP_HA_DISCOVERY: "OFF", TECHTEMP_BACKUP_TIME: "off" },
+      env: {
+        TECHTEMP_CONFIG: "/dev/null",
+        TECHTEMP_DATA_DIR: dir.path,
+        TECHTEMP_HA_DISCOVERY: "OFF",
+        TECHTEMP_BACKUP_TIME: "off",
+      },
     });
     expect(good).toMatchObject({ ha_discovery: false, backup_time: "off", bridge_url: "" });
   });

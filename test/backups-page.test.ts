@@ -70,6 +70,14 @@ test("the API starts a backup (202) and shows it; a missing second target is sho
   const html = await (await s.fetch("/backups")).text();
   expect(html).toContain('id="second-target-problem"');
   expect(html).toContain("Second target not written: backup_second_dir /nonexistent/usb does not exist");
+  // And on every page the owner opens, with the way to the backups page.
+  const home = await (await s.fetch("/")).text();
+  const banner = /<div class="banner" id="banner-backup"[^>]*>(.*?)<\/div>/s.exec(home)?.[1] ?? "";
+  expect(banner).toContain("Backups are not reaching the second target: backup_second_dir /nonexistent/usb does not exist");
+  expect(banner).toContain('<a href="/backups">Backups</a>');
+  // Not a viewer's concern (the backups are the owner's).
+  const viewer = await s.signIn("vic");
+  expect(await (await s.fetch("/", { as: viewer })).text()).not.toContain("banner-backup");
 });
 
 test("only the owner: a viewer and a read token get 403, nobody gets 401 or the sign-in page", async () => {

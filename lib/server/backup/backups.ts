@@ -296,6 +296,17 @@ export function createBackups(deps: {
         second,
       };
     },
+    /**
+     * What the owner sees on every page while backups need attention (null: nothing to say): a second target
+     * that is missing or failing, or a last attempt that failed. Never silent: the page says what to do.
+     */
+    warning(): string | null {
+      const s = this.status();
+      const said = (text: string) => text.replace(/\.$/, "");
+      if (s.second?.problem) return `Backups are not reaching the second target: ${said(s.second.problem)}.`;
+      if (s.last !== null && s.last.error !== null) return `The last backup failed: ${said(s.last.error)}.`;
+      return null;
+    },
     /** The backup files, newest first: in the backup directory and in the second target. */
     files(): { primary: BackupFile[]; second: BackupFile[] } {
       return { primary: listBackups(settings.dir), second: settings.secondDir ? listBackups(settings.secondDir) : [] };

@@ -57,7 +57,8 @@ export function createHttp(deps: HttpDeps) {
   const hosts = createHostCheck({ hostname: deps.hostname ?? hostname(), extra: list(deps.settings.http_allowed_hosts) });
   const guard = createGuard({ auth, hosts, corsOrigins: list(deps.settings.cors_origins), log: deps.log });
   const assets = createAssets();
-  const shellFor = createShells({ assets: assets.urls, now, auth, callerOf: guard.callerOf, tls: deps.tls });
+  const backupWarning = deps.backups ? () => deps.backups!.warning() : undefined;
+  const shellFor = createShells({ assets: assets.urls, now, auth, callerOf: guard.callerOf, tls: deps.tls, backupWarning });
   const pages = createResponder(shellFor, { clearStale: guard.clearStale });
   const { respond } = pages;
   const callerOf = guard.callerOf;
