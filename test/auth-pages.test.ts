@@ -47,8 +47,17 @@ afterAll(async () => {
 });
 
 /** Every page a person opens, with a thing in it that exists. */
-const PAGES = ["/", "/rooms", "/rooms/kitchen", "/compare?rooms=kitchen,attic", "/devices", `/devices/${UID}`, "/account"];
-const OWNER_PAGES = ["/users", "/tokens", "/security"];
+const PAGES = [
+  "/",
+  "/rooms",
+  "/rooms/kitchen",
+  "/compare?rooms=kitchen,attic",
+  "/devices",
+  `/devices/${UID}`,
+  "/account",
+  "/docs",
+];
+const OWNER_PAGES = ["/users", "/tokens", "/security", "/backups"];
 
 /** Records Content Security Policy violations (the event and the console's report) on a page. */
 async function watchCsp(page: Page): Promise<() => Promise<string[]>> {
