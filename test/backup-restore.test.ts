@@ -133,10 +133,12 @@ describe("techtemp-server restore FILE", () => {
     n.exec("PRAGMA user_version = 99");
     n.close();
     cases.push([["restore", newer], 1, "comes from a newer TechTemp (database schema 99; this one knows up to"]);
-    for (const [args, code, message] of cases) {
-      const r = await cli(dir, args);
+    // Independent refusals of a read-only kind: run side by side (each is a process start).
+    const results = await Promise.all(cases.map(([args]) => cli(dir, args)));
+    cases.forEach(([args, code, message], i) => {
+      const r = results[i]!;
       expect({ args, code: r.code, says: r.stderr.includes(message) }).toEqual({ args, code, says: true });
-    }
+    });
     // A running server holds the database: refused.
     const s = await spawnServer(dir, { TECHTEMP_BACKUP_TIME: "off" });
     const busy = await cli(dir, ["restore", good]);
@@ -148,7 +150,7 @@ describe("techtemp-server restore FILE", () => {
     expect(readdirSync(dir).filter((f) => f.includes("before-restore"))).toEqual([]);
     expect(readings(db)).toBe(10);
     expect(statSync(db).mtimeMs).toBeGreaterThanOrEqual(before);
-  });
+  }, 60_000); // a dozen process starts and a server: slow on a loaded machine
 
   test("puts the backup in place, keeps the current database aside with its readings, and the server starts on it", async () => {
     const dir = await dataWith(10);
