@@ -4,7 +4,7 @@
 // backups), bounded labels, and who may read it.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -51,8 +51,12 @@ async function promtool(text: string): Promise<{ code: number; out: string }> {
   const dir = mkdtempSync(join(tmpdir(), "promtool-"));
   const file = join(dir, "metrics.txt");
   writeFileSync(file, text);
-  const r = await run(["sh", "-c", `promtool check metrics < ${file}`]);
-  return { code: r.code, out: r.stdout + r.stderr };
+  try {
+    const r = await run(["sh", "-c", `promtool check metrics < ${file}`]);
+    return { code: r.code, out: r.stdout + r.stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const T0 = Date.UTC(2026, 0, 10, 12);
