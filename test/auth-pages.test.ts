@@ -104,7 +104,7 @@ describe("the owner", () => {
     expect(await violations()).toEqual([]);
     expect(tab.errors).toEqual([]);
     expect(tab.dialogs).toEqual([]);
-  });
+  }, 60_000); // a dozen pages in Chromium: over 30 s on a loaded machine
 
   test("an htmx form sends the token as X-CSRF-Token and saves", async () => {
     await tab.page.goto(`${server.url}/rooms`);
