@@ -37,6 +37,13 @@ import { createStore, type Store } from "./lib/server/store/store.ts";
 import { createZone } from "./lib/server/history/zone.ts";
 import { createWeather } from "./lib/server/weather/weather.ts";
 import { ensureRollupZone } from "./lib/server/store/rollups.ts";
+import { backupSettings, createBackups, type Backups } from "./lib/server/backup/backups.ts";
+import { checkAtStart } from "./lib/server/backup/startup.ts";
+import { createMetrics } from "./lib/server/metrics/metrics.ts";
+import { createBridge } from "./lib/server/mqtt/bridge.ts";
+import { createHaDiscovery } from "./lib/server/mqtt/ha-discovery.ts";
+import pkg from "./package.json" with { type: "json" };
+import { BACKUP_COMMANDS, runBackupCommand } from "./lib/server/ops/backup-commands.ts";
 
 /** A running server. */
 export interface Running {
@@ -66,6 +73,8 @@ export interface Running {
   auth: Auth;
   /** Alert rules, incidents and notifications (tests drive its clock and wait for it). */
   alerts: Alerts;
+  /** Scheduled and manual backups (tests run one and wait for it). */
+  backups: Backups;
   /** Every HTTP route as `METHOD /pattern` (test/auth-matrix.test.ts checks each against the guard). */
   routes: string[];
   /** Stops accepting, commits what is in flight, closes HTTP, broker and database. */
@@ -99,6 +108,13 @@ export async function start(
     throw err instanceof TlsError ? err : new Error(`load the TLS certificate ${config.tls_cert}: ${(err as Error).message}`);
   }
   const dbPath = join(config.data_dir, DB_FILE);
+  const backupPlaces = backupSettings(config);
+  // A damaged database stops the start with one message naming the newest good backup and the restore command.
+  checkAtStart(
+    dbPath,
+    [backupPlaces.dir, ...(backupPlaces.secondDir ? [backupPlaces.secondDir] : [])],
+    (options.now ?? Date.now)(),
+  );
   const db = openDatabase(dbPath);
   // Before anything else uses the database: retention returns freed pages to the file system.
   try {
@@ -115,6 +131,13 @@ export async function start(
   const exporter = createExport(store.history, history);
   const zone = createZone(config.home_timezone);
   const live = createLive({ store, log: log.child("live"), zone });
+  const backups = createBackups({
+    source: dbPath,
+    records: store.backups,
+    settings: backupPlaces,
+    log: log.child("backup"),
+    now: options.now,
+  });
   const ingest = createIngest({ store, log: log.child("ingest") });
 
   const broker = await createBroker({
@@ -130,6 +153,38 @@ export async function start(
       maxClients: config.mqtt_max_clients,
     },
   });
+  // The bridge first: it mirrors the retained state (statuses, discovery) as it is published.
+  const bridge = config.bridge_url
+    ? createBridge({
+        settings: {
+          url: config.bridge_url,
+          username: config.bridge_username,
+          password: config.bridge_password,
+          clientId: config.bridge_client_id,
+          buffer: config.bridge_buffer,
+          prefix: config.ha_discovery_prefix,
+        },
+        store,
+        broker,
+        log: log.child("bridge"),
+      })
+    : null;
+  const discovery = config.ha_discovery
+    ? createHaDiscovery({ store, broker, prefix: config.ha_discovery_prefix, version: pkg.version, log: log.child("ha") })
+    : null;
+  const metrics = createMetrics({
+    store,
+    broker,
+    ingest,
+    live,
+    backups,
+    dbPath,
+    retentionDays: config.retention_raw_days,
+    maxDevices: config.metrics_max_devices,
+    bridge: bridge ? () => bridge.figures() : undefined,
+    version: pkg.version,
+    log: log.child("metrics"),
+  });
   const configs = createConfigPublisher({ store, broker, homeId: DEFAULT_HOME_ID, log: log.child("config") });
   let mqttPort = 0;
   let mqttsPort: number | null = null;
@@ -139,6 +194,7 @@ export async function start(
     listening = `MQTT over TLS on ${config.host}:${config.mqtts_port}`;
     if (tls) mqttsPort = await broker.listenTls(config.mqtts_port, config.host, tls);
   } catch (err) {
+    await bridge?.close();
     await broker.close();
     live.close();
     db.close();
@@ -152,6 +208,7 @@ export async function start(
     limits: alertLimits(config),
     timeZone: config.home_timezone,
   });
+  await discovery?.publishAll();
 
   // Outdoor weather, when the home's place is set: fetched in the background, never waited on.
   const weather =
@@ -178,6 +235,8 @@ export async function start(
     alerts,
     settings: config,
     weather,
+    metrics,
+    backups,
     log: log.child("http"),
     now: options.now,
     tls: tls?.info ?? null,
@@ -201,6 +260,7 @@ export async function start(
   } catch (err) {
     await app.stop(true).catch(() => {});
     await alerts.close();
+    await bridge?.close();
     await broker.close();
     live.close();
     db.close();
@@ -233,6 +293,7 @@ export async function start(
   const retention = createRetention({ db, days: config.retention_raw_days, log: log.child("retention"), now: options.now });
   retention.start();
   weather?.start();
+  backups.start();
 
   let closing: Promise<void> | null = null;
   return {
@@ -248,6 +309,7 @@ export async function start(
     retention,
     auth,
     alerts,
+    backups,
     routes: app.routes.map((r) => `${r.method} ${r.path}`),
     close() {
       closing ??= (async () => {
@@ -255,11 +317,15 @@ export async function start(
         clearInterval(expiryTimer);
         await retention.stop();
         await weather?.stop();
+        await backups.stop();
         // Commit the readings already received and answer their publishers, then stop.
         ingest.drain();
         if (https && https !== app.server) https.stop(true);
         await app.stop(true);
         configs.close();
+        discovery?.close();
+        await bridge?.close();
+        metrics.close();
         live.close();
         await alerts.close();
         await broker.close();
@@ -288,6 +354,8 @@ const USAGE = `usage:
   bun server.ts device-password UID     a new MQTT password for a device (an earlier agent's device.conf)
   bun server.ts tls [--name NAME,...] [--ip ADDRESS,...] [--renew] [--new-ca]
                                         a local CA and a certificate for HTTPS and MQTT over TLS
+  bun server.ts backup                  a backup now (checked, copied to the second target, rotated)
+  bun server.ts restore FILE            put a backup in place of the database (server stopped; the current one kept aside)
 settings: environment TECHTEMP_HTTP_PORT, TECHTEMP_MQTT_PORT, TECHTEMP_DATA_DIR, TECHTEMP_HOST, …
           or a config file (TECHTEMP_CONFIG, default /etc/techtemp/server.conf); see README.md`;
 
@@ -298,7 +366,11 @@ const SERVER_OPTIONS = { help: { type: "boolean", short: "h" }, demo: { type: "b
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const operator =
-    command === "inspect" || command === "import-legacy" || command === "tls" || AUTH_COMMANDS.includes(command as never)
+    command === "inspect" ||
+    command === "import-legacy" ||
+    command === "tls" ||
+    AUTH_COMMANDS.includes(command as never) ||
+    BACKUP_COMMANDS.includes(command as never)
       ? command
       : undefined;
   let demo = false;
@@ -328,6 +400,7 @@ export async function main(argv: string[]): Promise<number> {
   if (operator === "inspect") return runInspect(join(config.data_dir, DB_FILE), rest);
   if (operator === "import-legacy") return runImportLegacy(join(config.data_dir, DB_FILE), rest, { httpPort: config.http_port });
   if (operator === "tls") return runTlsCommand(config, rest);
+  if (BACKUP_COMMANDS.includes(operator as never)) return runBackupCommand(operator as "backup" | "restore", rest, config);
   if (operator !== undefined) return runAuthCommand(operator, rest, config);
   // The demo's sensor code is loaded only for the demo.
   if (demo) return (await import("./lib/demo.ts")).runDemo({ start, config });

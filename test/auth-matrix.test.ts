@@ -21,6 +21,7 @@ import {
   type TestSession,
 } from "./helpers.ts";
 import { dumpDb } from "./auth-helpers.ts";
+import { isApiPath } from "../lib/server/http/errors.ts";
 
 const T = Date.parse("2026-05-01T12:00:00Z");
 const UID = "aht20-aaaaaa";
@@ -262,7 +263,7 @@ describe("reads", () => {
       const res = await fetch(other.url + path, { redirect: "manual", signal: AbortSignal.timeout(10_000) });
       await res.body?.cancel();
       // An event stream cannot follow a redirect to a form: 401 like the API.
-      const api = path.startsWith("/api/") || path === "/events";
+      const api = isApiPath(path) || path === "/events";
       const ok = api
         ? res.status === 401
         : res.status === 303 && res.headers.get("location") === `/login?next=${encodeURIComponent(path)}`;
@@ -274,6 +275,8 @@ describe("reads", () => {
   test("the owner's pages are the owner's: a viewer gets 403, a read token too", async () => {
     const vic = await other.signIn("vic");
     const owners = ["/users", "/tokens", "/security", "/api/v1/tokens", "/api/v1/enrollment-tokens"];
+    // A backup is the whole database: its page, its files and its API are the owner's (issue 13).
+    owners.push("/backups", "/backups/files/techtemp-20260101T000000Z.db", "/api/v1/backups");
     // Where alerts go (ntfy topics, webhook and mail addresses) is the owner's to see too.
     for (const path of [
       ...owners,
@@ -296,9 +299,9 @@ describe("reads", () => {
         const res = await fetch(other.url + path, { redirect: "manual" });
         await res.body?.cancel();
         // An account's own pages still want the account: public_read opens what a viewer reads, nothing more.
-        const want = /^\/api\/v1\/(tokens|enrollment-tokens|alerts\/channels(\/\d+)?)$/.test(path)
+        const want = /^\/api\/v1\/(tokens|enrollment-tokens|backups|alerts\/channels(\/\d+)?)$/.test(path)
           ? 401
-          : /^\/(users|tokens|security|account|alerts\/channels)$/.test(path)
+          : /^\/(users|tokens|security|account|alerts\/channels|backups)(\/|$)/.test(path)
             ? 303
             : 200;
         expect(`${path} ${res.status}`).toBe(`${path} ${want}`);

@@ -47,8 +47,17 @@ afterAll(async () => {
 });
 
 /** Every page a person opens, with a thing in it that exists. */
-const PAGES = ["/", "/rooms", "/rooms/kitchen", "/compare?rooms=kitchen,attic", "/devices", `/devices/${UID}`, "/account"];
-const OWNER_PAGES = ["/users", "/tokens", "/security"];
+const PAGES = [
+  "/",
+  "/rooms",
+  "/rooms/kitchen",
+  "/compare?rooms=kitchen,attic",
+  "/devices",
+  `/devices/${UID}`,
+  "/account",
+  "/docs",
+];
+const OWNER_PAGES = ["/users", "/tokens", "/security", "/backups"];
 
 /** Records Content Security Policy violations (the event and the console's report) on a page. */
 async function watchCsp(page: Page): Promise<() => Promise<string[]>> {
@@ -95,7 +104,7 @@ describe("the owner", () => {
     expect(await violations()).toEqual([]);
     expect(tab.errors).toEqual([]);
     expect(tab.dialogs).toEqual([]);
-  });
+  }, 60_000); // a dozen pages in Chromium: over 30 s on a loaded machine
 
   test("an htmx form sends the token as X-CSRF-Token and saves", async () => {
     await tab.page.goto(`${server.url}/rooms`);

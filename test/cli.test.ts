@@ -43,6 +43,7 @@ test("every script and benchmark refuses an unknown option with exit code 2, nam
     "bench/legacy-import.ts",
     "bench/alerts.ts",
     "bench/login.ts",
+    "bench/backup.ts",
   ];
   const results = await Promise.all(
     scripts.map(async (script) => {

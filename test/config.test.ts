@@ -15,6 +15,19 @@ const dir = () => {
   return d.path;
 };
 
+/** A valid value of each text setting (the rest take "7"). */
+const TEXT_SAMPLES: Record<string, string> = {
+  backup_time: "07:00",
+  backup_dir: "./backups",
+  backup_second_dir: "/mnt/usb",
+  ha_discovery: "off",
+  ha_discovery_prefix: "ha",
+  bridge_url: "mqtt://127.0.0.1:1883",
+  bridge_username: "u",
+  bridge_password: "p",
+  bridge_client_id: "c",
+};
+
 describe("loadConfig", () => {
   test("defaults apply when nothing is set (HTTP 3000, MQTT 1883, ./data)", () => {
     const d = dir();
@@ -117,7 +130,7 @@ describe("loadConfig", () => {
       weather_url: "http://127.0.0.1:7/v1/forecast",
     };
     const env: Record<string, string> = { TECHTEMP_CONFIG: "/dev/null" };
-    for (const key of Object.keys(defaults)) env[`TECHTEMP_${key.toUpperCase()}`] = text[key] ?? "7";
+    for (const key of Object.keys(defaults)) env[`TECHTEMP_${key.toUpperCase()}`] = text[key] ?? TEXT_SAMPLES[key] ?? "7";
     const c = loadConfig({ env });
     expect(c.mqtt_max_clients).toBe(7);
     expect(c.host).toBe("127.0.0.1");

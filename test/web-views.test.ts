@@ -96,6 +96,18 @@ const device = (over: Partial<Device> = {}): Device => ({
   placed_at: T - DAY,
   ...over,
 });
+/** A backup attempt with hostile text wherever it has text. */
+const backupRow = (failed: boolean) => ({
+  id: 1,
+  started_at: T - DAY,
+  trigger: H,
+  file: H,
+  size_bytes: 1e6,
+  duration_ms: 1200,
+  integrity: H,
+  error: failed ? H : null,
+  second_target: H,
+});
 /** An account row with a hostile name. */
 const account = (id: number, role: "owner" | "viewer") => ({ id, name: H, role, created_at: T - DAY, sessions: 2 });
 const room: Room = { id: 1, uid: H, name: H, floor: H, side: H, created_at: T - DAY };
@@ -494,6 +506,60 @@ const RENDERS: Record<string, unknown[]> = {
       enrollForm: posted("ttl_minutes"),
       kioskActive: false,
       notice: H,
+    },
+  ],
+  "backups.tsx BackupsPage": [
+    {
+      shell,
+      dir: H,
+      time: "03:30",
+      nextAt: T + DAY,
+      running: null,
+      lastOk: backupRow(false),
+      last: backupRow(true),
+      second: { dir: H, problem: H, warning: H },
+      files: [{ name: H, at: T, size: 1e6 }],
+      secondFiles: [{ name: H, at: T, size: 1e6 }],
+      attempts: [backupRow(false), backupRow(true)],
+      command: H,
+      notice: H,
+    },
+    {
+      shell: viewerShell,
+      dir: H,
+      time: "off",
+      nextAt: null,
+      running: { since: T, trigger: H },
+      lastOk: null,
+      last: null,
+      second: null,
+      files: [],
+      secondFiles: [],
+      attempts: [],
+      command: H,
+    },
+  ],
+  "api-docs.tsx ApiDocsPage": [
+    {
+      shell,
+      doc: {
+        openapi: H,
+        info: { title: H, version: H, description: H },
+        paths: {
+          [H]: {
+            get: {
+              operationId: H,
+              summary: H,
+              description: H,
+              tags: [H],
+              "x-access": H,
+              parameters: [{ name: H, in: "query", required: true, schema: { type: H, description: H }, example: H }],
+              requestBody: { content: { "application/json": { schema: { description: H }, example: { [H]: H } } } },
+              responses: { [H]: { description: H } },
+            },
+          },
+        },
+      },
     },
   ],
 };

@@ -8,7 +8,7 @@
 import { AGO_STEPS, Csrf, esc, type Banner, type Shell } from "./parts.tsx";
 
 /** Which section of the navigation a page belongs to. */
-export type Section = "dashboard" | "compare" | "devices" | "rooms" | "account" | "alerts";
+export type Section = "dashboard" | "compare" | "devices" | "rooms" | "account" | "alerts" | "backups" | "docs";
 
 // htmx settings: no inline <style> (the CSP forbids it), no eval, and 4xx
 // responses are swapped too: they are pages that show what to fix next to the field.
@@ -28,6 +28,8 @@ const NAV: [Section, string, string][] = [
   ["devices", "/devices", "Devices"],
   ["rooms", "/rooms", "Manage rooms"],
   ["alerts", "/alerts", "Alerts"],
+  // The owner's only (shown when the forms are: lib/server/http/pages/backups.ts).
+  ["backups", "/backups", "Backups"],
 ];
 
 /** Who is signed in, with the way to their account and out; or the way in. */
@@ -131,7 +133,7 @@ export function Layout(props: {
               ""
             ) : (
               <nav>
-                {NAV.map(([section, href, label]) => (
+                {NAV.filter(([section]) => section !== "backups" || props.shell.canWrite).map(([section, href, label]) => (
                   <a href={href} aria-current={section === props.section ? "page" : undefined}>
                     {label}
                   </a>

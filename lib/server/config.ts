@@ -99,6 +99,35 @@ export const defaults = {
   weather_longitude: "",
   /** The Open-Meteo forecast API (another URL for a mirror or a test's stand-in). Asked at most hourly. */
   weather_url: "https://api.open-meteo.com/v1/forecast",
+
+  // ---- operations (issue 13; lib/server/backup, lib/server/metrics, lib/server/mqtt/ha-discovery.ts, bridge.ts) ----
+  /** Local time of the daily backup (HH:MM, the home's time zone), or `off`: a quiet hour by default. */
+  backup_time: "03:30",
+  /** Where backups go; empty = <data_dir>/backups. */
+  backup_dir: "",
+  /** A second directory each backup is copied to (a USB stick, a NAS mount); empty = none. It must exist: it is never created. */
+  backup_second_dir: "",
+  /** Backups kept: the newest of each of the last N days… */
+  backup_keep_daily: 7,
+  /** …of each of the last N ISO weeks… */
+  backup_keep_weekly: 4,
+  /** …and of each of the last N months (a backup kept for one reason is kept). */
+  backup_keep_monthly: 12,
+  /** Devices with per-device series on /metrics (the label values are bounded by it); the rest are counted, not listed. */
+  metrics_max_devices: 200,
+  /** Home Assistant MQTT discovery: retained configs under the prefix for every placed device. */
+  ha_discovery: true,
+  /** The discovery prefix Home Assistant listens on. */
+  ha_discovery_prefix: "homeassistant",
+  /** Another MQTT broker (mqtt://host:port or mqtts://…) that readings, statuses and discovery are forwarded to; empty = no bridge. */
+  bridge_url: "",
+  /** The bridge's login on that broker (empty = none). */
+  bridge_username: "",
+  bridge_password: "",
+  /** The bridge's client id there; empty = techtemp-bridge-<hostname>. */
+  bridge_client_id: "",
+  /** Readings the bridge keeps while that broker is away; the oldest are dropped beyond it. */
+  bridge_buffer: 10000,
 };
 
 /** A switch in server.conf. */
@@ -128,6 +157,7 @@ function fail(key: string, value: unknown, source: string, problem: string): nev
 
 function coerce(key: Setting, raw: unknown, source: string): Config[Setting] {
   const def = defaults[key];
+  if (typeof def === "boolean") return coerceSwitch(key, raw, source);
   if (typeof def === "number") {
     const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
     if (!Number.isSafeInteger(n)) fail(key, raw, source, "must be a whole number");
@@ -135,6 +165,8 @@ function coerce(key: Setting, raw: unknown, source: string): Config[Setting] {
       if (n < 0 || n > 65535) fail(key, raw, source, "must be a port number 0-65535");
     } else if (key === "retention_raw_days") {
       if (n < 0) fail(key, raw, source, "must be 0 (keep forever) or more days");
+    } else if (key === "backup_keep_weekly" || key === "backup_keep_monthly") {
+      if (n < 0) fail(key, raw, source, "must be 0 (none) or more");
     } else if (key === "password_hash_queue") {
       if (n < 0) fail(key, raw, source, "must be 0 (no waiting) or more");
     } else if (n < 1) fail(key, raw, source, "must be at least 1");
@@ -142,6 +174,7 @@ function coerce(key: Setting, raw: unknown, source: string): Config[Setting] {
   }
   if (key in LISTS) return coerceList(key as keyof typeof LISTS, raw, source);
   if (key === "weather_latitude" || key === "weather_longitude") return coerceDegrees(key, raw, source);
+  if (key in TEXTS) return coerceText(key as keyof typeof TEXTS, raw, source);
   if (typeof raw !== "string") fail(key, raw, source, "must be text");
   if (raw.trim() === "" && !MAY_BE_EMPTY.has(key)) fail(key, raw, source, "must not be empty");
   const s = raw.trim();
@@ -192,6 +225,35 @@ function coerceList(key: keyof typeof LISTS, raw: unknown, source: string): stri
   for (const item of items)
     if (!LISTS[key].item.test(item)) fail(key, raw, source, `${JSON.stringify(item)} is not ${LISTS[key].what}`);
   return items.join(",");
+}
+
+/** On/off settings: true/false, on/off, yes/no, 1/0. */
+function coerceSwitch(key: Setting, raw: unknown, source: string): boolean {
+  if (typeof raw === "boolean") return raw;
+  const s = typeof raw === "string" ? raw.trim().toLowerCase() : "";
+  if (["true", "on", "yes", "1"].includes(s)) return true;
+  if (["false", "off", "no", "0"].includes(s)) return false;
+  fail(key, raw, source, "must be on or off");
+}
+
+/** Text settings that may be empty (= not set), with the rule a value follows. */
+const TEXTS: Record<string, { rule: RegExp; what: string }> = {
+  backup_time: { rule: /^(off|([01]\d|2[0-3]):[0-5]\d)$/, what: "a time HH:MM (24 h) or off" },
+  backup_dir: { rule: /^\/|^\./, what: "a directory path" },
+  backup_second_dir: { rule: /^\/|^\./, what: "a directory path" },
+  ha_discovery_prefix: { rule: /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, what: "an MQTT topic prefix like homeassistant" },
+  bridge_url: { rule: /^mqtts?:\/\/[^\s/:]+(:\d{1,5})?\/?$/, what: "a broker URL like mqtt://192.168.1.20:1883" },
+  bridge_username: { rule: /^[^\s]{1,100}$/, what: "a user name without spaces" },
+  bridge_password: { rule: /^.{1,200}$/, what: "a password of 1-200 characters" },
+  bridge_client_id: { rule: /^[A-Za-z0-9_-]{1,64}$/, what: "1-64 letters, digits, - or _" },
+};
+
+/** A text setting: trimmed; empty = not set (except where a value is needed). */
+function coerceText(key: keyof typeof TEXTS, raw: unknown, source: string): string {
+  const s = typeof raw === "string" ? raw.trim() : "";
+  if (s === "" && (key === "backup_time" || key === "ha_discovery_prefix")) fail(key, raw, source, "must not be empty");
+  if (s !== "" && !TEXTS[key]!.rule.test(s)) fail(key, raw, source, `must be ${TEXTS[key]!.what}`);
+  return s;
 }
 
 /** server.conf's rules: `#` and `;` comments after any white space, no sections, `"quoted"` values unquoted. */

@@ -23,6 +23,11 @@ import { createSignInPages } from "./auth/sign-in.ts";
 import { errorHandling } from "./errors.ts";
 import { createResponder } from "./pages/page.ts";
 import { createWeb } from "./pages/web.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import { createMetricsApi } from "./api/metrics.ts";
+import { createOpenApi, type RouteInfo } from "./openapi.ts";
+import type { Backups } from "../backup/backups.ts";
+import { createBackupPages } from "./pages/backups.ts";
 
 /** What the HTTP side needs from the rest of the server. */
 export interface HttpDeps extends ApiDeps {
@@ -40,6 +45,10 @@ export interface HttpDeps extends ApiDeps {
   tls?: TlsInfo | null;
   /** The pages' clock (tests inject one); defaults to the store's. */
   now?: () => number;
+  /** /metrics (lib/server/metrics); without it, no such route (tests that build the app alone). */
+  metrics?: Pick<Metrics, "text">;
+  /** The backups page and API (lib/server/backup); without it, no such routes. */
+  backups?: Backups;
 }
 
 const list = (value: string): string[] => value.split(",").filter(Boolean);
@@ -51,6 +60,7 @@ export function createHttp(deps: HttpDeps) {
   const hosts = createHostCheck({ hostname: deps.hostname ?? hostname(), extra: list(deps.settings.http_allowed_hosts) });
   const guard = createGuard({ auth, hosts, corsOrigins: list(deps.settings.cors_origins), log: deps.log });
   const assets = createAssets();
+  const backupWarning = deps.backups ? () => deps.backups!.warning() : undefined;
   const shellFor = createShells({
     assets: assets.urls,
     now,
@@ -58,14 +68,18 @@ export function createHttp(deps: HttpDeps) {
     callerOf: guard.callerOf,
     tls: deps.tls,
     timeZone: deps.settings.home_timezone,
+    backupWarning,
   });
   const pages = createResponder(shellFor, { clearStale: guard.clearStale });
   const { respond } = pages;
   const callerOf = guard.callerOf;
-  return new Elysia()
+  // The finished app's routes, for the OpenAPI document (set once the app is built).
+  let routesOf: () => RouteInfo[] = () => [];
+  const app = new Elysia()
     .use(errorHandling(deps.log, { refusal: pages.refusal }))
     .use(guard.plugin)
     .use(createApi({ ...deps, callerName: (request) => callerOf(request).name }))
+    .use(deps.metrics ? createMetricsApi({ metrics: deps.metrics }) : new Elysia())
     .use(createAuthApi({ auth, callerOf, tls: deps.tls }))
     .use(
       createWeb({
@@ -82,5 +96,10 @@ export function createHttp(deps: HttpDeps) {
     )
     .use(createSignInPages({ auth, respond, callerOf, log: deps.log }))
     .use(createAccountPages({ auth, respond, callerOf }))
-    .use(createSecurityPages({ auth, respond, callerOf }));
+    .use(createSecurityPages({ auth, respond, callerOf }))
+    .use(deps.backups ? createBackupPages({ backups: deps.backups, records: deps.store.backups, respond }) : new Elysia())
+    // Last: it documents the routes of the whole app, asked at each request.
+    .use(createOpenApi({ routes: () => routesOf(), respond }));
+  routesOf = () => app.routes as unknown as RouteInfo[];
+  return app;
 }

@@ -25,7 +25,8 @@ export const HTTP_STATUS: Record<ErrorKind, number> = {
 export type PageRefusal = (request: Request, error: DomainError) => Response;
 
 /** Whether a path is the JSON API's (errors as JSON) rather than a page's. */
-export const isApiPath = (path: string): boolean => path.startsWith("/api/") || path === "/health";
+export const isApiPath = (path: string): boolean =>
+  path.startsWith("/api/") || path === "/health" || path === "/metrics" || path === "/openapi.json";
 
 /** One failed check of a schema, as Elysia lists them. */
 interface SchemaError {

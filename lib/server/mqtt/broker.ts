@@ -28,6 +28,7 @@ import { createLogThrottle, remoteAddress, remoteIp } from "./refusals.ts";
 
 /** How often connected clients' credentials are checked again (a revoked token's connection ends within this). */
 export const RECHECK_INTERVAL_MS = 10_000;
+import { refusalReason } from "../metrics/reasons.ts";
 
 /** Broker limits (from the config). */
 export interface BrokerOptions {
@@ -45,6 +46,8 @@ export interface BrokerStats extends AccessCounters {
   badTopics: number;
   statusRefused: number;
   clientErrors: number;
+  /** Refused readings by reason (lib/server/metrics/reasons.ts: a few fixed words), for /metrics. */
+  refusedByReason: Record<string, number>;
 }
 
 /** A certificate and its key, PEM, for the TLS listener. */
@@ -80,6 +83,7 @@ export async function createBroker(deps: {
     subscribeRefused: 0,
     closedOnRecheck: 0,
     clientErrors: 0,
+    refusedByReason: {},
   };
   const throttle = createLogThrottle();
   const clients = () => (broker as unknown as { clients: Record<string, Client> }).clients;
@@ -126,6 +130,8 @@ export async function createBroker(deps: {
       const result = parseReading(packet.payload as Buffer, at);
       if (!result.ok) {
         stats.readingsRefused++;
+        const why = refusalReason(result.reason);
+        stats.refusedByReason[why] = (stats.refusedByReason[why] ?? 0) + 1;
         refuse(deviceUid, result.reason, topic, clientId);
         try {
           store.recordRefusal(homeId, deviceUid, result.reason, at);

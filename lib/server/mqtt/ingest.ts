@@ -5,12 +5,17 @@
 
 import type { Log } from "../../shared/log.ts";
 import type { IncomingReading, Store } from "../store/store.ts";
+import { createHistogram } from "../metrics/format.ts";
 
 /** Called once the reading is committed (err undefined) or could not be (err set). */
 export type Done = (err?: Error) => void;
 
 /** Most readings in one transaction; more wait for the next one. */
 const MAX_BATCH = 5000;
+/** Buckets of the time from a reading's arrival to its commit (seconds; /metrics). */
+export const ACK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/** Buckets of the readings per commit (/metrics). */
+export const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 
 /** Creates the ingest queue in front of `store.insertReadings`. */
 export function createIngest({ store, log }: { store: Pick<Store, "insertReadings">; log: Log }) {
@@ -19,12 +24,16 @@ export function createIngest({ store, log }: { store: Pick<Store, "insertReading
   let scheduled = false;
   let failing = false;
   const stats = { committed: 0, batches: 0, failedBatches: 0, largestBatch: 0 };
+  // For /metrics: when each queued reading arrived, and the histograms (issue 13).
+  const arrived: number[] = [];
+  const histograms = { ack: createHistogram(ACK_BUCKETS), batch: createHistogram(BATCH_BUCKETS) };
 
   function flush(): void {
     scheduled = false;
     while (queue.length > 0) {
       const batch = queue.splice(0, MAX_BATCH);
       const done = waiters.splice(0, batch.length);
+      const since = arrived.splice(0, batch.length);
       try {
         store.insertReadings(batch);
       } catch (err) {
@@ -45,6 +54,9 @@ export function createIngest({ store, log }: { store: Pick<Store, "insertReading
       stats.committed += batch.length;
       stats.batches++;
       stats.largestBatch = Math.max(stats.largestBatch, batch.length);
+      const end = performance.now();
+      for (const t of since) histograms.ack.observe((end - t) / 1000);
+      histograms.batch.observe(batch.length);
       for (const d of done) d();
     }
   }
@@ -54,6 +66,7 @@ export function createIngest({ store, log }: { store: Pick<Store, "insertReading
     submit(item: IncomingReading, done: Done): void {
       queue.push(item);
       waiters.push(done);
+      arrived.push(performance.now());
       if (!scheduled) {
         scheduled = true;
         // setImmediate, not a microtask: lets every socket that is readable
@@ -72,6 +85,8 @@ export function createIngest({ store, log }: { store: Pick<Store, "insertReading
       return failing;
     },
     stats,
+    /** Arrival-to-commit time (the PUBACK follows at once) and readings per commit, for /metrics. */
+    histograms,
   };
 }
 

@@ -322,4 +322,23 @@ export const migrations: Migration[] = [
       );
     `);
   },
+  // 6: backups (issue 13, lib/server/backup): each scheduled, manual or command-line backup,
+  // with its size, duration, the integrity check of the copy and the second target's
+  // result; failures too (error set). The newest 500 are kept (store/backup.ts).
+  (db) => {
+    db.exec(`
+      CREATE TABLE backups (
+        id            INTEGER PRIMARY KEY,
+        started_at    INTEGER NOT NULL,
+        finished_at   INTEGER NOT NULL,
+        trigger       TEXT NOT NULL,        -- schedule | manual | command
+        file          TEXT,                 -- name in the backup directory; NULL = no file kept
+        size_bytes    INTEGER,
+        duration_ms   INTEGER NOT NULL,
+        integrity     TEXT,                 -- 'ok' or what integrity_check found in the copy
+        error         TEXT,                 -- NULL = it worked
+        second_target TEXT                  -- NULL = none configured, 'ok', or why it failed
+      );
+    `);
+  },
 ];

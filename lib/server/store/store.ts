@@ -23,6 +23,8 @@ import type { Database } from "bun:sqlite";
 import type { Log } from "../../shared/log.ts";
 import { createAlertStore } from "./alerts.ts";
 import { createAuthStore } from "./auth.ts";
+import { createBackupRecords } from "./backup.ts";
+import { createOpsQueries } from "./ops-queries.ts";
 import { openDatabase } from "./db.ts";
 import { createDevices } from "./devices.ts";
 import { createEvents } from "./events.ts";
@@ -53,6 +55,7 @@ export type { ApiTokenRow, AuthStore, EnrollmentRow, SessionRow, SettingKey, Use
 export type { CommittedReading, DeviceChange, StatusChange, StoreEventName, StoreEvents, StoreListener } from "./events.ts";
 export type { DeviceInfo, HistoryQueries, RawReader, RawRow, RoomPlacement } from "./history-queries.ts";
 export type { RecentQueries, RecentSlot } from "./recent-queries.ts";
+export type { BackupRecord, BackupRecords } from "./backup.ts";
 export type { ImportedCounts, ImportedReading } from "./readings.ts";
 export type { WeatherCache, WeatherRow, WeatherState } from "./weather-cache.ts";
 
@@ -97,6 +100,10 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     },
     /** Alert rules, incidents, channels and the notification outbox, for lib/server/alerts. */
     alerts: createAlertStore(db, { now }),
+    /** The record of each backup (lib/server/backup). */
+    backups: createBackupRecords(db),
+    /** How far retention has got, for /metrics. */
+    ops: createOpsQueries(db),
     /** Throws the database's error when it cannot answer a trivial query (/health). */
     probe(): void {
       ping.get();

@@ -51,6 +51,10 @@ const TABLE: Record<string, Access> = {
   "GET /alerts/channels": "owner",
   "GET /api/v1/alerts/channels": "owner",
   "GET /api/v1/alerts/channels/:id": "owner",
+  // A backup is the whole database (accounts, token hashes): the owner's (issue 13).
+  "GET /backups": "owner",
+  "GET /backups/files/:name": "owner",
+  "GET /api/v1/backups": "owner",
 };
 
 /** The level of a route (Elysia's route pattern, e.g. `/api/v1/devices/:uid`). */

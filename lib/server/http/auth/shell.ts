@@ -3,7 +3,8 @@
 // warnings. Before an owner exists everyone sees how to set one up; the owner
 // sees each setting that opens the door (`public_read`,
 // `accept_anonymous_sensors`, on after an upgrade) with a one-click "Turn
-// off", and the HTTPS certificate's expiry a month ahead.
+// off", the HTTPS certificate's expiry a month ahead, and backups that fail
+// or miss their second target.
 
 import type { Auth } from "../../auth/auth.ts";
 import type { AssetUrls } from "../assets.ts";
@@ -34,6 +35,8 @@ export function createShells(deps: {
   tls?: TlsInfo | null;
   /** The home's time zone: every page shows times in it. */
   timeZone: string;
+  /** Why backups need the owner's attention, or null (lib/server/backup; issue 13). */
+  backupWarning?: () => string | null;
 }) {
   const { assets, now, auth, callerOf, tls, timeZone } = deps;
 
@@ -72,6 +75,8 @@ export function createShells(deps: {
             : `The HTTPS certificate expires on ${when} (in ${days} day${days === 1 ? "" : "s"}). Renew it with \`techtemp-server tls\`.`,
       });
     }
+    const backup = deps.backupWarning?.() ?? null;
+    if (backup !== null) out.push({ id: "backup", text: backup, link: { href: "/backups", label: "Backups" } });
     return out;
   }
 

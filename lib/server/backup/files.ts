@@ -1,0 +1,217 @@
+// Backup files: their names, listing a directory, which ones rotation keeps,
+// when the next scheduled one is due, and writing a file atomically (a copy
+// that a power cut or a pulled USB stick leaves either whole or absent).
+
+import { chownSync, readdirSync, statSync, unlinkSync } from "node:fs";
+import { copyFile, open, rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
+
+/** A backup's name: `techtemp-20260601T033000Z.db` (UTC), `-2`… when two fall in the same second. */
+export const BACKUP_NAME = /^techtemp-(\d{8}T\d{6}Z)(?:-(\d{1,3}))?\.db$/;
+/** What a copy is called until it is checked and complete. */
+export const PARTIAL = ".partial";
+
+/** A backup file in a directory. */
+export interface BackupFile {
+  name: string;
+  path: string;
+  /** When it was made (from its name), epoch ms. */
+  at: number;
+  size: number;
+}
+
+/** The file name of a backup made at `at`. */
+export function backupName(at: number, n = 1): string {
+  const stamp = new Date(at)
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+  return `techtemp-${stamp}${n > 1 ? `-${n}` : ""}.db`;
+}
+
+/** When the backup named `name` was made, or null when it is not a backup's name. */
+export function backupTime(name: string): number | null {
+  const m = BACKUP_NAME.exec(name);
+  if (!m) return null;
+  const s = m[1]!;
+  return Date.UTC(+s.slice(0, 4), +s.slice(4, 6) - 1, +s.slice(6, 8), +s.slice(9, 11), +s.slice(11, 13), +s.slice(13, 15));
+}
+
+/** The backups in `dir`, newest first (none when it does not exist). */
+export function listBackups(dir: string): BackupFile[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: BackupFile[] = [];
+  for (const name of names) {
+    const at = backupTime(name);
+    if (at === null) continue;
+    try {
+      out.push({ name, path: join(dir, name), at, size: statSync(join(dir, name)).size });
+    } catch {
+      // Deleted meanwhile.
+    }
+  }
+  // Within a second, -2 is newer than no suffix.
+  const seq = (name: string) => Number(BACKUP_NAME.exec(name)![2] ?? 1);
+  return out.sort((a, b) => b.at - a.at || seq(b.name) - seq(a.name));
+}
+
+/** How many backups rotation keeps. */
+export interface Keep {
+  daily: number;
+  weekly: number;
+  monthly: number;
+}
+
+const formats = new Map<string, Intl.DateTimeFormat>();
+/** The formatter of local dates and times in `timeZone` (made once per zone). */
+function formatIn(timeZone: string): Intl.DateTimeFormat {
+  let f = formats.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat("en-CA", {
+      timeZone,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+    });
+    formats.set(timeZone, f);
+  }
+  return f;
+}
+
+/** A time's local calendar in `timeZone`: day, ISO week and month keys, and the minutes since midnight. */
+export function calendar(at: number, timeZone: string) {
+  const parts = Object.fromEntries(
+    formatIn(timeZone)
+      .formatToParts(at)
+      .map((p) => [p.type, p.value]),
+  );
+  // ISO week: the week (Monday first) that holds this week's Thursday; numbered within that Thursday's year.
+  const date = new Date(Date.UTC(+parts.year!, +parts.month! - 1, +parts.day!));
+  date.setUTCDate(date.getUTCDate() - ((date.getUTCDay() + 6) % 7) + 3);
+  const weekYear = date.getUTCFullYear();
+  const week = 1 + Math.floor((date.getTime() - Date.UTC(weekYear, 0, 1)) / 604_800_000);
+  return {
+    day: `${parts.year}-${parts.month}-${parts.day}`,
+    week: `${weekYear}-W${String(week).padStart(2, "0")}`,
+    month: `${parts.year}-${parts.month}`,
+    minutes: +parts.hour! * 60 + +parts.minute!,
+  };
+}
+
+/**
+ * Which backups to keep (grandfather-father-son): the newest of each of the
+ * last `daily` days that have a backup, of each of the last `weekly` ISO
+ * weeks and of each of the last `monthly` months, in the home's time zone.
+ * The newest backup is always kept. Returns the names to keep.
+ */
+export function toKeep(files: Pick<BackupFile, "name" | "at">[], keep: Keep, timeZone: string): Set<string> {
+  const sorted = [...files].sort((a, b) => b.at - a.at);
+  const kept = new Set<string>();
+  if (sorted[0]) kept.add(sorted[0].name);
+  for (const [period, count] of [
+    ["day", keep.daily],
+    ["week", keep.weekly],
+    ["month", keep.monthly],
+  ] as const) {
+    const seen = new Set<string>();
+    for (const f of sorted) {
+      const key = calendar(f.at, timeZone)[period];
+      if (seen.has(key)) continue;
+      if (seen.size >= count) break;
+      seen.add(key);
+      kept.add(f.name);
+    }
+  }
+  return kept;
+}
+
+/**
+ * When the next scheduled backup is due after `now`: the next `HH:MM` in
+ * `timeZone` (a time skipped by a daylight-saving jump runs at the first
+ * minute after it). Null for `off`.
+ */
+export function nextRun(now: number, time: string, timeZone: string): number | null {
+  if (time === "off") return null;
+  const [h, m] = time.split(":").map(Number);
+  const target = h! * 60 + m!;
+  // Walk forward minute by minute from the next whole minute: at most a day and an hour of steps.
+  let t = Math.floor(now / 60_000) * 60_000 + 60_000;
+  const end = t + 25 * 3_600_000;
+  // Jump close first: minutes until the target in local time, then check minute by minute.
+  const skip = (target - calendar(t, timeZone).minutes + 1440) % 1440;
+  t += Math.max(0, skip - 90) * 60_000;
+  for (; t < end; t += 60_000) {
+    const minutes = calendar(t, timeZone).minutes;
+    if (minutes === target) return t;
+    // Skipped by a DST jump: the clock went from before the target to after it.
+    const before = calendar(t - 60_000, timeZone).minutes;
+    if (before < target && minutes > target && minutes - before > 1) return t;
+  }
+  return t;
+}
+
+/** fsyncs a file or directory, so a write or a rename survives a power cut. */
+export async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Copies `from` to `dir/name` atomically, off the event loop: into
+ * `name.partial`, fsync'd, then renamed, and the directory fsync'd. A crash or
+ * a pulled USB stick leaves no file or the whole one under the final name.
+ */
+export async function copyAtomically(from: string, dir: string, name: string): Promise<string> {
+  const partial = join(dir, name + PARTIAL);
+  const final = join(dir, name);
+  try {
+    await copyFile(from, partial);
+    await fsyncPath(partial);
+    await rename(partial, final);
+  } catch (err) {
+    await unlink(partial).catch(() => {});
+    throw err;
+  }
+  await fsyncPath(dir);
+  return final;
+}
+
+/**
+ * Gives `path` the owner of `reference` when running as root: an operator's
+ * `sudo techtemp-server backup|restore` must leave files the service's own
+ * user can read, rotate and open.
+ */
+export function ownLike(path: string, reference: string): void {
+  if (process.getuid?.() !== 0) return;
+  const { uid, gid } = statSync(reference);
+  chownSync(path, uid, gid);
+}
+
+/** Removes copies a crash left half-made in `dir`. */
+export function removePartials(dir: string): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name.endsWith(PARTIAL) && BACKUP_NAME.test(name.slice(0, -PARTIAL.length))) {
+      try {
+        unlinkSync(join(dir, name));
+      } catch {}
+    }
+  }
+}

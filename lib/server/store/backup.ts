@@ -1,0 +1,230 @@
+// The database side of backups (lib/server/backup/ decides when and where):
+//
+// - an online copy with `VACUUM INTO`, then `PRAGMA integrity_check` on the
+//   copy, both in a worker thread with its own connection. The copy is a read
+//   transaction: in WAL mode it never blocks the writer, and on its own thread
+//   it never holds the event loop, so ingestion keeps committing and
+//   acknowledging while a backup of any size runs (bench/backup.ts measures
+//   the ack latency beside the same run without a backup). The WAL grows by
+//   what is written meanwhile and is checkpointed after;
+// - checks of a file (start-up quick_check, restore's integrity_check,
+//   its schema version), synchronous: nothing else runs then;
+// - the record of each backup (table `backups`, migration 4).
+//
+// The worker is made from a Blob of a self-contained function, so the same
+// code runs under `bun server.ts` and inside the compiled executable (which
+// embeds no separate worker file).
+
+import { Database } from "bun:sqlite";
+import { migrations } from "./migrations.ts";
+
+/** What the worker did: the copy, and the integrity check of the copy. */
+export interface CopyResult {
+  copyMs: number;
+  checkMs: number;
+  /** "ok", or the first problems integrity_check found in the copy. */
+  integrity: string;
+  /** The copy's PRAGMA user_version (its schema). */
+  schemaVersion: number;
+}
+
+/** Runs inside the worker: its only import is bun:sqlite (passed in), its only input the message. */
+function workerMain(Db: typeof Database): void {
+  self.onmessage = (event: MessageEvent) => {
+    const { source, dest } = event.data as { source: string; dest: string };
+    try {
+      const started = performance.now();
+      const src = new Db(source, { readwrite: true, create: false });
+      try {
+        // A writer's commit may hold the lock for a moment; wait for it instead of failing.
+        src.exec("PRAGMA busy_timeout = 10000");
+        src.query("VACUUM INTO ?").run(dest);
+      } finally {
+        src.close();
+      }
+      const copied = performance.now();
+      const copy = new Db(dest, { readonly: true });
+      let integrity: string;
+      let schemaVersion: number;
+      try {
+        const rows = copy.query("PRAGMA integrity_check(10)").all() as { integrity_check: string }[];
+        integrity = rows
+          .map((r) => r.integrity_check)
+          .join("; ")
+          .replace(/\s*\n\s*/g, " ");
+        schemaVersion = (copy.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+      } finally {
+        copy.close();
+      }
+      postMessage({ ok: true, copyMs: copied - started, checkMs: performance.now() - copied, integrity, schemaVersion });
+    } catch (err) {
+      postMessage({ ok: false, error: err instanceof Error ? err.message : String(err) });
+    }
+  };
+}
+
+const WORKER_SOURCE = `import { Database } from "bun:sqlite";\n(${workerMain.toString()})(Database);\n`;
+
+/**
+ * Copies the database at `source` into the new file `dest` (which must not
+ * exist) with VACUUM INTO, and checks the copy with integrity_check, on a
+ * worker thread. Rejects with the database's message when the copy fails,
+ * and at once when `signal` aborts.
+ */
+export function copyDatabase(source: string, dest: string, signal?: AbortSignal): Promise<CopyResult> {
+  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+  const worker = new Worker(url);
+  return new Promise<CopyResult>((resolve, reject) => {
+    // Stopping the server ends the copy at once (the thread is terminated; the caller deletes the partial file).
+    signal?.addEventListener("abort", () => reject(new Error("interrupted: the server is stopping")), { once: true });
+    worker.onmessage = (event: MessageEvent) => {
+      const r = event.data as ({ ok: true } & CopyResult) | { ok: false; error: string };
+      if (r.ok) resolve({ copyMs: r.copyMs, checkMs: r.checkMs, integrity: r.integrity, schemaVersion: r.schemaVersion });
+      else reject(new Error(r.error));
+    };
+    worker.onerror = (event) => reject(new Error(`backup worker: ${event.message}`));
+    worker.postMessage({ source, dest });
+  }).finally(() => {
+    worker.terminate();
+    URL.revokeObjectURL(url);
+  });
+}
+
+/** What a file holds, as far as restoring or starting on it is concerned. */
+export interface FileCheck {
+  /** "ok", or why the file cannot be used (not a database, damaged: the first problems). */
+  problem: string | null;
+  /** PRAGMA user_version (0 when unreadable). */
+  schemaVersion: number;
+  /** The schema this TechTemp knows (its newest migration). */
+  knownVersion: number;
+  /** Whether it has TechTemp's tables (readings, devices). */
+  techtemp: boolean;
+}
+
+/**
+ * Checks a database file: opens it (read-only unless `writable`: a WAL
+ * database with a live -wal is read through it), runs `quick_check` (fast,
+ * every page read once) or `integrity_check` (also every index against its
+ * table), reads its schema version. Never throws: an unreadable file is a problem.
+ */
+export function checkFile(path: string, depth: "quick" | "full", options: { writable?: boolean } = {}): FileCheck {
+  const result: FileCheck = { problem: null, schemaVersion: 0, knownVersion: migrations.length, techtemp: false };
+  let db: Database;
+  try {
+    db = options.writable ? new Database(path, { readwrite: true, create: false }) : new Database(path, { readonly: true });
+  } catch (err) {
+    result.problem = (err as Error).message;
+    return result;
+  }
+  try {
+    db.exec("PRAGMA busy_timeout = 5000");
+    const pragma = depth === "quick" ? "PRAGMA quick_check(10)" : "PRAGMA integrity_check(10)";
+    const rows = db.query(pragma).all() as Record<string, string>[];
+    const found = rows.map((r) => Object.values(r)[0]);
+    // One line: SQLite's report has a line per damaged page.
+    if (found.length !== 1 || found[0] !== "ok") result.problem = found.join("; ").replace(/\s*\n\s*/g, " ");
+    result.schemaVersion = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    const tables = db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('readings', 'devices')").all();
+    result.techtemp = tables.length === 2;
+  } catch (err) {
+    // "file is not a database", "database disk image is malformed": reading the header or a page failed.
+    result.problem ??= (err as Error).message;
+  } finally {
+    db.close();
+  }
+  return result;
+}
+
+/**
+ * Whether another connection (a running server) has the database open: an
+ * exclusive lock is refused while any other connection holds the file. Returns
+ * the refusal ("database is locked") or null; an unreadable file is not "in use".
+ */
+export function inUseBy(path: string): string | null {
+  let db: Database;
+  try {
+    db = new Database(path, { readwrite: true, create: false });
+  } catch {
+    return null;
+  }
+  try {
+    db.exec("PRAGMA busy_timeout = 0");
+    db.exec("PRAGMA locking_mode = EXCLUSIVE");
+    db.exec("BEGIN EXCLUSIVE");
+    db.exec("COMMIT");
+    return null;
+  } catch (err) {
+    const message = (err as Error).message;
+    return /locked|busy/i.test(message) ? message : null;
+  } finally {
+    db.close();
+  }
+}
+
+/** One recorded backup (or failed attempt). */
+export interface BackupRecord {
+  id: number;
+  started_at: number;
+  finished_at: number;
+  /** schedule | manual (the page or the API) | command (techtemp-server backup). */
+  trigger: string;
+  /** The file's name in the backup directory; null when no file was kept. */
+  file: string | null;
+  size_bytes: number | null;
+  duration_ms: number;
+  /** "ok", or what integrity_check found in the copy. */
+  integrity: string | null;
+  /** Why it failed; null = it worked. */
+  error: string | null;
+  /** The second target: null = none configured, "ok", or why it failed. */
+  second_target: string | null;
+}
+
+/** Records kept: the newest ones (a year of daily backups and the failures among them). */
+export const RECORDS_KEPT = 500;
+
+/** Creates the backup records over an open database. */
+export function createBackupRecords(db: Database) {
+  const q = {
+    insert: db.query<
+      { id: number },
+      [number, number, string, string | null, number | null, number, string | null, string | null, string | null]
+    >(
+      `INSERT INTO backups (started_at, finished_at, trigger, file, size_bytes, duration_ms, integrity, error, second_target)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+    ),
+    prune: db.query<null, [number]>("DELETE FROM backups WHERE id <= (SELECT max(id) FROM backups) - ?"),
+    recent: db.query<BackupRecord, [number]>("SELECT * FROM backups ORDER BY id DESC LIMIT ?"),
+    lastOk: db.query<BackupRecord, []>("SELECT * FROM backups WHERE error IS NULL ORDER BY id DESC LIMIT 1"),
+  };
+  return {
+    /** Records a backup (or a failed attempt); keeps the newest RECORDS_KEPT. */
+    add(r: Omit<BackupRecord, "id">): number {
+      const id = q.insert.get(
+        r.started_at,
+        r.finished_at,
+        r.trigger,
+        r.file,
+        r.size_bytes,
+        r.duration_ms,
+        r.integrity,
+        r.error,
+        r.second_target,
+      )!.id;
+      q.prune.run(RECORDS_KEPT);
+      return id;
+    },
+    /** The newest records, newest first. */
+    recent(limit = 50): BackupRecord[] {
+      return q.recent.all(limit);
+    },
+    /** The newest backup that worked, or null. */
+    lastOk(): BackupRecord | null {
+      return q.lastOk.get() ?? null;
+    },
+  };
+}
+
+/** The backup records' interface. */
+export type BackupRecords = ReturnType<typeof createBackupRecords>;

@@ -1,0 +1,240 @@
+// Backups of a running server: an online copy that ingestion keeps
+// acknowledging through, checked, recorded, rotated, copied to a second
+// target (a missing or unwritable one is a failure that shows); rotation and
+// the schedule on the home's calendar.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { backupName, backupTime, calendar, nextRun, toKeep } from "../lib/server/backup/files.ts";
+import { DEFAULT_DIR } from "../lib/server/backup/backups.ts";
+import { loadConfig } from "../lib/server/config.ts";
+import {
+  connectMqtt,
+  endMqtt,
+  legacyPayload,
+  publishAcked,
+  readingTopic,
+  startServer,
+  tempDir,
+  type TestServer,
+} from "./helpers.ts";
+
+let cleanup: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c();
+  cleanup = [];
+});
+
+async function server(overrides: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
+  const s = await startServer({ backup_time: "off", ...overrides });
+  cleanup.push(() => s.stop());
+  return s;
+}
+
+const T0 = Date.UTC(2026, 0, 10, 12);
+
+async function publish(s: TestServer, uid: string, n: number, from = T0): Promise<void> {
+  const c = await connectMqtt(s.mqttPort);
+  for (let i = 0; i < n; i++) await publishAcked(c, readingTopic(uid), legacyPayload(20 + (i % 10) / 10, 50, from + i * 60_000));
+  await endMqtt(c);
+}
+
+const readingsIn = (path: string): number => {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.query<{ n: number }, []>("SELECT count(*) AS n FROM readings").get()!.n;
+  } finally {
+    db.close();
+  }
+};
+
+describe("a backup of a running server", () => {
+  test("is a checked copy with every reading, recorded with its size and duration, and readings keep being acknowledged meanwhile", async () => {
+    const s = await server();
+    await publish(s, "aht20-000001", 200);
+    const c = await connectMqtt(s.mqttPort);
+    cleanup.push(() => endMqtt(c));
+    // Readings published while the backup runs are acknowledged (the copy runs on its own thread).
+    const during = s.backups.run("manual");
+    const acks: Promise<void>[] = [];
+    for (let i = 0; i < 50; i++) acks.push(publishAcked(c, readingTopic("aht20-000002"), legacyPayload(21, 40, T0 + i * 60_000)));
+    await Promise.all(acks);
+    const record = await during;
+    expect(record.error).toBeNull();
+    expect(record.integrity).toBe("ok");
+    const dir = join(s.dataDir, DEFAULT_DIR);
+    const file = join(dir, record.file!);
+    expect(existsSync(file)).toBe(true);
+    expect(record.size_bytes).toBeGreaterThan(0);
+    expect(record.duration_ms).toBeGreaterThanOrEqual(0);
+    // Everything acknowledged before the backup started is in it.
+    expect(readingsIn(file)).toBeGreaterThanOrEqual(200);
+    // No half-made file is left, and the copy is the owner's only.
+    expect(readdirSync(dir).filter((n) => n.endsWith(".partial"))).toEqual([]);
+    expect(s.store.backups.recent(5).map((r) => r.file)).toEqual([record.file]);
+    expect(s.backups.status()).toMatchObject({
+      last: { id: record.id },
+      lastOk: { id: record.id },
+      totals: { ok: 1, failed: 0 },
+    });
+  });
+
+  test("a second run during a backup joins it; a later one the same day replaces it (the newest of each day is kept)", async () => {
+    const s = await server();
+    await publish(s, "aht20-000001", 5);
+    const [a, b] = await Promise.all([s.backups.run("manual"), s.backups.run("manual")]);
+    expect(a.id).toBe(b.id);
+    const c = await s.backups.run("manual");
+    // Possibly within the same second: its own name all the same.
+    expect(c.file).not.toBe(a.file);
+    expect(s.backups.files().primary.map((f) => f.name)).toEqual([c.file!]);
+  });
+
+  test("a second target gets an atomic copy; a missing one is a failure shown in the status, never skipped quietly", async () => {
+    const usb = tempDir();
+    cleanup.push(() => usb.cleanup());
+    const target = join(usb.path, "techtemp");
+    const s = await server({ backup_second_dir: target });
+    await publish(s, "aht20-000001", 5);
+    // The USB stick is not mounted: the directory is not there, and TechTemp does not create it.
+    const missing = await s.backups.run("manual");
+    expect(missing.error).toBeNull();
+    expect(missing.second_target).toContain("does not exist");
+    expect(existsSync(target)).toBe(false);
+    expect(s.backups.status().second!.problem).toContain(`backup_second_dir ${target} does not exist`);
+    expect(s.logs.some((l) => l.includes("ERROR") && l.includes("second target"))).toBe(true);
+    // Mounted: the next backup lands there whole.
+    mkdirSync(target);
+    const ok = await s.backups.run("manual");
+    expect(ok.second_target).toBe("ok");
+    expect(readdirSync(target)).toEqual([ok.file!]);
+    expect(readingsIn(join(target, ok.file!))).toBe(5);
+    expect(s.backups.status().second).toMatchObject({ dir: target, problem: null });
+    if (process.getuid?.() !== 0) {
+      chmodSync(target, 0o500);
+      const ro = await s.backups.run("manual");
+      expect(ro.second_target).toContain("not writable");
+      chmodSync(target, 0o700);
+    }
+  });
+
+  test("a backup directory that cannot be made is a recorded failure with the reason", async () => {
+    const s = await server();
+    const blocker = join(s.dataDir, "not-a-dir");
+    writeFileSync(blocker, "x");
+    const t = await startServer({ backup_time: "off", backup_dir: join(blocker, "sub") }, { dataDir: s.dataDir });
+    cleanup.push(() => t.stop({ keepData: true }));
+    const r = await t.backups.run("manual");
+    expect(r.error).toContain(`backup to ${join(blocker, "sub")} failed`);
+    expect(r.file).toBeNull();
+    expect(t.backups.status().totals).toEqual({ ok: 0, failed: 1 });
+    // The owner sees it on every page until a backup works again.
+    const home = await (await t.fetch("/")).text();
+    expect(home).toContain('id="banner-backup"');
+    expect(home).toContain(`The last backup failed: backup to ${join(blocker, "sub")} failed`);
+  });
+});
+
+describe("rotation and schedule", () => {
+  test("names carry the UTC time and read back", () => {
+    const at = Date.UTC(2026, 5, 1, 3, 30, 5);
+    expect(backupName(at)).toBe("techtemp-20260601T033005Z.db");
+    expect(backupName(at, 2)).toBe("techtemp-20260601T033005Z-2.db");
+    expect(backupTime("techtemp-20260601T033005Z-2.db")).toBe(at);
+    expect(backupTime("techtemp-0.1.0-20260601.db")).toBeNull();
+    expect(backupTime("../etc/passwd")).toBeNull();
+  });
+
+  test("ISO weeks and months in the home's time zone", () => {
+    // 2026-01-01 is a Thursday: week 1. 2027-01-01 is a Friday: week 53 of 2026.
+    expect(calendar(Date.UTC(2026, 0, 1, 12), "UTC").week).toBe("2026-W01");
+    expect(calendar(Date.UTC(2027, 0, 1, 12), "UTC").week).toBe("2026-W53");
+    expect(calendar(Date.UTC(2026, 11, 28, 12), "UTC").week).toBe("2026-W53");
+    // 23:30 UTC on 31 May is already 1 June in Paris.
+    expect(calendar(Date.UTC(2026, 4, 31, 23, 30), "Europe/Paris")).toMatchObject({ day: "2026-06-01", month: "2026-06" });
+  });
+
+  test("a year of daily backups keeps 7 daily, 4 weekly and 12 monthly (some are the same file)", () => {
+    const DAY = 86_400_000;
+    const end = Date.UTC(2026, 11, 31, 2, 30);
+    const files = Array.from({ length: 400 }, (_, i) => ({ name: `f${i}`, at: end - i * DAY }));
+    const kept = toKeep(files, { daily: 7, weekly: 4, monthly: 12 }, "UTC");
+    const days = new Set([...kept].map((n) => files.find((f) => f.name === n)!.at));
+    // The last 7 days, then the newest of each of the 4 newest weeks and of the 12 newest months.
+    for (let i = 0; i < 7; i++) expect(kept.has(`f${i}`)).toBe(true);
+    expect(kept.has("f7")).toBe(false);
+    const months = new Set([...days].map((at) => new Date(at).toISOString().slice(0, 7)));
+    expect(months.size).toBe(12);
+    expect(kept.size).toBeLessThanOrEqual(7 + 4 + 12);
+    expect(kept.size).toBeGreaterThanOrEqual(12 + 2);
+    // Nothing kept is older than 12 months back.
+    expect(Math.min(...days)).toBeGreaterThan(Date.UTC(2025, 11, 31));
+    // With nothing to keep, the newest still stays.
+    expect(toKeep(files, { daily: 1, weekly: 0, monthly: 0 }, "UTC")).toEqual(new Set(["f0"]));
+  });
+
+  test("the next backup is at the next HH:MM in the home's zone, across daylight-saving changes", () => {
+    // 10:00 UTC on 1 June: 03:30 in Paris (UTC+2) is 01:30 UTC the next day.
+    expect(nextRun(Date.UTC(2026, 5, 1, 10), "03:30", "Europe/Paris")).toBe(Date.UTC(2026, 5, 2, 1, 30));
+    // Winter: UTC+1.
+    expect(nextRun(Date.UTC(2026, 0, 1, 10), "03:30", "Europe/Paris")).toBe(Date.UTC(2026, 0, 2, 2, 30));
+    // 29 March 2026: 02:00 → 03:00 in Paris; 02:30 does not exist, it runs at 03:00 local (01:00 UTC).
+    expect(nextRun(Date.UTC(2026, 2, 28, 12), "02:30", "Europe/Paris")).toBe(Date.UTC(2026, 2, 29, 1, 0));
+    // Just before the time: the same day.
+    expect(nextRun(Date.UTC(2026, 5, 1, 1, 29), "03:30", "Europe/Paris")).toBe(Date.UTC(2026, 5, 1, 1, 30));
+    expect(nextRun(Date.UTC(2026, 5, 1, 1, 30), "03:30", "Europe/Paris")).toBe(Date.UTC(2026, 5, 2, 1, 30));
+    expect(nextRun(Date.UTC(2026, 5, 1), "off", "UTC")).toBeNull();
+  });
+
+  test("the schedule makes a backup on the server's clock, and a missed one soon after start", async () => {
+    let now = Date.UTC(2026, 5, 1, 10);
+    const s = await server({ backup_time: "03:30" });
+    await s.stop();
+    cleanup = [];
+    const t = await startServer({ backup_time: "03:30" }, { now: () => now });
+    cleanup.push(() => t.stop());
+    // No backup yet: one runs 10 minutes after start.
+    expect(t.backups.status().nextAt).toBe(now + 10 * 60_000);
+  });
+});
+
+describe("the operations settings", () => {
+  test("a bad value stops start-up with a line naming the setting and what it takes", () => {
+    const dir = tempDir();
+    cleanup.push(() => dir.cleanup());
+    const cases: [string, string, string][] = [
+      ["TECHTEMP_BACKUP_TIME", "3h30", 'backup_time = "3h30" (TECHTEMP_BACKUP_TIME): must be a time HH:MM (24 h) or off'],
+      ["TECHTEMP_BACKUP_TIME", "24:00", "must be a time HH:MM (24 h) or off"],
+      ["TECHTEMP_BACKUP_TIME", "", "backup_time"],
+      ["TECHTEMP_BACKUP_DIR", "relative/dir", 'backup_dir = "relative/dir" (TECHTEMP_BACKUP_DIR): must be a directory path'],
+      ["TECHTEMP_BACKUP_KEEP_DAILY", "0", "backup_keep_daily"],
+      ["TECHTEMP_BACKUP_KEEP_WEEKLY", "-1", 'backup_keep_weekly = "-1" (TECHTEMP_BACKUP_KEEP_WEEKLY): must be 0 (none) or more'],
+      ["TECHTEMP_METRICS_MAX_DEVICES", "lots", "metrics_max_devices"],
+      ["TECHTEMP_HA_DISCOVERY", "maybe", 'ha_discovery = "maybe" (TECHTEMP_HA_DISCOVERY): must be on or off'],
+      ["TECHTEMP_HA_DISCOVERY_PREFIX", "home/#", "ha_discovery_prefix"],
+      ["TECHTEMP_BRIDGE_URL", "http://ha.local", 'bridge_url = "http://ha.local" (TECHTEMP_BRIDGE_URL): must be a broker URL'],
+      ["TECHTEMP_BRIDGE_CLIENT_ID", "has space", "bridge_client_id"],
+      ["TECHTEMP_BRIDGE_BUFFER", "0", "bridge_buffer"],
+    ];
+    for (const [name, value, message] of cases) {
+      let thrown = "";
+      try {
+        loadConfig({ env: { TECHTEMP_CONFIG: "/dev/null", TECHTEMP_DATA_DIR: dir.path, [name]: value } });
+      } catch (err) {
+        thrown = (err as Error).message;
+      }
+      expect({ name, value, ok: thrown.includes(message) }).toEqual({ name, value, ok: true });
+    }
+    const good = loadConfig({
+      env: {
+        TECHTEMP_CONFIG: "/dev/null",
+        TECHTEMP_DATA_DIR: dir.path,
+        TECHTEMP_HA_DISCOVERY: "OFF",
+        TECHTEMP_BACKUP_TIME: "off",
+      },
+    });
+    expect(good).toMatchObject({ ha_discovery: false, backup_time: "off", bridge_url: "" });
+  });
+});
