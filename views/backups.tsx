@@ -101,8 +101,8 @@ function Status(props: BackupsPageData): JSX.Element {
       <p>
         {lastOk ? (
           <>
-            Newest good backup: {esc(fmtTime(lastOk.started_at, shell.now, shell.timeZone))}, {esc(mb(lastOk.size_bytes))}, made and checked in{" "}
-            {esc(seconds(lastOk.duration_ms))}.
+            Newest good backup: {esc(fmtTime(lastOk.started_at, shell.now, shell.timeZone))}, {esc(mb(lastOk.size_bytes))}, made
+            and checked in {esc(seconds(lastOk.duration_ms))}.
           </>
         ) : (
           <>No backup yet.</>
