@@ -101,7 +101,7 @@ export async function start(
   const stats = createStats(store.history, history);
   const exporter = createExport(store.history, history);
   const live = createLive({ store, log: log.child("live") });
-  const ingest = createIngest({ store, log: log.child("ingest") });
+  const ingest = createIngest({ store, log: log.child("ingest"), windowMs: config.ingest_commit_window_ms });
 
   const broker = await createBroker({
     store,
