@@ -105,14 +105,19 @@ async function loadAgent() {
   return { ...agent, ...probe };
 }
 
-async function run(config: AgentConfig): Promise<number> {
+/**
+ * Runs the agent until SIGTERM, SIGINT or SIGHUP. `outboxAcks` "each" deletes
+ * every acknowledged reading in its own fsync'd commit, as before issue 17:
+ * only bench/writes.ts's reference (bench/writes-agent.ts) passes it.
+ */
+export async function run(config: AgentConfig, options: { outboxAcks?: "batched" | "each" } = {}): Promise<number> {
   const { AGENT_VERSION, createAgent, createSensor, describeKernelClock } = await loadAgent();
   const log = createLog({ level: config.log_level, name: "sensor" });
   for (const warning of config.warnings) log.warn(`config: ${warning}`);
   const path = outboxPath(resolve(config.data_dir), config.device_uid);
   let outbox;
   try {
-    outbox = openOutbox(path, { maxReadings: outboxBound(config), log: log.child("outbox") });
+    outbox = openOutbox(path, { maxReadings: outboxBound(config), log: log.child("outbox"), acks: options.outboxAcks });
   } catch (err) {
     console.error(`cannot start: ${(err as Error).message} (set TECHTEMP_DATA_DIR to a writable directory)`);
     return 1;
@@ -150,7 +155,15 @@ async function run(config: AgentConfig): Promise<number> {
   });
   log.info("stopping");
   await agent.stop();
-  log.info("stopped", { readings: agent.stats.readings, unsent: outbox.count });
+  const { commits, syncedCommits, memoryDropped, lost } = outbox.stats;
+  // unsent: kept in the outbox for the next start; lost: readings a full disk could not take (dropped from memory, or in it now).
+  log.info("stopped", {
+    readings: agent.stats.readings,
+    unsent: outbox.count,
+    lost: memoryDropped + lost || undefined,
+    commits,
+    synced_commits: syncedCommits,
+  });
   return 0;
 }
 

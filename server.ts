@@ -73,10 +73,12 @@ const EXPIRY_CHECK_MS = 86_400_000;
  * Starts the whole server with a resolved config. Tests use port 0 and a temp
  * data dir. `insecureOpenMqtt` turns MQTT authentication and the ACL off: only
  * bench/ingest.ts passes it, to measure their cost; no setting reaches it.
+ * `writesAsBefore` writes rollups in every commit with SQLite's default
+ * checkpoints (on a fresh database): bench/writes.ts's reference, no setting reaches it either.
  */
 export async function start(
   config: Config,
-  options: { log?: Log; now?: () => number; hashParams?: HashParams; insecureOpenMqtt?: boolean } = {},
+  options: { log?: Log; now?: () => number; hashParams?: HashParams; insecureOpenMqtt?: boolean; writesAsBefore?: boolean } = {},
 ): Promise<Running> {
   const log = options.log ?? createLog({ level: config.log_level });
   const now = options.now ?? Date.now;
@@ -88,7 +90,7 @@ export async function start(
     throw err instanceof TlsError ? err : new Error(`load the TLS certificate ${config.tls_cert}: ${(err as Error).message}`);
   }
   const dbPath = join(config.data_dir, DB_FILE);
-  const db = openDatabase(dbPath);
+  const db = openDatabase(dbPath, { sqliteCheckpoints: options.writesAsBefore });
   // Before anything else uses the database: retention returns freed pages to the file system.
   try {
     ensureIncrementalVacuum(db, log.child("retention"));
@@ -96,7 +98,7 @@ export async function start(
     db.close();
     throw err;
   }
-  const store = createStore(db, { now: options.now, log: log.child("store") });
+  const store = createStore(db, { now: options.now, log: log.child("store"), holdRollups: !options.writesAsBefore });
   const history = createHistory(store.history);
   const stats = createStats(store.history, history);
   const exporter = createExport(store.history, history);

@@ -11,8 +11,9 @@
 //    checkpointed (wal_checkpoint(TRUNCATE), by this process, its bytes
 //    counted too), so pages written once to the WAL and again to the database
 //    both count. Each load runs as before (ingest_commit_window_ms = 0: every
-//    turn of the event loop commits, the behaviour before the commit window)
-//    and with the defaults, one after the other in the same run.
+//    turn of the event loop commits; rollups written in every commit; SQLite's
+//    default checkpoints: bench/ingest-server.ts --before) and with the
+//    defaults, one after the other in the same run.
 // 2. Agent: `bun sensor.ts` with the simulated sensor at a 1 s and a 30 s
 //    interval, against a server in this process, as before (each PUBACK's
 //    reading deleted in a transaction of its own, fsync'd) and as now, the two
@@ -71,7 +72,8 @@ function writeBytes(pid: number | "self"): number {
 
 const work = mkdtempSync(join(ARGS.dir, "techtemp-bench-writes-"));
 process.on("exit", () => rmSync(work, { recursive: true, force: true }));
-const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? NaN;
+const percentile = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? NaN;
 
 // ---- 1. the server ----
 
@@ -86,8 +88,8 @@ const LOADS: Load[] = [
   { name: "10 sensors x 1/s, in step", sensors: 10, inStep: true },
 ];
 const MODES = [
-  { name: "before (window 0)", env: { TECHTEMP_INGEST_COMMIT_WINDOW_MS: "0" } },
-  { name: "now (defaults)", env: {} as Record<string, string> },
+  { name: "before", env: { TECHTEMP_INGEST_COMMIT_WINDOW_MS: "0" } as Record<string, string>, args: ["--before"] },
+  { name: "now (defaults)", env: {} as Record<string, string>, args: [] as string[] },
 ];
 
 /** Enrolls `n` sensors in a fresh database in `dir`; returns their logins. */
@@ -103,10 +105,10 @@ function enroll(dir: string, n: number) {
   return logins;
 }
 
-async function spawnServer(dir: string, env: Record<string, string>) {
+async function spawnServer(dir: string, env: Record<string, string>, args: string[]) {
   const conf = join(dir, "server.conf");
   writeFileSync(conf, "");
-  const proc = Bun.spawn(["bun", join(import.meta.dir, "ingest-server.ts")], {
+  const proc = Bun.spawn(["bun", join(import.meta.dir, "ingest-server.ts"), ...args], {
     env: {
       ...process.env,
       TECHTEMP_CONFIG: conf,
@@ -153,7 +155,7 @@ async function runServerLoad(load: Load, mode: (typeof MODES)[number]) {
   const dir = join(work, `server-${load.sensors}-${load.inStep}-${mode.env.TECHTEMP_INGEST_COMMIT_WINDOW_MS ?? "d"}`);
   mkdirSync(dir, { recursive: true });
   const logins = enroll(dir, load.sensors);
-  const server = await spawnServer(dir, mode.env);
+  const server = await spawnServer(dir, mode.env, mode.args);
   const clients = await Promise.all(logins.map((l) => connect(server.mqttPort, l)));
   await Bun.sleep(1000); // connections settled, their writes (none expected) done
   const before = writeBytes(server.proc.pid);
@@ -233,8 +235,8 @@ async function benchServer(): Promise<void> {
 // ---- 2. the agent ----
 
 const AGENT_MODES = [
-  { name: "before (delete each PUBACK's reading in its own commit)", env: { TECHTEMP_BENCH_OUTBOX_ACKS: "each" } },
-  { name: "now", env: {} as Record<string, string> },
+  { name: "before (each PUBACK's reading deleted in its own commit)", args: ["--before"] },
+  { name: "now", args: [] as string[] },
 ];
 
 async function benchAgent(): Promise<void> {
@@ -243,7 +245,9 @@ async function benchAgent(): Promise<void> {
     { log: createLog({ level: "warn" }), insecureOpenMqtt: true },
   );
   console.log("\nAgent: outbox writes per reading (bun sensor.ts, simulated sensor, /proc/<pid>/io write_bytes)");
-  console.log("| interval | mode | run | readings | written/reading | transactions/reading | fsync'd/reading |\n|---|---|---|---|---|---|---|");
+  console.log(
+    "| interval | mode | run | readings | written/reading | transactions/reading | fsync'd/reading |\n|---|---|---|---|---|---|---|",
+  );
   try {
     for (const [interval, seconds] of [
       [1, ARGS.agentFast],
@@ -252,7 +256,7 @@ async function benchAgent(): Promise<void> {
       // Both modes at the same time: the same machine load for each.
       const runs = AGENT_MODES.map(async (mode, i) => {
         const uid = `bench-agent-${interval}-${i}`;
-        const proc = Bun.spawn(["bun", join(import.meta.dir, "writes-agent.ts")], {
+        const proc = Bun.spawn(["bun", join(import.meta.dir, "writes-agent.ts"), ...mode.args], {
           env: {
             ...(process.env as Record<string, string>),
             TECHTEMP_SENSOR_DRIVER: "sim",
@@ -263,7 +267,6 @@ async function benchAgent(): Promise<void> {
             TECHTEMP_CLOCK_SYNC_WAIT_S: "0",
             TECHTEMP_INTERVAL_S: String(interval),
             TECHTEMP_LOG_LEVEL: "info",
-            ...mode.env,
           },
           cwd: ROOT,
           stdout: "pipe",
@@ -285,7 +288,14 @@ async function benchAgent(): Promise<void> {
         if (!stopped) throw new Error(`${uid}: no "stopped" line with its counters:\n${out.slice(-2000)}`);
         const field = (k: string) => Number(new RegExp(`\\b${k}=(\\d+)`).exec(stopped)?.[1] ?? NaN);
         const readings = field("readings");
-        return { mode: mode.name, readings, written, commits: field("commits"), synced: field("synced_commits"), unsent: field("unsent") };
+        return {
+          mode: mode.name,
+          readings,
+          written,
+          commits: field("commits"),
+          synced: field("synced_commits"),
+          unsent: field("unsent"),
+        };
       });
       for (const r of await Promise.all(runs)) {
         console.log(
@@ -298,7 +308,9 @@ async function benchAgent(): Promise<void> {
   }
 }
 
-console.log(`machine: ${navigator.hardwareConcurrency} cores, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
+console.log(
+  `machine: ${navigator.hardwareConcurrency} cores, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`,
+);
 if (ARGS.only !== "agent") await benchServer();
 if (ARGS.only !== "server") await benchAgent();
 process.exit(0);

@@ -12,6 +12,10 @@
 //   committed at the next turn of the event loop (the per-reading cost of a
 //   commit is already small there), so a busy server or a sensor replaying
 //   its outbox is not slowed down by the window.
+// - Nor does a device that sends again within twice the window: it is
+//   replaying a backlog one reading at a time (MQTT.js resending after a
+//   reconnect, an earlier agent with one message in flight), and a window per
+//   reading would slow it to a few readings a second.
 // - Window 0 is the behaviour before the window: every turn of the event
 //   loop commits what arrived in it.
 
@@ -25,6 +29,8 @@ export type Done = (err?: Error) => void;
 const MAX_BATCH = 5000;
 /** Queued readings that are committed without waiting for the window to end. */
 export const BATCH_NOW = 100;
+/** Devices whose last arrival is remembered (to tell a replay from a periodic reading); beyond it the memory starts over. */
+const RECENT_DEVICES = 10_000;
 
 /** Creates the ingest queue in front of `store.insertReadings`; `windowMs` is the commit window (0 = none). */
 export function createIngest({
@@ -42,6 +48,8 @@ export function createIngest({
   let immediate = false;
   let failing = false;
   const stats = { committed: 0, batches: 0, failedBatches: 0, largestBatch: 0 };
+  /** When each device's last reading arrived (monotonic ms). */
+  const lastArrival = new Map<string, number>();
 
   function flush(): void {
     if (timer) clearTimeout(timer);
@@ -90,8 +98,14 @@ export function createIngest({
     submit(item: IncomingReading, done: Done): void {
       queue.push(item);
       waiters.push(done);
+      if (windowMs <= 0) return flushSoon();
+      const at = performance.now();
+      const last = lastArrival.get(item.deviceUid);
+      if (lastArrival.size >= RECENT_DEVICES) lastArrival.clear();
+      lastArrival.set(item.deviceUid, at);
       if (immediate) return;
-      if (windowMs <= 0 || queue.length >= BATCH_NOW) flushSoon();
+      const replaying = last !== undefined && at - last < 2 * windowMs;
+      if (replaying || queue.length >= BATCH_NOW) flushSoon();
       else timer ??= setTimeout(flush, windowMs);
     },
     /** Commits what is queued now (shutdown). */

@@ -74,6 +74,8 @@ const args = (deviceId: number, b: number, a: Agg): UpsertArgs => [
 export interface Accumulator {
   /** Adds a stored reading (values in hundredths). Returns false when it is older than the raw horizon and was not added. */
   add(deviceId: number, ts: number, t: number, h: number): boolean;
+  /** Adds an hour's aggregate (held-rollups.ts writing the held hours). */
+  addHour(deviceId: number, b: number, agg: Agg): void;
   /** Merges what was added into rollup_hour and rollup_day. Call inside the transaction that stored the readings. */
   write(): void;
 }
@@ -127,6 +129,12 @@ export function createRollups(db: Database) {
         else hours.set(key, { deviceId, b, agg: single(ts, t, h) });
         return true;
       },
+      addHour(deviceId, b, agg) {
+        const key = `${deviceId}:${b}`;
+        const entry = hours.get(key);
+        if (entry) mergeInto(entry.agg, agg);
+        else hours.set(key, { deviceId, b, agg: copyAgg(agg) });
+      },
       write() {
         if (hours.size > 0) writeHours(hours);
         hours.clear();
@@ -142,9 +150,12 @@ export function createRollups(db: Database) {
    * are (partly) gone and the rollups are their only record. Runs in
    * transactions of `chunkHours` hourly rows (not one: run it with the server
    * stopped, as a partial rebuild leaves partial rollups); returns the readings read.
+   * Readings from `rollup_held_from` on are left out: the server holds their
+   * rollups in memory and recomputes them at start (held-rollups.ts).
    */
   function rebuild(options: { from?: number; deviceId?: number; chunkHours?: number } = {}): number {
     const h = horizon();
+    const heldFrom = q.getMeta.get("rollup_held_from")?.value ?? 8.64e15;
     const start = Math.max(ceilTo(Math.max(options.from ?? -Infinity, h), TIER_MS.day), -8.64e15);
     const only = options.deviceId ?? null;
     db.transaction(() => {
@@ -154,10 +165,10 @@ export function createRollups(db: Database) {
     })();
     // Streamed in primary-key order (no sort, constant memory), written in chunks.
     const rows = db
-      .prepare<{ device_id: number; ts: number; t: number; h: number }, [number, number | null]>(
-        "SELECT device_id, ts, t, h FROM readings WHERE ts >= ?1 AND (?2 IS NULL OR device_id = ?2) ORDER BY device_id, ts",
+      .prepare<{ device_id: number; ts: number; t: number; h: number }, [number, number | null, number]>(
+        "SELECT device_id, ts, t, h FROM readings WHERE ts >= ?1 AND ts < ?3 AND (?2 IS NULL OR device_id = ?2) ORDER BY device_id, ts",
       )
-      .iterate(start, only);
+      .iterate(start, only, heldFrom);
     const chunk = options.chunkHours ?? 20_000;
     const hours = new Map<string, { deviceId: number; b: number; agg: Agg }>();
     const flush = db.transaction(() => writeHours(hours));
