@@ -22,7 +22,7 @@ const USAGE = `usage:
 device.conf: the argument, else ./config/device.conf, else /etc/techtemp/device.conf
 environment: TECHTEMP_SENSOR_DRIVER (aht20|sim), TECHTEMP_DATA_DIR, TECHTEMP_DEVICE_UID, TECHTEMP_HOME_ID,
   TECHTEMP_MQTT_HOST, TECHTEMP_MQTT_PORT, TECHTEMP_MQTT_USERNAME, TECHTEMP_MQTT_PASSWORD, TECHTEMP_INTERVAL_S,
-  TECHTEMP_I2C_BUS, TECHTEMP_I2C_ADDRESS, TECHTEMP_LIBC, TECHTEMP_OUTBOX_MAX_READINGS, TECHTEMP_OUTBOX_DRAIN_RATE,
+  TECHTEMP_I2C_BUS, TECHTEMP_I2C_ADDRESS, TECHTEMP_LIBC, TECHTEMP_OUTBOX_MAX_READINGS, TECHTEMP_OUTBOX_DRAIN_RATE, TECHTEMP_OUTBOX_MEMORY_READINGS,
   TECHTEMP_CLOCK_SYNC_WAIT_S, TECHTEMP_MQTT_RECONNECT_MAX_S, TECHTEMP_LOG_LEVEL`;
 
 /** The command line. Returns the exit code (2 = bad usage or configuration). */
@@ -117,7 +117,12 @@ export async function run(config: AgentConfig, options: { outboxAcks?: "batched"
   const path = outboxPath(resolve(config.data_dir), config.device_uid);
   let outbox;
   try {
-    outbox = openOutbox(path, { maxReadings: outboxBound(config), log: log.child("outbox"), acks: options.outboxAcks });
+    outbox = openOutbox(path, {
+      maxReadings: outboxBound(config),
+      memoryReadings: config.outbox_memory_readings,
+      log: log.child("outbox"),
+      acks: options.outboxAcks,
+    });
   } catch (err) {
     console.error(`cannot start: ${(err as Error).message} (set TECHTEMP_DATA_DIR to a writable directory)`);
     return 1;
