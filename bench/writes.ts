@@ -39,6 +39,7 @@ import { createLog } from "../lib/shared/log.ts";
 import { commandLine, parseCommandLine, positiveNumber, UsageError } from "../scripts/cli.ts";
 import { start } from "../server.ts";
 import { waitFor, withTimeout } from "../test/helpers.ts";
+import { memory } from "./proc.ts";
 
 const ARGS = commandLine(
   "bun bench/writes.ts [--duration S] [--agent-fast S] [--agent-slow S] [--only server|agent] [--dir DIR]",
@@ -156,6 +157,8 @@ async function runServerLoad(load: Load, mode: (typeof MODES)[number]) {
   mkdirSync(dir, { recursive: true });
   const logins = enroll(dir, load.sensors);
   const server = await spawnServer(dir, mode.env, mode.args);
+  await Bun.sleep(2000);
+  const idle = memory(server.proc.pid);
   const clients = await Promise.all(logins.map((l) => connect(server.mqttPort, l)));
   await Bun.sleep(1000); // connections settled, their writes (none expected) done
   const before = writeBytes(server.proc.pid);
@@ -207,6 +210,7 @@ async function runServerLoad(load: Load, mode: (typeof MODES)[number]) {
   rmSync(dir, { recursive: true, force: true });
   if (stored !== acked) throw new Error(`${acked} readings acknowledged but ${stored} stored`);
   return {
+    idle,
     readings: stored,
     commits: stats.data.ingest.batches,
     perReading: written / stored,
@@ -222,14 +226,17 @@ async function benchServer(): Promise<void> {
   console.log(
     "| load | mode | readings | commits | written/reading | with checkpoint | PUBACK p50 | PUBACK p99 |\n|---|---|---|---|---|---|---|---|",
   );
+  const idle: string[] = [];
   for (const load of LOADS) {
     for (const mode of MODES) {
       const r = await runServerLoad(load, mode);
+      idle.push(`${r.idle.rss.toFixed(1)} MB (anon ${r.idle.anon.toFixed(1)}, file ${r.idle.file.toFixed(1)})`);
       console.log(
         `| ${load.name} | ${mode.name} | ${r.readings} | ${r.commits} | ${(r.perReading / KiB).toFixed(2)} KiB | ${(r.withCheckpoint / KiB).toFixed(2)} KiB${r.checkpointBusy ? " (busy)" : ""} | ${r.p50.toFixed(0)} ms | ${r.p99.toFixed(0)} ms |`,
       );
     }
   }
+  console.log(`server RSS idle, 2 s after start, each run: ${idle.join("; ")} (goal ≤ 60 MB; file = the Bun executable's pages)`);
 }
 
 // ---- 2. the agent ----

@@ -81,6 +81,8 @@ export function readOutboxStatus(path: string): { lastStoredAt: number | null; w
  * sends those readings again, and the server stores a resent reading once.
  */
 const ACK_HOLD_MS = 5 * 60_000;
+/** When the server last stored a reading is noted at most this often (the first of a run at once): it is another page to write. */
+const STORED_AT_EVERY_MS = 60_000;
 const ACK_FLUSH_COUNT = 2000;
 /** Before (bench/writes.ts's reference): each acknowledged reading deleted within 50 ms, fsync'd. */
 const ACK_EACH_MS = 50;
@@ -114,6 +116,10 @@ export function openOutbox(
   try {
     mkdirSync(join(path, ".."), { recursive: true });
     db = new Database(path, { create: true, readwrite: true, strict: true });
+    // 1 KiB pages for a new outbox (an existing one keeps its size): a commit
+    // writes whole pages to the WAL, and an SD card wears by the bytes written;
+    // an outbox is small and read in order, where bigger pages buy nothing.
+    db.exec("PRAGMA page_size = 1024");
     // WAL: a commit is one append to the -wal file, and readers never block the writer.
     db.exec("PRAGMA journal_mode = WAL");
     // FULL: until its PUBACK this file holds the only copy of a reading, and a
@@ -163,6 +169,9 @@ export function openOutbox(
   let memory: MemoryRow[] = [];
   let flushTimer: ReturnType<typeof setTimeout> | null = null;
   let storedAtWritten = false;
+  /** When last_stored_at was last written (committed), and by the transaction under way. */
+  let storedAtNoted = -Infinity;
+  let pendingNoted: number | null = null;
   const throttle = { dropped: 0, lastDropLog: -Infinity, memoryDropped: 0, lastMemoryLog: -Infinity, lastFailLog: -Infinity };
   /**
    * dropped: oldest readings dropped from a full outbox; memory: readings kept in memory (a full disk);
@@ -188,11 +197,15 @@ export function openOutbox(
   /** Inside a transaction: deletes the acknowledged readings; returns what to forget after the commit. */
   function deleteAcked(): number[] {
     deletedRows = 0;
+    pendingNoted = null;
     if (acked.size === 0) return [];
     const ids = [...acked];
     deletedRows = q.deleteIds.run(JSON.stringify(ids)).changes;
     // For `techtemp-sensor status` (install.sh waits on it): when the server last stored a reading.
-    q.setSetting.run(LAST_STORED_KEY, String(now()));
+    if (!storedAtWritten || now() - storedAtNoted >= STORED_AT_EVERY_MS) {
+      q.setSetting.run(LAST_STORED_KEY, String(now()));
+      pendingNoted = now();
+    }
     return ids;
   }
 
@@ -201,7 +214,11 @@ export function openOutbox(
     for (const id of ids) acked.delete(id);
     for (const id of dropped) acked.delete(id);
     stored -= (ids.length ? deletedRows : 0) + dropped.length;
-    if (ids.length > 0) storedAtWritten = true;
+    if (pendingNoted !== null) {
+      storedAtWritten = true;
+      storedAtNoted = pendingNoted;
+      pendingNoted = null;
+    }
   }
 
   /** Inside a transaction: keeps the file within maxReadings by dropping the oldest; returns their ids. */
