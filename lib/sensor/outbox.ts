@@ -103,7 +103,7 @@ export function openOutbox(
     now?: () => number;
     /** Readings kept in memory while the disk is full (default MEMORY_READINGS). */
     memoryReadings?: number;
-    /** "each": delete every acknowledged reading at once in an fsync'd commit (the behaviour before; bench/writes.ts). */
+    /** "each": the behaviour before issue 17 (bench/writes.ts's reference): every acknowledged reading deleted at once in an fsync'd commit, 4 KiB pages. */
     acks?: "batched" | "each";
   },
 ) {
@@ -119,7 +119,7 @@ export function openOutbox(
     // 1 KiB pages for a new outbox (an existing one keeps its size): a commit
     // writes whole pages to the WAL, and an SD card wears by the bytes written;
     // an outbox is small and read in order, where bigger pages buy nothing.
-    db.exec("PRAGMA page_size = 1024");
+    if (!eachAck) db.exec("PRAGMA page_size = 1024");
     // WAL: a commit is one append to the -wal file, and readers never block the writer.
     db.exec("PRAGMA journal_mode = WAL");
     // FULL: until its PUBACK this file holds the only copy of a reading, and a
