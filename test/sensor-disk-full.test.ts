@@ -33,7 +33,12 @@ function fill(path: string): number {
   return bytes;
 }
 
-test("a full outbox disk: readings wait in memory, go to the server from there, reach the file once space is back; none is lost and the counts at stop are right", async () => {
+/**
+ * A server behind a relay, and an agent (device `uid`, `extra` environment) in its
+ * own mount namespace with a 1 MiB tmpfs as its data directory, reachable here
+ * as `disk` (/proc/<pid>/root/...).
+ */
+async function fullDiskWorld(uid: string, extra: Record<string, string> = {}) {
   const server = await startServer({}, { logLevel: "info" });
   cleanups.push(() => server.stop());
   const relay = await startRelay(server.mqttPort);
@@ -42,19 +47,25 @@ test("a full outbox disk: readings wait in memory, go to the server from there, 
   cleanups.push(() => dir.cleanup());
   const mount = join(dir.path, "disk");
   mkdirSync(mount);
-  const uid = "aht20-fulldisk";
-  const env = agentEnv(relay.port, mount, uid, sensorLogin(server, uid));
-  // Its own mount namespace with a 1 MiB tmpfs as its data directory.
+  const env = agentEnv(relay.port, mount, uid, { ...sensorLogin(server, uid), ...extra });
   const agent = spawnWithLines(
     ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o size=1m tmpfs "$0" && exec bun "$1"', mount, SENSOR],
-    {
-      env,
-    },
+    { env },
   );
   cleanups.push(async () => void (await agent.kill()));
   const taken = () =>
     agent.lines.flatMap((l) => (/ sensor: reading .* ts=(\d+)/.exec(l) ? [Number(/ ts=(\d+)/.exec(l)![1])] : []));
-  const disk = `/proc/${agent.proc.pid}/root${mount}`;
+  /** The counter `k` of the agent's "stopped" line. */
+  const stoppedField = (k: string) => {
+    const stopped = agent.lines.find((l) => / sensor: stopped /.test(l))!;
+    return Number(new RegExp(`\\b${k}=(\\d+)`).exec(stopped)?.[1] ?? 0);
+  };
+  return { server, relay, agent, taken, stoppedField, disk: `/proc/${agent.proc.pid}/root${mount}` };
+}
+
+test("a full outbox disk: readings wait in memory, go to the server from there, reach the file once space is back; none is lost and the counts at stop are right", async () => {
+  const uid = "aht20-fulldisk";
+  const { server, relay, agent, taken, stoppedField: field, disk } = await fullDiskWorld(uid);
 
   await waitFor(async () => (await storedTs(server, uid)).length >= 2, 30_000, "two readings stored");
   // The disk fills up (another program's file): the next readings cannot be stored in the outbox.
@@ -85,8 +96,6 @@ test("a full outbox disk: readings wait in memory, go to the server from there, 
 
   expect(await agent.kill("SIGTERM")).toBe(0);
   const stored = new Set(await storedTs(server, uid));
-  const stopped = agent.lines.find((l) => / sensor: stopped /.test(l))!;
-  const field = (k: string) => Number(new RegExp(`\\b${k}=(\\d+)`).exec(stopped)?.[1] ?? 0);
   // unsent counts exactly the readings the server has not stored (kept for the next start).
   expect(field("unsent")).toBe(taken().filter((ts) => !stored.has(ts)).length);
   expect(field("lost")).toBe(0);
@@ -101,29 +110,19 @@ test("a full outbox disk: readings wait in memory, go to the server from there, 
 }, 120_000);
 
 test("the memory buffer is bounded: beyond [outbox] memory_readings the oldest are dropped, said once, and counted as lost at stop", async () => {
-  const server = await startServer({}, { logLevel: "info" });
-  cleanups.push(() => server.stop());
-  const relay = await startRelay(server.mqttPort);
-  cleanups.push(() => relay.close());
-  const dir = tempDir();
-  cleanups.push(() => dir.cleanup());
-  const mount = join(dir.path, "disk");
-  mkdirSync(mount);
   const uid = "aht20-fullmem";
-  const env = agentEnv(relay.port, mount, uid, { ...sensorLogin(server, uid), TECHTEMP_OUTBOX_MEMORY_READINGS: "3" });
-  const agent = spawnWithLines(
-    ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o size=1m tmpfs "$0" && exec bun "$1"', mount, SENSOR],
-    {
-      env,
-    },
-  );
-  cleanups.push(async () => void (await agent.kill()));
-  const taken = () =>
-    agent.lines.flatMap((l) => (/ sensor: reading .* ts=(\d+)/.exec(l) ? [Number(/ ts=(\d+)/.exec(l)![1])] : []));
+  const {
+    server,
+    relay,
+    agent,
+    taken,
+    stoppedField: field,
+    disk,
+  } = await fullDiskWorld(uid, { TECHTEMP_OUTBOX_MEMORY_READINGS: "3" });
   await waitFor(async () => (await storedTs(server, uid)).length >= 1, 30_000, "a reading stored");
   relay.hold();
   relay.cut();
-  fill(join(`/proc/${agent.proc.pid}/root${mount}`, "filler"));
+  fill(join(disk, "filler"));
   const from = agent.lines.length;
   await agent.waitForLine(/the buffer is full, dropped the oldest/, 20_000, from);
   await waitFor(() => taken().length >= 8, 20_000, "more readings taken while cut off");
@@ -131,8 +130,6 @@ test("the memory buffer is bounded: beyond [outbox] memory_readings the oldest a
   await waitFor(async () => (await storedTs(server, uid)).includes(taken().at(-1)!), 20_000, "the newest reading stored");
   expect(await agent.kill("SIGTERM")).toBe(0);
   const stored = new Set(await storedTs(server, uid));
-  const stopped = agent.lines.find((l) => / sensor: stopped /.test(l))!;
-  const field = (k: string) => Number(new RegExp(`\\b${k}=(\\d+)`).exec(stopped)?.[1] ?? 0);
   const missing = taken().filter((ts) => !stored.has(ts)).length;
   expect(missing).toBeGreaterThan(0);
   // Every reading the server lacks is counted: kept in the file (unsent) or lost to the full disk.
