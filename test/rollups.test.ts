@@ -213,3 +213,18 @@ test("rebuilding the rollups from raw readings gives the rows ingestion kept", (
   expect(stored(db, "hour")).toEqual(hours);
   expect(stored(db, "day")).toEqual(days);
 });
+
+test("a deleted device's held hour goes with it, so a new device given its id starts from nothing", () => {
+  const db = open();
+  const now = T0 + 5 * DAY + 30 * 60_000;
+  const store = createStore(db, { now: () => now });
+  store.insertReadings([reading("aht20-gone01", now - 60_000, 20, 50), reading("aht20-gone01", now - 30_000, 21, 51)]);
+  const gone = store.findDevice("aht20-gone01")!.id;
+  expect(store.history.rollupRange("hour", gone, T0, now + DAY)).toMatchObject([{ n: 2 }]);
+  store.deleteDevice("aht20-gone01");
+  store.insertReadings([reading("aht20-new001", now - 10_000, 22, 52)]);
+  const fresh = store.findDevice("aht20-new001")!.id;
+  expect(fresh).toBe(gone); // SQLite gives the highest id again once it is free
+  expect(store.history.rollupRange("hour", fresh, T0, now + DAY)).toMatchObject([{ n: 1, t_sum: 2200 }]);
+  expect(store.history.rollupRange("day", fresh, T0, now + DAY)).toMatchObject([{ n: 1 }]);
+});

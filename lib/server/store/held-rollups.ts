@@ -125,6 +125,10 @@ export function createHeldRollups(db: Database, options: { now: () => number }) 
       }
       return [...out.values()].sort((x, y) => x.b - y.b);
     },
+    /** The device was deleted (its readings and rollups went with it): its held hours go too, as its id may be reused. */
+    forgetDevice(deviceId: number): void {
+      for (const [key, e] of held) if (e.deviceId === deviceId) held.delete(key);
+    },
     /** Aggregates held now (for /health-style counters and tests). */
     get size() {
       return held.size;
@@ -146,6 +150,7 @@ export const holdNothing: HeldRollups = {
   takeBefore: () => new Map(),
   committed: () => {},
   rows: () => [],
+  forgetDevice: () => {},
   size: 0,
 };
 

@@ -54,7 +54,7 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
   return {
     /** The store's clock. */
     now,
-    ...createDevices(db, { now, registry, events }),
+    ...createDevices(db, { now, registry, events, held }),
     ...createReadingWrites(db, { registry, events, held }),
     ...createStatusWrites(db, { registry, events }),
     /** Subscribes to the store's events (events.ts); returns an unsubscribe. */
