@@ -22,7 +22,7 @@ const USAGE = `usage:
 device.conf: the argument, else ./config/device.conf, else /etc/techtemp/device.conf
 environment: TECHTEMP_SENSOR_DRIVER (aht20|sim), TECHTEMP_DATA_DIR, TECHTEMP_DEVICE_UID, TECHTEMP_HOME_ID,
   TECHTEMP_MQTT_HOST, TECHTEMP_MQTT_PORT, TECHTEMP_MQTT_USERNAME, TECHTEMP_MQTT_PASSWORD, TECHTEMP_INTERVAL_S,
-  TECHTEMP_I2C_BUS, TECHTEMP_I2C_ADDRESS, TECHTEMP_LIBC, TECHTEMP_OUTBOX_MAX_READINGS, TECHTEMP_OUTBOX_DRAIN_RATE,
+  TECHTEMP_I2C_BUS, TECHTEMP_I2C_ADDRESS, TECHTEMP_LIBC, TECHTEMP_OUTBOX_MAX_READINGS, TECHTEMP_OUTBOX_DRAIN_RATE, TECHTEMP_OUTBOX_MEMORY_READINGS,
   TECHTEMP_CLOCK_SYNC_WAIT_S, TECHTEMP_MQTT_RECONNECT_MAX_S, TECHTEMP_LOG_LEVEL`;
 
 /** The command line. Returns the exit code (2 = bad usage or configuration). */
@@ -105,14 +105,24 @@ async function loadAgent() {
   return { ...agent, ...probe };
 }
 
-async function run(config: AgentConfig): Promise<number> {
+/**
+ * Runs the agent until SIGTERM, SIGINT or SIGHUP. `outboxAcks` "each" deletes
+ * every acknowledged reading in its own fsync'd commit, as before issue 17:
+ * only bench/writes.ts's reference (bench/writes-agent.ts) passes it.
+ */
+export async function run(config: AgentConfig, options: { outboxAcks?: "batched" | "each" } = {}): Promise<number> {
   const { AGENT_VERSION, createAgent, createSensor, describeKernelClock } = await loadAgent();
   const log = createLog({ level: config.log_level, name: "sensor" });
   for (const warning of config.warnings) log.warn(`config: ${warning}`);
   const path = outboxPath(resolve(config.data_dir), config.device_uid);
   let outbox;
   try {
-    outbox = openOutbox(path, { maxReadings: outboxBound(config), log: log.child("outbox") });
+    outbox = openOutbox(path, {
+      maxReadings: outboxBound(config),
+      memoryReadings: config.outbox_memory_readings,
+      log: log.child("outbox"),
+      acks: options.outboxAcks,
+    });
   } catch (err) {
     console.error(`cannot start: ${(err as Error).message} (set TECHTEMP_DATA_DIR to a writable directory)`);
     return 1;
@@ -150,7 +160,15 @@ async function run(config: AgentConfig): Promise<number> {
   });
   log.info("stopping");
   await agent.stop();
-  log.info("stopped", { readings: agent.stats.readings, unsent: outbox.count });
+  const { commits, syncedCommits, memoryDropped, lost } = outbox.stats;
+  // unsent: kept in the outbox for the next start; lost: readings a full disk could not take (dropped from memory, or in it now).
+  log.info("stopped", {
+    readings: agent.stats.readings,
+    unsent: outbox.count,
+    lost: memoryDropped + lost || undefined,
+    commits,
+    synced_commits: syncedCommits,
+  });
   return 0;
 }
 

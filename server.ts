@@ -88,6 +88,8 @@ const EXPIRY_CHECK_MS = 86_400_000;
  * Starts the whole server with a resolved config. Tests use port 0 and a temp
  * data dir. `insecureOpenMqtt` turns MQTT authentication and the ACL off: only
  * bench/ingest.ts passes it, to measure their cost; no setting reaches it.
+ * `writesAsBefore` writes rollups in every commit with SQLite's default
+ * checkpoints (on a fresh database): bench/writes.ts's reference, no setting reaches it either.
  */
 export async function start(
   config: Config,
@@ -96,6 +98,8 @@ export async function start(
     now?: () => number;
     hashParams?: HashParams;
     insecureOpenMqtt?: boolean;
+    /** bench/writes.ts's reference: SQLite's default checkpoints and no commit window (no setting reaches it). */
+    writesAsBefore?: boolean;
   } = {},
 ): Promise<Running> {
   const log = options.log ?? createLog({ level: config.log_level });
@@ -115,7 +119,7 @@ export async function start(
     [backupPlaces.dir, ...(backupPlaces.secondDir ? [backupPlaces.secondDir] : [])],
     (options.now ?? Date.now)(),
   );
-  const db = openDatabase(dbPath);
+  const db = openDatabase(dbPath, { sqliteCheckpoints: options.writesAsBefore });
   // Before anything else uses the database: retention returns freed pages to the file system.
   try {
     ensureIncrementalVacuum(db, log.child("retention"));
@@ -125,7 +129,7 @@ export async function start(
     db.close();
     throw err;
   }
-  const store = createStore(db, { now: options.now, log: log.child("store") });
+  const store = createStore(db, { now: options.now, log: log.child("store"), holdRollups: !options.writesAsBefore });
   const history = createHistory(store.history);
   const stats = createStats(store.history, history);
   const exporter = createExport(store.history, history);
@@ -138,7 +142,7 @@ export async function start(
     log: log.child("backup"),
     now: options.now,
   });
-  const ingest = createIngest({ store, log: log.child("ingest") });
+  const ingest = createIngest({ store, log: log.child("ingest"), windowMs: config.ingest_commit_window_ms });
 
   const broker = await createBroker({
     store,

@@ -2,19 +2,22 @@
 // from the environment, as `bun server.ts` runs it, and with `--open` MQTT
 // authentication and the ACL turned off (start's insecureOpenMqtt, which no
 // setting reaches): the reference the benchmark measures their cost against.
+// `--before` writes as before issue 17 (start's writesAsBefore: rollups in every
+// commit, SQLite's default checkpoints): bench/writes.ts's reference, with
+// ingest_commit_window_ms = 0 from the environment.
 //
-//   bun bench/ingest-server.ts [--open]
+//   bun bench/ingest-server.ts [--open] [--before]
 
 import { loadConfig } from "../lib/server/config.ts";
 import { commandLine, parseCommandLine } from "../scripts/cli.ts";
 import { start } from "../server.ts";
 
-const open = commandLine("bun bench/ingest-server.ts [--open]", (args) => {
-  const { values } = parseCommandLine(args, { open: { type: "boolean" } });
-  return values.open === true;
+const { open, before } = commandLine("bun bench/ingest-server.ts [--open] [--before]", (args) => {
+  const { values } = parseCommandLine(args, { open: { type: "boolean" }, before: { type: "boolean" } });
+  return { open: values.open === true, before: values.before === true };
 });
 
-const running = await start(loadConfig(), { insecureOpenMqtt: open });
+const running = await start(loadConfig(), { insecureOpenMqtt: open, writesAsBefore: before });
 await new Promise<void>((resolve) => process.once("SIGTERM", () => resolve()));
 await running.close();
 process.exit(0);

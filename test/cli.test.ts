@@ -34,6 +34,8 @@ test("every script and benchmark refuses an unknown option with exit code 2, nam
     "scripts/build.ts",
     "bench/run.ts",
     "bench/agent.ts",
+    "bench/writes.ts",
+    "bench/writes-agent.ts",
     "bench/ingest.ts",
     "bench/ingest-load.ts",
     "bench/ingest-server.ts",

@@ -105,13 +105,14 @@ describe("the earlier agent's device.conf", () => {
   test("our own keys: driver, [outbox], [clock] and reconnect_max_seconds", () => {
     const config = load(
       "[device]\ndevice_uid = d1\n[sensor]\ndriver = sim\n[mqtt]\nreconnect_max_seconds = 5\n" +
-        "[outbox]\nmax_readings = 1000\ndrain_rate = 300\n[clock]\nsync_wait_seconds = 0\n",
+        "[outbox]\nmax_readings = 1000\ndrain_rate = 300\nmemory_readings = 50\n[clock]\nsync_wait_seconds = 0\n",
     );
     expect(config).toMatchObject({
       driver: "sim",
       reconnect_max_s: 5,
       outbox_max_readings: 1000,
       outbox_drain_rate: 300,
+      outbox_memory_readings: 50,
       clock_sync_wait_s: 0,
     });
     expect(config.warnings).toEqual([]);
@@ -154,6 +155,14 @@ describe("bad values stop the agent with one line naming key and value", () => {
       expect(message).not.toContain("\n");
     });
   }
+
+  test("[outbox] memory_readings must be a whole number 1-1000000", () => {
+    for (const bad of ["0", "many", "1000001"]) {
+      const message = loadError(`[device]\ndevice_uid = a\n[outbox]\nmemory_readings = ${bad}\n`);
+      expect(message).toContain(`memory_readings = ${JSON.stringify(bad)}`);
+      expect(message).toContain("1-1000000");
+    }
+  });
 
   test("[sensor] driver must be aht20 or sim", () => {
     expect(loadError("[device]\ndevice_uid = a\n[sensor]\ndriver = real\n")).toContain('driver = "real"');

@@ -57,6 +57,12 @@ function fromScratch(readings: { device: number; ts: number; t: number; h: numbe
 const stored = (db: Database, tier: "hour" | "day") =>
   db.query<Row, []>(`SELECT * FROM rollup_${tier} ORDER BY device_id, b`).all();
 
+/** The rollup rows as the store answers them: the tables with the open hour's held rollups merged (held-rollups.ts). */
+function answered(db: Database, store: ReturnType<typeof createStore>, tier: "hour" | "day"): Row[] {
+  const ids = db.query<{ id: number }, []>("SELECT id FROM devices ORDER BY id").all();
+  return ids.flatMap(({ id }) => store.history.rollupRange(tier, id, -8.64e15, 8.64e15).map((r) => ({ device_id: id, ...r })));
+}
+
 let cleanup: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanup.reverse()) c();
@@ -134,9 +140,19 @@ for (const seed of [1, 2, 3]) {
         const left = db.query<{ n: number }, [number]>("SELECT count(*) AS n FROM readings WHERE ts < ?").get(result.cutoff!)!.n;
         expect(left).toBe(0);
       }
-      expect(stored(db, "hour")).toEqual(fromScratch(counted, HOUR));
-      expect(stored(db, "day")).toEqual(fromScratch(counted, DAY));
+      expect(answered(db, store, "hour")).toEqual(fromScratch(counted, HOUR));
+      expect(answered(db, store, "day")).toEqual(fromScratch(counted, DAY));
+      // A new process (a restart, or a SIGKILL) recomputes what was held from the raw readings.
+      const again = createStore(db, { now: () => clock });
+      expect(answered(db, again, "hour")).toEqual(fromScratch(counted, HOUR));
+      expect(answered(db, again, "day")).toEqual(fromScratch(counted, DAY));
     }
+    // Once the hours are over, the next commit writes them to the tables themselves.
+    clock += 2 * DAY;
+    store.insertReadings([reading(uids[0]!, clock - 3 * HOUR, 20, 50)]);
+    counted.push({ device: store.findDevice(uids[0]!)!.id, ts: clock - 3 * HOUR, t: 2000, h: 5000 });
+    expect(stored(db, "hour")).toEqual(fromScratch(counted, HOUR));
+    expect(stored(db, "day")).toEqual(fromScratch(counted, DAY));
     // Where the raw readings are all still there, the rollups also equal a GROUP BY over them.
     expect(horizon).toBeGreaterThan(T0);
     const start = Math.ceil(horizon / HOUR) * HOUR;
@@ -196,4 +212,19 @@ test("rebuilding the rollups from raw readings gives the rows ingestion kept", (
   expect(rollups.rebuild({ chunkHours: 7 })).toBe(db.query<{ n: number }, []>("SELECT count(*) AS n FROM readings").get()!.n);
   expect(stored(db, "hour")).toEqual(hours);
   expect(stored(db, "day")).toEqual(days);
+});
+
+test("a deleted device's held hour goes with it, so a new device given its id starts from nothing", () => {
+  const db = open();
+  const now = T0 + 5 * DAY + 30 * 60_000;
+  const store = createStore(db, { now: () => now });
+  store.insertReadings([reading("aht20-gone01", now - 60_000, 20, 50), reading("aht20-gone01", now - 30_000, 21, 51)]);
+  const gone = store.findDevice("aht20-gone01")!.id;
+  expect(store.history.rollupRange("hour", gone, T0, now + DAY)).toMatchObject([{ n: 2 }]);
+  store.deleteDevice("aht20-gone01");
+  store.insertReadings([reading("aht20-new001", now - 10_000, 22, 52)]);
+  const fresh = store.findDevice("aht20-new001")!.id;
+  expect(fresh).toBe(gone); // SQLite gives the highest id again once it is free
+  expect(store.history.rollupRange("hour", fresh, T0, now + DAY)).toMatchObject([{ n: 1, t_sum: 2200 }]);
+  expect(store.history.rollupRange("day", fresh, T0, now + DAY)).toMatchObject([{ n: 1 }]);
 });

@@ -39,6 +39,39 @@ const reading = (ts: number, state: NewReading["state"] = ClockState.Synced, boo
 });
 
 describe("the outbox", () => {
+  test("one fsync'd transaction per reading: acknowledged readings are deleted with the next reading's commit", () => {
+    const { outbox, path } = fresh();
+    const rows = () => {
+      const other = new Database(path, { readonly: true });
+      try {
+        return other
+          .query<{ id: number }, []>("SELECT id FROM outbox ORDER BY id")
+          .all()
+          .map((r) => r.id);
+      } finally {
+        other.close();
+      }
+    };
+    const first = outbox.add(reading(1000));
+    // The first acknowledgement of a run is noted at once (techtemp-sensor status waits for it), without an fsync.
+    outbox.ack(first);
+    expect(rows()).toEqual([]);
+    let last = first;
+    for (let i = 2; i <= 50; i++) {
+      const id = outbox.add(reading(i * 1000));
+      // The reading acknowledged before is gone in the same commit that stored this one.
+      expect(rows()).toEqual([id]);
+      outbox.ack(id);
+      expect(outbox.count).toBe(0);
+      last = id;
+    }
+    expect(outbox.stats.syncedCommits).toBe(50);
+    expect(outbox.stats.commits).toBe(51);
+    outbox.flushAcks();
+    expect(rows()).not.toContain(last);
+    expect(outbox.stats.syncedCommits).toBe(50);
+  });
+
   test("a reading is committed when add() returns: another connection sees it", () => {
     const { outbox, path } = fresh();
     const id = outbox.add(reading(1000));

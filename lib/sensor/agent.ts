@@ -97,7 +97,6 @@ export function createAgent(deps: AgentDeps) {
     stats,
     hold,
     settings: remote,
-    sendUntracked: (reading) => drain.sendUntracked(reading),
     onHealthChange: () => link.publishStatus(),
     onReading: () => drain.pump(),
   });

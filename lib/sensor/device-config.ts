@@ -55,6 +55,8 @@ export interface AgentConfig {
   outbox_max_readings: number | null;
   /** Most readings per second sent when the outbox drains after an outage. */
   outbox_drain_rate: number;
+  /** Readings kept in memory while the outbox's disk is full; beyond it the oldest are dropped. */
+  outbox_memory_readings: number;
   /** Seconds readings wait for the system clock to sync before going out flagged; 0 = trust the clock. */
   clock_sync_wait_s: number;
   log_level: Level;
@@ -218,6 +220,13 @@ const SETTINGS: Setting[] = [
     env: "TECHTEMP_OUTBOX_DRAIN_RATE",
   },
   {
+    section: "outbox",
+    key: "memory_readings",
+    field: "outbox_memory_readings",
+    parse: wholeNumber(1, 1_000_000, "a whole number of readings 1-1000000"),
+    env: "TECHTEMP_OUTBOX_MEMORY_READINGS",
+  },
+  {
     section: "clock",
     key: "sync_wait_seconds",
     field: "clock_sync_wait_s",
@@ -250,6 +259,8 @@ export const DEVICE_DEFAULTS = {
   outbox_max_readings: null as number | null,
   /** Drain fast enough that a day of readings is back in seconds, slow enough not to swamp a Pi Zero server. */
   outbox_drain_rate: 5000,
+  /** ~200 B each in memory (1 MB): 42 hours at the default interval while the disk is full. */
+  outbox_memory_readings: 5000,
   /** NTP usually syncs within a minute of the network coming up. */
   clock_sync_wait_s: 300,
   log_level: "info" as Level,

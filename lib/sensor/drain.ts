@@ -144,15 +144,6 @@ export function createDrain(deps: DrainDeps) {
       }
     },
     /**
-     * Publishes a reading the outbox could not take (a full disk), untracked:
-     * lost only if this one send fails too. False when not connected.
-     */
-    sendUntracked(reading: Sendable): boolean {
-      if (!publisher) return false;
-      publisher.publish(topic, payloadOf(reading), { qos: 1 });
-      return true;
-    },
-    /**
      * The agent is stopping: a pending rate-limit wait is cancelled, and the
      * drain does not resume from it. Without one pending, a PUBACK still on
      * its way deletes its reading and may publish the next ones until `detach()`.

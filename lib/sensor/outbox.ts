@@ -72,26 +72,59 @@ export function readOutboxStatus(path: string): { lastStoredAt: number | null; w
   }
 }
 
-/** How long acknowledged readings wait to be deleted together (one transaction, one fsync). */
-const ACK_FLUSH_MS = 50;
+/**
+ * Acknowledged readings are deleted in the transaction that stores the next
+ * reading (it is fsync'd anyway), so a reading costs one fsync'd transaction,
+ * not two. Without a new reading for this long (a failing sensor, a drain
+ * after an outage), or once this many are waiting, they are deleted in a
+ * transaction of their own that is not fsync'd: losing it to a power cut only
+ * sends those readings again, and the server stores a resent reading once.
+ */
+const ACK_HOLD_MS = 5 * 60_000;
+/** When the server last stored a reading is noted at most this often (the first of a run at once): it is another page to write. */
+const STORED_AT_EVERY_MS = 60_000;
 const ACK_FLUSH_COUNT = 2000;
-/** A full outbox logs at most this often (one reading is dropped per new one). */
+/** Before (bench/writes.ts's reference): each acknowledged reading deleted within 50 ms, fsync'd. */
+const ACK_EACH_MS = 50;
+/** A full outbox, or a disk that cannot take a reading, logs at most this often. */
 const DROP_LOG_EVERY_MS = 10 * 60_000;
+/** Readings kept in memory while the disk cannot take them (~200 B each: 1 MB); beyond it the oldest go. */
+export const MEMORY_READINGS = 5000;
+
+/** A reading kept in memory because the outbox could not store it (a full disk). */
+type MemoryRow = OutboxRow & { mono: number; boot: string };
 
 /** Opens (creating) the outbox at `path`. Throws an Error naming the file when it cannot. */
-export function openOutbox(path: string, options: { maxReadings: number; log: Log; now?: () => number }) {
+export function openOutbox(
+  path: string,
+  options: {
+    maxReadings: number;
+    log: Log;
+    now?: () => number;
+    /** Readings kept in memory while the disk is full (default MEMORY_READINGS). */
+    memoryReadings?: number;
+    /** "each": the behaviour before issue 17 (bench/writes.ts's reference): every acknowledged reading deleted at once in an fsync'd commit, 4 KiB pages. */
+    acks?: "batched" | "each";
+  },
+) {
   const { log } = options;
   const now = options.now ?? Date.now;
+  const memoryMax = options.memoryReadings ?? MEMORY_READINGS;
+  const eachAck = options.acks === "each";
   let maxReadings = options.maxReadings;
   let db: Database;
   try {
     mkdirSync(join(path, ".."), { recursive: true });
     db = new Database(path, { create: true, readwrite: true, strict: true });
+    // 1 KiB pages for a new outbox (an existing one keeps its size): a commit
+    // writes whole pages to the WAL, and an SD card wears by the bytes written;
+    // an outbox is small and read in order, where bigger pages buy nothing.
+    if (!eachAck) db.exec("PRAGMA page_size = 1024");
     // WAL: a commit is one append to the -wal file, and readers never block the writer.
     db.exec("PRAGMA journal_mode = WAL");
     // FULL: until its PUBACK this file holds the only copy of a reading, and a
-    // Pi loses power more often than a process crashes. One fsync per reading
-    // (every few seconds at most) costs nothing; acks are deleted in batches.
+    // Pi loses power more often than a process crashes: each reading's commit
+    // is fsync'd (one a reading, acknowledged ones deleted in the same commit).
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA busy_timeout = 5000");
     migrate(db);
@@ -100,14 +133,19 @@ export function openOutbox(path: string, options: { maxReadings: number; log: Lo
   }
 
   const q = {
-    insert: db.query<{ id: number }, [number, number, number, number, string, number]>(
-      "INSERT INTO outbox (ts, t, h, mono, boot, state) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    insert: db.query<null, [number, number, number, number, number, string, number]>(
+      "INSERT INTO outbox (id, ts, t, h, mono, boot, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
     ),
     next: db.query<OutboxRow, [number, number]>(
       "SELECT id, ts, t, h, state FROM outbox WHERE id > ? AND state != 0 ORDER BY id LIMIT ?",
     ),
     count: db.query<{ n: number }, []>("SELECT count(*) AS n FROM outbox"),
-    dropOldest: db.query<null, [number]>("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)"),
+    lastId: db.query<{ id: number | null }, []>(
+      "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0), coalesce((SELECT max(id) FROM outbox), 0)) AS id",
+    ),
+    dropOldest: db.query<{ id: number }, [number]>(
+      "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?) RETURNING id",
+    ),
     deleteIds: db.query<null, [string]>("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))"),
     restamp: db.query<null, [number, number, string]>(
       "UPDATE outbox SET ts = ?1 - (?2 - mono), state = 1 WHERE state = 0 AND boot = ?3",
@@ -121,83 +159,271 @@ export function openOutbox(path: string, options: { maxReadings: number; log: Lo
     deleteSetting: db.query<null, [string]>("DELETE FROM settings WHERE key = ?"),
   };
 
-  let count = q.count.get()!.n;
-  let acked: number[] = [];
+  /** Rows in the file (acknowledged ones not deleted yet included). */
+  let stored = q.count.get()!.n;
+  /** Ids are ours, never reused in a run: a reading kept in memory keeps its id when it reaches the file. */
+  let lastId = q.lastId.get()!.id ?? 0;
+  /** Acknowledged readings still in the file, deleted with the next commit. */
+  const acked = new Set<number>();
+  /** Readings the file could not take yet (a full disk), oldest first; their ids are above every stored one. */
+  let memory: MemoryRow[] = [];
   let flushTimer: ReturnType<typeof setTimeout> | null = null;
-  let droppedSinceLog = 0;
-  let lastDropLog = -Infinity;
-  const stats = { added: 0, acked: 0, dropped: 0 };
+  let storedAtWritten = false;
+  /** When last_stored_at was last written (committed), and by the transaction under way. */
+  let storedAtNoted = -Infinity;
+  let pendingNoted: number | null = null;
+  const throttle = { dropped: 0, lastDropLog: -Infinity, memoryDropped: 0, lastMemoryLog: -Infinity, lastFailLog: -Infinity };
+  /**
+   * dropped: oldest readings dropped from a full outbox; memory: readings kept in memory (a full disk);
+   * memoryDropped: dropped from a full memory buffer; lost: in memory at close, not stored.
+   */
+  const stats = { added: 0, acked: 0, dropped: 0, commits: 0, syncedCommits: 0, memory: 0, memoryDropped: 0, lost: 0 };
 
-  const insert = db.transaction((r: NewReading): number => {
-    const id = q.insert.get(r.ts, r.t, r.h, r.mono, r.boot, r.state)!.id;
-    count++;
-    if (count > maxReadings) dropOldest(count - maxReadings);
-    return id;
-  });
-
-  function dropOldest(n: number): void {
-    const changes = q.dropOldest.run(n).changes;
-    count -= changes;
-    stats.dropped += changes;
-    droppedSinceLog += changes;
-    if (now() - lastDropLog >= DROP_LOG_EVERY_MS) {
-      log.warn("outbox full: dropped the oldest readings", { dropped: droppedSinceLog, kept: count, max_readings: maxReadings });
-      droppedSinceLog = 0;
-      lastDropLog = now();
+  /** Runs `fn` in a transaction; `synced` false: not fsync'd (what it does may be redone). */
+  function commit<T>(fn: () => T, synced = true): T {
+    if (!synced) db.exec("PRAGMA synchronous = NORMAL");
+    try {
+      const out = db.transaction(fn)();
+      stats.commits++;
+      if (synced) stats.syncedCommits++;
+      return out;
+    } finally {
+      if (!synced) db.exec("PRAGMA synchronous = FULL");
     }
   }
 
-  // Deleting the acknowledged readings and noting when the server last stored
-  // one (for `techtemp-sensor status`, which install.sh waits on) in one commit.
-  const deleteAcked = db.transaction((ids: number[]): void => {
-    count -= q.deleteIds.run(JSON.stringify(ids)).changes;
-    q.setSetting.run(LAST_STORED_KEY, String(now()));
-  });
+  /** Rows the last deleteAcked removed from the file. */
+  let deletedRows = 0;
+  /** Inside a transaction: deletes the acknowledged readings; returns what to forget after the commit. */
+  function deleteAcked(): number[] {
+    deletedRows = 0;
+    pendingNoted = null;
+    if (acked.size === 0) return [];
+    const ids = [...acked];
+    deletedRows = q.deleteIds.run(JSON.stringify(ids)).changes;
+    // For `techtemp-sensor status` (install.sh waits on it): when the server last stored a reading.
+    if (!storedAtWritten || now() - storedAtNoted >= STORED_AT_EVERY_MS) {
+      q.setSetting.run(LAST_STORED_KEY, String(now()));
+      pendingNoted = now();
+    }
+    return ids;
+  }
+
+  /** After a commit that deleted `ids` (deletedRows rows) and dropped `dropped`: the counts follow. */
+  function forget(ids: number[], dropped: number[]): void {
+    for (const id of ids) acked.delete(id);
+    for (const id of dropped) acked.delete(id);
+    stored -= (ids.length ? deletedRows : 0) + dropped.length;
+    if (pendingNoted !== null) {
+      storedAtWritten = true;
+      storedAtNoted = pendingNoted;
+      pendingNoted = null;
+    }
+  }
+
+  /** Inside a transaction: keeps the file within maxReadings by dropping the oldest; returns their ids. */
+  function dropOldest(n: number, kept: number): number[] {
+    const ids = q.dropOldest.all(n).map((r) => r.id);
+    stats.dropped += ids.length;
+    throttle.dropped += ids.length;
+    if (now() - throttle.lastDropLog >= DROP_LOG_EVERY_MS) {
+      log.warn("outbox full: dropped the oldest readings", {
+        dropped: throttle.dropped,
+        kept,
+        max_readings: maxReadings,
+      });
+      throttle.dropped = 0;
+      throttle.lastDropLog = now();
+    }
+    return ids;
+  }
+
+  /** Writes `rows` (with their ids) and deletes the acknowledged readings, in one fsync'd commit. */
+  function store(rows: MemoryRow[]): void {
+    let ids: number[] = [];
+    let dropped: number[] = [];
+    commit(() => {
+      ids = eachAck ? [] : deleteAcked();
+      for (const r of rows) q.insert.run(r.id, r.ts, r.t, r.h, r.mono, r.boot, r.state);
+      const total = stored - (ids.length ? deletedRows : 0) + rows.length;
+      if (total > maxReadings) dropped = dropOldest(total - maxReadings, maxReadings);
+    });
+    stored += rows.length;
+    forget(ids, dropped);
+  }
+
+  function failed(what: string, err: unknown): void {
+    if (now() - throttle.lastFailLog < DROP_LOG_EVERY_MS) return;
+    throttle.lastFailLog = now();
+    log.error(what, { error: err instanceof Error ? err.message : String(err), in_memory: memory.length, memory_max: memoryMax });
+  }
+
+  /** Tries to write the readings kept in memory; says whether the memory is empty now. */
+  function writeMemory(): boolean {
+    if (memory.length === 0) return true;
+    try {
+      store(memory);
+    } catch (err) {
+      failed("cannot write the outbox yet (a full disk?): readings stay in memory", err);
+      return false;
+    }
+    log.info("the outbox takes readings again: wrote the ones kept in memory", { readings: memory.length });
+    memory = [];
+    throttle.lastFailLog = -Infinity;
+    return true;
+  }
+
+  function keepInMemory(row: MemoryRow, err: unknown): void {
+    if (memory.length === 0)
+      failed("cannot store the reading in the outbox (a full disk?): keeping readings in memory until it can", err);
+    memory.push(row);
+    stats.memory++;
+    if (memory.length > memoryMax) {
+      const n = memory.length - memoryMax;
+      memory.splice(0, n);
+      stats.memoryDropped += n;
+      throttle.memoryDropped += n;
+      if (now() - throttle.lastMemoryLog >= DROP_LOG_EVERY_MS) {
+        log.warn("readings kept in memory: the buffer is full, dropped the oldest", {
+          dropped: throttle.memoryDropped,
+          memory_max: memoryMax,
+        });
+        throttle.memoryDropped = 0;
+        throttle.lastMemoryLog = now();
+      }
+    }
+  }
 
   function flushAcks(): void {
     if (flushTimer) clearTimeout(flushTimer);
     flushTimer = null;
-    if (acked.length === 0) return;
-    const ids = acked;
-    acked = [];
-    deleteAcked(ids);
+    if (acked.size === 0) return;
+    let ids: number[] = [];
+    try {
+      commit(() => (ids = deleteAcked()), eachAck);
+    } catch (err) {
+      // A full disk: they stay acknowledged here (never sent again) and go with a later commit.
+      failed("cannot delete acknowledged readings yet (a full disk?); they are not sent again", err);
+      return;
+    }
+    forget(ids, []);
   }
 
+  /** Applies `fn` to the readings in memory; returns how many it changed. */
+  const inMemory = (fn: (r: MemoryRow) => boolean) => {
+    let n = 0;
+    for (const r of memory) if (fn(r)) n++;
+    return n;
+  };
+
   return {
-    /** Stores a reading; it is committed (fsync'd) when this returns. Returns its id. */
+    /**
+     * Stores a reading: committed (fsync'd) to the file when this returns,
+     * together with the deletion of the readings acknowledged since the last
+     * one. When the file cannot take it (a full disk), it is kept in memory
+     * (at most `memoryReadings`, the oldest dropped beyond, logged once per 10
+     * minutes) and sent from there; the next reading tries the file again.
+     * Returns its id.
+     */
     add(reading: NewReading): number {
       stats.added++;
-      return insert(reading);
+      const row: MemoryRow = {
+        id: ++lastId,
+        ts: reading.ts,
+        t: reading.t,
+        h: reading.h,
+        state: reading.state,
+        mono: reading.mono,
+        boot: reading.boot,
+      };
+      if (!writeMemory()) {
+        keepInMemory(row, null);
+        return row.id;
+      }
+      try {
+        store([row]);
+      } catch (err) {
+        keepInMemory(row, err);
+      }
+      return row.id;
     },
-    /** Up to `limit` sendable readings after id `afterId`, oldest first (held ones are skipped). */
-    next: (afterId: number, limit: number): OutboxRow[] => q.next.all(afterId, limit),
-    /** Marks a reading as stored by the server; deleted with others shortly after. */
+    /** Up to `limit` sendable readings after id `afterId`, oldest first (held and acknowledged ones are skipped), from the file then from memory. */
+    next(afterId: number, limit: number): OutboxRow[] {
+      const out: OutboxRow[] = [];
+      let after = afterId;
+      for (;;) {
+        const rows = q.next.all(after, limit);
+        for (const r of rows) if (!acked.has(r.id) && out.length < limit) out.push(r);
+        if (rows.length < limit || out.length >= limit) break;
+        after = rows[rows.length - 1]!.id;
+      }
+      for (const r of memory) {
+        if (out.length >= limit) break;
+        if (r.id > afterId && r.state !== ClockState.Held) out.push({ id: r.id, ts: r.ts, t: r.t, h: r.h, state: r.state });
+      }
+      return out;
+    },
+    /** Marks a reading as stored by the server; deleted with the next reading's commit, or soon after. */
     ack(id: number): void {
-      acked.push(id);
       stats.acked++;
-      if (acked.length >= ACK_FLUSH_COUNT) flushAcks();
-      else flushTimer ??= setTimeout(flushAcks, ACK_FLUSH_MS);
+      const i = memory.findIndex((r) => r.id === id);
+      if (i >= 0) {
+        memory.splice(i, 1); // stored by the server: the copy in memory is no longer needed
+        return;
+      }
+      acked.add(id);
+      if (eachAck) flushTimer ??= setTimeout(flushAcks, ACK_EACH_MS);
+      // The first of a run at once: `techtemp-sensor status` (install.sh) waits for it.
+      else if (acked.size >= ACK_FLUSH_COUNT || !storedAtWritten) flushAcks();
+      else flushTimer ??= setTimeout(flushAcks, ACK_HOLD_MS);
     },
-    /** Deletes acknowledged readings now. */
+    /** Deletes acknowledged readings now (a failure is logged, and they go with a later commit). */
     flushAcks,
     /** Re-stamps the held readings of this boot from a sync seen at (wall, mono); returns how many. */
-    restamp: (boot: string, syncWall: number, syncMono: number): number => q.restamp.run(syncWall, syncMono, boot).changes,
+    restamp(boot: string, syncWall: number, syncMono: number): number {
+      const changed = inMemory((r) => {
+        if (r.state !== ClockState.Held || r.boot !== boot) return false;
+        r.ts = syncWall - (syncMono - r.mono);
+        r.state = ClockState.Synced;
+        return true;
+      });
+      return q.restamp.run(syncWall, syncMono, boot).changes + changed;
+    },
     /** Sends this boot's held readings flagged `clock_synced: false`; returns how many. */
-    releaseHeld: (boot: string): number => q.releaseBoot.run(boot).changes,
+    releaseHeld(boot: string): number {
+      const changed = inMemory((r) => r.state === ClockState.Held && r.boot === boot && ((r.state = ClockState.Unsynced), true));
+      return q.releaseBoot.run(boot).changes + changed;
+    },
     /** Held readings of an earlier boot cannot be re-stamped: they go flagged. Returns how many. */
-    releaseOtherBoots: (boot: string): number => q.releaseOtherBoots.run(boot).changes,
+    releaseOtherBoots(boot: string): number {
+      const changed = inMemory((r) => r.state === ClockState.Held && r.boot !== boot && ((r.state = ClockState.Unsynced), true));
+      return q.releaseOtherBoots.run(boot).changes + changed;
+    },
     /** Boot-time of the oldest held reading of this boot, or null. */
-    oldestHeld: (boot: string): number | null => q.oldestHeld.get(boot)!.mono,
+    oldestHeld(boot: string): number | null {
+      const mono = q.oldestHeld.get(boot)!.mono;
+      const mine = memory.filter((r) => r.state === ClockState.Held && r.boot === boot).map((r) => r.mono);
+      const all = mono === null ? mine : [mono, ...mine];
+      return all.length ? Math.min(...all) : null;
+    },
     /** Readings held for the clock. */
-    held: (): number => q.held.get()!.n,
-    /** Readings stored (including acknowledged ones not deleted yet). */
+    held: (): number => q.held.get()!.n + memory.filter((r) => r.state === ClockState.Held).length,
+    /** Readings not yet stored by the server: in the file (acknowledged ones excluded) and in memory. */
     get count() {
-      return count;
+      return stored - acked.size + memory.length;
+    },
+    /** Readings kept in memory because the file could not take them. */
+    get inMemory() {
+      return memory.length;
     },
     /** Changes the bound (the interval changed); drops the oldest at once when over it. */
     setMaxReadings(n: number): void {
       maxReadings = n;
-      if (count > n) db.transaction(() => dropOldest(count - n))();
+      if (stored > n) {
+        let dropped: number[] = [];
+        commit(() => (dropped = dropOldest(stored - n, n)));
+        forget([], dropped);
+      }
     },
     get maxReadings() {
       return maxReadings;
@@ -210,12 +436,15 @@ export function openOutbox(path: string, options: { maxReadings: number; log: Lo
     },
     stats,
     /** Inserts many readings in one transaction (benchmarks, demo back-fill). */
-    addMany: db.transaction((readings: NewReading[]): void => {
-      for (const r of readings) insert(r);
+    addMany(readings: NewReading[]): void {
+      store(readings.map((r) => ({ id: ++lastId, ts: r.ts, t: r.t, h: r.h, state: r.state, mono: r.mono, boot: r.boot })));
       stats.added += readings.length;
-    }),
+    },
+    /** Deletes what was acknowledged, writes what memory holds if the file takes it (else says how many are lost), closes. */
     close(): void {
       flushAcks();
+      if (!writeMemory())
+        log.error("stopping with readings the outbox could not store: they are lost", { readings: memory.length });
       db.close();
     },
   };

@@ -11,7 +11,7 @@ import { Aht20Error, type Aht20Measurement } from "./aht20.ts";
 import type { ClockHold } from "./clock-hold.ts";
 import type { AgentClock } from "./clock.ts";
 import { I2cError } from "./i2c.ts";
-import { ClockState, type Outbox, type OutboxRow } from "./outbox.ts";
+import { ClockState, type Outbox } from "./outbox.ts";
 import type { Sensor } from "./probe.ts";
 import type { EffectiveSettings } from "./remote-config.ts";
 import { withTimeout } from "./timeout.ts";
@@ -47,8 +47,6 @@ export interface SamplerDeps {
   hold: Pick<ClockHold, "check" | "state" | "held">;
   /** The interval and offsets in force. */
   settings: EffectiveSettings;
-  /** Sends a reading the outbox could not take, if connected; says whether it went. */
-  sendUntracked(reading: Pick<OutboxRow, "ts" | "t" | "h" | "state">): boolean;
   /** The sensor failed, or works again: announce it. */
   onHealthChange(): void;
   /** A reading is in the outbox. */
@@ -117,10 +115,9 @@ export function createSampler(deps: SamplerDeps) {
     try {
       outbox.add({ ts, t, h, mono: clock.mono(), boot: clock.bootId, state });
     } catch (err) {
-      // A full disk or a broken file: say so and keep measuring. When connected,
-      // send the reading anyway (untracked: lost only if this one send fails too).
-      const sent = state !== ClockState.Held && deps.sendUntracked({ ts, t, h, state });
-      log.error(`cannot store the reading in the outbox${sent ? "; sending it without a copy on disk" : "; it is lost"}`, {
+      // The outbox keeps a reading in memory when its file cannot take it (a full
+      // disk); an error here is something else: say so and keep measuring.
+      log.error("cannot store the reading in the outbox; it is lost", {
         error: err as Error,
         temperature_c: t,
         humidity_pct: h,

@@ -35,6 +35,11 @@ export const defaults = {
   mqtt_max_clients: 500,
   /** Raw readings older than this many days are deleted (rollups stay); 0 keeps them forever. */
   retention_raw_days: 730,
+  /**
+   * How long a reading may wait for others to join its commit, in ms (0-2000; 0 = commit at once).
+   * Fewer commits write far fewer bytes to an SD card; the PUBACK comes up to this much later.
+   */
+  ingest_commit_window_ms: 250,
 
   // ---- web sign-in and API access (issue 11; lib/server/auth, lib/server/http/auth) ----
   /**
@@ -167,6 +172,8 @@ function coerce(key: Setting, raw: unknown, source: string): Config[Setting] {
       if (n < 0) fail(key, raw, source, "must be 0 (keep forever) or more days");
     } else if (key === "backup_keep_weekly" || key === "backup_keep_monthly") {
       if (n < 0) fail(key, raw, source, "must be 0 (none) or more");
+    } else if (key === "ingest_commit_window_ms") {
+      if (n < 0 || n > 2000) fail(key, raw, source, "must be 0 (commit at once) to 2000 ms");
     } else if (key === "password_hash_queue") {
       if (n < 0) fail(key, raw, source, "must be 0 (no waiting) or more");
     } else if (n < 1) fail(key, raw, source, "must be at least 1");

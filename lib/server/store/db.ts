@@ -14,7 +14,10 @@ export const DB_FILE = "techtemp.db";
  * database without changing it (for `inspect` beside a live server).
  * `synchronous` NORMAL is for a command that can redo its work (import-legacy).
  */
-export function openDatabase(path: string, options: { readonly?: boolean; synchronous?: "FULL" | "NORMAL" } = {}): Database {
+export function openDatabase(
+  path: string,
+  options: { readonly?: boolean; synchronous?: "FULL" | "NORMAL"; sqliteCheckpoints?: boolean } = {},
+): Database {
   let db: Database;
   try {
     db = options.readonly
@@ -37,6 +40,19 @@ export function openDatabase(path: string, options: { readonly?: boolean; synchr
     // is paid once per group commit, not once per reading (lib/server/mqtt/ingest.ts).
     // NORMAL only where a commit lost to a power cut is redone by running the command again.
     db.exec(options.synchronous === "NORMAL" ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
+    // For SD cards (bench/writes.ts): a checkpoint copies every page changed since
+    // the last one from the WAL into the database file, so a page changed by many
+    // commits is written twice per checkpoint, not per commit. 4000 pages (16 MiB)
+    // between checkpoints instead of SQLite's 1000 makes the hot pages (each
+    // device's newest readings) go to the file a quarter as often; the WAL file
+    // is cut back to 16 MiB after a burst (an import), and temporary tables and
+    // sorts stay in memory instead of files. `sqliteCheckpoints` keeps SQLite's
+    // defaults (bench/writes.ts's reference).
+    if (!options.sqliteCheckpoints) {
+      db.exec("PRAGMA wal_autocheckpoint = 4000");
+      db.exec(`PRAGMA journal_size_limit = ${16 * 1024 * 1024}`);
+      db.exec("PRAGMA temp_store = MEMORY");
+    }
     // Placements and readings point at devices and rooms; keep them honest.
     db.exec("PRAGMA foreign_keys = ON");
     migrate(db);

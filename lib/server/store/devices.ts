@@ -3,6 +3,7 @@
 // `device` event after it is committed. Errors are domain errors naming the
 // field at fault; the HTTP layer decides their status.
 
+import type { HeldRollups } from "./held-rollups.ts";
 import type { Database } from "bun:sqlite";
 import { conflict, DomainError, invalid, notFound } from "../../shared/errors.ts";
 import { ID_PATTERN } from "../../shared/contract.ts";
@@ -72,7 +73,10 @@ const PLACEMENT_SELECT = `
   FROM placements p JOIN devices d ON d.id = p.device_id JOIN rooms r ON r.id = p.room_id`;
 
 /** Creates the rooms, devices and placements over an open database. */
-export function createDevices(db: Database, deps: { now: () => number; registry: Registry; events: Events }) {
+export function createDevices(
+  db: Database,
+  deps: { now: () => number; registry: Registry; events: Events; held?: Pick<HeldRollups, "forgetDevice"> },
+) {
   const { now, registry, events } = deps;
   const q = {
     roomByUid: db.query<Room, [string]>("SELECT * FROM rooms WHERE uid = ?"),
@@ -319,6 +323,7 @@ export function createDevices(db: Database, deps: { now: () => number; registry:
       const device = requireDevice(uid);
       q.deleteDevice.run(device.id);
       registry.forget(uid);
+      deps.held?.forgetDevice(device.id);
       emit({ kind: "deleted", deviceUid: uid, device: null, roomBefore: device.room_uid, configChanged: false });
     },
     /** A device's placement history, oldest first. */

@@ -6,6 +6,7 @@
 
 import { Database } from "bun:sqlite";
 import type { BucketAgg, Tier } from "../history/aggregate.ts";
+import { withHeld, type HeldRollups } from "./held-rollups.ts";
 import { createRollups } from "./rollups.ts";
 
 /** A raw reading, values in hundredths. */
@@ -39,8 +40,11 @@ export interface RawReader {
 
 const COLS = "b, n, t_sum, t_min, t_min_ts, t_max, t_max_ts, h_sum, h_min, h_min_ts, h_max, h_max_ts";
 
-/** Creates the history queries over an open database. */
-export function createHistoryQueries(db: Database) {
+/**
+ * Creates the history queries over an open database; rollup rows include the
+ * open hour's, held in memory by the store (`held`, held-rollups.ts).
+ */
+export function createHistoryQueries(db: Database, held?: Pick<HeldRollups, "rows">) {
   const rollups = createRollups(db);
   const q = {
     range: {
@@ -78,7 +82,10 @@ export function createHistoryQueries(db: Database) {
     /** Raw readings before this time may have been deleted by retention (-Infinity: none were). */
     horizon: rollups.horizon,
     /** A device's rollup rows of `tier` with a bucket start in [from, to), oldest first. */
-    rollupRange: (tier: Tier, deviceId: number, from: number, to: number): BucketAgg[] => q.range[tier].all(deviceId, from, to),
+    rollupRange: (tier: Tier, deviceId: number, from: number, to: number): BucketAgg[] => {
+      const rows = q.range[tier].all(deviceId, from, to);
+      return held ? withHeld(rows, held.rows(tier, deviceId, from, to)) : rows;
+    },
     /** The time of a device's first reading in [from, to): the first raw one, else (before the raw horizon) the start of its first hourly rollup row there; null when it has none. */
     firstReading(deviceId: number, from: number, to: number): number | null {
       const raw = q.firstRaw.get(deviceId, from, to)?.ts ?? null;
@@ -89,7 +96,11 @@ export function createHistoryQueries(db: Database) {
       return raw === null ? first : Math.min(raw, first);
     },
     /** A device's hourly rollup row of the hour starting at `b`, or null. */
-    rollupHour: (deviceId: number, b: number): BucketAgg | null => q.hourRow.get(deviceId, b),
+    rollupHour: (deviceId: number, b: number): BucketAgg | null => {
+      const row = q.hourRow.get(deviceId, b);
+      const extra = held?.rows("hour", deviceId, b, b + 1) ?? [];
+      return extra.length ? withHeld(row ? [row] : [], extra)[0]! : row;
+    },
     /** A device's raw readings in [from, to), oldest first, as [ts, t, h] (no object per row). */
     rawSpan: (deviceId: number, from: number, to: number) => q.rawSpan.values(deviceId, from, to) as [number, number, number][],
     /** A device's newest `limit` raw readings in [from, to), newest first. */

@@ -9,6 +9,7 @@ import type { Database } from "bun:sqlite";
 import type { CommittedReading, Events } from "./events.ts";
 import { toCenti, type IncomingReading } from "./model.ts";
 import type { Registry } from "./registry.ts";
+import { addToHours, type HeldRollups, type HourAggs } from "./held-rollups.ts";
 import { createRollups } from "./rollups.ts";
 
 /** A reading brought in from elsewhere (import-legacy), in °C and %. */
@@ -30,8 +31,8 @@ export interface ImportedCounts {
 }
 
 /** Creates the reading writes over an open database. */
-export function createReadingWrites(db: Database, deps: { registry: Registry; events: Events }) {
-  const { registry, events } = deps;
+export function createReadingWrites(db: Database, deps: { registry: Registry; events: Events; held: HeldRollups }) {
+  const { registry, events, held } = deps;
   const rollups = createRollups(db);
   const q = {
     insertReading: db.query<null, [number, number, number, number]>(
@@ -50,28 +51,37 @@ export function createReadingWrites(db: Database, deps: { registry: Registry; ev
     ),
   };
 
-  /** Stores the batch; fills `stored` with what was new and `registered` with the devices it added. */
-  const storeBatch = db.transaction((batch: IncomingReading[], stored: CommittedReading[], registered: string[]) => {
-    // Hourly and daily rollups change in the same commit as the readings (rollups.ts).
-    const rollup = rollups.accumulator();
-    // last_seen_at once per device and batch, not once per reading.
-    const seen = new Map<number, number>();
-    for (const { homeId, deviceUid, reading, receivedAt } of batch) {
-      if (!registry.has(deviceUid)) registered.push(deviceUid);
-      const id = registry.ensure(deviceUid, receivedAt, homeId);
-      const t = toCenti(reading.temperature_c);
-      const h = toCenti(reading.humidity_pct);
-      const changes = q.insertReading.run(id, reading.ts, t, h).changes;
-      if (reading.clock_synced === false) q.insertFlag.run(id, reading.ts, 1);
-      seen.set(id, Math.max(seen.get(id) ?? 0, receivedAt));
-      if (changes > 0) {
-        stored.push({ deviceId: id, deviceUid, reading });
-        rollup.add(id, reading.ts, t, h);
+  /**
+   * Stores the batch; fills `stored` with what was new, `registered` with the
+   * devices it added and `hold` with the rollups of new readings at or after
+   * `heldFrom` (held in memory after the commit, held-rollups.ts).
+   */
+  const storeBatch = db.transaction(
+    (batch: IncomingReading[], stored: CommittedReading[], registered: string[], heldFrom: number, hold: HourAggs) => {
+      // Rollups of past hours change in the same commit as the readings (rollups.ts);
+      // the open hour's are held, and written here once their hour is over.
+      const rollup = rollups.accumulator();
+      if (heldFrom > held.from) for (const e of held.takeBefore(heldFrom).values()) rollup.addHour(e.deviceId, e.b, e.day, e.agg);
+      // last_seen_at once per device and batch, not once per reading.
+      const seen = new Map<number, number>();
+      for (const { homeId, deviceUid, reading, receivedAt } of batch) {
+        if (!registry.has(deviceUid)) registered.push(deviceUid);
+        const id = registry.ensure(deviceUid, receivedAt, homeId);
+        const t = toCenti(reading.temperature_c);
+        const h = toCenti(reading.humidity_pct);
+        const changes = q.insertReading.run(id, reading.ts, t, h).changes;
+        if (reading.clock_synced === false) q.insertFlag.run(id, reading.ts, 1);
+        seen.set(id, Math.max(seen.get(id) ?? 0, receivedAt));
+        if (changes > 0) {
+          stored.push({ deviceId: id, deviceUid, reading });
+          if (reading.ts >= heldFrom) addToHours(hold, held.dayOf, id, reading.ts, t, h);
+          else rollup.add(id, reading.ts, t, h);
+        }
       }
-    }
-    for (const [id, at] of seen) q.touch.run(at, id);
-    rollup.write();
-  });
+      for (const [id, at] of seen) q.touch.run(at, id);
+      rollup.write();
+    },
+  );
 
   return {
     /**
@@ -83,13 +93,16 @@ export function createReadingWrites(db: Database, deps: { registry: Registry; ev
     insertReadings(batch: IncomingReading[]): void {
       const stored: CommittedReading[] = [];
       const registered: string[] = [];
+      const heldFrom = held.due();
+      const hold: HourAggs = new Map();
       try {
-        storeBatch(batch, stored, registered);
+        storeBatch(batch, stored, registered, heldFrom, hold);
       } catch (err) {
-        // The transaction rolled back: forget the devices it had registered.
+        // The transaction rolled back: forget the devices it had registered (what is held stays as it was).
         for (const uid of registered) registry.forget(uid);
         throw err;
       }
+      held.committed(heldFrom, hold);
       // The batch is committed whatever a listener does: emit never throws (a throw
       // here would make the broker withhold PUBACKs for stored readings).
       if (stored.length > 0) events.emit("readings", stored);
@@ -110,7 +123,7 @@ export function createReadingWrites(db: Database, deps: { registry: Registry; ev
       const horizon = rollups.horizon();
       // Each device's ledger as it was before this import reached it.
       const ledgers = new Map<number, { first_ts: number; last_ts: number } | null>();
-      return db.transaction((chunk: ImportedReading[]): ImportedCounts => {
+      const importChunk = db.transaction((chunk: ImportedReading[], hold: HourAggs): ImportedCounts => {
         const counts = { added: 0, present: 0, rollupsOnly: 0 };
         const acc = rollups.accumulator({ keepOld: true });
         const span = new Map<number, { first: number; last: number }>();
@@ -131,7 +144,9 @@ export function createReadingWrites(db: Database, deps: { registry: Registry; ev
           else counts.present++;
           if (added) {
             counts.added++;
-            acc.add(id, r.ts, t, h);
+            // Readings of the held hours are held like ingested ones (held-rollups.ts).
+            if (r.ts >= held.from) addToHours(hold, held.dayOf, id, r.ts, t, h);
+            else acc.add(id, r.ts, t, h);
           }
           const s = span.get(id);
           if (!s) span.set(id, { first: r.ts, last: r.ts });
@@ -144,6 +159,12 @@ export function createReadingWrites(db: Database, deps: { registry: Registry; ev
         }
         return counts;
       });
+      return (chunk) => {
+        const hold: HourAggs = new Map();
+        const counts = importChunk(chunk, hold);
+        held.committed(held.from, hold);
+        return counts;
+      };
     },
   };
 }

@@ -75,6 +75,8 @@ const args = (deviceId: number, b: number, a: Agg): UpsertArgs => [
 export interface Accumulator {
   /** Adds a stored reading (values in hundredths). Returns false when it is older than the raw horizon and was not added. */
   add(deviceId: number, ts: number, t: number, h: number): boolean;
+  /** Adds an hour's aggregate (held-rollups.ts writing the held hours). */
+  addHour(deviceId: number, b: number, day: number, agg: Agg): void;
   /** Merges what was added into rollup_hour and rollup_day. Call inside the transaction that stored the readings. */
   write(): void;
 }
@@ -138,6 +140,18 @@ export function createRollups(db: Database) {
         addTo(hours, days, deviceId, ts, t, h);
         return true;
       },
+      addHour(deviceId, b, day, agg) {
+        // Into its hour and into the (local) day it was held for (held-rollups.ts).
+        for (const [map, at] of [
+          [hours, b],
+          [days, day],
+        ] as const) {
+          const key = `${deviceId}:${at}`;
+          const entry = map.get(key);
+          if (entry) mergeInto(entry.agg, agg);
+          else map.set(key, { deviceId, b: at, agg: copyAgg(agg) });
+        }
+      },
       write() {
         if (hours.size > 0) writePartials(hours, days);
         hours.clear();
@@ -154,9 +168,12 @@ export function createRollups(db: Database) {
    * are (partly) gone and the rollups are their only record. Runs in
    * transactions of `chunkHours` hourly rows (not one: run it with the server
    * stopped, as a partial rebuild leaves partial rollups); returns the readings read.
+   * Readings from `rollup_held_from` on are left out: the server holds their
+   * rollups in memory and recomputes them at start (held-rollups.ts).
    */
   function rebuild(options: { from?: number; deviceId?: number; chunkHours?: number } = {}): number {
     const h = horizon();
+    const heldFrom = q.getMeta.get("rollup_held_from")?.value ?? 8.64e15;
     const from = Math.max(options.from ?? -Infinity, h);
     const start = from === -Infinity ? -8.64e15 : zone.ceilDay(from);
     const only = options.deviceId ?? null;
@@ -167,10 +184,10 @@ export function createRollups(db: Database) {
     })();
     // Streamed in primary-key order (no sort, constant memory), written in chunks.
     const rows = db
-      .prepare<{ device_id: number; ts: number; t: number; h: number }, [number, number | null]>(
-        "SELECT device_id, ts, t, h FROM readings WHERE ts >= ?1 AND (?2 IS NULL OR device_id = ?2) ORDER BY device_id, ts",
+      .prepare<{ device_id: number; ts: number; t: number; h: number }, [number, number | null, number]>(
+        "SELECT device_id, ts, t, h FROM readings WHERE ts >= ?1 AND ts < ?3 AND (?2 IS NULL OR device_id = ?2) ORDER BY device_id, ts",
       )
-      .iterate(start, only);
+      .iterate(start, only, heldFrom);
     const chunk = options.chunkHours ?? 20_000;
     const hours = new Map<string, Partial>();
     const days = new Map<string, Partial>();

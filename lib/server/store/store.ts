@@ -28,6 +28,9 @@ import { createOpsQueries } from "./ops-queries.ts";
 import { openDatabase } from "./db.ts";
 import { createDevices } from "./devices.ts";
 import { createEvents } from "./events.ts";
+import { createHeldRollups, holdNothing } from "./held-rollups.ts";
+import { rollupZoneName } from "./rollups.ts";
+import { createZone } from "../history/zone.ts";
 import { createHistoryQueries } from "./history-queries.ts";
 import { createReadingWrites } from "./readings.ts";
 import { createRecentQueries } from "./recent-queries.ts";
@@ -60,23 +63,28 @@ export type { ImportedCounts, ImportedReading } from "./readings.ts";
 export type { WeatherCache, WeatherRow, WeatherState } from "./weather-cache.ts";
 
 /** Creates the store over an open database (db.ts). `now` is injectable for tests. */
-export function createStore(db: Database, options: { now?: () => number; log?: Log } = {}) {
+export function createStore(db: Database, options: { now?: () => number; log?: Log; holdRollups?: boolean } = {}) {
   const now = options.now ?? Date.now;
   const events = createEvents(options.log);
   const registry = createRegistry(db);
   const ping = db.query<{ ok: number }, []>("SELECT 1 AS ok");
   const auth = createAuthStore(db, { now });
+  // The open hour's rollups, in memory (recomputed from the raw readings here at every start).
+  // (`holdRollups: false` only for bench/writes.ts's reference: rollups written in every commit.)
+  // Held days are days of the zone the daily rollups are in (server.ts has made it the home's before this).
+  const dayOf = createZone(rollupZoneName(db)).startOfDay;
+  const held = options.holdRollups === false ? holdNothing : createHeldRollups(db, { now, dayOf });
 
   return {
     /** The store's clock. */
     now,
-    ...createDevices(db, { now, registry, events }),
-    ...createReadingWrites(db, { registry, events }),
+    ...createDevices(db, { now, registry, events, held }),
+    ...createReadingWrites(db, { registry, events, held }),
     ...createStatusWrites(db, { registry, events }),
     /** Subscribes to the store's events (events.ts); returns an unsubscribe. */
     on: events.on,
     /** History read back, for lib/server/history/ (charts, statistics, export). */
-    history: createHistoryQueries(db),
+    history: createHistoryQueries(db, held),
     /** Recent readings, for the live summaries. */
     recent: createRecentQueries(db),
     /** The outdoor weather's cache, for lib/server/weather. */
