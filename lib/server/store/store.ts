@@ -18,6 +18,8 @@
 // the store from one place.
 
 import type { Database } from "bun:sqlite";
+import { statfsSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Log } from "../../shared/log.ts";
 import { createAuthStore } from "./auth.ts";
 import { openDatabase } from "./db.ts";
@@ -45,7 +47,21 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
   const events = createEvents(options.log);
   const registry = createRegistry(db);
   const ping = db.query<{ ok: number }, []>("SELECT 1 AS ok");
+  const pages = db.query<{ page_count: number; max_page_count: number; freelist_count: number; page_size: number }, []>(
+    "SELECT * FROM pragma_page_count, pragma_max_page_count, pragma_freelist_count, pragma_page_size",
+  );
   const auth = createAuthStore(db, { now });
+
+  /** Room the database has to grow: the smaller of SQLite's own limit (max_page_count) and the file system's free space. */
+  function freeBytes(): number {
+    const p = pages.get()!;
+    let free = (p.max_page_count - p.page_count + p.freelist_count) * p.page_size;
+    if (db.filename && db.filename !== ":memory:") {
+      const fs = statfsSync(dirname(db.filename));
+      free = Math.min(free, fs.bavail * fs.bsize + p.freelist_count * p.page_size);
+    }
+    return free;
+  }
 
   return {
     /** The store's clock. */
@@ -76,12 +92,27 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
         throw err;
       }
     },
-    /** Throws the database's error when it cannot answer a trivial query (/health). */
+    /**
+     * Throws the database's error when it cannot answer a trivial query, or
+     * when it has less than MIN_FREE_BYTES to grow into (/health). A server
+     * started on a full disk reads fine and fails at its first commit: this
+     * says so before a sensor's reading is refused.
+     */
     probe(): void {
       ping.get();
+      const free = freeBytes();
+      if (free < MIN_FREE_BYTES) {
+        const where = db.filename && db.filename !== ":memory:" ? ` (${dirname(db.filename)})` : "";
+        throw new Error(
+          `disk full: ${Math.floor(free / 1024)} KiB left for the database${where}; free space there, readings are not stored meanwhile`,
+        );
+      }
     },
   };
 }
+
+/** Below this much room to grow, the database counts as full (/health): a group commit of readings needs some. */
+export const MIN_FREE_BYTES = 1024 * 1024;
 
 /** The store's interface, for modules that take it as a dependency. */
 export type Store = ReturnType<typeof createStore>;
