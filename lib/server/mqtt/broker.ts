@@ -25,6 +25,7 @@ import type { Log } from "../../shared/log.ts";
 import type { Store } from "../store/store.ts";
 import { createMqttAccess, type AccessCounters } from "./access.ts";
 import { createLogThrottle, remoteAddress, remoteIp } from "./refusals.ts";
+import { guardParser } from "./wire.ts";
 
 /** How often connected clients' credentials are checked again (a revoked token's connection ends within this). */
 export const RECHECK_INTERVAL_MS = 10_000;
@@ -82,6 +83,9 @@ export async function createBroker(deps: {
     clientErrors: 0,
   };
   const throttle = createLogThrottle();
+  /** Each connection's address and the client id its CONNECT gave, for the log lines of its errors. */
+  const addresses = new WeakMap<Client, string>();
+  const connectIds = new WeakMap<Client, string>();
   const clients = () => (broker as unknown as { clients: Record<string, Client> }).clients;
   const access = createMqttAccess({
     store,
@@ -166,16 +170,24 @@ export async function createBroker(deps: {
 
   const preConnect: PreConnectHandler = (client, packet, callback) => {
     const id = packet.clientId ?? "";
+    connectIds.set(client, id);
     let refusal: string | null = null;
+    // Answer with a CONNACK so the client shows a reason (2 = identifier rejected, 3 = server unavailable).
+    let returnCode = 2;
     if (id.length > options.maxClientIdLength) {
       refusal = `client id of ${id.length} characters is longer than the limit of ${options.maxClientIdLength} (mqtt_max_client_id)`;
+    } else if (id === "" && (packet.clean === false || packet.protocolVersion === 3)) {
+      // MQTT-3.1.3-8 (and MQTT 3.1, which has no generated ids): Mosquitto answers CONNACK 2.
+      refusal =
+        packet.protocolVersion === 3
+          ? "an empty client id is not allowed in MQTT 3.1"
+          : "an empty client id needs a clean session (MQTT-3.1.3-8)";
     } else if (broker.connectedClients >= options.maxClients) {
       refusal = `already ${broker.connectedClients} clients connected, the limit (mqtt_max_clients)`;
+      returnCode = 3;
     }
     if (refusal === null) return callback(null, true);
     stats.connectionsRefused++;
-    // Answer with a CONNACK so the client shows a reason (2 = identifier rejected, 3 = server unavailable).
-    const returnCode = id.length > options.maxClientIdLength ? 2 : 3;
     // One line per cause, address and minute: a flood of connections makes one line.
     const suppressed = throttle(`limit:${returnCode}:${remoteIp(client)}`, now());
     if (suppressed !== null) {
@@ -192,6 +204,9 @@ export async function createBroker(deps: {
 
   const broker = await Aedes.createBroker({
     connectTimeout: options.connectTimeoutMs,
+    // Aedes refuses MQTT 3.1 ids over 23 characters (that spec's limit); Mosquitto accepts them, and
+    // preConnect applies mqtt_max_client_id to every version.
+    maxClientsIdLength: Number.MAX_SAFE_INTEGER,
     // A subscriber that stops reading is dropped after 10 s instead of blocking
     // delivery to everybody (Aedes' drainTimeout note).
     drainTimeout: 10_000,
@@ -211,15 +226,20 @@ export async function createBroker(deps: {
   // completes on a later tick keeps each message's completion off that stack.
   await new Promise<void>((resolve) => broker.subscribe("#", (_packet, cb) => setImmediate(cb), resolve));
 
-  // A dying client fails every write queued to it; log one line per client and minute.
+  // One line per cause, address and minute: a dying client fails every write queued to it, and a
+  // client that resends what was refused (a message over the limit) comes back every few seconds.
+  // The client id is the one its CONNECT gave (Aedes has none for a connection it refused), the
+  // address the one noted when it connected (a closed socket forgets it).
   const logClientError = (what: string, client: Client, err: Error) => {
     stats.clientErrors++;
-    const suppressed = throttle(`${what}:${client.id ?? remoteAddress(client)}:${err.message}`, now());
+    const address = addresses.get(client) ?? remoteAddress(client);
+    const suppressed = throttle(`${what}:${address?.replace(/:\d+$/, "") ?? "unknown"}:${err.message}`, now());
     if (suppressed !== null) {
-      log.warn(what, {
-        client: client.id ?? undefined,
-        address: remoteAddress(client),
-        error: err.message,
+      const refusedPacket = err.message.includes("(mqtt_max_packet_bytes)") || err.message.startsWith("malformed ");
+      log.warn(refusedPacket ? "refused packet" : what, {
+        client: (client.id ?? connectIds.get(client))?.slice(0, 64) || undefined,
+        address,
+        [refusedPacket ? "reason" : "error"]: err.message,
         suppressed: suppressed || undefined,
       });
     }
@@ -241,7 +261,8 @@ export async function createBroker(deps: {
   const accept = (socket: Socket) => {
     track(socket);
     const client = broker.handle(socket);
-    limitPacketSize(client, options.maxPacketBytes, log);
+    if (socket.remoteAddress) addresses.set(client, `${socket.remoteAddress}:${socket.remotePort}`);
+    guardParser(client, options.maxPacketBytes);
   };
   const bind = (server: Server, port: number, host: string) =>
     new Promise<number>((resolve, reject) => {
@@ -338,32 +359,3 @@ export async function createBroker(deps: {
 
 /** The broker's interface. */
 export type Broker = Awaited<ReturnType<typeof createBroker>>;
-
-/**
- * Refuses packets larger than `max` bytes as soon as their length field is
- * read, before their body is buffered. Aedes has no such limit; its parser
- * (mqtt-packet) reads the length in `_parseLength`, which we wrap. A test
- * (test/broker.test.ts, "an oversized packet") proves the hook still works.
- */
-function limitPacketSize(client: Client, max: number, log: Log): void {
-  const parser = (client as unknown as { _parser: MqttParser })._parser;
-  const parseLength = parser._parseLength;
-  parser._parseLength = function (this: MqttParser) {
-    const ok = parseLength.call(this);
-    if (ok && this.packet.length > max) {
-      log.warn("refused packet", {
-        client: client.id ?? undefined,
-        address: remoteAddress(client),
-        reason: `packet of ${this.packet.length} bytes is larger than the limit of ${max} (mqtt_max_packet_bytes)`,
-      });
-      return this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds mqtt_max_packet_bytes (${max})`));
-    }
-    return ok;
-  };
-}
-
-interface MqttParser {
-  packet: { length: number };
-  _parseLength(): boolean;
-  _emitError(err: Error): boolean;
-}
