@@ -150,17 +150,26 @@ export async function start(
   let httpPort = 0;
   let https: ReturnType<typeof Bun.serve> | null = null;
   const tlsOptions = tls ? { cert: tls.cert, key: tls.key } : undefined;
+  // Bun refuses a larger body (413) from its Content-Length, and stops reading a chunked one at the limit.
+  const maxRequestBodySize = config.http_max_body_bytes;
   try {
     listening = `HTTP on ${config.host}:${config.http_port}`;
     if (config.http_plain === "on") {
-      app.listen({ port: config.http_port, hostname: config.host });
+      app.listen({ port: config.http_port, hostname: config.host, maxRequestBodySize });
       httpPort = app.server!.port!;
       listening = `HTTPS on ${config.host}:${config.https_port}`;
       // A second listener for the same app: HTTPS beside plain HTTP.
-      if (tlsOptions) https = Bun.serve({ port: config.https_port, hostname: config.host, tls: tlsOptions, fetch: app.fetch });
+      if (tlsOptions)
+        https = Bun.serve({
+          port: config.https_port,
+          hostname: config.host,
+          tls: tlsOptions,
+          maxRequestBodySize,
+          fetch: app.fetch,
+        });
     } else {
       listening = `HTTPS on ${config.host}:${config.https_port}`;
-      app.listen({ port: config.https_port, hostname: config.host, tls: tlsOptions });
+      app.listen({ port: config.https_port, hostname: config.host, tls: tlsOptions, maxRequestBodySize });
       https = app.server;
     }
   } catch (err) {

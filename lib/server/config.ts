@@ -68,6 +68,12 @@ export const defaults = {
   http_plain: "on" as OnOff,
   /** on | off: plain MQTT on mqtt_port; off only when TLS is configured (then sensors need `tls = true`). */
   mqtt_plain: "on" as OnOff,
+
+  // ---- limits under abuse (issue 16): every one logged once per cause and minute when hit ----
+  /** Largest HTTP request body, in bytes; a larger one is refused (413) before it is read. Forms and API bodies are under 10 KB. */
+  http_max_body_bytes: 1_048_576,
+  /** Most MQTT connections of tools (API tokens) at once: the rest of mqtt_max_clients is kept for sensors. */
+  mqtt_max_tool_clients: 50,
 };
 
 /** A switch in server.conf. */
