@@ -21,6 +21,7 @@ afterAll(async () => {
 describe("a reading's ts", () => {
   test("0, seconds and a ts past the end of dates are refused with their reason; +23 h (the contract's 24 h) is stored", async () => {
     const uid = "aht20-tsbad1";
+    await server.api("/api/v1/devices", { body: { device_uid: uid, room_name: "Lab" } });
     const client = await connectMqtt(server.mqttPort);
     const now = Date.now();
     // Each refusal is acknowledged (no resend loop) and counted on the device.

@@ -26,6 +26,7 @@ import type { Store } from "../store/store.ts";
 import { createMqttAccess, type AccessCounters } from "./access.ts";
 import { createLogThrottle, remoteAddress, remoteIp } from "./refusals.ts";
 import { guardParser } from "./wire.ts";
+import { createRefusalCounts } from "./refusal-counts.ts";
 
 /** How often connected clients' credentials are checked again (a revoked token's connection ends within this). */
 export const RECHECK_INTERVAL_MS = 10_000;
@@ -42,6 +43,8 @@ export interface BrokerOptions {
 export interface BrokerStats extends AccessCounters {
   readingsAccepted: number;
   readingsRefused: number;
+  /** Refused readings not counted on a device: the device is unknown (it is not registered for garbage). */
+  refusalsNotCounted: number;
   /** Messages on a device topic whose ids or kind are not valid (no device to count them on). */
   badTopics: number;
   statusRefused: number;
@@ -62,7 +65,7 @@ export interface TlsMaterial {
  * only, which measures what they cost (no setting reaches it).
  */
 export async function createBroker(deps: {
-  store: Pick<Store, "recordRefusal" | "applyStatus" | "auth" | "on">;
+  store: Pick<Store, "recordRefusals" | "applyStatus" | "auth" | "on">;
   ingest: Pick<Ingest, "submit">;
   log: Log;
   options: BrokerOptions;
@@ -74,6 +77,7 @@ export async function createBroker(deps: {
   const stats: BrokerStats = {
     readingsAccepted: 0,
     readingsRefused: 0,
+    refusalsNotCounted: 0,
     badTopics: 0,
     statusRefused: 0,
     connectionsRefused: 0,
@@ -97,13 +101,23 @@ export async function createBroker(deps: {
     open: deps.insecureOpen,
   });
 
-  const refuse = (deviceUid: string | null, reason: string, topic: string, clientId: string | undefined) => {
-    const suppressed = throttle(`refuse:${deviceUid ?? topic}`, now());
+  const refusalCounts = createRefusalCounts({
+    store,
+    log,
+    onNotCounted: (n) => void (stats.refusalsNotCounted += n),
+  });
+
+  // One line per publishing client (or address) and minute, whatever the device: garbage on
+  // 10,000 device topics from one client is one line with the count it left out, not 10,000.
+  const refuse = (client: Client | null, deviceUid: string | null, reason: string, topic: string) => {
+    const address = client ? (addresses.get(client) ?? remoteAddress(client)) : undefined;
+    const suppressed = throttle(`refuse:${client?.id ?? address ?? topic}`, now());
     if (suppressed !== null) {
       log.warn("refused message", {
         device: deviceUid ?? undefined,
-        topic,
-        client: clientId,
+        topic: topic.slice(0, 200),
+        client: client?.id,
+        address,
         reason,
         suppressed: suppressed || undefined,
       });
@@ -113,14 +127,13 @@ export async function createBroker(deps: {
   const authorizePublish: AuthorizePublishHandler = (client, packet, callback) => {
     const topic = packet.topic;
     // client is null only for the will of a client that is gone already (refused: nobody to check it against).
-    const clientId = client?.id;
     const cls = classifyTopic(topic);
     const decision = access.decidePublish(client, topic, cls);
     if (!decision.allow) return callback(new Error(decision.reason));
     if (cls.kind !== "device") {
       if (cls.kind === "other" && cls.badDeviceTopic !== null) {
         stats.badTopics++;
-        refuse(null, cls.badDeviceTopic, topic, clientId);
+        refuse(client, null, cls.badDeviceTopic, topic);
       }
       return callback(null); // passed on to subscribers; a bad device topic is acknowledged and discarded
     }
@@ -130,12 +143,8 @@ export async function createBroker(deps: {
       const result = parseReading(packet.payload as Buffer, at);
       if (!result.ok) {
         stats.readingsRefused++;
-        refuse(deviceUid, result.reason, topic, clientId);
-        try {
-          store.recordRefusal(homeId, deviceUid, result.reason, at);
-        } catch (err) {
-          log.error("cannot count refused reading", { device: deviceUid, error: err as Error });
-        }
+        refuse(client, deviceUid, result.reason, topic);
+        refusalCounts.add(deviceUid, result.reason, at);
         return callback(null);
       }
       ingest.submit({ homeId, deviceUid, reading: result.value, receivedAt: at }, (err) => {
@@ -150,7 +159,7 @@ export async function createBroker(deps: {
     const result = parseStatus(packet.payload as Buffer);
     if (!result.ok) {
       stats.statusRefused++;
-      refuse(deviceUid, `status: ${result.reason}`, topic, clientId);
+      refuse(client, deviceUid, `status: ${result.reason}`, topic);
       return callback(null);
     }
     try {
@@ -348,6 +357,7 @@ export async function createBroker(deps: {
     async close(): Promise<void> {
       clearInterval(recheckTimer);
       stopFollowingDevices();
+      refusalCounts.flush();
       const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
       // Each server's callback comes once its connections are gone: end them.
       for (const s of sockets) s.destroy();
