@@ -114,6 +114,8 @@ export async function start(
       connectTimeoutMs: config.mqtt_connect_timeout_s * 1000,
       maxClientIdLength: config.mqtt_max_client_id,
       maxClients: config.mqtt_max_clients,
+      maxToolClients: config.mqtt_max_tool_clients,
+      maxAnonymousPerAddress: config.mqtt_max_anonymous_per_address,
     },
   });
   const configs = createConfigPublisher({ store, broker, homeId: DEFAULT_HOME_ID, log: log.child("config") });

@@ -4,7 +4,19 @@
 // clients over TCP against a real server.
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { connectMqtt, endMqtt, legacyPayload, readingTopic, startServer, withTimeout, type TestServer } from "./helpers.ts";
+import type { MqttClient } from "mqtt";
+import { sensorLogin } from "./sensor-helpers.ts";
+import {
+  connectMqtt,
+  createToken,
+  endMqtt,
+  legacyPayload,
+  publishAcked,
+  readingTopic,
+  startServer,
+  withTimeout,
+  type TestServer,
+} from "./helpers.ts";
 
 let server: TestServer;
 
@@ -72,4 +84,50 @@ describe("garbage on many device topics", () => {
     await endMqtt(flood);
     await endMqtt(sensor);
   }, 90_000);
+});
+
+describe("a reserve of connections for sensors", () => {
+  test("tools beyond mqtt_max_tool_clients and anonymous clients beyond mqtt_max_anonymous_per_address get CONNACK 3; sensors still connect", async () => {
+    await server.stop();
+    server = await startServer({ mqtt_max_clients: 40, mqtt_max_tool_clients: 5, mqtt_max_anonymous_per_address: 2 });
+    const open: MqttClient[] = [];
+    try {
+      for (let i = 0; i < 5; i++)
+        open.push(await connectMqtt(server.mqttPort, { clientId: `tool-${i}`, ...createToken(server.store) }));
+      // 20 more tools (each with a token of its own) hammer: every one refused, one log line.
+      for (let i = 0; i < 20; i++) {
+        const err = await connectMqtt(server.mqttPort, { clientId: `tool-extra-${i}`, ...createToken(server.store) }).then(
+          (c) => (open.push(c), null),
+          (e: Error) => e,
+        );
+        expect(err?.message).toContain("Server unavailable");
+      }
+      const lines = server.logs.filter((l) => l.includes("refused connection") && l.includes("mqtt_max_tool_clients"));
+      expect(lines.length).toBe(1);
+      expect(lines[0]).toContain("client=tool-extra-0");
+      expect(lines[0]).toMatch(/address=127\.0\.0\.1:\d+/);
+      // Sensors log in with their own credentials: all of them get in, and their readings are stored.
+      for (let i = 0; i < 10; i++) {
+        const uid = `aht20-rsv00${i}`;
+        const login = sensorLogin(server, uid);
+        const sensor = await connectMqtt(server.mqttPort, {
+          clientId: `techtemp-${uid}`,
+          username: login.TECHTEMP_MQTT_USERNAME,
+          password: login.TECHTEMP_MQTT_PASSWORD,
+        });
+        open.push(sensor);
+        await publishAcked(sensor, readingTopic(uid), legacyPayload(21, 40, Date.now() - 1000));
+      }
+      // Anonymous clients (an upgraded install's earlier sensors): at most 2 from one address.
+      expect((await server.api("/api/v1/settings", { method: "PUT", body: { accept_anonymous_sensors: true } })).status).toBe(
+        200,
+      );
+      for (let i = 0; i < 2; i++) open.push(await connectMqtt(server.mqttPort, { clientId: `anon-${i}`, username: undefined }));
+      const third = await connectMqtt(server.mqttPort, { clientId: "anon-2", username: undefined }).catch((e: Error) => e);
+      expect((third as Error).message).toContain("Server unavailable");
+      expect(server.logs.some((l) => l.includes("mqtt_max_anonymous_per_address"))).toBe(true);
+    } finally {
+      for (const c of open) await endMqtt(c, true);
+    }
+  }, 60_000);
 });

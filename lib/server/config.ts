@@ -74,6 +74,8 @@ export const defaults = {
   http_max_body_bytes: 1_048_576,
   /** Most MQTT connections of tools (API tokens) at once: the rest of mqtt_max_clients is kept for sensors. */
   mqtt_max_tool_clients: 50,
+  /** Most anonymous MQTT connections (earlier sensors, while accept_anonymous_sensors is on) from one address: one Pi each. */
+  mqtt_max_anonymous_per_address: 4,
 };
 
 /** A switch in server.conf. */

@@ -14,7 +14,7 @@
 // with the wrong credentials keeps its readings and sends them again once
 // it is fixed, and a tool sees its connection end instead of a silent drop.
 
-import { Aedes, type AuthorizePublishHandler, type Client, type PreConnectHandler } from "aedes";
+import { Aedes, type AuthenticateHandler, type AuthorizePublishHandler, type Client, type PreConnectHandler } from "aedes";
 import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import mqttPacket from "mqtt-packet";
@@ -37,6 +37,10 @@ export interface BrokerOptions {
   connectTimeoutMs: number;
   maxClientIdLength: number;
   maxClients: number;
+  /** Most tool (API token) connections at once: the rest of maxClients is kept for sensors. */
+  maxToolClients: number;
+  /** Most anonymous connections from one address. */
+  maxAnonymousPerAddress: number;
 }
 
 /** Counters the broker keeps; /health and inspect show them. */
@@ -211,6 +215,51 @@ export async function createBroker(deps: {
     callback(new Error(refusal), false);
   };
 
+  // Sensors can always connect: tools (API tokens) may hold at most maxToolClients connections and
+  // anonymous clients maxAnonymousPerAddress per address, so neither can fill mqtt_max_clients.
+  // Who a client is is known only once it authenticated, so the count is taken then.
+  const authenticate: AuthenticateHandler = (client, username, password, callback) =>
+    access.authenticate(client, username, password, (err, ok) => {
+      if (err || !ok) return callback(err, ok);
+      const refusal = kindLimit(client);
+      if (refusal === null) return callback(null, true);
+      stats.connectionsRefused++;
+      const suppressed = throttle(`kind-limit:${refusal.kind}:${remoteIp(client)}`, now());
+      if (suppressed !== null) {
+        log.warn("refused connection", {
+          client: client.id?.slice(0, 64),
+          address: addresses.get(client) ?? remoteAddress(client),
+          reason: refusal.reason,
+          suppressed: suppressed || undefined,
+        });
+      }
+      callback(Object.assign(new Error(refusal.reason), { returnCode: 3 }), false);
+    });
+
+  function kindLimit(client: Client): { kind: string; reason: string } | null {
+    const principal = access.principalOf(client);
+    if (principal?.kind !== "token" && principal?.kind !== "anonymous") return null;
+    const ip = remoteIp(client);
+    let same = 0;
+    for (const other of Object.values(clients())) {
+      if (other === client || access.principalOf(other)?.kind !== principal.kind) continue;
+      if (principal.kind === "token" || remoteIp(other) === ip) same++;
+    }
+    if (principal.kind === "token" && same >= options.maxToolClients) {
+      return {
+        kind: "tool",
+        reason: `already ${same} tool connections (API tokens), the limit (mqtt_max_tool_clients); sensors keep the rest`,
+      };
+    }
+    if (principal.kind === "anonymous" && same >= options.maxAnonymousPerAddress) {
+      return {
+        kind: "anonymous",
+        reason: `already ${same} anonymous connections from ${ip}, the limit (mqtt_max_anonymous_per_address)`,
+      };
+    }
+    return null;
+  }
+
   const broker = await Aedes.createBroker({
     connectTimeout: options.connectTimeoutMs,
     // Aedes refuses MQTT 3.1 ids over 23 characters (that spec's limit); Mosquitto accepts them, and
@@ -221,7 +270,7 @@ export async function createBroker(deps: {
     drainTimeout: 10_000,
     heartbeatInterval: 60_000,
     authorizePublish,
-    authenticate: access.authenticate,
+    authenticate,
     authorizeSubscribe: access.authorizeSubscribe,
     preConnect,
   });
