@@ -116,6 +116,10 @@ export async function start(
       maxClients: config.mqtt_max_clients,
       maxToolClients: config.mqtt_max_tool_clients,
       maxAnonymousPerAddress: config.mqtt_max_anonymous_per_address,
+      maxQueuedMessages: config.mqtt_max_queued_messages,
+      maxQueuedBytes: config.mqtt_max_queued_bytes,
+      maxRetained: config.mqtt_max_retained,
+      maxRetainedBytes: config.mqtt_max_retained_bytes,
     },
   });
   const configs = createConfigPublisher({ store, broker, homeId: DEFAULT_HOME_ID, log: log.child("config") });

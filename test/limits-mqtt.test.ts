@@ -131,3 +131,84 @@ describe("a reserve of connections for sensors", () => {
     }
   }, 60_000);
 });
+
+describe("what the broker keeps for clients is bounded", () => {
+  test("retained messages outside the contract: at most mqtt_max_retained and mqtt_max_retained_bytes; a device's status is always kept", async () => {
+    await server.stop();
+    server = await startServer({ mqtt_max_retained: 10, mqtt_max_retained_bytes: 20_000 });
+    const tool = await connectMqtt(server.mqttPort, { clientId: "retain-filler" });
+    const kb = "r".repeat(1000);
+    for (let i = 0; i < 20; i++) await publishAcked(tool, `tools/filler/${i}`, kb, 5000, true);
+    let kept = (await server.api("/api/v1/stats")).body.data.broker.kept;
+    expect(kept).toMatchObject({ retainedMessages: 10, retainedRefused: 10 });
+    // A replacement that does not fit in the bytes is not kept, and the value it replaced goes too (never stale).
+    await publishAcked(tool, "tools/filler/0", "x".repeat(15_000), 5000, true);
+    kept = (await server.api("/api/v1/stats")).body.data.broker.kept;
+    expect(kept.retainedMessages).toBe(9);
+    expect(kept.retainedBytes).toBeLessThanOrEqual(20_000);
+    // A sensor's retained status (a contract topic) is kept whatever the others take.
+    const uid = "aht20-keep01";
+    const login = sensorLogin(server, uid);
+    const sensor = await connectMqtt(server.mqttPort, {
+      clientId: `techtemp-${uid}`,
+      username: login.TECHTEMP_MQTT_USERNAME,
+      password: login.TECHTEMP_MQTT_PASSWORD,
+    });
+    await publishAcked(sensor, `home/home-001/sensors/${uid}/status`, '{"state":"online","interval_s":60}', 5000, true);
+    // A new subscriber gets exactly what was kept.
+    const reader = await connectMqtt(server.mqttPort, { clientId: "retain-reader" });
+    const got = new Set<string>();
+    reader.on("message", (topic) => got.add(topic));
+    reader.subscribe(["tools/#", `home/+/sensors/${uid}/status`]);
+    await withTimeout(
+      (async () => {
+        while (got.size < 10) await Bun.sleep(20);
+      })(),
+      5000,
+      "the retained messages",
+    );
+    await Bun.sleep(200); // nothing more arrives (there is no event for "no more")
+    expect(got.size).toBe(10);
+    expect(got.has(`home/home-001/sensors/${uid}/status`)).toBe(true);
+    expect(got.has("tools/filler/0")).toBe(false);
+    const lines = server.logs.filter((l) => l.includes("retained message not kept"));
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toContain("client=retain-filler");
+    expect(lines[0]).toContain("mqtt_max_retained");
+    for (const c of [tool, sensor, reader]) await endMqtt(c);
+  });
+
+  test("an offline persistent session queues at most mqtt_max_queued_messages; it gets those when it comes back", async () => {
+    await server.stop();
+    server = await startServer({ mqtt_max_queued_messages: 100 });
+    const away = await connectMqtt(server.mqttPort, { clientId: "ha-persistent", clean: false });
+    await new Promise<void>((resolve, reject) => away.subscribe("home/#", { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+    await endMqtt(away);
+    const sensor = await connectMqtt(server.mqttPort, { clientId: "queue-filler" });
+    const t0 = Date.now() - 3_600_000;
+    for (let i = 0; i < 300; i++) await publishAcked(sensor, readingTopic("aht20-queue1"), legacyPayload(21, 40, t0 + i * 1000));
+    await endMqtt(sensor);
+    const kept = (await server.api("/api/v1/stats")).body.data.broker.kept;
+    expect(kept).toMatchObject({ queuedMessages: 100, queueDropped: 200 });
+    const lines = server.logs.filter((l) => l.includes("dropped a message for a persistent session"));
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toContain("client=ha-persistent");
+    expect(lines[0]).toContain("mqtt_max_queued_messages");
+    // Back: the 100 queued messages arrive (the oldest ones: later ones were dropped, as Mosquitto does).
+    const received: number[] = [];
+    const back = await connectMqtt(server.mqttPort, { clientId: "ha-persistent", clean: false });
+    back.on("message", (_topic, payload) => received.push(JSON.parse(payload.toString()).ts));
+    await withTimeout(
+      (async () => {
+        while (received.length < 100) await Bun.sleep(20);
+      })(),
+      10_000,
+      "the queued messages",
+    );
+    await Bun.sleep(200);
+    expect(received.length).toBe(100);
+    expect(received[0]).toBe(t0);
+    await endMqtt(back);
+    expect((await server.api("/api/v1/stats")).body.data.broker.kept.queuedMessages).toBe(0);
+  });
+});

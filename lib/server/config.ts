@@ -76,6 +76,14 @@ export const defaults = {
   mqtt_max_tool_clients: 50,
   /** Most anonymous MQTT connections (earlier sensors, while accept_anonymous_sensors is on) from one address: one Pi each. */
   mqtt_max_anonymous_per_address: 4,
+  /** Most messages queued for one persistent session (clean session off) while it is away (Mosquitto's max_queued_messages). */
+  mqtt_max_queued_messages: 1000,
+  /** Most bytes queued for one persistent session. */
+  mqtt_max_queued_bytes: 1_048_576,
+  /** Most retained messages outside the contract's device topics (those are one status and one config per device, always kept). */
+  mqtt_max_retained: 1000,
+  /** Most bytes of retained messages outside the contract's device topics. */
+  mqtt_max_retained_bytes: 4_194_304,
 };
 
 /** A switch in server.conf. */

@@ -27,12 +27,13 @@ import { createMqttAccess, type AccessCounters } from "./access.ts";
 import { createLogThrottle, remoteAddress, remoteIp } from "./refusals.ts";
 import { guardParser } from "./wire.ts";
 import { createRefusalCounts } from "./refusal-counts.ts";
+import { boundPersistence, type BoundsOptions } from "./bounds.ts";
 
 /** How often connected clients' credentials are checked again (a revoked token's connection ends within this). */
 export const RECHECK_INTERVAL_MS = 10_000;
 
 /** Broker limits (from the config). */
-export interface BrokerOptions {
+export interface BrokerOptions extends BoundsOptions {
   maxPacketBytes: number;
   connectTimeoutMs: number;
   maxClientIdLength: number;
@@ -138,6 +139,20 @@ export async function createBroker(deps: {
       if (cls.kind === "other" && cls.badDeviceTopic !== null) {
         stats.badTopics++;
         refuse(client, null, cls.badDeviceTopic, topic);
+      }
+      // A retained message over the bounds is passed on but not kept (bounds.ts); said once per client and minute.
+      const notKept = packet.retain ? bounds.retainedRefusal(topic, packet.payload as Buffer) : null;
+      if (notKept !== null) {
+        const address = client ? (addresses.get(client) ?? remoteAddress(client)) : undefined;
+        const suppressed = throttle(`retained:${client?.id ?? address}`, now());
+        if (suppressed !== null)
+          log.warn("retained message not kept", {
+            client: client?.id,
+            address,
+            topic: topic.slice(0, 200),
+            reason: notKept,
+            suppressed: suppressed || undefined,
+          });
       }
       return callback(null); // passed on to subscribers; a bad device topic is acknowledged and discarded
     }
@@ -275,6 +290,17 @@ export async function createBroker(deps: {
     preConnect,
   });
 
+  const bounds = boundPersistence((broker as unknown as { persistence: never }).persistence, options, (clientId, reason) => {
+    const suppressed = throttle(`queue:${clientId}`, now());
+    if (suppressed !== null) {
+      log.warn("dropped a message for a persistent session", {
+        client: clientId.slice(0, 64),
+        reason,
+        suppressed: suppressed || undefined,
+      });
+    }
+  });
+
   // Guard against an Aedes/mqemitter crash: when messages queue up behind a
   // subscriber that stopped reading (mqemitter's concurrency limit) and that
   // subscriber then disconnects, every queued message suddenly matches nobody,
@@ -393,6 +419,10 @@ export async function createBroker(deps: {
     /** Messages waiting in Aedes' delivery queue (mqemitter) behind slow subscribers. */
     get queuedMessages(): number {
       return (broker as unknown as { mq: { length: number } }).mq.length;
+    },
+    /** Retained messages and session queues kept now, and what their bounds refused. */
+    get kept() {
+      return bounds.stats;
     },
     /** Clients connected now. */
     get connectedClients() {
