@@ -120,6 +120,7 @@ export async function start(
       maxQueuedBytes: config.mqtt_max_queued_bytes,
       maxRetained: config.mqtt_max_retained,
       maxRetainedBytes: config.mqtt_max_retained_bytes,
+      maxOutgoingBytes: config.mqtt_max_outgoing_bytes,
     },
   });
   const configs = createConfigPublisher({ store, broker, homeId: DEFAULT_HOME_ID, log: log.child("config") });

@@ -5,6 +5,8 @@
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import type { MqttClient } from "mqtt";
+import mqttPacket from "mqtt-packet";
+import { connect } from "node:net";
 import { sensorLogin } from "./sensor-helpers.ts";
 import {
   connectMqtt,
@@ -211,4 +213,77 @@ describe("what the broker keeps for clients is bounded", () => {
     await endMqtt(back);
     expect((await server.api("/api/v1/stats")).body.data.broker.kept.queuedMessages).toBe(0);
   });
+});
+
+describe("a subscriber that stops reading", () => {
+  test("does not hold up publishers: every PUBACK prompt, its messages dropped beyond mqtt_max_outgoing_bytes, one log line", async () => {
+    await server.stop();
+    // A small bound, so it is reached with 5 MB (the kernel's socket buffers take a few MB first).
+    server = await startServer({ mqtt_max_outgoing_bytes: 65_536 });
+    const login = server.mqttLogin!;
+    const frozen = connect(server.mqttPort, "127.0.0.1");
+    frozen.on("error", () => {});
+    let received = 0;
+    frozen.on("data", (d: Buffer) => (received += d.length));
+    await withTimeout(new Promise((r) => frozen.once("connect", r)), 5000, "TCP connect");
+    frozen.write(
+      mqttPacket.generate({
+        cmd: "connect",
+        protocolId: "MQTT",
+        protocolVersion: 4,
+        clean: true,
+        clientId: "frozen-reader",
+        keepalive: 0,
+        username: login.username,
+        password: Buffer.from(login.password),
+      } as mqttPacket.IConnectPacket),
+    );
+    frozen.write(
+      mqttPacket.generate({
+        cmd: "subscribe",
+        messageId: 1,
+        subscriptions: [{ topic: "bulk/#", qos: 0 }],
+      } as mqttPacket.ISubscribePacket),
+    );
+    await withTimeout(
+      (async () => {
+        while (received < 9) await Bun.sleep(10); // CONNACK (4) + SUBACK (5)
+      })(),
+      5000,
+      "CONNACK and SUBACK",
+    );
+    frozen.pause(); // stops reading from now on
+    const publisher = await connectMqtt(server.mqttPort, { clientId: "bulk-publisher" });
+    const payload = "p".repeat(10_000);
+    // Pipelined, as a busy publisher sends: 500 messages in flight at once.
+    const started = performance.now();
+    let longest = 0;
+    await withTimeout(
+      Promise.all(
+        Array.from(
+          { length: 500 },
+          (_, i) =>
+            new Promise<void>((resolve, reject) =>
+              publisher.publish(`bulk/${i % 10}`, payload, { qos: 1 }, (err) => {
+                longest = Math.max(longest, performance.now() - started);
+                return err ? reject(err) : resolve();
+              }),
+            ),
+        ),
+      ),
+      30_000,
+      "every PUBACK",
+    );
+    console.log(`5 MB published past a subscriber that does not read: all 500 PUBACKs within ${longest.toFixed(0)} ms`);
+    // They waited ~11 s before: until the reader was cut by the drain timeout (10 s).
+    expect(longest).toBeLessThan(6000);
+    const stats = (await server.api("/api/v1/stats")).body.data.broker;
+    expect(stats.slowSubscriberDropped).toBeGreaterThan(0);
+    const lines = server.logs.filter((l) => l.includes("a subscriber that does not read"));
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toContain("client=frozen-reader");
+    expect(lines[0]).toMatch(/address=127\.0\.0\.1:\d+/);
+    frozen.destroy();
+    await endMqtt(publisher);
+  }, 90_000);
 });

@@ -84,6 +84,8 @@ export const defaults = {
   mqtt_max_retained: 1000,
   /** Most bytes of retained messages outside the contract's device topics. */
   mqtt_max_retained_bytes: 4_194_304,
+  /** Most bytes waiting in one subscriber's connection; beyond, messages to that subscriber are dropped (publishers never wait for it). */
+  mqtt_max_outgoing_bytes: 1_048_576,
 };
 
 /** A switch in server.conf. */

@@ -14,7 +14,7 @@
 // with the wrong credentials keeps its readings and sends them again once
 // it is fixed, and a tool sees its connection end instead of a silent drop.
 
-import { Aedes, type AuthenticateHandler, type AuthorizePublishHandler, type Client, type PreConnectHandler } from "aedes";
+import { Aedes, type AuthorizePublishHandler, type Client, type PreConnectHandler } from "aedes";
 import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import mqttPacket from "mqtt-packet";
@@ -28,6 +28,8 @@ import { createLogThrottle, remoteAddress, remoteIp } from "./refusals.ts";
 import { guardParser } from "./wire.ts";
 import { createRefusalCounts } from "./refusal-counts.ts";
 import { boundPersistence, type BoundsOptions } from "./bounds.ts";
+import { unblockDelivery } from "./delivery.ts";
+import { reserveForSensors } from "./reserve.ts";
 
 /** How often connected clients' credentials are checked again (a revoked token's connection ends within this). */
 export const RECHECK_INTERVAL_MS = 10_000;
@@ -42,12 +44,16 @@ export interface BrokerOptions extends BoundsOptions {
   maxToolClients: number;
   /** Most anonymous connections from one address. */
   maxAnonymousPerAddress: number;
+  /** Most bytes waiting in one subscriber's connection before messages to it are dropped. */
+  maxOutgoingBytes: number;
 }
 
 /** Counters the broker keeps; /health and inspect show them. */
 export interface BrokerStats extends AccessCounters {
   readingsAccepted: number;
   readingsRefused: number;
+  /** Messages dropped for a subscriber whose connection held mqtt_max_outgoing_bytes unread. */
+  slowSubscriberDropped: number;
   /** Refused readings not counted on a device: the device is unknown (it is not registered for garbage). */
   refusalsNotCounted: number;
   /** Messages on a device topic whose ids or kind are not valid (no device to count them on). */
@@ -82,6 +88,7 @@ export async function createBroker(deps: {
   const stats: BrokerStats = {
     readingsAccepted: 0,
     readingsRefused: 0,
+    slowSubscriberDropped: 0,
     refusalsNotCounted: 0,
     badTopics: 0,
     statusRefused: 0,
@@ -230,14 +237,11 @@ export async function createBroker(deps: {
     callback(new Error(refusal), false);
   };
 
-  // Sensors can always connect: tools (API tokens) may hold at most maxToolClients connections and
-  // anonymous clients maxAnonymousPerAddress per address, so neither can fill mqtt_max_clients.
-  // Who a client is is known only once it authenticated, so the count is taken then.
-  const authenticate: AuthenticateHandler = (client, username, password, callback) =>
-    access.authenticate(client, username, password, (err, ok) => {
-      if (err || !ok) return callback(err, ok);
-      const refusal = kindLimit(client);
-      if (refusal === null) return callback(null, true);
+  const authenticate = reserveForSensors({
+    access,
+    clients: () => Object.values(clients()),
+    limits: options,
+    onRefused(client, refusal) {
       stats.connectionsRefused++;
       const suppressed = throttle(`kind-limit:${refusal.kind}:${remoteIp(client)}`, now());
       if (suppressed !== null) {
@@ -248,32 +252,8 @@ export async function createBroker(deps: {
           suppressed: suppressed || undefined,
         });
       }
-      callback(Object.assign(new Error(refusal.reason), { returnCode: 3 }), false);
-    });
-
-  function kindLimit(client: Client): { kind: string; reason: string } | null {
-    const principal = access.principalOf(client);
-    if (principal?.kind !== "token" && principal?.kind !== "anonymous") return null;
-    const ip = remoteIp(client);
-    let same = 0;
-    for (const other of Object.values(clients())) {
-      if (other === client || access.principalOf(other)?.kind !== principal.kind) continue;
-      if (principal.kind === "token" || remoteIp(other) === ip) same++;
-    }
-    if (principal.kind === "token" && same >= options.maxToolClients) {
-      return {
-        kind: "tool",
-        reason: `already ${same} tool connections (API tokens), the limit (mqtt_max_tool_clients); sensors keep the rest`,
-      };
-    }
-    if (principal.kind === "anonymous" && same >= options.maxAnonymousPerAddress) {
-      return {
-        kind: "anonymous",
-        reason: `already ${same} anonymous connections from ${ip}, the limit (mqtt_max_anonymous_per_address)`,
-      };
-    }
-    return null;
-  }
+    },
+  });
 
   const broker = await Aedes.createBroker({
     connectTimeout: options.connectTimeoutMs,
@@ -333,6 +313,20 @@ export async function createBroker(deps: {
   broker.on("client", (client: Client) => log.debug("client connected", { client: client.id, address: remoteAddress(client) }));
   broker.on("clientDisconnect", (client: Client) => log.debug("client disconnected", { client: client.id }));
 
+  const slowSubscriber = (client: Client) => {
+    stats.slowSubscriberDropped++;
+    const address = addresses.get(client) ?? remoteAddress(client);
+    const suppressed = throttle(`slow:${client.id ?? address}`, now());
+    if (suppressed !== null) {
+      log.warn("dropped a message for a subscriber that does not read", {
+        client: client.id?.slice(0, 64),
+        address,
+        reason: `more than ${options.maxOutgoingBytes} bytes wait unread in its connection (mqtt_max_outgoing_bytes)`,
+        suppressed: suppressed || undefined,
+      });
+    }
+  };
+
   const sockets = new Set<Socket>();
   const servers: Server[] = [];
   /** Every open connection (for TLS, the TCP one under it too, even mid-handshake), so close() can end them. */
@@ -347,6 +341,7 @@ export async function createBroker(deps: {
     const client = broker.handle(socket);
     if (socket.remoteAddress) addresses.set(client, `${socket.remoteAddress}:${socket.remotePort}`);
     guardParser(client, options.maxPacketBytes);
+    unblockDelivery(client, options.maxOutgoingBytes, slowSubscriber);
   };
   const bind = (server: Server, port: number, host: string) =>
     new Promise<number>((resolve, reject) => {
