@@ -121,6 +121,7 @@ export async function start(
       maxRetained: config.mqtt_max_retained,
       maxRetainedBytes: config.mqtt_max_retained_bytes,
       maxOutgoingBytes: config.mqtt_max_outgoing_bytes,
+      sysIntervalMs: config.mqtt_sys_interval_s * 1000,
     },
   });
   const configs = createConfigPublisher({ store, broker, homeId: DEFAULT_HOME_ID, log: log.child("config") });

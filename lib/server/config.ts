@@ -86,6 +86,8 @@ export const defaults = {
   mqtt_max_retained_bytes: 4_194_304,
   /** Most bytes waiting in one subscriber's connection; beyond, messages to that subscriber are dropped (publishers never wait for it). */
   mqtt_max_outgoing_bytes: 1_048_576,
+  /** Seconds between two publications of the $SYS/broker statistics (Mosquitto's sys_interval); 0 = never. */
+  mqtt_sys_interval_s: 10,
 };
 
 /** A switch in server.conf. */
@@ -122,6 +124,8 @@ function coerce(key: Setting, raw: unknown, source: string): Config[Setting] {
       if (n < 0 || n > 65535) fail(key, raw, source, "must be a port number 0-65535");
     } else if (key === "retention_raw_days") {
       if (n < 0) fail(key, raw, source, "must be 0 (keep forever) or more days");
+    } else if (key === "mqtt_sys_interval_s") {
+      if (n < 0) fail(key, raw, source, "must be 0 (never) or more seconds");
     } else if (key === "password_hash_queue") {
       if (n < 0) fail(key, raw, source, "must be 0 (no waiting) or more");
     } else if (n < 1) fail(key, raw, source, "must be at least 1");

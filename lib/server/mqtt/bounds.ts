@@ -62,7 +62,8 @@ export function boundPersistence(
   const queues = new Map<string, { messages: number; bytes: number }>();
   const stats = { retainedMessages: 0, retainedBytes: 0, retainedRefused: 0, queuedMessages: 0, queuedBytes: 0, queueDropped: 0 };
 
-  const counted = (topic: string) => classifyTopic(topic).kind !== "device";
+  // The contract's device topics are as many as the devices; $SYS is the broker's own (a fixed set).
+  const counted = (topic: string) => !topic.startsWith("$SYS/") && classifyTopic(topic).kind !== "device";
 
   /** Why a retained message of `size` bytes on `topic` would not fit, or null when it does. */
   function retainedRefusal(topic: string, size: number): string | null {

@@ -30,6 +30,7 @@ import { createRefusalCounts } from "./refusal-counts.ts";
 import { boundPersistence, type BoundsOptions } from "./bounds.ts";
 import { unblockDelivery } from "./delivery.ts";
 import { reserveForSensors } from "./reserve.ts";
+import { createSysStats } from "./sys.ts";
 
 /** How often connected clients' credentials are checked again (a revoked token's connection ends within this). */
 export const RECHECK_INTERVAL_MS = 10_000;
@@ -46,6 +47,8 @@ export interface BrokerOptions extends BoundsOptions {
   maxAnonymousPerAddress: number;
   /** Most bytes waiting in one subscriber's connection before messages to it are dropped. */
   maxOutgoingBytes: number;
+  /** How often the $SYS/broker statistics are published (0: never). */
+  sysIntervalMs?: number;
 }
 
 /** Counters the broker keeps; /health and inspect show them. */
@@ -256,6 +259,8 @@ export async function createBroker(deps: {
   });
 
   const broker = await Aedes.createBroker({
+    // A fixed id: Aedes' own $SYS topics ($SYS/techtemp/heartbeat…) keep their path across starts.
+    id: "techtemp",
     connectTimeout: options.connectTimeoutMs,
     // Aedes refuses MQTT 3.1 ids over 23 characters (that spec's limit); Mosquitto accepts them, and
     // preConnect applies mqtt_max_client_id to every version.
@@ -271,6 +276,7 @@ export async function createBroker(deps: {
   });
 
   const bounds = boundPersistence((broker as unknown as { persistence: never }).persistence, options, (clientId, reason) => {
+    sys.counters.publishDropped++;
     const suppressed = throttle(`queue:${clientId}`, now());
     if (suppressed !== null) {
       log.warn("dropped a message for a persistent session", {
@@ -315,6 +321,7 @@ export async function createBroker(deps: {
 
   const slowSubscriber = (client: Client) => {
     stats.slowSubscriberDropped++;
+    sys.counters.publishDropped++;
     const address = addresses.get(client) ?? remoteAddress(client);
     const suppressed = throttle(`slow:${client.id ?? address}`, now());
     if (suppressed !== null) {
@@ -326,6 +333,46 @@ export async function createBroker(deps: {
       });
     }
   };
+
+  /** The MQTT connections (not the TCP ones under TLS) and the bytes of those that closed, for $SYS. */
+  const mqttSockets = new Set<Socket>();
+  const closedBytes = { received: 0, sent: 0 };
+  const sys = createSysStats(
+    {
+      connected: () => broker.connectedClients,
+      offline: () =>
+        (
+          broker as unknown as { persistence: { countOffline(): Promise<{ clientsCount: number; subsCount: number }> } }
+        ).persistence.countOffline(),
+      subscriptions: () => {
+        let n = 0;
+        for (const c of Object.values(clients()))
+          n += Object.keys((c as unknown as { subscriptions: object }).subscriptions ?? {}).length;
+        return n;
+      },
+      retained: () => ({ messages: bounds.stats.retainedMessages, bytes: bounds.stats.retainedBytes }),
+      queued: () => ({ messages: bounds.stats.queuedMessages, bytes: bounds.stats.queuedBytes }),
+      bytes: () => {
+        const b = { ...closedBytes };
+        for (const s of mqttSockets) {
+          b.received += s.bytesRead ?? 0;
+          b.sent += s.bytesWritten ?? 0;
+        }
+        return b;
+      },
+      publish: (topic, payload) =>
+        new Promise<void>((resolve, reject) =>
+          broker.publish({ cmd: "publish", topic, payload: Buffer.from(payload), qos: 0, retain: true, dup: false }, (err) =>
+            err ? reject(err) : resolve(),
+          ),
+        ),
+    },
+    { intervalMs: options.sysIntervalMs ?? 10_000, now },
+  );
+  broker.on("publish", (_packet: unknown, client: Client | null) => {
+    if (client) sys.counters.publishReceived++;
+  });
+  if ((options.sysIntervalMs ?? 10_000) > 0) sys.start();
 
   const sockets = new Set<Socket>();
   const servers: Server[] = [];
@@ -341,7 +388,20 @@ export async function createBroker(deps: {
     const client = broker.handle(socket);
     if (socket.remoteAddress) addresses.set(client, `${socket.remoteAddress}:${socket.remotePort}`);
     guardParser(client, options.maxPacketBytes);
-    unblockDelivery(client, options.maxOutgoingBytes, slowSubscriber);
+    unblockDelivery(client, options.maxOutgoingBytes, {
+      onDrop: slowSubscriber,
+      onSent: () => void sys.counters.publishSent++,
+    });
+    mqttSockets.add(socket);
+    socket.once("close", () => {
+      mqttSockets.delete(socket);
+      closedBytes.received += socket.bytesRead ?? 0;
+      closedBytes.sent += socket.bytesWritten ?? 0;
+    });
+    (client as unknown as { _parser: { on(e: "packet", f: () => void): void } })._parser.on(
+      "packet",
+      () => void sys.counters.messagesReceived++,
+    );
   };
   const bind = (server: Server, port: number, host: string) =>
     new Promise<number>((resolve, reject) => {
@@ -419,6 +479,8 @@ export async function createBroker(deps: {
     get kept() {
       return bounds.stats;
     },
+    /** The $SYS/broker statistics now, by name. */
+    sysSnapshot: () => sys.snapshot(),
     /** Clients connected now. */
     get connectedClients() {
       return broker.connectedClients;
@@ -430,6 +492,7 @@ export async function createBroker(deps: {
     /** Stops accepting, disconnects every client, closes Aedes. */
     async close(): Promise<void> {
       clearInterval(recheckTimer);
+      sys.stop();
       stopFollowingDevices();
       refusalCounts.flush();
       const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));

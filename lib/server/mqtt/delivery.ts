@@ -22,18 +22,27 @@ const noop = () => {};
 /**
  * Makes `client`'s deliveries never wait for its socket. Call it as the
  * connection comes, before it subscribes (subscriptions capture the
- * functions). `onDrop` is called for each message dropped for it.
+ * functions). `onDrop` is called for each message dropped for it, `onSent`
+ * for each one handed to its connection.
  */
-export function unblockDelivery(client: Client, maxOutgoingBytes: number, onDrop: (client: Client) => void): void {
+export function unblockDelivery(
+  client: Client,
+  maxOutgoingBytes: number,
+  events: { onDrop(client: Client): void; onSent(): void },
+): void {
   const c = client as unknown as { deliver0: Deliver; deliverQoS: Deliver; conn: { writableLength?: number } };
   for (const name of ["deliver0", "deliverQoS"] as const) {
     const original = c[name];
     c[name] = (packet, cb) => {
       // Retained messages sent at SUBSCRIBE: no brokerId (Aedes makes them so), back-pressure kept.
-      if (packet.retain && !packet.brokerId) return original(packet, cb);
+      if (packet.retain && !packet.brokerId) {
+        events.onSent();
+        return original(packet, cb);
+      }
       if ((c.conn.writableLength ?? 0) > maxOutgoingBytes) {
-        onDrop(client);
+        events.onDrop(client);
       } else {
+        events.onSent();
         original(packet, noop);
       }
       setImmediate(cb);
