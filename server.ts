@@ -227,7 +227,8 @@ export async function start(
     broker,
     retention,
     auth,
-    routes: app.routes.map((r) => `${r.method} ${r.path}`),
+    // A WebSocket route is an upgraded GET (MQTT over WebSockets on /mqtt).
+    routes: app.routes.map((r) => `${r.method === "WS" ? "GET" : r.method} ${r.path}`),
     close() {
       closing ??= (async () => {
         log.info("shutting down");

@@ -22,9 +22,13 @@ import { createSignInPages } from "./auth/sign-in.ts";
 import { errorHandling } from "./errors.ts";
 import { createResponder } from "./pages/page.ts";
 import { createWeb } from "./pages/web.ts";
+import { createMqttWebSocket } from "./mqtt-ws.ts";
+import type { Broker } from "../mqtt/broker.ts";
 
 /** What the HTTP side needs from the rest of the server. */
 export interface HttpDeps extends ApiDeps {
+  /** The broker: its counters for the API, and MQTT over WebSockets on /mqtt (mqtt-ws.ts). */
+  broker: ApiDeps["broker"] & Pick<Broker, "handleStream">;
   live: Pick<Live, "latest" | "summary" | "version" | "onChange">;
   log: Log;
   /** Who may do what (lib/server/auth/auth.ts). */
@@ -69,5 +73,6 @@ export function createHttp(deps: HttpDeps) {
     )
     .use(createSignInPages({ auth, respond, callerOf, log: deps.log }))
     .use(createAccountPages({ auth, respond, callerOf }))
-    .use(createSecurityPages({ auth, respond, callerOf }));
+    .use(createSecurityPages({ auth, respond, callerOf }))
+    .use(createMqttWebSocket({ broker: deps.broker }));
 }

@@ -16,6 +16,7 @@
 
 import { Aedes, type AuthorizePublishHandler, type Client, type PreConnectHandler } from "aedes";
 import { createServer, type Server, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { createServer as createTlsServer } from "node:tls";
 import mqttPacket from "mqtt-packet";
 import { classifyTopic } from "../auth/mqtt-acl.ts";
@@ -385,23 +386,29 @@ export async function createBroker(deps: {
   };
   const accept = (socket: Socket) => {
     track(socket);
-    const client = broker.handle(socket);
-    if (socket.remoteAddress) addresses.set(client, `${socket.remoteAddress}:${socket.remotePort}`);
-    guardParser(client, options.maxPacketBytes);
-    unblockDelivery(client, options.maxOutgoingBytes, {
-      onDrop: slowSubscriber,
-      onSent: () => void sys.counters.publishSent++,
-    });
+    const client = handle(socket, socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : undefined);
     mqttSockets.add(socket);
     socket.once("close", () => {
       mqttSockets.delete(socket);
       closedBytes.received += socket.bytesRead ?? 0;
       closedBytes.sent += socket.bytesWritten ?? 0;
     });
+    return client;
+  };
+  /** Hands a connection (a TCP or TLS socket, or a WebSocket's stream) to Aedes with every check of ours. */
+  const handle = (stream: Socket | Duplex, address: string | undefined): Client => {
+    const client = broker.handle(stream as Socket);
+    if (address) addresses.set(client, address);
+    guardParser(client, options.maxPacketBytes);
+    unblockDelivery(client, options.maxOutgoingBytes, {
+      onDrop: slowSubscriber,
+      onSent: () => void sys.counters.publishSent++,
+    });
     (client as unknown as { _parser: { on(e: "packet", f: () => void): void } })._parser.on(
       "packet",
       () => void sys.counters.messagesReceived++,
     );
+    return client;
   };
   const bind = (server: Server, port: number, host: string) =>
     new Promise<number>((resolve, reject) => {
@@ -437,6 +444,13 @@ export async function createBroker(deps: {
           err ? reject(err) : resolve(),
         );
       });
+    },
+    /**
+     * Serves one more connection given as a byte stream (MQTT over WebSockets,
+     * lib/server/http/mqtt-ws.ts); `address` is the peer's, for the logs and limits.
+     */
+    handleStream(stream: Duplex, address: string | undefined): void {
+      handle(stream, address);
     },
     /** Binds the plain TCP port; resolves with the port actually bound. */
     listen(port: number, host: string): Promise<number> {
