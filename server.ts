@@ -33,6 +33,7 @@ import { createLive } from "./lib/server/live/live.ts";
 import { createRetention, ensureIncrementalVacuum, type Retention } from "./lib/server/store/retention.ts";
 import { createStats } from "./lib/server/history/stats.ts";
 import { createStore, type Store } from "./lib/server/store/store.ts";
+import { createMqttWsBridge } from "./lib/server/http/mqtt-ws.ts";
 
 /** A running server. */
 export interface Running {
@@ -141,7 +142,9 @@ export async function start(
   await configs.publishAll();
 
   const auth = createAuth({ store, settings: config, log: log.child("auth"), now: options.now, hashParams: options.hashParams });
+  const mqttWs = createMqttWsBridge(broker);
   const app = createHttp({
+    mqttWs,
     store,
     history,
     stats,
@@ -173,7 +176,9 @@ export async function start(
           hostname: config.host,
           tls: tlsOptions,
           maxRequestBodySize,
-          fetch: app.fetch,
+          // MQTT over WebSockets (wss://…/mqtt) on this listener too: Elysia upgrades only on its own server.
+          websocket: { open: mqttWs.open, message: mqttWs.message, close: mqttWs.close },
+          fetch: (request, server) => (mqttWs.upgrade(request, server) ? undefined : app.fetch(request)),
         });
     } else {
       listening = `HTTPS on ${config.host}:${config.https_port}`;

@@ -4,6 +4,9 @@
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { defaultNames, ensureCertificates } from "../lib/server/tls/local-ca.ts";
 import {
   connectMqtt,
   endMqtt,
@@ -11,6 +14,7 @@ import {
   publishAcked,
   readingTopic,
   startServer,
+  tempDir,
   withTimeout,
   type TestServer,
 } from "./helpers.ts";
@@ -84,4 +88,37 @@ test("over WebSockets the same rules hold: anonymous and a wrong token refused (
   big.end(true);
   expect(server.logs.some((l) => l.includes("refused packet") && l.includes("mqtt_max_packet_bytes"))).toBe(true);
   expect((await server.api("/health")).body).toEqual({ status: "ok" });
+});
+
+test("over wss:// on the HTTPS port beside plain HTTP, with the local CA", async () => {
+  const dir = tempDir();
+  try {
+    ensureCertificates(join(dir.path, "tls"), defaultNames());
+    const tls = await startServer({ https_port: 0, mqtts_port: 0 }, { dataDir: dir.path });
+    try {
+      const client = mqtt.connect(`wss://127.0.0.1:${tls.httpsPort}/mqtt`, {
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        connectTimeout: 5000,
+        clientId: "wss-tool",
+        ca: readFileSync(join(dir.path, "tls/ca.crt")),
+        ...tls.mqttLogin!,
+      });
+      await withTimeout(
+        new Promise<void>((resolve, reject) => {
+          client.once("connect", () => resolve());
+          client.once("error", reject);
+        }),
+        6000,
+        "MQTT over wss connect",
+      );
+      await publishAcked(client, readingTopic("aht20-wssdev"), legacyPayload(21, 40, Date.now() - 1000));
+      expect((await tls.api("/api/v1/devices/aht20-wssdev/readings")).body.data).toHaveLength(1);
+      await endMqtt(client);
+    } finally {
+      await tls.stop({ keepData: true });
+    }
+  } finally {
+    dir.cleanup();
+  }
 });

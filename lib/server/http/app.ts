@@ -22,13 +22,15 @@ import { createSignInPages } from "./auth/sign-in.ts";
 import { errorHandling } from "./errors.ts";
 import { createResponder } from "./pages/page.ts";
 import { createWeb } from "./pages/web.ts";
-import { createMqttWebSocket } from "./mqtt-ws.ts";
+import { createMqttWebSocket, createMqttWsBridge, type MqttWsBridge } from "./mqtt-ws.ts";
 import type { Broker } from "../mqtt/broker.ts";
 
 /** What the HTTP side needs from the rest of the server. */
 export interface HttpDeps extends ApiDeps {
   /** The broker: its counters for the API, and MQTT over WebSockets on /mqtt (mqtt-ws.ts). */
   broker: ApiDeps["broker"] & Pick<Broker, "handleStream">;
+  /** The WebSocket bridge to the broker, when the caller serves it on another listener too (server.ts); else one is made. */
+  mqttWs?: MqttWsBridge;
   live: Pick<Live, "latest" | "summary" | "version" | "onChange">;
   log: Log;
   /** Who may do what (lib/server/auth/auth.ts). */
@@ -74,5 +76,5 @@ export function createHttp(deps: HttpDeps) {
     .use(createSignInPages({ auth, respond, callerOf, log: deps.log }))
     .use(createAccountPages({ auth, respond, callerOf }))
     .use(createSecurityPages({ auth, respond, callerOf }))
-    .use(createMqttWebSocket({ broker: deps.broker }));
+    .use(createMqttWebSocket(deps.mqttWs ?? createMqttWsBridge(deps.broker)));
 }
