@@ -4,7 +4,7 @@
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import mqttPacket from "mqtt-packet";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { sensorLogin } from "./sensor-helpers.ts";
 import {
   connectMqtt,
@@ -13,6 +13,7 @@ import {
   mqttLogin,
   mqttLoginArgs,
   publishAcked,
+  rawConnection,
   readingTopic,
   run,
   spawnServer,
@@ -34,21 +35,6 @@ afterEach(async () => {
 });
 
 const deviceReadings = async (uid: string) => (await server.api(`/api/v1/devices/${uid}/readings?limit=10000`)).body.data;
-
-/**
- * Opens a raw TCP connection to the broker: `received()` is every byte it has
- * received so far; `closed` resolves when it closes, with the same bytes.
- */
-async function rawConnection(port: number): Promise<{ socket: Socket; received(): Buffer; closed: Promise<Buffer> }> {
-  const socket = connect(port, "127.0.0.1");
-  socket.on("error", () => {});
-  await withTimeout(new Promise((r) => socket.once("connect", r)), 5000, "TCP connect");
-  const chunks: Buffer[] = [];
-  socket.on("data", (c: Buffer) => chunks.push(c));
-  const received = () => Buffer.concat(chunks);
-  const closed = new Promise<Buffer>((resolve) => socket.once("close", () => resolve(received())));
-  return { socket, received, closed };
-}
 
 /** SUBACK of packet id 1 granting QoS 0: type 9, remaining length 3, id 0x0001, return code 0. */
 const SUBACK_1_QOS0 = Buffer.from([0x90, 0x03, 0x00, 0x01, 0x00]);

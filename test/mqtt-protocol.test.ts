@@ -8,13 +8,13 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mqttPacket from "mqtt-packet";
-import { connect, type Socket } from "node:net";
 import {
   connectMqtt,
   endMqtt,
   legacyPayload,
   mqttLogin,
   publishAcked,
+  rawConnection,
   readingTopic,
   startServer,
   withTimeout,
@@ -31,17 +31,8 @@ afterAll(async () => {
   await server.stop();
 });
 
-/** A raw TCP connection: every byte received so far, and a promise of the close. */
-async function raw(): Promise<{ socket: Socket; received(): Buffer; closed: Promise<Buffer> }> {
-  const socket = connect(server.mqttPort, "127.0.0.1");
-  socket.on("error", () => {});
-  await withTimeout(new Promise((r) => socket.once("connect", r)), 5000, "TCP connect");
-  const chunks: Buffer[] = [];
-  socket.on("data", (c: Buffer) => chunks.push(c));
-  const received = () => Buffer.concat(chunks);
-  const closed = new Promise<Buffer>((resolve) => socket.once("close", () => resolve(received())));
-  return { socket, received, closed };
-}
+/** A raw TCP connection to the test server's broker. */
+const raw = () => rawConnection(server.mqttPort);
 
 /** A CONNECT with the test server's login. */
 function connectBytes(clientId: string, extra: Partial<mqttPacket.IConnectPacket> = {}): Buffer {
@@ -67,6 +58,16 @@ function patch(bytes: Buffer, marker: string, replacement: number[]): Buffer {
   out.set(replacement, at);
   return out;
 }
+
+/** Waits (at most 5 s) until a connection has received its CONNACK. */
+const connackArrived = (received: () => Buffer) =>
+  withTimeout(
+    (async () => {
+      while (connackCode(received()) === null) await Bun.sleep(10);
+    })(),
+    5000,
+    "CONNACK",
+  );
 
 /** The CONNACK return code in what a connection received, or null without one. */
 function connackCode(bytes: Buffer): number | null {
@@ -97,13 +98,7 @@ describe("UTF-8", () => {
       const uid = `aht20-utf${bytes[0]!.toString(16)}`;
       const { socket, received, closed } = await raw();
       socket.write(connectBytes(`utf8-${bytes[0]}`));
-      await withTimeout(
-        (async () => {
-          while (connackCode(received()) === null) await Bun.sleep(10);
-        })(),
-        5000,
-        "CONNACK",
-      );
+      await connackArrived(received);
       expect(connackCode(received())).toBe(0);
       socket.write(patch(publishBytes(readingTopic(uid) + "/XX", legacyPayload(21, 40, TS)), "XX", bytes));
       const all = await withTimeout(closed, 5000, "connection closed");
@@ -145,13 +140,7 @@ describe("client ids", () => {
     expect(connackCode(await withTimeout(a.closed, 5000, "refused connection closed"))).toBe(2);
     const b = await raw();
     b.socket.write(connectBytes("", { clean: true }));
-    await withTimeout(
-      (async () => {
-        while (connackCode(b.received()) === null) await Bun.sleep(10);
-      })(),
-      5000,
-      "CONNACK",
-    );
+    await connackArrived(b.received);
     expect(connackCode(b.received())).toBe(0);
     b.socket.destroy();
     expect(logsWith("refused connection", "clean session").length).toBeGreaterThan(0);
@@ -161,13 +150,7 @@ describe("client ids", () => {
     const id = "legacy-31-client-" + "x".repeat(23);
     const { socket, received } = await raw();
     socket.write(connectBytes(id, { protocolId: "MQIsdp", protocolVersion: 3 }));
-    await withTimeout(
-      (async () => {
-        while (connackCode(received()) === null) await Bun.sleep(10);
-      })(),
-      5000,
-      "CONNACK",
-    );
+    await connackArrived(received);
     expect(connackCode(received())).toBe(0);
     socket.destroy();
   });
@@ -193,13 +176,7 @@ describe("connection errors are logged with client id and address, once per caus
     for (let i = 0; i < 5; i++) {
       const { socket, received, closed } = await raw();
       socket.write(connectBytes("big-resender"));
-      await withTimeout(
-        (async () => {
-          while (connackCode(received()) === null) await Bun.sleep(10);
-        })(),
-        5000,
-        "CONNACK",
-      );
+      await connackArrived(received);
       socket.write(publishBytes("tools/blob", "x".repeat(3000)));
       await withTimeout(closed, 5000, "oversized connection closed");
     }
