@@ -19,7 +19,9 @@
 // so no second copy of it); the broker asks `retainedFits` in
 // authorizePublish, where the publishing client is known for the log line.
 
+import { Transform, type Readable } from "node:stream";
 import { classifyTopic } from "../auth/mqtt-acl.ts";
+import type { MqttState } from "../store/store.ts";
 
 /** The limits (from the config). */
 export interface BoundsOptions {
@@ -32,6 +34,10 @@ export interface BoundsOptions {
 /** The persistence methods wrapped here (aedes-persistence's, promise style). */
 interface Persistence {
   storeRetained(packet: Packet): Promise<void>;
+  addSubscriptions(client: { id: string }, subs: { topic: string; qos: number }[]): Promise<void>;
+  removeSubscriptions(client: { id: string }, topics: string[]): Promise<void>;
+  cleanSubscriptions(client: { id: string }): Promise<unknown>;
+  createRetainedStreamCombi(patterns: string[]): Readable;
   outgoingEnqueue(sub: { clientId: string }, packet: Packet): Promise<void>;
   outgoingEnqueueCombi(subs: { clientId: string }[], packet: Packet): Promise<void>;
   outgoingClearMessageId(client: { id: string }, packet: Packet): Promise<Packet | undefined>;
@@ -40,6 +46,7 @@ interface Persistence {
 interface Packet {
   topic: string;
   payload: Buffer | Uint8Array | string;
+  qos?: number;
 }
 
 const sizeOf = (p: Packet) =>
@@ -54,6 +61,8 @@ export function boundPersistence(
   persistence: Persistence,
   options: BoundsOptions,
   onDrop: (clientId: string, reason: string) => void,
+  /** Where retained messages and persistent sessions' subscriptions are kept across restarts, and who hears of a failed write. */
+  keep?: { state: MqttState; onError(err: Error): void },
 ) {
   /** Retained messages outside the contract: topic → size. */
   const retained = new Map<string, number>();
@@ -78,19 +87,42 @@ export function boundPersistence(
     return null;
   }
 
+  /** Writes through to the database (never $SYS: the broker's own, made again at start). */
+  let restoring = false;
+  const write = (what: (state: MqttState) => void) => {
+    if (!keep || restoring) return;
+    try {
+      what(keep.state);
+    } catch (err) {
+      keep.onError(err as Error);
+    }
+  };
+
   const storeRetained = persistence.storeRetained.bind(persistence);
   persistence.storeRetained = async (packet) => {
+    const kept = await storeBounded(packet);
+    if (packet.topic.startsWith("$SYS/")) return;
+    const bytes = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
+    write((state) => state.setRetained(packet.topic, kept ? bytes : new Uint8Array(0), packet.qos ?? 0));
+  };
+
+  /** Stores within the bounds; whether the message is kept now (false: refused, or an empty one that clears). */
+  async function storeBounded(packet: Packet): Promise<boolean> {
     const size = sizeOf(packet);
     const empty = size === Buffer.byteLength(packet.topic);
-    if (!counted(packet.topic)) return storeRetained(packet);
+    if (!counted(packet.topic)) {
+      await storeRetained(packet);
+      return !empty;
+    }
     const previous = retained.get(packet.topic);
     if (!empty && retainedRefusal(packet.topic, size) !== null) {
       // Not kept; nor is the message it would have replaced (a stale value is worse than none).
       stats.retainedRefused++;
-      if (previous === undefined) return;
+      if (previous === undefined) return false;
       retained.delete(packet.topic);
       retainedBytes -= previous;
-      return storeRetained({ ...packet, payload: Buffer.alloc(0) });
+      await storeRetained({ ...packet, payload: Buffer.alloc(0) });
+      return false;
     }
     if (previous !== undefined) {
       retained.delete(packet.topic);
@@ -100,7 +132,48 @@ export function boundPersistence(
       retained.set(packet.topic, size);
       retainedBytes += size;
     }
-    return storeRetained(packet);
+    await storeRetained(packet);
+    return !empty;
+  }
+
+  // The retained $SYS statistics go only to subscriptions that name $SYS: a filter starting with a
+  // wildcard (`#`, `+/…`) never matches a topic starting with `$` (MQTT-4.7.2-1). Aedes applies that
+  // to live messages, not to the retained ones it sends at SUBSCRIBE.
+  const retainedStream = persistence.createRetainedStreamCombi.bind(persistence);
+  persistence.createRetainedStreamCombi = (patterns) => {
+    const dollar = new Set(patterns.filter((p) => p.startsWith("$")).map((p) => p.split("/")[0]));
+    return retainedStream(patterns).pipe(
+      new Transform({
+        objectMode: true,
+        transform(packet: Packet, _encoding, callback) {
+          const keep = !packet.topic.startsWith("$") || dollar.has(packet.topic.split("/")[0]);
+          callback(null, keep ? packet : undefined);
+        },
+      }),
+    );
+  };
+
+  // Persistent sessions' subscriptions (Aedes stores only those of clean-session-off clients).
+  const addSubscriptions = persistence.addSubscriptions.bind(persistence);
+  persistence.addSubscriptions = async (client, subs) => {
+    await addSubscriptions(client, subs);
+    write((state) =>
+      state.addSubscriptions(
+        client.id,
+        subs.map((sub) => ({ topic: sub.topic, qos: sub.qos })),
+      ),
+    );
+  };
+  const removeSubscriptions = persistence.removeSubscriptions.bind(persistence);
+  persistence.removeSubscriptions = async (client, topics) => {
+    await removeSubscriptions(client, topics);
+    write((state) => state.removeSubscriptions(client.id, topics));
+  };
+  const cleanSubscriptions = persistence.cleanSubscriptions.bind(persistence);
+  persistence.cleanSubscriptions = async (client) => {
+    const result = await cleanSubscriptions(client);
+    write((state) => state.cleanSession(client.id));
+    return result;
   };
 
   /** The sessions among `subs` whose queue takes `packet`, counted in. */
@@ -148,6 +221,31 @@ export function boundPersistence(
   };
 
   return {
+    /**
+     * Loads what the database kept (retained messages, persistent sessions'
+     * subscriptions) into the broker, within the bounds: once, at start.
+     */
+    async restore(): Promise<{ retained: number; sessions: number }> {
+      if (!keep) return { retained: 0, sessions: 0 };
+      restoring = true;
+      try {
+        let n = 0;
+        for (const r of keep.state.retained()) {
+          const packet = { cmd: "publish", topic: r.topic, payload: Buffer.from(r.payload), qos: r.qos, retain: true };
+          if (await storeBounded(packet)) n++;
+        }
+        const sessions = new Map<string, { topic: string; qos: number }[]>();
+        for (const sub of keep.state.subscriptions()) {
+          const list = sessions.get(sub.client_id) ?? [];
+          list.push({ topic: sub.topic, qos: sub.qos });
+          sessions.set(sub.client_id, list);
+        }
+        for (const [id, subs] of sessions) await addSubscriptions({ id }, subs);
+        return { retained: n, sessions: sessions.size };
+      } finally {
+        restoring = false;
+      }
+    },
     /** Why a retained publish would not be kept (checked before it is published), or null. */
     retainedRefusal: (topic: string, payload: Uint8Array): string | null =>
       payload.length === 0 ? null : retainedRefusal(topic, Buffer.byteLength(topic) + payload.length),

@@ -80,7 +80,7 @@ export interface TlsMaterial {
  * only, which measures what they cost (no setting reaches it).
  */
 export async function createBroker(deps: {
-  store: Pick<Store, "recordRefusals" | "applyStatus" | "auth" | "on">;
+  store: Pick<Store, "recordRefusals" | "applyStatus" | "auth" | "on" | "mqtt">;
   ingest: Pick<Ingest, "submit">;
   log: Log;
   options: BrokerOptions;
@@ -276,17 +276,32 @@ export async function createBroker(deps: {
     preConnect,
   });
 
-  const bounds = boundPersistence((broker as unknown as { persistence: never }).persistence, options, (clientId, reason) => {
-    sys.counters.publishDropped++;
-    const suppressed = throttle(`queue:${clientId}`, now());
-    if (suppressed !== null) {
-      log.warn("dropped a message for a persistent session", {
-        client: clientId.slice(0, 64),
-        reason,
-        suppressed: suppressed || undefined,
-      });
-    }
-  });
+  const bounds = boundPersistence(
+    (broker as unknown as { persistence: never }).persistence,
+    options,
+    (clientId, reason) => {
+      sys.counters.publishDropped++;
+      const suppressed = throttle(`queue:${clientId}`, now());
+      if (suppressed !== null) {
+        log.warn("dropped a message for a persistent session", {
+          client: clientId.slice(0, 64),
+          reason,
+          suppressed: suppressed || undefined,
+        });
+      }
+    },
+    {
+      state: store.mqtt,
+      onError(err: Error) {
+        // The broker works on from memory; what changed since is lost at the next restart.
+        if (throttle("keep-state", now()) !== null)
+          log.error("cannot keep the broker's retained messages or sessions in the database", { error: err });
+      },
+    },
+  );
+  // What the earlier Mosquitto kept in its persistence file: retained messages and persistent sessions.
+  const restored = await bounds.restore();
+  if (restored.retained > 0 || restored.sessions > 0) log.info("restored the broker's state", restored);
 
   // Guard against an Aedes/mqemitter crash: when messages queue up behind a
   // subscriber that stopped reading (mqemitter's concurrency limit) and that

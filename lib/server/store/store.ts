@@ -31,6 +31,7 @@ import { createRecentQueries } from "./recent-queries.ts";
 import { createRegistry } from "./registry.ts";
 import { ensureIncrementalVacuum } from "./retention.ts";
 import { createStatusWrites } from "./status.ts";
+import { createMqttState } from "./mqtt-state.ts";
 
 export type { Device, IncomingReading, Placement, Room } from "./model.ts";
 export { fromCenti, toCenti } from "./model.ts";
@@ -39,6 +40,7 @@ export type { ApiTokenRow, AuthStore, EnrollmentRow, SessionRow, SettingKey, Use
 export type { CommittedReading, DeviceChange, StatusChange, StoreEventName, StoreEvents, StoreListener } from "./events.ts";
 export type { DeviceInfo, HistoryQueries, RawReader, RawRow, RoomPlacement } from "./history-queries.ts";
 export type { RecentQueries, RecentSlot } from "./recent-queries.ts";
+export type { MqttState, RetainedRow, SubscriptionRow } from "./mqtt-state.ts";
 export type { ImportedCounts, ImportedReading } from "./readings.ts";
 
 /** Creates the store over an open database (db.ts). `now` is injectable for tests. */
@@ -73,6 +75,8 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     on: events.on,
     /** History read back, for lib/server/history/ (charts, statistics, export). */
     history: createHistoryQueries(db),
+    /** What the broker keeps across restarts: retained messages, persistent sessions' subscriptions. */
+    mqtt: createMqttState(db),
     /** Recent readings, for the live summaries. */
     recent: createRecentQueries(db),
     /** Accounts, sessions, tokens, sensor secrets and runtime settings, for lib/server/auth. */
