@@ -21,7 +21,7 @@ afterAll(async () => {
  * as the server takes them; resolves with the status line (or "" if the
  * connection ended without one) and how many bytes were written.
  */
-function post(path: string, total: number, chunked: boolean): Promise<{ status: string; written: number }> {
+function post(path: string, total: number, chunked: boolean): Promise<{ status: string; written: number; chunked: boolean }> {
   const port = Number(new URL(server.url).port);
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1");
@@ -32,7 +32,7 @@ function post(path: string, total: number, chunked: boolean): Promise<{ status: 
       if (done) return;
       done = true;
       socket.destroy();
-      resolve({ status: reply.split("\r\n")[0] ?? "", written });
+      resolve({ status: reply.split("\r\n")[0] ?? "", written, chunked });
     };
     socket.on("data", (d) => {
       reply += d.toString("latin1");
@@ -55,7 +55,10 @@ function post(path: string, total: number, chunked: boolean): Promise<{ status: 
         }
         if (!done && chunked) socket.write("0\r\n\r\n");
       };
-      pump();
+      // A declared length is refused from the headers alone: give the answer a moment before the body,
+      // or the server's close with unread bytes (a reset) could throw the 413 away before it is read.
+      if (chunked) pump();
+      else setTimeout(pump, 1000);
     });
   });
 }
@@ -68,7 +71,10 @@ test("a 50 MB body is refused before it is read: Content-Length at once (413), c
     "8 posts of 50 MB",
   );
   for (const r of results) {
-    expect(r.status).toStartWith("HTTP/1.1 413");
+    // A chunked body is cut at the limit: the 413 comes, or the reset of a close with unread bytes.
+    if (r.chunked) expect(["HTTP/1.1 413", ""]).toContain(r.status.slice(0, 12));
+    else expect(r.status).toStartWith("HTTP/1.1 413");
+    expect(r.written).toBeLessThan(50 * 1024 * 1024);
   }
   // Most of each body was never sent: the server answered (and closed) early.
   const sent = results.reduce((n, r) => n + r.written, 0);
