@@ -44,6 +44,7 @@ import { createBridge } from "./lib/server/mqtt/bridge.ts";
 import { createHaDiscovery } from "./lib/server/mqtt/ha-discovery.ts";
 import pkg from "./package.json" with { type: "json" };
 import { BACKUP_COMMANDS, runBackupCommand } from "./lib/server/ops/backup-commands.ts";
+import { createMqttWsBridge } from "./lib/server/http/mqtt-ws.ts";
 
 /** A running server. */
 export interface Running {
@@ -155,6 +156,14 @@ export async function start(
       connectTimeoutMs: config.mqtt_connect_timeout_s * 1000,
       maxClientIdLength: config.mqtt_max_client_id,
       maxClients: config.mqtt_max_clients,
+      maxToolClients: config.mqtt_max_tool_clients,
+      maxAnonymousPerAddress: config.mqtt_max_anonymous_per_address,
+      maxQueuedMessages: config.mqtt_max_queued_messages,
+      maxQueuedBytes: config.mqtt_max_queued_bytes,
+      maxRetained: config.mqtt_max_retained,
+      maxRetainedBytes: config.mqtt_max_retained_bytes,
+      maxOutgoingBytes: config.mqtt_max_outgoing_bytes,
+      sysIntervalMs: config.mqtt_sys_interval_s * 1000,
     },
   });
   // The bridge first: it mirrors the retained state (statuses, discovery) as it is published.
@@ -227,7 +236,9 @@ export async function start(
           now: options.now,
         });
   const auth = createAuth({ store, settings: config, log: log.child("auth"), now: options.now, hashParams: options.hashParams });
+  const mqttWs = createMqttWsBridge(broker);
   const app = createHttp({
+    mqttWs,
     store,
     history,
     stats,
@@ -248,17 +259,28 @@ export async function start(
   let httpPort = 0;
   let https: ReturnType<typeof Bun.serve> | null = null;
   const tlsOptions = tls ? { cert: tls.cert, key: tls.key } : undefined;
+  // Bun refuses a larger body (413) from its Content-Length, and stops reading a chunked one at the limit.
+  const maxRequestBodySize = config.http_max_body_bytes;
   try {
     listening = `HTTP on ${config.host}:${config.http_port}`;
     if (config.http_plain === "on") {
-      app.listen({ port: config.http_port, hostname: config.host });
+      app.listen({ port: config.http_port, hostname: config.host, maxRequestBodySize });
       httpPort = app.server!.port!;
       listening = `HTTPS on ${config.host}:${config.https_port}`;
       // A second listener for the same app: HTTPS beside plain HTTP.
-      if (tlsOptions) https = Bun.serve({ port: config.https_port, hostname: config.host, tls: tlsOptions, fetch: app.fetch });
+      if (tlsOptions)
+        https = Bun.serve({
+          port: config.https_port,
+          hostname: config.host,
+          tls: tlsOptions,
+          maxRequestBodySize,
+          // MQTT over WebSockets (wss://…/mqtt) on this listener too: Elysia upgrades only on its own server.
+          websocket: { open: mqttWs.open, message: mqttWs.message, close: mqttWs.close },
+          fetch: (request, server) => (mqttWs.upgrade(request, server) ? undefined : app.fetch(request)),
+        });
     } else {
       listening = `HTTPS on ${config.host}:${config.https_port}`;
-      app.listen({ port: config.https_port, hostname: config.host, tls: tlsOptions });
+      app.listen({ port: config.https_port, hostname: config.host, tls: tlsOptions, maxRequestBodySize });
       https = app.server;
     }
   } catch (err) {
@@ -314,7 +336,8 @@ export async function start(
     auth,
     alerts,
     backups,
-    routes: app.routes.map((r) => `${r.method} ${r.path}`),
+    // A WebSocket route is an upgraded GET (MQTT over WebSockets on /mqtt).
+    routes: app.routes.map((r) => `${r.method === "WS" ? "GET" : r.method} ${r.path}`),
     close() {
       closing ??= (async () => {
         log.info("shutting down");

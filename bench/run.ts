@@ -1,19 +1,22 @@
 // `bun run bench`: every benchmark, one after the other (they would skew each
 // other if run together), each printing its own figures beside its reference.
 //   bun run bench            all of them
-//   bun run bench ingest     only bench/ingest.ts (names: ingest, agent, writes, pages, history, legacy-import, login, alerts, backup)
+//   bun run bench ingest     only bench/ingest.ts (names: ingest, agent, writes, pages, history, legacy-import, login, alerts, backup, chaos)
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { commandLine, parseCommandLine, UsageError } from "../scripts/cli.ts";
 
-const ALL = ["ingest", "agent", "writes", "pages", "history", "legacy-import", "login", "alerts", "backup"];
-const wanted = commandLine("bun run bench [ingest|agent|writes|pages|history|legacy-import|login|alerts|backup ...]", (args) => {
-  const names = parseCommandLine(args, {}, true).positionals;
-  const unknown = names.filter((w) => !ALL.includes(w));
-  if (unknown.length) throw new UsageError(`unknown benchmark ${unknown.join(", ")}; known: ${ALL.join(", ")}`);
-  return names;
-});
+const ALL = ["ingest", "agent", "writes", "pages", "history", "legacy-import", "login", "alerts", "backup", "chaos"];
+const wanted = commandLine(
+  "bun run bench [ingest|agent|writes|pages|history|legacy-import|login|alerts|backup|chaos ...]",
+  (args) => {
+    const names = parseCommandLine(args, {}, true).positionals;
+    const unknown = names.filter((w) => !ALL.includes(w));
+    if (unknown.length) throw new UsageError(`unknown benchmark ${unknown.join(", ")}; known: ${ALL.join(", ")}`);
+    return names;
+  },
+);
 
 let failed = 0;
 for (const name of wanted.length ? wanted : ALL) {

@@ -254,7 +254,7 @@ describe("reads", () => {
     other.routes
       .filter((r) => r.startsWith("GET "))
       .map((r) => r.slice(4))
-      .filter((p) => !/^\/(static|health|manifest|favicon|login|setup|reset|k\/|api\/v1\/me)/.test(p))
+      .filter((p) => !/^\/(static|health|manifest|favicon|login|setup|reset|k\/|api\/v1\/me|mqtt$)/.test(p))
       .map(pathOf);
 
   test("every page and API read wants a session or a token once an owner exists: pages send to the sign-in page and back, the API answers 401", async () => {

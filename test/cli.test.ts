@@ -46,6 +46,7 @@ test("every script and benchmark refuses an unknown option with exit code 2, nam
     "bench/alerts.ts",
     "bench/login.ts",
     "bench/backup.ts",
+    "bench/chaos.ts",
   ];
   const results = await Promise.all(
     scripts.map(async (script) => {

@@ -30,9 +30,9 @@ describe("readings", () => {
     });
   });
   test("clock_synced false is kept; true is the default and not stored", () => {
-    const r = parseReading('{"temperature_c":1,"humidity_pct":2,"ts":3,"clock_synced":false}', NOW);
+    const r = parseReading('{"temperature_c":1,"humidity_pct":2,"ts":1725427200000,"clock_synced":false}', NOW);
     expect(r.ok && r.value.clock_synced).toBe(false);
-    const s = parseReading('{"temperature_c":1,"humidity_pct":2,"ts":3,"clock_synced":true}', NOW);
+    const s = parseReading('{"temperature_c":1,"humidity_pct":2,"ts":1725427200000,"clock_synced":true}', NOW);
     expect(s.ok && "clock_synced" in s.value).toBe(false);
   });
   test("each refusal has a reason naming the field", () => {
@@ -47,6 +47,11 @@ describe("readings", () => {
     expect(reason('{"temperature_c":1,"humidity_pct":100.01,"ts":3}')).toContain("humidity_pct");
     expect(reason('{"temperature_c":1,"humidity_pct":2}')).toBe("ts is missing");
     expect(reason(`{"temperature_c":1,"humidity_pct":2,"ts":${NOW + 25 * 3600_000}}`)).toContain("24 h in the future");
+    expect(reason('{"temperature_c":1,"humidity_pct":2,"ts":0}')).toContain("before 2000-01-01");
+    expect(reason('{"temperature_c":1,"humidity_pct":2,"ts":1725427200}')).toBe(
+      "ts 1725427200 looks like seconds (2024-09-04T05:20:00.000Z); send epoch milliseconds",
+    );
+    expect(reason('{"temperature_c":1,"humidity_pct":2,"ts":9007199254740991}')).toContain("9007199254740991 is more than 24 h");
   });
   test("formatReading writes two decimals like the earlier agent", () => {
     expect(formatReading({ temperature_c: 20.8712, humidity_pct: 60.9, ts: 1757591504072 })).toBe(

@@ -9,6 +9,7 @@
 
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { mkdtempSync, rmSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { HashParams } from "../lib/server/auth/passwords.ts";
@@ -284,6 +285,21 @@ export async function connectMqtt(port: number, options: IClientOptions = {}): P
     throw err;
   }
   return client;
+}
+
+/**
+ * Opens a raw TCP connection to the broker: `received()` is every byte it has
+ * received so far; `closed` resolves when it closes, with the same bytes.
+ */
+export async function rawConnection(port: number): Promise<{ socket: Socket; received(): Buffer; closed: Promise<Buffer> }> {
+  const socket = connect(port, "127.0.0.1");
+  socket.on("error", () => {});
+  await withTimeout(new Promise((r) => socket.once("connect", r)), 5000, "TCP connect");
+  const chunks: Buffer[] = [];
+  socket.on("data", (c: Buffer) => chunks.push(c));
+  const received = () => Buffer.concat(chunks);
+  const closed = new Promise<Buffer>((resolve) => socket.once("close", () => resolve(received())));
+  return { socket, received, closed };
 }
 
 /** Publishes and resolves on PUBACK (QoS 1); rejects after `timeoutMs`. */

@@ -133,6 +133,25 @@ export const defaults = {
   bridge_client_id: "",
   /** Readings the bridge keeps while that broker is away; the oldest are dropped beyond it. */
   bridge_buffer: 10000,
+  // ---- limits under abuse (issue 16): every one logged once per cause and minute when hit ----
+  /** Largest HTTP request body, in bytes; a larger one is refused (413) before it is read. Forms and API bodies are under 10 KB. */
+  http_max_body_bytes: 1_048_576,
+  /** Most MQTT connections of tools (API tokens) at once: the rest of mqtt_max_clients is kept for sensors. */
+  mqtt_max_tool_clients: 50,
+  /** Most anonymous MQTT connections (earlier sensors, while accept_anonymous_sensors is on) from one address: one Pi each. */
+  mqtt_max_anonymous_per_address: 4,
+  /** Most messages queued for one persistent session (clean session off) while it is away (Mosquitto's max_queued_messages). */
+  mqtt_max_queued_messages: 1000,
+  /** Most bytes queued for one persistent session. */
+  mqtt_max_queued_bytes: 1_048_576,
+  /** Most retained messages outside the contract's device topics (those are one status and one config per device, always kept). */
+  mqtt_max_retained: 1000,
+  /** Most bytes of retained messages outside the contract's device topics. */
+  mqtt_max_retained_bytes: 4_194_304,
+  /** Most bytes waiting in one subscriber's connection; beyond, messages to that subscriber are dropped (publishers never wait for it). */
+  mqtt_max_outgoing_bytes: 1_048_576,
+  /** Seconds between two publications of the $SYS/broker statistics (Mosquitto's sys_interval); 0 = never. */
+  mqtt_sys_interval_s: 10,
 };
 
 /** A switch in server.conf. */
@@ -174,6 +193,8 @@ function coerce(key: Setting, raw: unknown, source: string): Config[Setting] {
       if (n < 0) fail(key, raw, source, "must be 0 (none) or more");
     } else if (key === "ingest_commit_window_ms") {
       if (n < 0 || n > 2000) fail(key, raw, source, "must be 0 (commit at once) to 2000 ms");
+    } else if (key === "mqtt_sys_interval_s") {
+      if (n < 0) fail(key, raw, source, "must be 0 (never) or more seconds");
     } else if (key === "password_hash_queue") {
       if (n < 0) fail(key, raw, source, "must be 0 (no waiting) or more");
     } else if (n < 1) fail(key, raw, source, "must be at least 1");

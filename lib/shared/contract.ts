@@ -14,6 +14,13 @@ export const TEMPERATURE_RANGE = [-40, 85] as const;
 export const HUMIDITY_RANGE = [0, 100] as const;
 /** A reading may be stamped at most this far in the future (clock skew between Pis). */
 export const MAX_FUTURE_MS = 24 * 3600 * 1000;
+/**
+ * The earliest `ts` a reading may carry: 2000-01-01T00:00:00Z. Nothing was
+ * measured by TechTemp before it; anything earlier is a clock that was never
+ * set (`ts: 0`) or seconds sent for milliseconds (1725427200 is 1970-01-20 in
+ * milliseconds, and seconds stay below this bound until the year 33658).
+ */
+export const MIN_TS = 946_684_800_000;
 
 /** The three message kinds a device topic can carry. */
 export type TopicKind = "reading" | "status" | "config";
@@ -107,8 +114,23 @@ export function parseReading(payload: Uint8Array | string, now: number): Parsed<
   if (typeof ts !== "number" || !Number.isSafeInteger(ts) || ts < 0) {
     return { ok: false, reason: `ts must be epoch milliseconds (a whole number), got ${JSON.stringify(ts)}` };
   }
+  if (ts < MIN_TS) {
+    // Seconds since 1970 of a time after 2000 are 946684800…(about 1e10): say so, it is the usual mistake.
+    const seconds = ts >= MIN_TS / 1000 && ts < 1e11;
+    return {
+      ok: false,
+      reason: seconds
+        ? `ts ${ts} looks like seconds (${new Date(ts * 1000).toISOString()}); send epoch milliseconds`
+        : `ts ${ts} is before 2000-01-01: the sensor's clock is not set (ts must be epoch milliseconds)`,
+    };
+  }
   if (ts > now + MAX_FUTURE_MS) {
-    return { ok: false, reason: `ts ${new Date(ts).toISOString()} is more than 24 h in the future` };
+    // A Date ends at 8.64e15 ms: a larger ts has no ISO form to show.
+    const when = ts <= 8.64e15 ? new Date(ts).toISOString() : `${ts}`;
+    return {
+      ok: false,
+      reason: `ts ${when} is more than 24 h in the future (the server's clock says ${new Date(now).toISOString()})`,
+    };
   }
   const reading: Reading = { temperature_c: obj.temperature_c as number, humidity_pct: obj.humidity_pct as number, ts };
   if (obj.clock_synced === false) reading.clock_synced = false;

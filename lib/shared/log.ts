@@ -22,7 +22,8 @@ export type Sink = (line: string, level: Level) => void;
 const stdoutSink: Sink = (line) => process.stdout.write(line + "\n");
 
 function formatValue(v: unknown): string {
-  if (typeof v === "string") return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
+  // A control character (a NUL in a client id) is written escaped, never raw into the journal.
+  if (typeof v === "string") return /^[^\s"=\u0000-\u001f\u007f-\u009f]+$/.test(v) ? v : JSON.stringify(v);
   if (v instanceof Error) return JSON.stringify(v.message);
   return String(v);
 }

@@ -28,9 +28,15 @@ import { createMetricsApi } from "./api/metrics.ts";
 import { createOpenApi, type RouteInfo } from "./openapi.ts";
 import type { Backups } from "../backup/backups.ts";
 import { createBackupPages } from "./pages/backups.ts";
+import { createMqttWebSocket, createMqttWsBridge, type MqttWsBridge } from "./mqtt-ws.ts";
+import type { Broker } from "../mqtt/broker.ts";
 
 /** What the HTTP side needs from the rest of the server. */
 export interface HttpDeps extends ApiDeps {
+  /** The broker: its counters for the API, and MQTT over WebSockets on /mqtt (mqtt-ws.ts). */
+  broker: ApiDeps["broker"] & Pick<Broker, "handleStream">;
+  /** The WebSocket bridge to the broker, when the caller serves it on another listener too (server.ts); else one is made. */
+  mqttWs?: MqttWsBridge;
   live: Pick<Live, "latest" | "summary" | "version" | "onChange">;
   log: Log;
   /** Who may do what (lib/server/auth/auth.ts). */
@@ -98,6 +104,7 @@ export function createHttp(deps: HttpDeps) {
     .use(createAccountPages({ auth, respond, callerOf }))
     .use(createSecurityPages({ auth, respond, callerOf }))
     .use(deps.backups ? createBackupPages({ backups: deps.backups, records: deps.store.backups, respond }) : new Elysia())
+    .use(createMqttWebSocket(deps.mqttWs ?? createMqttWsBridge(deps.broker)))
     // Last: it documents the routes of the whole app, asked at each request.
     .use(createOpenApi({ routes: () => routesOf(), respond }));
   routesOf = () => app.routes as unknown as RouteInfo[];

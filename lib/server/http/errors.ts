@@ -7,7 +7,7 @@
 // pages' own `refusal` (a sign-in redirect or an error page).
 
 import { Elysia } from "elysia";
-import { DomainError, type ErrorKind } from "../../shared/errors.ts";
+import { DomainError, unavailable, type ErrorKind } from "../../shared/errors.ts";
 import type { Log } from "../../shared/log.ts";
 
 /** The HTTP status of each domain error kind. */
@@ -35,18 +35,44 @@ interface SchemaError {
   schema?: { error?: string };
 }
 
+/**
+ * A database that cannot write (disk full, I/O error) as a 503 a person can
+ * act on, or null for any other error. SQLite's errors carry their code
+ * (`SQLITE_FULL`, `SQLITE_IOERR_WRITE`…); nothing was changed by the request.
+ */
+export function storageFailure(err: unknown): DomainError | null {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return null;
+  if (code.startsWith("SQLITE_FULL"))
+    return unavailable(
+      "the server's disk is full, so nothing was saved: free space on the server (its data directory) and try again",
+    );
+  if (code.startsWith("SQLITE_IOERR"))
+    return unavailable("the server's database could not write (I/O error), so nothing was saved: check its disk, then try again");
+  return null;
+}
+
 /** Errors from Elysia and from routes, mapped once to `{"error": …}`. */
 export function errorHandling(log: Log, pages?: { refusal: PageRefusal }) {
   return new Elysia({ name: "errors" })
     .error({ DomainError })
     .onError(({ code, error, set, request }) => {
-      if (code === "DomainError") {
-        if (pages && !isApiPath(new URL(request.url).pathname)) return pages.refusal(request, error);
-        set.status = HTTP_STATUS[error.kind];
+      // A full disk is said as such (503), not as a fault (500); it is logged once per request like a fault.
+      const storage = storageFailure(error);
+      if (storage)
+        log.error("request failed: the database cannot write", {
+          method: request.method,
+          url: request.url,
+          error: error as Error,
+        });
+      if (code === "DomainError" || storage) {
+        const domain = storage ?? (error as DomainError);
+        if (pages && !isApiPath(new URL(request.url).pathname)) return pages.refusal(request, domain);
+        set.status = HTTP_STATUS[domain.kind];
         // How to authenticate (RFC 6750), and when to try again (login throttling).
-        if (error.kind === "unauthorized") set.headers["www-authenticate"] = 'Bearer realm="techtemp"';
-        if (error.kind === "too_many") set.headers["retry-after"] = String(error.extra.retry_after_s);
-        return { error: error.message, ...error.extra };
+        if (domain.kind === "unauthorized") set.headers["www-authenticate"] = 'Bearer realm="techtemp"';
+        if (domain.kind === "too_many") set.headers["retry-after"] = String(domain.extra.retry_after_s);
+        return { error: domain.message, ...domain.extra };
       }
       if (code === "VALIDATION") {
         // The schema's own message names the field; without one, the path does.

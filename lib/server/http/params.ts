@@ -24,7 +24,10 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(
 export function parseTime(field: string, value: string): number {
   const v = value.trim();
   // Beyond ±8.64e15 ms a JS Date (and so the ISO answer) does not exist.
-  if (/^-?\d{1,16}$/.test(v) && Math.abs(Number(v)) <= 8.64e15) return Number(v);
+  if (/^-?\d{1,16}$/.test(v)) {
+    if (Math.abs(Number(v)) <= 8.64e15) return Number(v);
+    throw invalid(field, `${v} is outside the times a date can have (±8.64e15 epoch milliseconds)`);
+  }
   if (ISO_TIME.test(v)) {
     const zoned = /(?:Z|[+-]\d{2}:?\d{2})$/.test(v) || v.length === 10 ? v : `${v}Z`;
     const ms = Date.parse(zoned);

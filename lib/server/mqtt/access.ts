@@ -119,6 +119,17 @@ export function createMqttAccess(deps: {
       return callback(Object.assign(new Error(result.reason), { returnCode: NOT_AUTHORIZED }), false);
     }
     const { principal } = result;
+    // Anonymous access is for earlier sensors, which speak TCP. Over WebSockets any web page a household
+    // member opens could connect (browsers send no CORS check for them) and publish as an earlier sensor.
+    if (principal.kind === "anonymous" && (client.conn as { remotePort?: unknown } | undefined)?.remotePort === "ws") {
+      stats.connectionsRefused++;
+      const refusal = {
+        cause: "anonymous over WebSocket",
+        reason: "anonymous clients may not use MQTT over WebSockets; log in with an API token",
+      };
+      logRefusal("refused connection", client, refusal, {});
+      return callback(Object.assign(new Error(refusal.reason), { returnCode: NOT_AUTHORIZED }), false);
+    }
     const holder = client.id ? deps.clientById(client.id) : undefined;
     const held = holder && holder !== client ? sessions.get(holder) : undefined;
     if (held && !mayTakeOver(held.principal, principal)) {

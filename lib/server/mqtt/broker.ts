@@ -16,6 +16,7 @@
 
 import { Aedes, type AuthorizePublishHandler, type Client, type PreConnectHandler } from "aedes";
 import { createServer, type Server, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { createServer as createTlsServer } from "node:tls";
 import mqttPacket from "mqtt-packet";
 import { classifyTopic } from "../auth/mqtt-acl.ts";
@@ -25,23 +26,41 @@ import type { Log } from "../../shared/log.ts";
 import type { Store } from "../store/store.ts";
 import { createMqttAccess, type AccessCounters } from "./access.ts";
 import { createLogThrottle, remoteAddress, remoteIp } from "./refusals.ts";
+import { guardParser } from "./wire.ts";
+import { createRefusalCounts } from "./refusal-counts.ts";
+import { boundPersistence, type BoundsOptions } from "./bounds.ts";
+import { unblockDelivery } from "./delivery.ts";
+import { reserveForSensors } from "./reserve.ts";
+import { createSysStats } from "./sys.ts";
 
 /** How often connected clients' credentials are checked again (a revoked token's connection ends within this). */
 export const RECHECK_INTERVAL_MS = 10_000;
 import { refusalReason } from "../metrics/reasons.ts";
 
 /** Broker limits (from the config). */
-export interface BrokerOptions {
+export interface BrokerOptions extends BoundsOptions {
   maxPacketBytes: number;
   connectTimeoutMs: number;
   maxClientIdLength: number;
   maxClients: number;
+  /** Most tool (API token) connections at once: the rest of maxClients is kept for sensors. */
+  maxToolClients: number;
+  /** Most anonymous connections from one address. */
+  maxAnonymousPerAddress: number;
+  /** Most bytes waiting in one subscriber's connection before messages to it are dropped. */
+  maxOutgoingBytes: number;
+  /** How often the $SYS/broker statistics are published (0: never). */
+  sysIntervalMs?: number;
 }
 
 /** Counters the broker keeps; /health and inspect show them. */
 export interface BrokerStats extends AccessCounters {
   readingsAccepted: number;
   readingsRefused: number;
+  /** Messages dropped for a subscriber whose connection held mqtt_max_outgoing_bytes unread. */
+  slowSubscriberDropped: number;
+  /** Refused readings not counted on a device: the device is unknown (it is not registered for garbage). */
+  refusalsNotCounted: number;
   /** Messages on a device topic whose ids or kind are not valid (no device to count them on). */
   badTopics: number;
   statusRefused: number;
@@ -64,7 +83,7 @@ export interface TlsMaterial {
  * only, which measures what they cost (no setting reaches it).
  */
 export async function createBroker(deps: {
-  store: Pick<Store, "recordRefusal" | "applyStatus" | "auth" | "on">;
+  store: Pick<Store, "recordRefusals" | "applyStatus" | "auth" | "on" | "mqtt">;
   ingest: Pick<Ingest, "submit">;
   log: Log;
   options: BrokerOptions;
@@ -76,6 +95,8 @@ export async function createBroker(deps: {
   const stats: BrokerStats = {
     readingsAccepted: 0,
     readingsRefused: 0,
+    slowSubscriberDropped: 0,
+    refusalsNotCounted: 0,
     badTopics: 0,
     statusRefused: 0,
     connectionsRefused: 0,
@@ -86,6 +107,9 @@ export async function createBroker(deps: {
     refusedByReason: {},
   };
   const throttle = createLogThrottle();
+  /** Each connection's address and the client id its CONNECT gave, for the log lines of its errors. */
+  const addresses = new WeakMap<Client, string>();
+  const connectIds = new WeakMap<Client, string>();
   const clients = () => (broker as unknown as { clients: Record<string, Client> }).clients;
   const access = createMqttAccess({
     store,
@@ -97,13 +121,23 @@ export async function createBroker(deps: {
     open: deps.insecureOpen,
   });
 
-  const refuse = (deviceUid: string | null, reason: string, topic: string, clientId: string | undefined) => {
-    const suppressed = throttle(`refuse:${deviceUid ?? topic}`, now());
+  const refusalCounts = createRefusalCounts({
+    store,
+    log,
+    onNotCounted: (n) => void (stats.refusalsNotCounted += n),
+  });
+
+  // One line per publishing client (or address) and minute, whatever the device: garbage on
+  // 10,000 device topics from one client is one line with the count it left out, not 10,000.
+  const refuse = (client: Client | null, deviceUid: string | null, reason: string, topic: string) => {
+    const address = client ? (addresses.get(client) ?? remoteAddress(client)) : undefined;
+    const suppressed = throttle(`refuse:${client?.id ?? address ?? topic}`, now());
     if (suppressed !== null) {
       log.warn("refused message", {
         device: deviceUid ?? undefined,
-        topic,
-        client: clientId,
+        topic: topic.slice(0, 200),
+        client: client?.id,
+        address,
         reason,
         suppressed: suppressed || undefined,
       });
@@ -113,14 +147,27 @@ export async function createBroker(deps: {
   const authorizePublish: AuthorizePublishHandler = (client, packet, callback) => {
     const topic = packet.topic;
     // client is null only for the will of a client that is gone already (refused: nobody to check it against).
-    const clientId = client?.id;
     const cls = classifyTopic(topic);
     const decision = access.decidePublish(client, topic, cls);
     if (!decision.allow) return callback(new Error(decision.reason));
     if (cls.kind !== "device") {
       if (cls.kind === "other" && cls.badDeviceTopic !== null) {
         stats.badTopics++;
-        refuse(null, cls.badDeviceTopic, topic, clientId);
+        refuse(client, null, cls.badDeviceTopic, topic);
+      }
+      // A retained message over the bounds is passed on but not kept (bounds.ts); said once per client and minute.
+      const notKept = packet.retain ? bounds.retainedRefusal(topic, packet.payload as Buffer) : null;
+      if (notKept !== null) {
+        const address = client ? (addresses.get(client) ?? remoteAddress(client)) : undefined;
+        const suppressed = throttle(`retained:${client?.id ?? address}`, now());
+        if (suppressed !== null)
+          log.warn("retained message not kept", {
+            client: client?.id,
+            address,
+            topic: topic.slice(0, 200),
+            reason: notKept,
+            suppressed: suppressed || undefined,
+          });
       }
       return callback(null); // passed on to subscribers; a bad device topic is acknowledged and discarded
     }
@@ -132,12 +179,8 @@ export async function createBroker(deps: {
         stats.readingsRefused++;
         const why = refusalReason(result.reason);
         stats.refusedByReason[why] = (stats.refusedByReason[why] ?? 0) + 1;
-        refuse(deviceUid, result.reason, topic, clientId);
-        try {
-          store.recordRefusal(homeId, deviceUid, result.reason, at);
-        } catch (err) {
-          log.error("cannot count refused reading", { device: deviceUid, error: err as Error });
-        }
+        refuse(client, deviceUid, result.reason, topic);
+        refusalCounts.add(deviceUid, result.reason, at);
         return callback(null);
       }
       ingest.submit({ homeId, deviceUid, reading: result.value, receivedAt: at }, (err) => {
@@ -152,7 +195,7 @@ export async function createBroker(deps: {
     const result = parseStatus(packet.payload as Buffer);
     if (!result.ok) {
       stats.statusRefused++;
-      refuse(deviceUid, `status: ${result.reason}`, topic, clientId);
+      refuse(client, deviceUid, `status: ${result.reason}`, topic);
       return callback(null);
     }
     try {
@@ -172,16 +215,24 @@ export async function createBroker(deps: {
 
   const preConnect: PreConnectHandler = (client, packet, callback) => {
     const id = packet.clientId ?? "";
+    connectIds.set(client, id);
     let refusal: string | null = null;
+    // Answer with a CONNACK so the client shows a reason (2 = identifier rejected, 3 = server unavailable).
+    let returnCode = 2;
     if (id.length > options.maxClientIdLength) {
       refusal = `client id of ${id.length} characters is longer than the limit of ${options.maxClientIdLength} (mqtt_max_client_id)`;
+    } else if (id === "" && (packet.clean === false || packet.protocolVersion === 3)) {
+      // MQTT-3.1.3-8 (and MQTT 3.1, which has no generated ids): Mosquitto answers CONNACK 2.
+      refusal =
+        packet.protocolVersion === 3
+          ? "an empty client id is not allowed in MQTT 3.1"
+          : "an empty client id needs a clean session (MQTT-3.1.3-8)";
     } else if (broker.connectedClients >= options.maxClients) {
       refusal = `already ${broker.connectedClients} clients connected, the limit (mqtt_max_clients)`;
+      returnCode = 3;
     }
     if (refusal === null) return callback(null, true);
     stats.connectionsRefused++;
-    // Answer with a CONNACK so the client shows a reason (2 = identifier rejected, 3 = server unavailable).
-    const returnCode = id.length > options.maxClientIdLength ? 2 : 3;
     // One line per cause, address and minute: a flood of connections makes one line.
     const suppressed = throttle(`limit:${returnCode}:${remoteIp(client)}`, now());
     if (suppressed !== null) {
@@ -196,17 +247,67 @@ export async function createBroker(deps: {
     callback(new Error(refusal), false);
   };
 
+  const authenticate = reserveForSensors({
+    access,
+    clients: () => Object.values(clients()),
+    limits: options,
+    onRefused(client, refusal) {
+      stats.connectionsRefused++;
+      const suppressed = throttle(`kind-limit:${refusal.kind}:${remoteIp(client)}`, now());
+      if (suppressed !== null) {
+        log.warn("refused connection", {
+          client: client.id?.slice(0, 64),
+          address: addresses.get(client) ?? remoteAddress(client),
+          reason: refusal.reason,
+          suppressed: suppressed || undefined,
+        });
+      }
+    },
+  });
+
   const broker = await Aedes.createBroker({
+    // A fixed id: Aedes' own $SYS topics ($SYS/techtemp/heartbeat…) keep their path across starts.
+    id: "techtemp",
     connectTimeout: options.connectTimeoutMs,
+    // Aedes refuses MQTT 3.1 ids over 23 characters (that spec's limit); Mosquitto accepts them, and
+    // preConnect applies mqtt_max_client_id to every version.
+    maxClientsIdLength: Number.MAX_SAFE_INTEGER,
     // A subscriber that stops reading is dropped after 10 s instead of blocking
     // delivery to everybody (Aedes' drainTimeout note).
     drainTimeout: 10_000,
     heartbeatInterval: 60_000,
     authorizePublish,
-    authenticate: access.authenticate,
+    authenticate,
     authorizeSubscribe: access.authorizeSubscribe,
     preConnect,
   });
+
+  const bounds = boundPersistence(
+    (broker as unknown as { persistence: never }).persistence,
+    options,
+    (clientId, reason) => {
+      sys.counters.publishDropped++;
+      const suppressed = throttle(`queue:${clientId}`, now());
+      if (suppressed !== null) {
+        log.warn("dropped a message for a persistent session", {
+          client: clientId.slice(0, 64),
+          reason,
+          suppressed: suppressed || undefined,
+        });
+      }
+    },
+    {
+      state: store.mqtt,
+      onError(err: Error) {
+        // The broker works on from memory; what changed since is lost at the next restart.
+        if (throttle("keep-state", now()) !== null)
+          log.error("cannot keep the broker's retained messages or sessions in the database", { error: err });
+      },
+    },
+  );
+  // What the earlier Mosquitto kept in its persistence file: retained messages and persistent sessions.
+  const restored = await bounds.restore();
+  if (restored.retained > 0 || restored.sessions > 0) log.info("restored the broker's state", restored);
 
   // Guard against an Aedes/mqemitter crash: when messages queue up behind a
   // subscriber that stopped reading (mqemitter's concurrency limit) and that
@@ -217,15 +318,20 @@ export async function createBroker(deps: {
   // completes on a later tick keeps each message's completion off that stack.
   await new Promise<void>((resolve) => broker.subscribe("#", (_packet, cb) => setImmediate(cb), resolve));
 
-  // A dying client fails every write queued to it; log one line per client and minute.
+  // One line per cause, address and minute: a dying client fails every write queued to it, and a
+  // client that resends what was refused (a message over the limit) comes back every few seconds.
+  // The client id is the one its CONNECT gave (Aedes has none for a connection it refused), the
+  // address the one noted when it connected (a closed socket forgets it).
   const logClientError = (what: string, client: Client, err: Error) => {
     stats.clientErrors++;
-    const suppressed = throttle(`${what}:${client.id ?? remoteAddress(client)}:${err.message}`, now());
+    const address = addresses.get(client) ?? remoteAddress(client);
+    const suppressed = throttle(`${what}:${address?.replace(/:\d+$/, "") ?? "unknown"}:${err.message}`, now());
     if (suppressed !== null) {
-      log.warn(what, {
-        client: client.id ?? undefined,
-        address: remoteAddress(client),
-        error: err.message,
+      const refusedPacket = err.message.includes("(mqtt_max_packet_bytes)") || err.message.startsWith("malformed ");
+      log.warn(refusedPacket ? "refused packet" : what, {
+        client: (client.id ?? connectIds.get(client))?.slice(0, 64) || undefined,
+        address,
+        [refusedPacket ? "reason" : "error"]: err.message,
         suppressed: suppressed || undefined,
       });
     }
@@ -234,6 +340,61 @@ export async function createBroker(deps: {
   broker.on("connectionError", (client: Client, err: Error) => logClientError("connection error", client, err));
   broker.on("client", (client: Client) => log.debug("client connected", { client: client.id, address: remoteAddress(client) }));
   broker.on("clientDisconnect", (client: Client) => log.debug("client disconnected", { client: client.id }));
+
+  const slowSubscriber = (client: Client) => {
+    stats.slowSubscriberDropped++;
+    sys.counters.publishDropped++;
+    const address = addresses.get(client) ?? remoteAddress(client);
+    const suppressed = throttle(`slow:${client.id ?? address}`, now());
+    if (suppressed !== null) {
+      log.warn("dropped a message for a subscriber that does not read", {
+        client: client.id?.slice(0, 64),
+        address,
+        reason: `more than ${options.maxOutgoingBytes} bytes wait unread in its connection (mqtt_max_outgoing_bytes)`,
+        suppressed: suppressed || undefined,
+      });
+    }
+  };
+
+  /** The MQTT connections (not the TCP ones under TLS) and the bytes of those that closed, for $SYS. */
+  const mqttSockets = new Set<Socket>();
+  const closedBytes = { received: 0, sent: 0 };
+  const sys = createSysStats(
+    {
+      connected: () => broker.connectedClients,
+      offline: () =>
+        (
+          broker as unknown as { persistence: { countOffline(): Promise<{ clientsCount: number; subsCount: number }> } }
+        ).persistence.countOffline(),
+      subscriptions: () => {
+        let n = 0;
+        for (const c of Object.values(clients()))
+          n += Object.keys((c as unknown as { subscriptions: object }).subscriptions ?? {}).length;
+        return n;
+      },
+      retained: () => ({ messages: bounds.stats.retainedMessages, bytes: bounds.stats.retainedBytes }),
+      queued: () => ({ messages: bounds.stats.queuedMessages, bytes: bounds.stats.queuedBytes }),
+      bytes: () => {
+        const b = { ...closedBytes };
+        for (const s of mqttSockets) {
+          b.received += s.bytesRead ?? 0;
+          b.sent += s.bytesWritten ?? 0;
+        }
+        return b;
+      },
+      publish: (topic, payload) =>
+        new Promise<void>((resolve, reject) =>
+          broker.publish({ cmd: "publish", topic, payload: Buffer.from(payload), qos: 0, retain: true, dup: false }, (err) =>
+            err ? reject(err) : resolve(),
+          ),
+        ),
+    },
+    { intervalMs: options.sysIntervalMs ?? 10_000, now },
+  );
+  broker.on("publish", (_packet: unknown, client: Client | null) => {
+    if (client) sys.counters.publishReceived++;
+  });
+  if ((options.sysIntervalMs ?? 10_000) > 0) sys.start();
 
   const sockets = new Set<Socket>();
   const servers: Server[] = [];
@@ -246,8 +407,29 @@ export async function createBroker(deps: {
   };
   const accept = (socket: Socket) => {
     track(socket);
-    const client = broker.handle(socket);
-    limitPacketSize(client, options.maxPacketBytes, log);
+    const client = handle(socket, socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : undefined);
+    mqttSockets.add(socket);
+    socket.once("close", () => {
+      mqttSockets.delete(socket);
+      closedBytes.received += socket.bytesRead ?? 0;
+      closedBytes.sent += socket.bytesWritten ?? 0;
+    });
+    return client;
+  };
+  /** Hands a connection (a TCP or TLS socket, or a WebSocket's stream) to Aedes with every check of ours. */
+  const handle = (stream: Socket | Duplex, address: string | undefined): Client => {
+    const client = broker.handle(stream as Socket);
+    if (address) addresses.set(client, address);
+    guardParser(client, options.maxPacketBytes);
+    unblockDelivery(client, options.maxOutgoingBytes, {
+      onDrop: slowSubscriber,
+      onSent: () => void sys.counters.publishSent++,
+    });
+    (client as unknown as { _parser: { on(e: "packet", f: () => void): void } })._parser.on(
+      "packet",
+      () => void sys.counters.messagesReceived++,
+    );
+    return client;
   };
   const bind = (server: Server, port: number, host: string) =>
     new Promise<number>((resolve, reject) => {
@@ -283,6 +465,13 @@ export async function createBroker(deps: {
           err ? reject(err) : resolve(),
         );
       });
+    },
+    /**
+     * Serves one more connection given as a byte stream (MQTT over WebSockets,
+     * lib/server/http/mqtt-ws.ts); `address` is the peer's, for the logs and limits.
+     */
+    handleStream(stream: Duplex, address: string | undefined): void {
+      handle(stream, address);
     },
     /** Binds the plain TCP port; resolves with the port actually bound. */
     listen(port: number, host: string): Promise<number> {
@@ -321,6 +510,12 @@ export async function createBroker(deps: {
     get queuedMessages(): number {
       return (broker as unknown as { mq: { length: number } }).mq.length;
     },
+    /** Retained messages and session queues kept now, and what their bounds refused. */
+    get kept() {
+      return bounds.stats;
+    },
+    /** The $SYS/broker statistics now, by name. */
+    sysSnapshot: () => sys.snapshot(),
     /** Clients connected now. */
     get connectedClients() {
       return broker.connectedClients;
@@ -332,7 +527,9 @@ export async function createBroker(deps: {
     /** Stops accepting, disconnects every client, closes Aedes. */
     async close(): Promise<void> {
       clearInterval(recheckTimer);
+      sys.stop();
       stopFollowingDevices();
+      refusalCounts.flush();
       const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
       // Each server's callback comes once its connections are gone: end them.
       for (const s of sockets) s.destroy();
@@ -344,32 +541,3 @@ export async function createBroker(deps: {
 
 /** The broker's interface. */
 export type Broker = Awaited<ReturnType<typeof createBroker>>;
-
-/**
- * Refuses packets larger than `max` bytes as soon as their length field is
- * read, before their body is buffered. Aedes has no such limit; its parser
- * (mqtt-packet) reads the length in `_parseLength`, which we wrap. A test
- * (test/broker.test.ts, "an oversized packet") proves the hook still works.
- */
-function limitPacketSize(client: Client, max: number, log: Log): void {
-  const parser = (client as unknown as { _parser: MqttParser })._parser;
-  const parseLength = parser._parseLength;
-  parser._parseLength = function (this: MqttParser) {
-    const ok = parseLength.call(this);
-    if (ok && this.packet.length > max) {
-      log.warn("refused packet", {
-        client: client.id ?? undefined,
-        address: remoteAddress(client),
-        reason: `packet of ${this.packet.length} bytes is larger than the limit of ${max} (mqtt_max_packet_bytes)`,
-      });
-      return this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds mqtt_max_packet_bytes (${max})`));
-    }
-    return ok;
-  };
-}
-
-interface MqttParser {
-  packet: { length: number };
-  _parseLength(): boolean;
-  _emitError(err: Error): boolean;
-}

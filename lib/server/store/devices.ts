@@ -192,7 +192,11 @@ export function createDevices(
     if (existing && existing.room_id !== null) {
       throw fieldError(conflict("Device already exists", { device_uid: input.uid }), "device_uid");
     }
-    const room = resolveRoom({ roomUid: input.roomUid, roomName: input.roomName });
+    // The earlier server (and the README) create the room when it is missing, under the uid given if one is.
+    const room =
+      input.roomUid !== undefined && input.roomName !== undefined && !q.roomByUid.get(input.roomUid)
+        ? createRoomRow({ uid: input.roomUid, name: input.roomName })
+        : resolveRoom({ roomUid: input.roomUid, roomName: input.roomName });
     const id = existing ? existing.id : registry.ensure(input.uid, at);
     if (input.label !== undefined) q.setLabel.run(input.label, id);
     if (input.model !== undefined) q.setModel.run(input.model, id);

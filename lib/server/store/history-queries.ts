@@ -74,6 +74,10 @@ export function createHistoryQueries(db: Database, held?: Pick<HeldRollups, "row
       "SELECT b FROM rollup_hour WHERE device_id = ?1 AND b >= ?2 AND b < ?3 ORDER BY b LIMIT 1",
     ),
     deviceInfo: db.query<DeviceInfo, [number]>("SELECT interval_s, config_interval_s, created_at FROM devices WHERE id = ?"),
+    // Two seeks on the primary key (device_id, b): the first and the last day with readings.
+    daySpan: db.query<{ first: number | null; last: number | null }, [number]>(
+      "SELECT (SELECT min(b) FROM rollup_day WHERE device_id = ?1) AS first, (SELECT max(b) FROM rollup_day WHERE device_id = ?1) AS last",
+    ),
   };
 
   return {
@@ -108,6 +112,15 @@ export function createHistoryQueries(db: Database, held?: Pick<HeldRollups, "row
       q.rawNewest.all(deviceId, from, to, limit),
     /** The placements in a room that overlap [from, to), oldest first. */
     roomPlacements: (roomId: number, from: number, to: number): RoomPlacement[] => q.roomPlacements.all(roomId, from, to),
+    /**
+     * The start of the first and of the last day (home time zone) a device has
+     * readings in, or null when it has none: what an export of an unbounded
+     * range actually covers.
+     */
+    daySpan: (deviceId: number): { first: number; last: number } | null => {
+      const row = q.daySpan.get(deviceId);
+      return row?.first == null || row.last == null ? null : { first: row.first, last: row.last };
+    },
     /** What statistics need of a device, or null when it is gone. */
     deviceInfo: (deviceId: number): DeviceInfo | null => q.deviceInfo.get(deviceId),
 

@@ -341,4 +341,21 @@ export const migrations: Migration[] = [
       );
     `);
   },
+  // 7 (issue 16): what the broker keeps across restarts, as the earlier Mosquitto did (its persistence file):
+  // retained messages, and the subscriptions of persistent sessions (clean session off).
+  (db) => {
+    db.exec(`
+      CREATE TABLE mqtt_retained (
+        topic   TEXT PRIMARY KEY,
+        payload BLOB NOT NULL,
+        qos     INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE mqtt_subscriptions (
+        client_id TEXT NOT NULL,
+        topic     TEXT NOT NULL,
+        qos       INTEGER NOT NULL,
+        PRIMARY KEY (client_id, topic)
+      ) WITHOUT ROWID;
+    `);
+  },
 ];

@@ -41,6 +41,8 @@ export function createRegistry(db: Database) {
       }
       return cached.id;
     },
+    /** A known device's id, or null (nothing is registered). */
+    idOf: (uid: string): number | null => cache.get(uid)?.id ?? null,
     /** Whether the device is known (in the cache). */
     has: (uid: string): boolean => cache.has(uid),
     /** Forgets a device: it was deleted, or the transaction that registered it rolled back. */

@@ -20,10 +20,10 @@ export function createStatusWrites(db: Database, deps: { registry: Registry; eve
          last_seen_at = max(coalesce(last_seen_at, 0), ?2)
        WHERE id = ?7`,
     ),
-    refuse: db.query<null, [string, number, number]>(
-      `UPDATE devices SET refused_count = refused_count + 1, last_refusal = ?1, last_refusal_at = ?2,
-         last_seen_at = max(coalesce(last_seen_at, 0), ?2)
-       WHERE id = ?3`,
+    refuse: db.query<null, [number, string, number, number]>(
+      `UPDATE devices SET refused_count = refused_count + ?1, last_refusal = ?2, last_refusal_at = ?3,
+         last_seen_at = max(coalesce(last_seen_at, 0), ?3)
+       WHERE id = ?4`,
     ),
   };
 
@@ -42,9 +42,24 @@ export function createStatusWrites(db: Database, deps: { registry: Registry; eve
       );
       events.emit("status", { homeId, deviceUid, status, at });
     },
-    /** Counts a refused reading against its device, with the reason. */
-    recordRefusal(homeId: string, deviceUid: string, reason: string, at: number): void {
-      q.refuse.run(reason, at, registry.ensure(deviceUid, at, homeId));
+    /**
+     * Counts refused readings against their devices, with the last reason,
+     * in one transaction. Only devices the server knows are counted: garbage
+     * on 10,000 made-up device topics must not register 10,000 devices.
+     * Returns how many refusals were of unknown devices (not stored).
+     */
+    recordRefusals(refusals: Iterable<{ deviceUid: string; count: number; reason: string; at: number }>): number {
+      let unknown = 0;
+      db.transaction(() => {
+        for (const r of refusals) {
+          const id = registry.idOf(r.deviceUid);
+          if (id === null) unknown += r.count;
+          else q.refuse.run(r.count, r.reason, r.at, id);
+        }
+      })();
+      return unknown;
     },
+    /** Whether the server knows this device (a refusal of an unknown one is not stored). */
+    knowsDevice: (deviceUid: string): boolean => registry.has(deviceUid),
   };
 }

@@ -20,6 +20,8 @@
 // the store from one place.
 
 import type { Database } from "bun:sqlite";
+import { statfsSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Log } from "../../shared/log.ts";
 import { createAlertStore } from "./alerts.ts";
 import { createAuthStore } from "./auth.ts";
@@ -38,6 +40,7 @@ import { createRegistry } from "./registry.ts";
 import { ensureIncrementalVacuum } from "./retention.ts";
 import { createStatusWrites } from "./status.ts";
 import { createWeatherCache } from "./weather-cache.ts";
+import { createMqttState } from "./mqtt-state.ts";
 
 export type { Device, IncomingReading, Placement, Room } from "./model.ts";
 export { fromCenti, toCenti } from "./model.ts";
@@ -59,6 +62,7 @@ export type { CommittedReading, DeviceChange, StatusChange, StoreEventName, Stor
 export type { DeviceInfo, HistoryQueries, RawReader, RawRow, RoomPlacement } from "./history-queries.ts";
 export type { RecentQueries, RecentSlot } from "./recent-queries.ts";
 export type { BackupRecord, BackupRecords } from "./backup.ts";
+export type { MqttState, RetainedRow, SubscriptionRow } from "./mqtt-state.ts";
 export type { ImportedCounts, ImportedReading } from "./readings.ts";
 export type { WeatherCache, WeatherRow, WeatherState } from "./weather-cache.ts";
 
@@ -68,12 +72,26 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
   const events = createEvents(options.log);
   const registry = createRegistry(db);
   const ping = db.query<{ ok: number }, []>("SELECT 1 AS ok");
+  const pages = db.query<{ page_count: number; max_page_count: number; freelist_count: number; page_size: number }, []>(
+    "SELECT * FROM pragma_page_count, pragma_max_page_count, pragma_freelist_count, pragma_page_size",
+  );
   const auth = createAuthStore(db, { now });
   // The open hour's rollups, in memory (recomputed from the raw readings here at every start).
   // (`holdRollups: false` only for bench/writes.ts's reference: rollups written in every commit.)
   // Held days are days of the zone the daily rollups are in (server.ts has made it the home's before this).
   const dayOf = createZone(rollupZoneName(db)).startOfDay;
   const held = options.holdRollups === false ? holdNothing : createHeldRollups(db, { now, dayOf });
+
+  /** Room the database has to grow: the smaller of SQLite's own limit (max_page_count) and the file system's free space. */
+  function freeBytes(): number {
+    const p = pages.get()!;
+    let free = (p.max_page_count - p.page_count + p.freelist_count) * p.page_size;
+    if (db.filename && db.filename !== ":memory:") {
+      const fs = statfsSync(dirname(db.filename));
+      free = Math.min(free, fs.bavail * fs.bsize + p.freelist_count * p.page_size);
+    }
+    return free;
+  }
 
   return {
     /** The store's clock. */
@@ -85,6 +103,8 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     on: events.on,
     /** History read back, for lib/server/history/ (charts, statistics, export). */
     history: createHistoryQueries(db, held),
+    /** What the broker keeps across restarts: retained messages, persistent sessions' subscriptions. */
+    mqtt: createMqttState(db),
     /** Recent readings, for the live summaries. */
     recent: createRecentQueries(db),
     /** The outdoor weather's cache, for lib/server/weather. */
@@ -112,12 +132,27 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     backups: createBackupRecords(db),
     /** How far retention has got, for /metrics. */
     ops: createOpsQueries(db),
-    /** Throws the database's error when it cannot answer a trivial query (/health). */
+    /**
+     * Throws the database's error when it cannot answer a trivial query, or
+     * when it has less than MIN_FREE_BYTES to grow into (/health). A server
+     * started on a full disk reads fine and fails at its first commit: this
+     * says so before a sensor's reading is refused.
+     */
     probe(): void {
       ping.get();
+      const free = freeBytes();
+      if (free < MIN_FREE_BYTES) {
+        const where = db.filename && db.filename !== ":memory:" ? ` (${dirname(db.filename)})` : "";
+        throw new Error(
+          `disk full: ${Math.floor(free / 1024)} KiB left for the database${where}; free space there, readings are not stored meanwhile`,
+        );
+      }
     },
   };
 }
+
+/** Below this much room to grow, the database counts as full (/health): a group commit of readings needs some. */
+export const MIN_FREE_BYTES = 1024 * 1024;
 
 /** The store's interface, for modules that take it as a dependency. */
 export type Store = ReturnType<typeof createStore>;

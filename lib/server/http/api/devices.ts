@@ -74,7 +74,7 @@ export function createDevicesApi({ store }: { store: Store }) {
         // A date without a move means nothing: said before the date itself is read.
         const hasRoom = body.room_name !== undefined || body.room_uid !== undefined;
         if (body.moved_at !== undefined && !hasRoom) throw invalid("moved_at", "needs room_name or room_uid (it dates a move)");
-        const movedAt = typeof body.moved_at === "string" ? parseTime("moved_at", body.moved_at) : body.moved_at;
+        const movedAt = body.moved_at === undefined ? undefined : parseTime("moved_at", String(body.moved_at));
         // A settings change reaches the sensor through the config publisher (lib/server/mqtt/config-publisher.ts).
         const device = store.updateDevice(params.uid, {
           label: body.label,

@@ -11,7 +11,7 @@ import { iso } from "../params.ts";
 /** What the health and counters routes look at. */
 export interface HealthDeps {
   store: Pick<Store, "probe" | "now">;
-  broker: Pick<Broker, "listening" | "stats" | "connectedClients" | "queuedMessages">;
+  broker: Pick<Broker, "listening" | "stats" | "connectedClients" | "queuedMessages" | "kept">;
   ingest: Pick<Ingest, "failing" | "stats" | "pending">;
 }
 
@@ -35,7 +35,13 @@ export function createHealthApi({ store, broker, ingest }: HealthDeps) {
       // What the broker refused, how ingestion batches.
       .get("/api/v1/stats", () => ({
         data: {
-          broker: { ...broker.stats, connected_clients: broker.connectedClients, queued_messages: broker.queuedMessages },
+          broker: {
+            ...broker.stats,
+            connected_clients: broker.connectedClients,
+            queued_messages: broker.queuedMessages,
+            // Retained messages and persistent sessions' queues, with their bounds' refusals.
+            kept: broker.kept,
+          },
           ingest: { ...ingest.stats, pending: ingest.pending },
         },
       }))

@@ -14,6 +14,8 @@ export function deviceJson(d: Device) {
     label: d.label,
     created_at: iso(d.created_at),
     last_seen_at: iso(d.last_seen_at),
+    // The earlier server's field; the room's uid, as room_id is in /readings/latest.
+    room_id: d.room_uid,
     model: d.model,
     home_id: d.home_id,
     placed_at: iso(d.placed_at),

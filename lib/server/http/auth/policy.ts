@@ -25,6 +25,8 @@ const TABLE: Record<string, Access> = {
   "GET /favicon.ico": "public",
   "POST /api/v1/enroll": "public",
   "GET /api/v1/me": "public",
+  // MQTT over WebSockets: the CONNECT's login is the credential (lib/server/http/mqtt-ws.ts).
+  "GET /mqtt": "public",
 
   "GET /login": "sign-in",
   "POST /login": "sign-in",
