@@ -48,10 +48,10 @@ async function watch() {
 test("100 readings/s for 5 s: one Lab card a second, under 10 KB/s; a reading after a quiet second comes at once", async () => {
   const { seen, stop } = await watch();
   try {
-    // The first message is every fragment (the page missed everything); then quiet.
+    // The first message is every fragment (the page missed everything: the cards laid out whole); then quiet.
     await withTimeout(
       (async () => {
-        while (seen.cards.length < 1) await Bun.sleep(10);
+        while (!/^event: cards$/m.test(seen.text)) await Bun.sleep(10);
       })(),
       5000,
       "the first fragments",
