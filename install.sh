@@ -14,6 +14,39 @@
 #
 # Everything below is in functions and `main` runs on the last line, so a
 # download cut short does nothing.
+#
+# Exit codes (also in --help and the README): 0 installed or nothing to do,
+# 1 `status` found a problem, 2 usage, 3 a check failed (nothing changed),
+# 4 the health check failed and the previous version and config were restored,
+# 5 the health check failed with nothing to restore (a first install), or the
+# restore failed too, 6 a change could not be made (a file not written, a
+# command failed: the run stops there), 7 the server refused or could not be
+# asked (enrollment, its CA), 8 the bundle is unusable (not a bundle, wrong
+# architecture or checksum, a source build failed).
+#
+# ShellCheck runs with every optional check (`shellcheck -o all`, test/install.test.ts)
+# except these, each for a reason:
+#   SC2250 (braces around every variable) and SC2292 ([[ ]] over [ ]): style only;
+#     this script uses $var and [ ] where they mean the same.
+#   SC2312 (a command substitution inside a command masks its status): these are
+#     reads for messages and comparisons whose empty result is handled where it is used;
+#     values that decide a change are assigned on their own line, where `set -e` applies.
+#   SC2310/SC2311 (`set -e` is off inside a function called as a condition): each function
+#     so called is listed below with why that is safe; test/install.test.ts checks that no
+#     other function is called as a condition. The functions that change files
+#     (put_file, put_output, ensure_dir) never are: they report a change in FILE_CHANGED.
+# condition-safe (predicates: their status is their answer, they change nothing):
+#   live valid_port valid_id same_meta group_has_member is_active tcp_open healthy wait_healthy
+#   wants_enrollment port_is_privileged
+# condition-safe (reads that print a value, empty when there is none; they change nothing):
+#   ini_get uid_of gid_of normal_fingerprint role_executables systemctl_files
+# condition-safe (their failure is handled by the caller, which says what failed):
+#   act act_live (one command, `|| warn` where a failure is not fatal)
+#   sensor_check (a check: any failure inside it fails the check, whose output is shown)
+#   sensor_cmd (the agent's `uid`: its failure stops the run with the agent's message)
+#   sensor_last_stored (reads the agent's outbox; a failure means "not yet")
+#   do_status (reads only; its status is whether everything runs and answers)
+# shellcheck disable=SC2250,SC2292,SC2312,SC2310,SC2311
 set -Eeuo pipefail
 
 usage() {
@@ -25,6 +58,7 @@ usage:
                     [--tls [--https-port N] [--mqtts-port N] [--ca-fingerprint SHA256]]
   install.sh status
   install.sh uninstall [--purge]
+  install.sh --version | --help
 
 roles:
   server      the central Pi: MQTT broker, database, web pages (HTTP 3000, MQTT 1883);
@@ -47,19 +81,46 @@ options:
   --bundle FILE|DIR   install from a bundle (techtemp-<version>-linux-<arch>.tar.gz or its
                       unpacked directory); the default when install.sh runs inside one. From
                       a source checkout, install.sh installs the pinned Bun and builds one.
-  --watchdog          also enable the Pi's hardware watchdog
+  --watchdog          also enable the Pi's hardware watchdog (no package needed: systemd feeds
+                      it; with the watchdog package installed, its daemon does, as before)
   --wait S            seconds to wait for the health check (default 90)
   --dry-run           print every change without making it
   --root DIR          install into the directory tree DIR instead of /, without starting
                       anything (for images and tests); --start starts the services anyway
+  --version           the version of this install.sh and of the bundle beside it
   -h, --help          this help
+
+ports: 1024 to 65535 for the server (the hardened service has no privilege to bind
+  below 1024; to serve on 80, redirect it: see the README, Deployment).
+
+exit codes:
+  0  installed, or nothing to do         5  health check failed, nothing to restore
+  1  status: not installed or unhealthy      (first install) or the restore failed too
+  2  usage: a bad command line           6  a change could not be made (read-only or
+  3  a check failed: nothing changed         full file system, a failed command)
+  4  health check failed: the previous   7  the server refused or could not be asked
+     version and config are back         8  the bundle is unusable (checksum, arch)
 EOF
+}
+
+# "TechTemp X.Y.Z": the bundle's version beside install.sh, or the source checkout's.
+print_version() {
+  local version=""
+  if [ -f "$SCRIPT_DIR/BUNDLE" ]; then
+    version=$(bundle_field "$SCRIPT_DIR" version)
+  elif [ -f "$SCRIPT_DIR/package.json" ]; then
+    version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$SCRIPT_DIR/package.json" | head -n 1)
+  fi
+  say "install.sh (TechTemp) ${version:-unknown}"
 }
 
 # ---------------------------------------------------------------- settings
 
 init_globals() {
   COMMAND=""
+  DIE_CODE=2
+  FILE_CHANGED=0
+  CONFIG_SAVED=()
   ROOT=""
   DRY_RUN=0
   START=0
@@ -103,6 +164,8 @@ init_globals() {
   BUNDLE_ARCH=""
   BACKUP_FILE=""
   STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+  # The install log's size limit before it is rotated (3 old logs are kept).
+  LOG_MAX_KB=${TECHTEMP_INSTALL_LOG_MAX_KB:-1024}
 }
 
 # Paths inside the target tree (/ or --root DIR).
@@ -120,6 +183,7 @@ init_paths() {
   INSTALL_CONF="$ETC_DIR/install.conf"
   DB_FILE="$VAR_DIR/techtemp.db"
   WATCHDOG_CONF="$ROOT/etc/watchdog.conf"
+  SYSTEMD_WATCHDOG_CONF="$ROOT/etc/systemd/system.conf.d/techtemp-watchdog.conf"
   MODULES_FILE="$ROOT/etc/modules"
   BLACKLIST_FILE="$ROOT/etc/modprobe.d/raspi-blacklist.conf"
   BOOT_CONFIG=""
@@ -138,12 +202,16 @@ say() { printf '%s\n' "$*"; }
 step() { printf '==> %s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 
-# A problem that stops the run, with what to do about it.
-die() {
-  local problem=$1 remedy=${2:-}
+# A problem that stops the run, with what to do about it. The exit code is
+# the phase's (DIE_CODE: 2 while reading the command line, 3 during the checks,
+# 6 while changing the system); die_as names another one.
+die() { die_as "$DIE_CODE" "$@"; }
+
+die_as() {
+  local code=$1 problem=$2 remedy=${3:-}
   printf 'error: %s\n' "$problem" >&2
   if [ -n "$remedy" ]; then printf '  fix: %s\n' "$remedy" >&2; fi
-  exit 1
+  exit "$code"
 }
 
 # A failed check: reported with its remedy; the run stops after all checks.
@@ -180,9 +248,12 @@ act_live() {
   fi
 }
 
-# An unexpected failure (a bug, or a command that should not fail): say where.
+# A command that failed while changing the system (a read-only or full file
+# system, a refused chown…): the run stops there with exit code 6, saying where.
 on_error() {
-  printf 'error: install.sh stopped at line %s: %s (exit %s)\n' "$1" "$2" "$3" >&2
+  printf 'error: a change could not be made: %s (exit %s, install.sh line %s)\n' "$2" "$3" "$1" >&2
+  printf '  fix: see the message above (a read-only or full file system? sudo mount -o remount,rw /; df -h), then run install.sh again\n' >&2
+  exit 6
 }
 
 on_exit() {
@@ -198,10 +269,23 @@ start_log() {
   if [ "$DRY_RUN" = 1 ] || [ "$COMMAND" = status ]; then return 0; fi
   LOG_FILE="$ROOT/var/log/techtemp-install.log"
   mkdir -p "$(dirname "$LOG_FILE")"
+  rotate_log
   touch "$LOG_FILE"
   chmod 0600 "$LOG_FILE"
   exec > >(tee -a "$LOG_FILE") 2>&1
   say "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) install.sh $COMMAND${ROOT:+ (root $ROOT)}$([ "$DRY_RUN" = 1 ] && echo ' (dry run)')"
+}
+
+# The install log is kept under LOG_MAX_KB: above it, it becomes .1 (and .1
+# becomes .2, .2 becomes .3; the oldest is dropped), before this run writes.
+rotate_log() {
+  local size i
+  size=$(stat -c %s "$LOG_FILE" 2>/dev/null || echo 0)
+  [ "$size" -gt $((LOG_MAX_KB * 1024)) ] || return 0
+  for i in 2 1; do
+    if [ -f "$LOG_FILE.$i" ]; then mv -f "$LOG_FILE.$i" "$LOG_FILE.$((i + 1))"; fi
+  done
+  mv -f "$LOG_FILE" "$LOG_FILE.1"
 }
 
 # ---------------------------------------------------------------- arguments
@@ -212,6 +296,7 @@ need_value() {
 
 valid_port() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 65535 ]; }
 valid_id() { [[ $1 =~ ^[A-Za-z0-9_-]{1,50}$ ]]; }
+port_is_privileged() { [ -n "$1" ] && [ "$1" -lt 1024 ]; }
 
 parse_args() {
   if [ $# -eq 0 ]; then
@@ -226,6 +311,10 @@ parse_args() {
         ;;
       -h | --help)
         usage
+        exit 0
+        ;;
+      --version)
+        print_version
         exit 0
         ;;
       --dry-run) DRY_RUN=1 ;;
@@ -263,6 +352,19 @@ validate_args() {
   for p in "$OPT_HTTP_PORT" "$OPT_MQTT_PORT" "$OPT_HTTPS_PORT" "$OPT_MQTTS_PORT"; do
     if [ -n "$p" ] && ! valid_port "$p"; then die "port $p is not a port number" "give a number from 1 to 65535"; fi
   done
+  # The hardened unit runs as an unprivileged user in its own user namespace
+  # (PrivateUsers=yes, no capabilities): a port below 1024 would leave a
+  # service that can never start. (The sensor's ports are the server's.)
+  if [ "$COMMAND" = server ]; then
+    local flag var
+    for flag in http mqtt https mqtts; do
+      var="OPT_${flag^^}_PORT"
+      if port_is_privileged "${!var}"; then
+        die "--$flag-port ${!var}: ports below 1024 need privileges the hardened service does not have" \
+          "use a port from 1024 (defaults: http 3000, mqtt 1883, https 8443, mqtts 8883); to serve on port 80, redirect it (README, Deployment: ports below 1024)"
+      fi
+    done
+  fi
   if ! [[ $WAIT_S =~ ^[0-9]+$ ]]; then die "--wait $WAIT_S is not a number of seconds" "e.g. --wait 120"; fi
   if [ -n "$OPT_INTERVAL" ] && { ! [[ $OPT_INTERVAL =~ ^[0-9]+$ ]] || [ "$OPT_INTERVAL" -lt 1 ] || [ "$OPT_INTERVAL" -gt 3600 ]; }; then
     die "--interval $OPT_INTERVAL is not a number of seconds from 1 to 3600" "e.g. --interval 300"
@@ -367,12 +469,16 @@ numeric_owner() {
 # Whether `path` has `mode` (octal digits as stat prints them, e.g. 640) and `owner` ("user:group").
 same_meta() { [ "$(stat -c '%a %u:%g' "$1" 2>/dev/null)" = "$2 $(numeric_owner "$3")" ]; }
 
-# Installs `src` as `dest` with `mode` and `owner` unless it is already so.
-# Returns 0 when it changed something, 1 when `dest` was already right.
+# Installs `src` as `dest` with `mode` and `owner` unless it is already so:
+# FILE_CHANGED is 1 when it changed something, 0 when `dest` was already right.
+# Never called as a condition (`if put_file`, `put_file || true`): bash would
+# ignore `set -e` inside it, and a failed write would pass for a success.
 put_file() {
   local src=$1 dest=$2 mode=$3 owner=$4
+  FILE_CHANGED=0
   if [ -f "$dest" ] && cmp -s "$src" "$dest"; then
-    if same_meta "$dest" "$mode" "$owner"; then return 1; fi
+    if same_meta "$dest" "$mode" "$owner"; then return 0; fi
+    FILE_CHANGED=1
     CHANGES=$((CHANGES + 1))
     if [ "$DRY_RUN" = 1 ]; then
       say "would set $dest to $mode $owner"
@@ -383,6 +489,7 @@ put_file() {
     fi
     return 0
   fi
+  FILE_CHANGED=1
   CHANGES=$((CHANGES + 1))
   local what=new
   if [ -e "$dest" ]; then what=changed; fi
@@ -631,6 +738,7 @@ check_ports() {
       mqtt) port=$MQTT_PORT flag=--mqtt-port ;;
       https) port=$HTTPS_PORT flag=--https-port ;;
       mqtts) port=$MQTTS_PORT flag=--mqtts-port ;;
+      *) die "internal: unknown port name $name" ;;
     esac
     who=$(port_user "$port")
     if [ -z "$who" ] && ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
@@ -696,14 +804,14 @@ enable_i2c() {
     if [ -n "$last_filter" ] && [ "$last_filter" != "[all]" ]; then printf '[all]\n' >>"$tmp"; fi
     printf 'dtparam=i2c_arm=on\n' >>"$tmp"
   fi
-  put_file "$tmp" "$BOOT_CONFIG" "$(stat -c '%a' "$BOOT_CONFIG")" root:root || true
+  put_file "$tmp" "$BOOT_CONFIG" "$(stat -c '%a' "$BOOT_CONFIG")" root:root
   if [ -f "$BLACKLIST_FILE" ] && grep -qE '^blacklist[[:space:]]*i2c[-_]bcm2708' "$BLACKLIST_FILE"; then
-    put_output "$BLACKLIST_FILE" 644 root:root sed -E 's/^(blacklist[[:space:]]*i2c[-_]bcm2708)/#\1/' "$BLACKLIST_FILE" || true
+    put_output "$BLACKLIST_FILE" 644 root:root sed -E 's/^(blacklist[[:space:]]*i2c[-_]bcm2708)/#\1/' "$BLACKLIST_FILE"
   fi
   if ! grep -qE '^i2c[-_]dev' "$MODULES_FILE" 2>/dev/null; then
     { if [ -f "$MODULES_FILE" ]; then sed -E 's/^#[[:space:]]*(i2c[-_]dev)/\1/' "$MODULES_FILE"; fi; } >"$tmp"
     grep -qE '^i2c[-_]dev' "$tmp" || printf 'i2c-dev\n' >>"$tmp"
-    put_file "$tmp" "$MODULES_FILE" 644 root:root || true
+    put_file "$tmp" "$MODULES_FILE" 644 root:root
   fi
   if command -v dtparam >/dev/null || [ "$DRY_RUN" = 1 ]; then act_live dtparam i2c_arm=on || warn "dtparam i2c_arm=on failed"; fi
   act_live modprobe i2c-dev || warn "modprobe i2c-dev failed"
@@ -851,7 +959,7 @@ resolve_server_settings() {
 
 resolve_sensor_settings() {
   SERVER_HOST=${OPT_SERVER:-$(ini_get "$DEVICE_CONF" mqtt broker_host)}
-  [ -n "$SERVER_HOST" ] || die "the sensor needs the server's address" "sudo ./install.sh sensor --server 192.168.1.10 --enroll TOKEN --room Salon"
+  [ -n "$SERVER_HOST" ] || die_as 2 "the sensor needs the server's address" "sudo ./install.sh sensor --server 192.168.1.10 --enroll TOKEN --room Salon"
   local conf_tls conf_port
   conf_tls=$(ini_get "$DEVICE_CONF" mqtt tls)
   conf_port=$(ini_get "$DEVICE_CONF" mqtt broker_port)
@@ -898,7 +1006,10 @@ sensor_cmd_with_unit_env() {
   local conf line envs=()
   conf=$(sensor_conf_draft)
   while IFS= read -r line; do
-    case $line in Environment=*) envs+=("${line#Environment=}") ;; esac
+    case $line in
+      Environment=*) envs+=("${line#Environment=}") ;;
+      *) ;; # every other line of the unit is systemd's business
+    esac
   done <"$BUNDLE_DIR/systemd/techtemp-sensor.service"
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${envs[@]}" "$BUNDLE_DIR/techtemp-sensor" "$@" "$conf"
 }
@@ -1032,8 +1143,8 @@ ensure_user() {
 
 ensure_dirs() {
   ensure_dir "$OPT_DIR" 755 root:root
-  ensure_dir "$ETC_DIR" 750 root:$SERVICE_USER
-  ensure_dir "$VAR_DIR" 750 $SERVICE_USER:$SERVICE_USER
+  ensure_dir "$ETC_DIR" 750 "root:$SERVICE_USER"
+  ensure_dir "$VAR_DIR" 750 "$SERVICE_USER:$SERVICE_USER"
 }
 
 # The server's /health: over plain HTTP, or HTTPS when plain HTTP is off (-k: this is
@@ -1102,7 +1213,7 @@ db.close();'
     fi
     rm -f "$dest"
   done
-  die "cannot back up the database $DB_FILE: nothing was changed" "check free space in $BACKUP_DIR and the log above"
+  die_as 6 "cannot back up the database $DB_FILE: nothing was changed" "check free space in $BACKUP_DIR and the log above"
 }
 
 # Keeps the 3 newest backups.
@@ -1123,6 +1234,9 @@ install_files() {
   UNIT_CHANGED=0
   UPGRADE=0
   INSTALLED_VERSION=$(bundle_field "$OPT_DIR" version)
+  WAS_INSTALLED=0
+  if [ -f "$OPT_DIR/$exe" ]; then WAS_INSTALLED=1; fi
+  save_config "$role"
   if [ -f "$OPT_DIR/$exe" ] && ! cmp -s "$BUNDLE_DIR/$exe" "$OPT_DIR/$exe"; then
     UPGRADE=1
     step "upgrading $exe ${INSTALLED_VERSION:-?} -> $BUNDLE_VERSION"
@@ -1134,27 +1248,35 @@ install_files() {
       if [ -f "$OPT_DIR/BUNDLE" ]; then cp -f "$OPT_DIR/BUNDLE" "$PREVIOUS_DIR/BUNDLE"; fi
     fi
   fi
-  if put_file "$BUNDLE_DIR/$exe" "$OPT_DIR/$exe" 755 root:root; then ROLE_CHANGED=1; fi
-  put_file "$BUNDLE_DIR/BUNDLE" "$OPT_DIR/BUNDLE" 644 root:root || true
+  put_file "$BUNDLE_DIR/$exe" "$OPT_DIR/$exe" 755 root:root
+  if [ "$FILE_CHANGED" = 1 ]; then ROLE_CHANGED=1; fi
+  put_file "$BUNDLE_DIR/BUNDLE" "$OPT_DIR/BUNDLE" 644 root:root
   if [ "$BUNDLE_DIR" != "$OPT_DIR" ]; then
-    put_file "$BUNDLE_DIR/README.md" "$OPT_DIR/README.md" 644 root:root || true
-    put_file "$BUNDLE_DIR/install.sh" "$OPT_DIR/install.sh" 755 root:root || true
+    put_file "$BUNDLE_DIR/README.md" "$OPT_DIR/README.md" 644 root:root
+    put_file "$BUNDLE_DIR/install.sh" "$OPT_DIR/install.sh" 755 root:root
+    if [ -f "$BUNDLE_DIR/SHA256SUMS" ]; then put_file "$BUNDLE_DIR/SHA256SUMS" "$OPT_DIR/SHA256SUMS" 644 root:root; fi
   fi
   # /opt/techtemp is a bundle itself: /opt/techtemp/install.sh can re-apply, repair or uninstall.
   local any
   for any in "$BUNDLE_DIR"/systemd/*.service; do
-    if [ "$BUNDLE_DIR" != "$OPT_DIR" ]; then put_file "$any" "$OPT_DIR/systemd/$(basename "$any")" 644 root:root || true; fi
+    if [ "$BUNDLE_DIR" != "$OPT_DIR" ]; then put_file "$any" "$OPT_DIR/systemd/$(basename "$any")" 644 root:root; fi
   done
-  if put_file "$BUNDLE_DIR/systemd/$unit" "$UNIT_DIR/$unit" 644 root:root; then
+  put_file "$BUNDLE_DIR/systemd/$unit" "$UNIT_DIR/$unit" 644 root:root
+  if [ "$FILE_CHANGED" = 1 ]; then
     ROLE_CHANGED=1
     UNIT_CHANGED=1
   fi
   if [ "$role" = server ]; then
-    if put_output "$SERVER_CONF" 640 root:$SERVICE_USER render_server_conf; then ROLE_CHANGED=1; fi
+    put_output "$SERVER_CONF" 640 "root:$SERVICE_USER" render_server_conf
+    if [ "$FILE_CHANGED" = 1 ]; then ROLE_CHANGED=1; fi
   else
-    if [ -n "$ENROLLED_CA" ] && put_file "$ENROLLED_CA" "$CA_FILE" 640 root:$SERVICE_USER; then ROLE_CHANGED=1; fi
-    if put_output "$DEVICE_CONF" 640 root:$SERVICE_USER render_device_conf "$DEVICE_UID"; then ROLE_CHANGED=1; fi
-    put_output "$INSTALL_CONF" 640 root:root render_install_conf || true
+    if [ -n "$ENROLLED_CA" ]; then
+      put_file "$ENROLLED_CA" "$CA_FILE" 640 "root:$SERVICE_USER"
+      if [ "$FILE_CHANGED" = 1 ]; then ROLE_CHANGED=1; fi
+    fi
+    put_output "$DEVICE_CONF" 640 "root:$SERVICE_USER" render_device_conf "$DEVICE_UID"
+    if [ "$FILE_CHANGED" = 1 ]; then ROLE_CHANGED=1; fi
+    put_output "$INSTALL_CONF" 640 root:root render_install_conf
   fi
 }
 
@@ -1178,13 +1300,13 @@ start_role() {
     remove_previous "$role"
     return 0
   fi
-  if [ "$UPGRADE" = 1 ]; then rollback "$role"; fi
+  if [ "$WAS_INSTALLED" = 1 ]; then rollback "$role"; fi
   local remedy="see why: journalctl -u $unit -n 50; then run install.sh again (or --wait 300 on a slow network)"
   if [ "$role" = sensor ]; then
     remedy="$remedy; a sensor holds its readings until the clock is synchronised (timedatectl)"
     if [ -z "$(ini_get "$DEVICE_CONF" mqtt username)" ]; then remedy="$remedy; without MQTT credentials the server may refuse it: give --enroll TOKEN"; fi
   fi
-  die "$unit did not become healthy within ${WAIT_S} s" "$remedy"
+  die_as 5 "$unit did not become healthy within ${WAIT_S} s (a first install: nothing to roll back to)" "$remedy"
 }
 
 remove_previous() {
@@ -1194,20 +1316,63 @@ remove_previous() {
   if [ -d "$PREVIOUS_DIR" ] && [ -z "$(find "$PREVIOUS_DIR" -name 'techtemp-*')" ]; then rm -rf "$PREVIOUS_DIR"; fi
 }
 
-# The new version failed its health check: the previous executable comes
-# back, and if it does not come up on the (possibly migrated) database, the
-# backup taken before the upgrade does (the failed database is kept aside).
+# The role's configuration and unit as they were before this run, in
+# $WORK/saved (a file that was absent has no copy there): what `rollback`
+# puts back with the previous executable.
+save_config() {
+  local f unit
+  unit="$UNIT_DIR/$(unit_of "$1")"
+  mkdir -p "$WORK/saved"
+  CONFIG_SAVED=("$SERVER_CONF" "$DEVICE_CONF" "$INSTALL_CONF" "$CA_FILE" "$unit")
+  for f in "${CONFIG_SAVED[@]}"; do
+    if [ -f "$f" ]; then cp -p "$f" "$WORK/saved/$(basename "$f")"; fi
+  done
+}
+
+# Puts the saved configuration back (mode and owner too), removing what this run added.
+restore_config() {
+  local f
+  for f in "${CONFIG_SAVED[@]}"; do
+    if [ -f "$WORK/saved/$(basename "$f")" ]; then
+      if ! cmp -s "$WORK/saved/$(basename "$f")" "$f"; then
+        say "restore $f"
+        cp -p "$WORK/saved/$(basename "$f")" "$f.tmp.$$"
+        mv -f "$f.tmp.$$" "$f"
+      fi
+    elif [ -f "$f" ]; then
+      say "remove $f (new in this run)"
+      rm -f "$f"
+    fi
+  done
+  act_live systemctl daemon-reload
+}
+
+# The new version or configuration failed its health check: the previous
+# executable (after an upgrade) and the previous config come back, and if the
+# server does not come up on the (possibly migrated) database, the backup taken
+# before the upgrade does (the failed database is kept aside). Exit 4 when the
+# previous state answers again, 5 when it does not either.
 rollback() {
-  local role=$1 unit exe old since
+  local role=$1 unit exe old since what="the previous configuration"
   unit=$(unit_of "$role")
   exe=$(role_executables)
   old=$(bundle_field "$PREVIOUS_DIR" version)
-  step "the new version failed its health check: rolling back to ${old:-the previous version}"
-  put_file "$PREVIOUS_DIR/$exe" "$OPT_DIR/$exe" 755 root:root || true
-  if [ -f "$PREVIOUS_DIR/BUNDLE" ]; then put_file "$PREVIOUS_DIR/BUNDLE" "$OPT_DIR/BUNDLE" 644 root:root || true; fi
+  if [ "$UPGRADE" = 1 ]; then what="${old:-the previous version} and its configuration"; fi
+  step "the health check failed: rolling back to $what"
+  if [ "$UPGRADE" = 1 ]; then
+    put_file "$PREVIOUS_DIR/$exe" "$OPT_DIR/$exe" 755 root:root
+    if [ -f "$PREVIOUS_DIR/BUNDLE" ]; then put_file "$PREVIOUS_DIR/BUNDLE" "$OPT_DIR/BUNDLE" 644 root:root; fi
+  fi
+  restore_config
+  # The health check asks the ports of the restored config, not the ones given on the command line.
+  OPT_HTTP_PORT="" OPT_MQTT_PORT="" OPT_HTTPS_PORT="" OPT_MQTTS_PORT=""
+  if [ "$role" = server ]; then resolve_server_settings; fi
   since=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
   act systemctl restart "$unit"
-  if ! wait_healthy "$role" "$since" && [ "$role" = server ] && [ -n "${BACKUP_FILE:-}" ]; then
+  local back=0
+  if wait_healthy "$role" "$since"; then
+    back=1
+  elif [ "$role" = server ] && [ -n "${BACKUP_FILE:-}" ]; then
     step "the previous version does not start on this database either: restoring the backup $BACKUP_FILE"
     act systemctl stop "$unit"
     local f
@@ -1219,11 +1384,16 @@ rollback() {
     chmod 600 "$DB_FILE"
     since=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
     act systemctl start "$unit"
-    wait_healthy "$role" "$since" || die "the rollback did not come up either" "journalctl -u $unit -n 100; the database backup is $BACKUP_FILE"
+    if wait_healthy "$role" "$since"; then back=1; fi
   fi
   remove_previous "$role"
-  die "the upgrade to $BUNDLE_VERSION failed its health check; ${old:-the previous version} is running again (config and data kept${BACKUP_FILE:+, backup $BACKUP_FILE})" \
-    "see why the new version failed: journalctl -u $unit -n 100"
+  if [ "$back" = 0 ]; then
+    die_as 5 "the rollback did not come up either: $unit is not healthy" "journalctl -u $unit -n 100${BACKUP_FILE:+; the database backup is $BACKUP_FILE}"
+  fi
+  local change="the upgrade to $BUNDLE_VERSION"
+  if [ "$UPGRADE" = 0 ]; then change="the new configuration"; fi
+  die_as 4 "$change failed its health check; $what is running again (data kept${BACKUP_FILE:+, backup $BACKUP_FILE})" \
+    "see why it failed: journalctl -u $unit -n 100"
 }
 
 # The CA that HTTPS and MQTT over TLS of the server are checked against, in
@@ -1386,36 +1556,63 @@ fetch_setup_link() {
   SETUP_LINK=$(printf '%s\n' "$out" | grep -Eo 'https?://[^ ]*setup[^ ]*' | head -n 1 || true)
 }
 
-# The hardware watchdog as the earlier deployment set it up: the kernel
-# driver, the dtparam, the watchdog daemon with exactly `key = value` lines
-# (watchdog 5.16 ignores space-aligned ones); a sensor also reboots when its
-# gateway stops answering for 10 minutes.
+# The hardware watchdog, without the internet (the Pis need none): the kernel
+# driver and the dtparam, then whoever feeds it. With the watchdog package
+# already there, as the earlier deployment set it up: the daemon with exactly
+# `key = value` lines (watchdog 5.16 ignores space-aligned ones), and a sensor
+# also reboots when its gateway stops answering for 10 minutes. Without it,
+# systemd itself feeds the watchdog (RuntimeWatchdogSec=, no package needed);
+# only one of them may hold /dev/watchdog.
 setup_watchdog() {
   step "hardware watchdog"
-  if ! command -v watchdog >/dev/null && [ ! -x "$ROOT/usr/sbin/watchdog" ]; then
-    act_live apt-get install -y watchdog
-  fi
   if [ ! -e "$ROOT/dev/watchdog" ]; then act_live modprobe bcm2835_wdt || warn "modprobe bcm2835_wdt failed (not a Raspberry Pi?)"; fi
   if [ -n "$BOOT_CONFIG" ] && ! grep -qE '^dtparam=watchdog=on' "$BOOT_CONFIG"; then
-    put_output "$BOOT_CONFIG" "$(stat -c '%a' "$BOOT_CONFIG")" root:root with_line "$BOOT_CONFIG" dtparam=watchdog=on || true
+    put_output "$BOOT_CONFIG" "$(stat -c '%a' "$BOOT_CONFIG")" root:root with_line "$BOOT_CONFIG" dtparam=watchdog=on
+  fi
+  local daemon_unit=""
+  for daemon_unit in "$ROOT/lib/systemd/system/watchdog.service" "$ROOT/usr/lib/systemd/system/watchdog.service" ""; do
+    if [ -n "$daemon_unit" ] && [ -f "$daemon_unit" ]; then break; fi
+  done
+  if [ -z "$daemon_unit" ]; then
+    put_output "$SYSTEMD_WATCHDOG_CONF" 644 root:root render_systemd_watchdog_conf
+    if [ "$FILE_CHANGED" = 1 ]; then
+      say "systemd feeds the hardware watchdog (${SYSTEMD_WATCHDOG_CONF#"$ROOT"}); the watchdog package is not needed"
+      if [ "$COMMAND" = sensor ]; then
+        say "  (the earlier deployment's reboot when the gateway stops answering needs the watchdog package: sudo apt-get install watchdog, then run install.sh --watchdog again)"
+      fi
+      act_live systemctl daemon-reexec
+    fi
+    return 0
+  fi
+  # The daemon holds /dev/watchdog: systemd must not open it too.
+  if [ -f "$SYSTEMD_WATCHDOG_CONF" ]; then
+    remove_path "$SYSTEMD_WATCHDOG_CONF"
+    act_live systemctl daemon-reexec
   fi
   local gateway=""
   if [ "$COMMAND" = sensor ]; then
     gateway=$(ip route show default 2>/dev/null | awk '/^default/ { print $3; exit }')
     if [ -z "$gateway" ]; then warn "no default gateway: the watchdog will not ping"; fi
   fi
-  if put_output "$WATCHDOG_CONF" 644 root:root render_watchdog_conf "$gateway"; then
+  put_output "$WATCHDOG_CONF" 644 root:root render_watchdog_conf "$gateway"
+  if [ "$FILE_CHANGED" = 1 ]; then
     if [ -z "$ROOT" ]; then
       act systemctl enable watchdog
-    elif [ -f "$ROOT/lib/systemd/system/watchdog.service" ] || [ -f "$ROOT/usr/lib/systemd/system/watchdog.service" ]; then
-      act systemctl --root="$ROOT" enable watchdog.service
     else
-      say "skipped (--root): systemctl enable watchdog.service (the watchdog package is not in the tree)"
+      act systemctl --root="$ROOT" enable watchdog.service
     fi
     act_live systemctl stop watchdog wd_keepalive || true
     if live && [ "$DRY_RUN" = 0 ]; then sleep 1; fi
     act_live systemctl start watchdog
   fi
+}
+
+# systemd's own watchdog settings: the hardware watchdog reboots the Pi when
+# systemd stops answering for 15 s (the bcm2835 watchdog allows at most 15 s),
+# and a reboot that hangs is forced after 2 minutes.
+render_systemd_watchdog_conf() {
+  printf '# Written by TechTemp install.sh --watchdog: systemd feeds the hardware watchdog.\n'
+  printf '[Manager]\nRuntimeWatchdogSec=15s\nRebootWatchdogSec=2min\n'
 }
 
 # /etc/watchdog.conf; `ping` (the sensor's gateway, never the server) reboots a Pi whose network is gone.
@@ -1437,10 +1634,12 @@ host_address() { hostname -I 2>/dev/null | awk '{ print $1 }' || true; }
 
 do_install() {
   local role=$COMMAND changes_before=$CHANGES
+  DIE_CODE=8
   resolve_bundle
   step "TechTemp $BUNDLE_VERSION (linux-$BUNDLE_ARCH) from $BUNDLE_DIR: $role"
-  [ -x "$BUNDLE_DIR/$(role_executables)" ] || die "this bundle has no $(role_executables)" "use a full bundle (bun run build)"
+  [ -x "$BUNDLE_DIR/$(role_executables)" ] || die "this bundle has no $(role_executables)" "use a bundle for the $role role (bun run build)"
   step "checking this machine"
+  DIE_CODE=3
   check_arch_or_die
   if [ "$role" = server ]; then resolve_server_settings; else resolve_sensor_settings; fi
   run_checks
@@ -1453,9 +1652,14 @@ do_install() {
   fi
 
   step "installing"
+  DIE_CODE=6
   ensure_user
   ensure_dirs
-  if [ "$role" = sensor ]; then enroll_device; fi
+  if [ "$role" = sensor ]; then
+    DIE_CODE=7
+    enroll_device
+    DIE_CODE=6
+  fi
   install_files "$role"
   if [ "$role" = server ]; then ensure_server_tls; fi
   start_role "$role"
@@ -1510,7 +1714,7 @@ summary() {
 }
 
 do_uninstall() {
-  if [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then die "install.sh must run as root" "sudo ./install.sh uninstall"; fi
+  if [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then die_as 3 "install.sh must run as root" "sudo ./install.sh uninstall"; fi
   local changes_before=$CHANGES role unit
   step "uninstalling TechTemp$([ "$PURGE" = 1 ] && echo ' (purge: config, data and the techtemp user too)')"
   for role in server sensor; do
@@ -1591,6 +1795,7 @@ do_status() {
 main() {
   init_globals
   parse_args "$@"
+  DIE_CODE=6
   init_paths
   trap on_exit EXIT
   trap 'on_error "$LINENO" "$BASH_COMMAND" "$?"' ERR
@@ -1600,6 +1805,7 @@ main() {
     server | sensor) do_install ;;
     uninstall) do_uninstall ;;
     status) do_status || exit 1 ;;
+    *) die_as 2 "internal: unknown command $COMMAND" ;;
   esac
 }
 
