@@ -37,7 +37,7 @@
 #     (put_file, put_output, ensure_dir) never are: they report a change in FILE_CHANGED.
 # condition-safe (predicates: their status is their answer, they change nothing):
 #   live valid_port valid_id same_meta group_has_member is_active tcp_open healthy wait_healthy
-#   wants_enrollment port_is_privileged
+#   wants_enrollment port_is_privileged resolves
 # condition-safe (reads that print a value, empty when there is none; they change nothing):
 #   ini_get uid_of gid_of normal_fingerprint role_executables systemctl_files
 # condition-safe (their failure is handled by the caller, which says what failed):
@@ -87,8 +87,15 @@ options:
   --dry-run           print every change without making it
   --root DIR          install into the directory tree DIR instead of /, without starting
                       anything (for images and tests); --start starts the services anyway
+  --image             with --root: the tree is another machine's (a Pi's SD card on a PC):
+                      nothing of this machine is probed (ports, I2C, the AHT20, the server,
+                      its MAC); on by itself when the bundle is for another processor
   --version           the version of this install.sh and of the bundle beside it
   -h, --help          this help
+
+bundles: techtemp-<role>-<version>-linux-<arch>.tar.gz holds what one role needs; install.sh
+  checks it against SHA256SUMS beside it, and its files against the SHA256SUMS inside it,
+  before changing anything (exit 8 on a mismatch).
 
 ports: 1024 to 65535 for the server (the hardened service has no privilege to bind
   below 1024; to serve on 80, redirect it: see the README, Deployment).
@@ -137,6 +144,8 @@ init_globals() {
   OPT_LABEL=""
   OPT_DEVICE_UID=""
   OPT_SIMULATED=0
+  OPT_IMAGE=0
+  IMAGE=0
   OPT_ENROLL=""
   OPT_TLS=0
   OPT_HTTPS_PORT=""
@@ -322,6 +331,7 @@ parse_args() {
       --watchdog) WATCHDOG=1 ;;
       --purge) PURGE=1 ;;
       --simulated) OPT_SIMULATED=1 ;;
+      --image) OPT_IMAGE=1 ;;
       --tls) OPT_TLS=1 ;;
       --root) need_value "$@"; ROOT=$(realpath -m "$2"); shift ;;
       --bundle) need_value "$@"; BUNDLE_ARG=$2; shift ;;
@@ -595,6 +605,7 @@ resolve_bundle() {
     fi
   fi
   if [ -f "$src" ]; then
+    verify_tarball "$src"
     step "unpacking $src"
     tar -xzf "$src" -C "$WORK" || die "cannot unpack $src" "download it again (it may be truncated)"
     src=$(find "$WORK" -mindepth 2 -maxdepth 2 -name BUNDLE -printf '%h\n' | head -n 1)
@@ -604,6 +615,60 @@ resolve_bundle() {
   BUNDLE_DIR=$(cd "$src" && pwd)
   BUNDLE_VERSION=$(bundle_field "$BUNDLE_DIR" version)
   BUNDLE_ARCH=$(bundle_field "$BUNDLE_DIR" arch)
+  verify_bundle
+}
+
+# The SHA-256 of a file (64 hex digits).
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# A tarball with SHA256SUMS beside it (as bun run build makes them: dist/SHA256SUMS)
+# must match its line there, before it is even unpacked.
+verify_tarball() {
+  local tarball=$1 sums want have
+  sums="$(dirname "$tarball")/SHA256SUMS"
+  [ -f "$sums" ] || return 0
+  want=$(awk -v f="$(basename "$tarball")" '$2 == f || $2 == "*" f { print $1; exit }' "$sums")
+  if [ -z "$want" ]; then
+    warn "$sums does not list $(basename "$tarball"): the tarball is not verified (its files are, against the SHA256SUMS inside)"
+    return 0
+  fi
+  have=$(sha256_of "$tarball")
+  if [ "$have" != "$want" ]; then
+    die_as 8 "$tarball does not match $sums (SHA-256 $have, expected $want): nothing was changed" \
+      "download or copy it again (it was damaged or changed), then check it: sha256sum -c SHA256SUMS"
+  fi
+  check_ok "$(basename "$tarball") matches SHA256SUMS"
+}
+
+# The files this run installs must match the bundle's own SHA256SUMS, before
+# anything is changed: the role's executable, install.sh, BUNDLE and the units.
+verify_bundle() {
+  local sums="$BUNDLE_DIR/SHA256SUMS" exe file want have count=0
+  if [ ! -f "$sums" ]; then
+    warn "this bundle has no SHA256SUMS: its files are not verified (bundles from bun run build have one)"
+    return 0
+  fi
+  exe=$(role_executables)
+  # Another role's bundle: do_install says so next.
+  [ -f "$BUNDLE_DIR/$exe" ] || return 0
+  while read -r want file; do
+    file=${file#\*}
+    case $file in
+      "$exe" | install.sh | BUNDLE | systemd/*.service) ;;
+      *) continue ;;
+    esac
+    [ -f "$BUNDLE_DIR/$file" ] || continue
+    have=$(sha256_of "$BUNDLE_DIR/$file")
+    if [ "$have" != "$want" ]; then
+      die_as 8 "the bundle's $file does not match its SHA256SUMS (SHA-256 $have, expected $want): nothing was changed" \
+        "the bundle was damaged or changed: copy it again from the machine that built it (bun run build)"
+    fi
+    count=$((count + 1))
+  done <"$sums"
+  if ! grep -qE "[ *]$exe\$" "$sums"; then
+    die_as 8 "the bundle's SHA256SUMS does not list $exe: nothing was changed" "use a bundle for the $COMMAND role (techtemp-$COMMAND-<version>-linux-<arch>.tar.gz)"
+  fi
+  check_ok "bundle files match SHA256SUMS ($count checked)"
 }
 
 # From a source checkout: the pinned Bun, then a bundle for this machine built into dist/.
@@ -891,7 +956,15 @@ render_check_unit() {
   ' "$BUNDLE_DIR/systemd/techtemp-sensor.service"
 }
 
+# Whether a host name resolves here (mDNS .local names through libnss-mdns, as on Raspberry Pi OS).
+resolves() { getent hosts "$1" >/dev/null 2>&1; }
+
 check_server_reachable() {
+  if [[ $SERVER_HOST == *.local ]] && ! resolves "$SERVER_HOST"; then
+    check_fail "the server's name $SERVER_HOST does not resolve on this Pi (mDNS)" \
+      "install the mDNS resolver (sudo apt-get install libnss-mdns avahi-daemon; Raspberry Pi OS has both), or give the server's address: --server 192.168.1.10"
+    return 0
+  fi
   local mqtt=MQTT
   if [ "$SENSOR_TLS" = 1 ]; then mqtt="MQTT over TLS"; fi
   if tcp_open "$SERVER_HOST" "$SERVER_MQTT_PORT"; then
@@ -923,7 +996,11 @@ run_checks() {
   check_os
   check_tools
   check_disk
-  if [ "$COMMAND" = server ]; then
+  if [ "$IMAGE" = 1 ]; then
+    # Nothing of this machine says anything about the Pi: its ports, I2C bus and network are its own.
+    if [ "$COMMAND" = sensor ] && [ "$OPT_SIMULATED" = 0 ] && [ -n "$BOOT_CONFIG" ]; then enable_i2c_in_image; fi
+    check_ok "ports, I2C, the AHT20 and the server: checked on the Pi (the services say what is wrong at their first start)"
+  elif [ "$COMMAND" = server ]; then
     check_ports
   else
     if [ "$OPT_SIMULATED" = 1 ] || [ "$(ini_get "$DEVICE_CONF" sensor driver)" = sim ]; then
@@ -935,6 +1012,56 @@ run_checks() {
     check_server_reachable
   fi
   if [ "$CHECK_FAILURES" -gt 0 ]; then die "$CHECK_FAILURES check(s) failed: nothing was installed" "see each fix above, then run install.sh again"; fi
+}
+
+# Image mode: a --root tree for another machine (a Pi's SD card prepared on a
+# PC). It is on with --image, and by itself when the bundle is for another
+# processor than this machine's (its executables cannot even run here).
+# Without --start only: a started tree is this machine.
+decide_image() {
+  IMAGE=0
+  [ -n "$ROOT" ] && [ "$START" = 0 ] || return 0
+  local host_arch
+  case $(uname -m) in
+    aarch64 | arm64) host_arch=arm64 ;;
+    x86_64 | amd64) host_arch=x64 ;;
+    *) host_arch=other ;;
+  esac
+  if [ "$OPT_IMAGE" = 1 ] || [ "$host_arch" != "$BUNDLE_ARCH" ]; then IMAGE=1; fi
+  if [ "$IMAGE" = 1 ] && [ "$OPT_TLS" = 1 ] && [ "$COMMAND" = server ]; then
+    die_as 2 "--tls in an image: the local CA is made by the server's own executable, which runs on the Pi" \
+      "install the image without --tls, then on the Pi: sudo /opt/techtemp/install.sh server --tls"
+  fi
+  if [ "$IMAGE" = 1 ] && [ -n "$OPT_ENROLL" ] && [ -z "$OPT_DEVICE_UID" ] && [ -z "$(ini_get "$DEVICE_CONF" device device_uid)" ]; then
+    die_as 2 "--enroll in an image needs the device uid, which comes from the Pi's MAC address" \
+      "give --device-uid aht20-xxxxxx (the last 6 hex digits of the Pi's MAC), or enroll on the Pi: sudo /opt/techtemp/install.sh sensor --enroll TOKEN"
+  fi
+}
+
+# The tree's processor, when it says (dpkg's arch file), against the bundle's.
+check_image() {
+  local tree_arch=""
+  if [ -f "$ROOT/var/lib/dpkg/arch" ]; then tree_arch=$(head -n 1 "$ROOT/var/lib/dpkg/arch"); fi
+  case $tree_arch in
+    "") check_ok "linux-$BUNDLE_ARCH bundle (the tree does not say its processor)" ;;
+    arm64 | amd64)
+      if [ "${tree_arch/amd64/x64}" != "$BUNDLE_ARCH" ]; then
+        die "this bundle is for linux-$BUNDLE_ARCH but the tree $ROOT is $tree_arch" "use techtemp-$COMMAND-$BUNDLE_VERSION-linux-${tree_arch/amd64/x64}.tar.gz"
+      fi
+      check_ok "linux-$BUNDLE_ARCH bundle for a $tree_arch tree" ;;
+    *) die "the tree $ROOT is $tree_arch (32-bit): Bun needs a 64-bit OS" "write Raspberry Pi OS (64-bit) to the card" ;;
+  esac
+}
+
+# I2C enabled in the tree's files only (the bus appears when the Pi boots).
+enable_i2c_in_image() {
+  if grep -qE '^(device_tree_param|dtparam)=([^,]*,)*i2c(_arm)?(=(on|true|yes|1))?(,.*)?$' "$BOOT_CONFIG" &&
+    grep -qE '^i2c[-_]dev' "$MODULES_FILE" 2>/dev/null; then
+    check_ok "I2C: enabled in ${BOOT_CONFIG#"$ROOT"}"
+    return 0
+  fi
+  step "enabling I2C in the image (as raspi-config nonint do_i2c 0)"
+  enable_i2c
 }
 
 # ---------------------------------------------------------------- configuration
@@ -1246,6 +1373,7 @@ install_files() {
       mkdir -p "$PREVIOUS_DIR"
       ln -f "$OPT_DIR/$exe" "$PREVIOUS_DIR/$exe"
       if [ -f "$OPT_DIR/BUNDLE" ]; then cp -f "$OPT_DIR/BUNDLE" "$PREVIOUS_DIR/BUNDLE"; fi
+      if [ -f "$OPT_DIR/SHA256SUMS" ]; then cp -f "$OPT_DIR/SHA256SUMS" "$PREVIOUS_DIR/SHA256SUMS"; fi
     fi
   fi
   put_file "$BUNDLE_DIR/$exe" "$OPT_DIR/$exe" 755 root:root
@@ -1259,6 +1387,7 @@ install_files() {
   # /opt/techtemp is a bundle itself: /opt/techtemp/install.sh can re-apply, repair or uninstall.
   local any
   for any in "$BUNDLE_DIR"/systemd/*.service; do
+    [ -f "$any" ] || continue
     if [ "$BUNDLE_DIR" != "$OPT_DIR" ]; then put_file "$any" "$OPT_DIR/systemd/$(basename "$any")" 644 root:root; fi
   done
   put_file "$BUNDLE_DIR/systemd/$unit" "$UNIT_DIR/$unit" 644 root:root
@@ -1362,6 +1491,7 @@ rollback() {
   if [ "$UPGRADE" = 1 ]; then
     put_file "$PREVIOUS_DIR/$exe" "$OPT_DIR/$exe" 755 root:root
     if [ -f "$PREVIOUS_DIR/BUNDLE" ]; then put_file "$PREVIOUS_DIR/BUNDLE" "$OPT_DIR/BUNDLE" 644 root:root; fi
+    if [ -f "$PREVIOUS_DIR/SHA256SUMS" ]; then put_file "$PREVIOUS_DIR/SHA256SUMS" "$OPT_DIR/SHA256SUMS" 644 root:root; fi
   fi
   restore_config
   # The health check asks the ports of the restored config, not the ones given on the command line.
@@ -1632,23 +1762,55 @@ with_line() {
 
 host_address() { hostname -I 2>/dev/null | awk '{ print $1 }' || true; }
 
+# This Pi's host name (the tree's /etc/hostname with --root).
+host_name() {
+  if [ -n "$ROOT" ] && [ -s "$ROOT/etc/hostname" ]; then head -n 1 "$ROOT/etc/hostname"; else hostname 2>/dev/null || true; fi
+}
+
+# How sensors should reach this server, in SENSORS_REACH (what --server gets) and
+# SENSORS_REACH_WHY: its mDNS name NAME.local when that resolves here (it survives
+# DHCP giving the server another address), else its address.
+server_reach() {
+  local name address
+  name=$(host_name)
+  address=$(host_address)
+  address=${address:-$name}
+  if [ -n "$name" ] && [ "$name" != localhost ] && resolves "$name.local"; then
+    SENSORS_REACH="$name.local"
+    SENSORS_REACH_WHY="by name (mDNS): it follows this Pi when DHCP gives it another address; --server $address also works"
+  else
+    SENSORS_REACH=$address
+    SENSORS_REACH_WHY="by address: ${name:-this Pi}.local does not resolve here (install avahi-daemon and libnss-mdns for a name that survives DHCP, or give this Pi a fixed address)"
+  fi
+}
+
 do_install() {
   local role=$COMMAND changes_before=$CHANGES
   DIE_CODE=8
   resolve_bundle
   step "TechTemp $BUNDLE_VERSION (linux-$BUNDLE_ARCH) from $BUNDLE_DIR: $role"
   [ -x "$BUNDLE_DIR/$(role_executables)" ] || die "this bundle has no $(role_executables)" "use a bundle for the $role role (bun run build)"
-  step "checking this machine"
+  decide_image
   DIE_CODE=3
-  check_arch_or_die
+  if [ "$IMAGE" = 1 ]; then
+    step "preparing an image for another machine (linux-$BUNDLE_ARCH): this one is not probed"
+    check_image
+  else
+    step "checking this machine"
+    check_arch_or_die
+  fi
   if [ "$role" = server ]; then resolve_server_settings; else resolve_sensor_settings; fi
   run_checks
   if [ "$role" = sensor ]; then
     DEVICE_UID=${OPT_DEVICE_UID:-$(ini_get "$DEVICE_CONF" device device_uid)}
-    if [ -z "$DEVICE_UID" ]; then
+    if [ -z "$DEVICE_UID" ] && [ "$IMAGE" = 1 ]; then
+      say "device uid: derived from the Pi's own MAC address at its first start (none in device.conf)"
+    elif [ -z "$DEVICE_UID" ]; then
       DEVICE_UID=$(sensor_cmd uid) || die "cannot work out the device uid: $DEVICE_UID" "give one with --device-uid aht20-xxxxxx"
     fi
-    valid_id "$DEVICE_UID" || die "the device uid '$DEVICE_UID' is not valid" "give one with --device-uid aht20-xxxxxx"
+    if [ -n "$DEVICE_UID" ] || [ "$IMAGE" = 0 ]; then
+      valid_id "$DEVICE_UID" || die "the device uid '$DEVICE_UID' is not valid" "give one with --device-uid aht20-xxxxxx"
+    fi
   fi
 
   step "installing"
@@ -1679,7 +1841,8 @@ summary() {
     say "no change: TechTemp $BUNDLE_VERSION $role is installed as asked"
   fi
   if [ "$role" = server ]; then
-    local sensor_cmd="sudo ./install.sh sensor --server $host --enroll TOKEN --room NAME"
+    server_reach
+    local sensor_cmd="sudo ./install.sh sensor --server $SENSORS_REACH --enroll TOKEN --room NAME"
     say "TechTemp server $BUNDLE_VERSION"
     say "  web pages  http://$host:$HTTP_PORT/"
     say "  API        http://$host:$HTTP_PORT/api/v1/devices"
@@ -1699,14 +1862,22 @@ summary() {
     say "  config     ${SERVER_CONF#"$ROOT"}   data ${VAR_DIR#"$ROOT"}"
     if [ -n "$SETUP_LINK" ]; then say "  setup      $SETUP_LINK   (create the owner account; the link works once, for 24 h)"; fi
     say "  sensors:   $sensor_cmd"
+    say "             (reach this server $SENSORS_REACH_WHY)"
     say "             (TOKEN: sudo -u techtemp /opt/techtemp/techtemp-server enroll-token, or the web pages)"
   else
     local api_url="http://$SERVER_HOST:$SERVER_HTTP_PORT/" mqtt_url="mqtt://$SERVER_HOST:$SERVER_MQTT_PORT"
     if [ "$SENSOR_TLS" = 1 ]; then api_url="https://$SERVER_HOST:$SERVER_HTTPS_PORT/" mqtt_url="mqtts://$SERVER_HOST:$SERVER_MQTT_PORT"; fi
     say "TechTemp sensor $BUNDLE_VERSION"
-    say "  device     $DEVICE_UID"
+    local uid_line=$DEVICE_UID
+    if [ -z "$uid_line" ]; then uid_line="(derived from the Pi's MAC address at its first start)"; fi
+    say "  device     $uid_line"
     say "  room       ${SENSOR_ROOM:-(unplaced: place it in the web pages)}"
     say "  server     $mqtt_url   $api_url"
+    if [[ $SERVER_HOST =~ ^[0-9.]+$|: ]]; then
+      say "             (by address: if DHCP moves the server, run install.sh sensor --server NEW again; its NAME.local survives that)"
+    else
+      say "             (by name: it follows the server when its address changes)"
+    fi
     say "  MQTT login $(ini_get "$DEVICE_CONF" mqtt username | sed 's/^$/(none: anonymous)/')"
     say "  config     ${DEVICE_CONF#"$ROOT"}"
   fi

@@ -256,7 +256,11 @@ const USAGE = usageText(
 );
 
 /** The server's own options; an operator command (the first word) reads its own (lib/server/ops/). */
-const SERVER_OPTIONS = { help: { type: "boolean", short: "h" }, demo: { type: "boolean" }, version: { type: "boolean" } } as const;
+const SERVER_OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  demo: { type: "boolean" },
+  version: { type: "boolean" },
+} as const;
 
 /** The command line: serve (default), the demo, or an operator command. Returns the exit code (2 = bad usage or configuration). */
 export async function main(argv: string[]): Promise<number> {

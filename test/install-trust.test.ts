@@ -4,7 +4,7 @@
 // fails; shellcheck with every optional check; the install log rotated.
 
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, linkSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run, tempDir } from "./helpers.ts";
 import { cleanEnv, freePortArgs, REPO } from "./fixtures/install/harness.ts";
@@ -130,6 +130,26 @@ describe("exit codes", () => {
     }
   }, 120_000);
 });
+
+test("a bundle whose files do not match its SHA256SUMS is refused before anything changes (exit 8)", async () => {
+  const root = newRoot();
+  const dir = tempDir("techtemp-tampered-");
+  try {
+    const copy = join(dir.path, "techtemp-0.1.0-linux-x64");
+    cpSync(bundle().dir, copy, { recursive: true, filter: (src) => !/\/techtemp-(server|sensor)$/.test(src) });
+    for (const exe of ["techtemp-server", "techtemp-sensor"]) linkSync(join(bundle().dir, exe), join(copy, exe));
+    const unit = join(copy, "systemd/techtemp-server.service");
+    writeFileSync(unit, readFileSync(unit, "utf8").replace("NoNewPrivileges=yes", "NoNewPrivileges=no"));
+    const r = await root.install(["server", ...freePortArgs(), "--bundle", copy]);
+    expect(r.output).toContain("error: the bundle's systemd/techtemp-server.service does not match its SHA256SUMS");
+    expect(r.output).toContain("nothing was changed");
+    expect(r.code).toBe(8);
+    expect(existsSync(join(root.path, "opt/techtemp"))).toBe(false);
+    expect(existsSync(join(root.path, "etc/techtemp"))).toBe(false);
+  } finally {
+    dir.cleanup();
+  }
+}, 120_000);
 
 test("the install log is rotated above 1 MB: three old logs are kept", async () => {
   const root = newRoot();

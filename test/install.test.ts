@@ -20,7 +20,7 @@ test("install.sh, the stand-ins and the test box pass shellcheck", async () => {
   const files = [
     "install.sh",
     "test/fixtures/box/box-init.sh",
-    ...["systemctl", "useradd", "usermod", "groupadd", "userdel", "groupdel", "uname", "dpkg", "df"].map((f) =>
+    ...["systemctl", "useradd", "usermod", "groupadd", "userdel", "groupdel", "uname", "dpkg", "df", "getent"].map((f) =>
       join(STUB_BIN, f),
     ),
   ];
