@@ -58,6 +58,9 @@ usage:
                     [--tls [--https-port N] [--mqtts-port N] [--ca-fingerprint SHA256]]
   install.sh status
   install.sh uninstall [--purge]
+  install.sh deploy (--inventory FILE | ROLE USER@HOST [key=value...]) [--jobs N] [--dist DIR]
+                    [--ssh-config FILE] [--wait S]
+  install.sh status|inspect (--inventory FILE | ROLE USER@HOST)
   install.sh --version | --help
 
 roles:
@@ -76,6 +79,15 @@ roles:
   status      what is installed, whether it runs and answers
   uninstall   stops and removes the services and /opt/techtemp; keeps /etc/techtemp,
               /var/lib/techtemp and the techtemp user, which --purge removes too
+  deploy      from a laptop, over SSH: for each host of the inventory (one a line:
+              `server pi@192.168.1.10`, `sensor pi@salon.local room=Salon server=maison.local`;
+              key=value words become install.sh options, `simulated` a flag; ssh-port=N and
+              cache=DIR are deploy's own), copies that role's bundle from dist/ (--dist) unless
+              the same one is there, checks it against SHA256SUMS, installs it (health
+              checked), and prints one table; --jobs hosts at a time (default 4). Keys only
+              (BatchMode) and sudo -n: an unreachable host or a sudo password is named, and
+              never stops the others. Exit 9 when a host failed (its log is printed).
+              status and inspect take the same inventory.
 
 options:
   --bundle FILE|DIR   install from a bundle (techtemp-<version>-linux-<arch>.tar.gz or its
@@ -107,6 +119,7 @@ exit codes:
   3  a check failed: nothing changed         full file system, a failed command)
   4  health check failed: the previous   7  the server refused or could not be asked
      version and config are back         8  the bundle is unusable (checksum, arch)
+                                         9  deploy/status: a host failed (the others ran)
 EOF
 }
 
@@ -275,7 +288,7 @@ on_exit() {
 # Every line from here on also goes to the log file.
 # (A dry run and status change nothing and keep no log.)
 start_log() {
-  if [ "$DRY_RUN" = 1 ] || [ "$COMMAND" = status ]; then return 0; fi
+  if [ "$DRY_RUN" = 1 ] || [ "$COMMAND" = status ] || [ "$COMMAND" = fleet ]; then return 0; fi
   LOG_FILE="$ROOT/var/log/techtemp-install.log"
   mkdir -p "$(dirname "$LOG_FILE")"
   rotate_log
@@ -317,6 +330,18 @@ parse_args() {
       server | sensor | status | uninstall)
         if [ -n "$COMMAND" ]; then die "two commands: $COMMAND and $1" "give one of server, sensor, status, uninstall"; fi
         COMMAND=$1
+        # status over SSH: of an inventory, or of one host.
+        if [ "$1" = status ] && [ $# -gt 1 ] && { [ "$2" = --inventory ] || [ "$2" = server ] || [ "$2" = sensor ] || [ -f "$2" ]; }; then
+          parse_fleet_args "$@"
+          COMMAND=fleet
+          return 0
+        fi
+        ;;
+      deploy | inspect)
+        if [ -n "$COMMAND" ]; then die "two commands: $COMMAND and $1" "give one of server, sensor, status, uninstall, deploy, inspect"; fi
+        parse_fleet_args "$@"
+        COMMAND=fleet
+        return 0
         ;;
       -h | --help)
         usage
@@ -1963,6 +1988,238 @@ do_status() {
   if [ "$problems" -gt 0 ]; then return 1; fi
 }
 
+# ---------------------------------------------------------------- deploy (from a laptop)
+
+# install.sh deploy|status|inspect over SSH: one host (ROLE USER@HOST [key=value…])
+# or an inventory file of such lines. Non-interactive: keys only (BatchMode),
+# `sudo -n` where the login is not root.
+parse_fleet_args() {
+  FLEET_CMD=$1
+  shift
+  # What the host runs first: $R runs a command as root, nothing for root, else sudo -n (never a prompt).
+  # shellcheck disable=SC2016 # expanded on the host
+  REMOTE_ROOT='if [ "$(id -u)" = 0 ]; then R=; else R="sudo -n"; fi'
+  FLEET_INVENTORY=""
+  FLEET_HOSTS=()
+  FLEET_JOBS=4
+  FLEET_DIST=""
+  FLEET_SSH_CONFIG=""
+  FLEET_WAIT=""
+  local single=()
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --inventory) need_value "$@"; FLEET_INVENTORY=$2; shift ;;
+      --jobs) need_value "$@"; FLEET_JOBS=$2; shift ;;
+      --dist) need_value "$@"; FLEET_DIST=$2; shift ;;
+      --ssh-config) need_value "$@"; FLEET_SSH_CONFIG=$2; shift ;;
+      --wait) need_value "$@"; FLEET_WAIT=$2; shift ;;
+      -h | --help) usage; exit 0 ;;
+      -*) die "unknown argument: $1" "see install.sh --help (deploy)" ;;
+      *) single+=("$1") ;;
+    esac
+    shift
+  done
+  if ! [[ $FLEET_JOBS =~ ^[0-9]+$ ]] || [ "$FLEET_JOBS" -lt 1 ] || [ "$FLEET_JOBS" -gt 32 ]; then
+    die "--jobs $FLEET_JOBS is not a number from 1 to 32" "e.g. --jobs 4"
+  fi
+  if [ ${#single[@]} -gt 0 ] && [ -z "$FLEET_INVENTORY" ] && [ ${#single[@]} -eq 1 ] && [ -f "${single[0]}" ]; then
+    FLEET_INVENTORY=${single[0]}
+    single=()
+  fi
+  if [ -n "$FLEET_INVENTORY" ]; then
+    [ ${#single[@]} -eq 0 ] || die "give an inventory or one host, not both" "install.sh $FLEET_CMD --inventory FILE"
+    [ -r "$FLEET_INVENTORY" ] || die "cannot read the inventory $FLEET_INVENTORY" "one host a line: server pi@192.168.1.10, sensor pi@salon.local room=Salon"
+    local line n=0
+    while IFS= read -r line || [ -n "$line" ]; do
+      n=$((n + 1))
+      line=${line%%#*}
+      [[ $line =~ [^[:space:]] ]] || continue
+      check_fleet_line "$line" "$FLEET_INVENTORY line $n"
+      FLEET_HOSTS+=("$line")
+    done <"$FLEET_INVENTORY"
+  else
+    [ ${#single[@]} -ge 2 ] || die "install.sh $FLEET_CMD needs an inventory or ROLE USER@HOST" \
+      "install.sh $FLEET_CMD --inventory hosts.txt, or install.sh $FLEET_CMD sensor pi@salon.local room=Salon server=maison.local"
+    check_fleet_line "${single[*]}" "the command line"
+    FLEET_HOSTS+=("${single[*]}")
+  fi
+  [ ${#FLEET_HOSTS[@]} -gt 0 ] || die "the inventory $FLEET_INVENTORY names no host" "one host a line: server pi@192.168.1.10"
+}
+
+# ROLE USER@HOST [key=value | flag]…: checked here, so that nothing unsafe reaches a remote shell.
+check_fleet_line() {
+  local words word where=$2
+  read -r -a words <<<"$1"
+  case ${words[0]} in server | sensor) ;; *) die "$where: the role must be server or sensor, not '${words[0]}'" "e.g. sensor pi@salon.local room=Salon" ;; esac
+  [[ ${words[1]:-} =~ ^([A-Za-z0-9._-]+@)?[A-Za-z0-9.:_-]+$ ]] || die "$where: '${words[1]:-}' is not USER@HOST" "e.g. pi@192.168.1.10"
+  for word in "${words[@]:2}"; do
+    [[ $word =~ ^[a-z][a-z-]*(=[A-Za-z0-9._:/@+~-]+)?$ ]] ||
+      die "$where: '$word' is not key=value (letters, digits and ._:/@+~- only)" "e.g. room=Salon interval=300 simulated"
+  done
+}
+
+# The options install.sh gets on the host from the line's key=value words (ssh-port, cache: deploy's own).
+fleet_install_args() {
+  local words word key
+  read -r -a words <<<"$1"
+  for word in "${words[@]:2}"; do
+    key=${word%%=*}
+    case $key in ssh-port | cache) continue ;; *) ;; esac
+    if [[ $word == *=* ]]; then printf -- '--%s\n%s\n' "$key" "${word#*=}"; else printf -- '--%s\n' "$key"; fi
+  done
+}
+
+# A key's value on a line ("" when absent).
+fleet_key() {
+  local words word
+  read -r -a words <<<"$1"
+  for word in "${words[@]:2}"; do
+    if [ "${word%%=*}" = "$2" ] && [[ $word == *=* ]]; then printf '%s' "${word#*=}"; fi
+  done
+}
+
+# ssh to the host of a line, non-interactive; the remote command is one quoted string.
+fleet_ssh() {
+  local line=$1 words opts=(-o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15) port
+  shift
+  read -r -a words <<<"$line"
+  if [ -n "$FLEET_SSH_CONFIG" ]; then opts+=(-F "$FLEET_SSH_CONFIG"); fi
+  port=$(fleet_key "$line" ssh-port)
+  if [ -n "$port" ]; then opts+=(-p "$port"); fi
+  # shellcheck disable=SC2029 # the command is built for the host: every value in it was checked by check_fleet_line
+  ssh "${opts[@]}" "${words[1]}" "$@"
+}
+
+
+# Which dist/ holds the role tarballs: --dist, else dist/ of a source checkout, else beside install.sh.
+fleet_dist() {
+  local d
+  for d in "$FLEET_DIST" "$SCRIPT_DIR/dist" "$SCRIPT_DIR/.." "$SCRIPT_DIR"; do
+    if [ -n "$d" ] && [ -f "$d/SHA256SUMS" ]; then (cd "$d" && pwd); return 0; fi
+  done
+  die "no bundles with SHA256SUMS in ${FLEET_DIST:-$SCRIPT_DIR/dist}" "build them first: bun run build (or give --dist DIR)"
+}
+
+# One host: probe, copy the role's tarball unless it is there already, check it, install; a row in $2.
+deploy_host() {
+  local line=$1 row=$2 log=$3 role host t0=$SECONDS probe arch version before after sum tarball want bytes=0 code=0 result
+  read -r role host _ <<<"$line"
+  local root cache
+  root=$(fleet_key "$line" root)
+  cache=$(fleet_key "$line" cache)
+  cache=${cache:-/var/tmp/techtemp-deploy}
+  version=$(sed -n '1s/.*-\([0-9][0-9.]*\)-linux-.*/\1/p' <<<"$(grep -o "techtemp-$role-[^ ]*\.tar\.gz" "$DIST/SHA256SUMS" | head -n 1)")
+  fleet_row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$host" "$role" "${before:-none} -> ${after:-?}" "$1" "$((SECONDS - t0)) s" "$bytes" >"$row"; }
+  # shellcheck disable=SC2016 # expanded on the host
+  if ! probe=$(fleet_ssh "$line" "$REMOTE_ROOT"'; uname -m; sed -n "s/^version=//p" '"${root}"'/opt/techtemp/BUNDLE 2>/dev/null | head -n 1 | sed "s/^/version=/"; if [ -n "$R" ]; then $R true 2>&1 | head -n 1 | sed "s/^/sudo: /"; fi; sha256sum '"$cache"'/*.tar.gz 2>/dev/null || true' 2>"$log.err"); then
+    printf 'unreachable: %s\n' "$(tail -n 1 "$log.err")" >>"$log"
+    fleet_row "unreachable: $(tail -n 1 "$log.err")"
+    return 0
+  fi
+  if [[ $probe == *"sudo: "* ]]; then
+    printf '%s\n' "$probe" | sed -n 's/^sudo: //p' >>"$log"
+    fleet_row "sudo asks for a password: $(printf '%s\n' "$probe" | sed -n 's/^sudo: //p' | head -n 1) (allow NOPASSWD for this user, or log in as root)"
+    return 0
+  fi
+  before=$(printf '%s\n' "$probe" | sed -n 's/^version=//p')
+  case $(printf '%s\n' "$probe" | head -n 1) in
+    aarch64 | arm64) arch=arm64 ;;
+    x86_64 | amd64) arch=x64 ;;
+    *) arch=unsupported ;;
+  esac
+  tarball="techtemp-$role-$version-linux-$arch.tar.gz"
+  want=$(awk -v f="$tarball" '$2 == f { print $1 }' "$DIST/SHA256SUMS")
+  if [ -z "$want" ] || [ ! -f "$DIST/$tarball" ]; then
+    fleet_row "failed: no $tarball in $DIST (bun run build)"
+    return 0
+  fi
+  sum=$(sha256_of "$DIST/$tarball")
+  if [ "$sum" != "$want" ]; then
+    fleet_row "failed: $DIST/$tarball does not match SHA256SUMS"
+    return 0
+  fi
+  if printf '%s\n' "$probe" | grep -q "^$want  $cache/$tarball\$"; then
+    printf 'the same %s is on the host already: not copied\n' "$tarball" >>"$log"
+  else
+    bytes=$(stat -c %s "$DIST/$tarball")
+    if ! fleet_ssh "$line" "mkdir -p '$cache' && cat >'$cache/$tarball.part' && mv -f '$cache/$tarball.part' '$cache/$tarball'" <"$DIST/$tarball" 2>>"$log"; then
+      fleet_row "failed: the copy to $cache did not finish (see the log)"
+      return 0
+    fi
+  fi
+  local args=() a
+  while IFS= read -r a; do args+=("$(printf '%q' "$a")"); done < <(fleet_install_args "$line")
+  if [ -n "$FLEET_WAIT" ]; then args+=(--wait "$FLEET_WAIT"); fi
+  # On the host: the tarball against its line of SHA256SUMS, unpacked beside it, then its own install.sh (which checks its files).
+  fleet_ssh "$line" "$REMOTE_ROOT; set -e; cd '$cache'; printf '%s  %s\n' '$want' '$tarball' | sha256sum -c --quiet -;
+    rm -rf 'unpacked-$role'; mkdir 'unpacked-$role'; tar -xzf '$tarball' -C 'unpacked-$role';
+    \$R 'unpacked-$role/${tarball%.tar.gz}/install.sh' $role ${args[*]}" >>"$log" 2>&1 || code=$?
+  after=$(fleet_ssh "$line" "sed -n 's/^version=//p' '${root}/opt/techtemp/BUNDLE' 2>/dev/null | head -n 1" 2>/dev/null || true)
+  case $code in
+    0) if grep -q "^no change: " "$log"; then result="ok (no change)"; else result=ok; fi ;;
+    255) result="failed: the connection was lost ($(tail -n 1 "$log"))" ;;
+    *) result="failed: install.sh exit $code ($(grep -m 1 '^error: ' "$log" | cut -c 8- || true))" ;;
+  esac
+  fleet_row "$result"
+}
+
+# deploy / status / inspect over the hosts, at most FLEET_JOBS at a time; one table, then the logs of the failed.
+do_fleet() {
+  local i running=0 failed=0 line
+  if [ "$FLEET_CMD" = deploy ]; then DIST=$(fleet_dist); fi
+  mkdir -p "$WORK/fleet"
+  for i in "${!FLEET_HOSTS[@]}"; do
+    line=${FLEET_HOSTS[$i]}
+    if [ "$FLEET_CMD" = deploy ]; then
+      deploy_host "$line" "$WORK/fleet/$i.row" "$WORK/fleet/$i.log" &
+    else
+      fleet_report "$line" "$WORK/fleet/$i.row" "$WORK/fleet/$i.log" &
+    fi
+    running=$((running + 1))
+    if [ "$running" -ge "$FLEET_JOBS" ]; then
+      wait -n || true
+      running=$((running - 1))
+    fi
+  done
+  wait || true
+  if [ "$FLEET_CMD" = deploy ]; then
+    { printf 'HOST\tROLE\tVERSION\tRESULT\tTIME\tCOPIED (bytes)\n'; for i in "${!FLEET_HOSTS[@]}"; do cat "$WORK/fleet/$i.row"; done; } | column -t -s $'\t'
+  else
+    for i in "${!FLEET_HOSTS[@]}"; do
+      say "==== $(cut -f1 "$WORK/fleet/$i.row") ($(cut -f2 "$WORK/fleet/$i.row")): $(cut -f4 "$WORK/fleet/$i.row")"
+      cat "$WORK/fleet/$i.log"
+    done
+  fi
+  for i in "${!FLEET_HOSTS[@]}"; do
+    if ! cut -f4 "$WORK/fleet/$i.row" | grep -qE '^ok'; then
+      if [ "$FLEET_CMD" != deploy ]; then
+        failed=$((failed + 1))
+        continue
+      fi
+      failed=$((failed + 1))
+      say ""
+      say "---- $(cut -f1 "$WORK/fleet/$i.row") ($(cut -f4 "$WORK/fleet/$i.row")): its log"
+      tail -n 40 "$WORK/fleet/$i.log" 2>/dev/null || true
+    fi
+  done
+  if [ "$failed" -gt 0 ]; then die_as 9 "$failed of ${#FLEET_HOSTS[@]} host(s) failed (their logs above); the others are done" "fix what each log says, then run the same command again: hosts already done change nothing"; fi
+}
+
+# status (install.sh status on the host) or inspect (the server's inspect) of one host: its row and its output.
+fleet_report() {
+  local line=$1 row=$2 log=$3 role host root cmd code=0 result=ok
+  read -r role host _ <<<"$line"
+  root=$(fleet_key "$line" root)
+  if [ "$FLEET_CMD" = inspect ] && [ "$role" = server ]; then
+    cmd="\$R env TECHTEMP_CONFIG=$root/etc/techtemp/server.conf TECHTEMP_DATA_DIR=$root/var/lib/techtemp $root/opt/techtemp/techtemp-server inspect"
+  else
+    # A sensor has no database: its status (outbox, last reading stored) is what inspect shows of it.
+    cmd="\$R $root/opt/techtemp/install.sh status${root:+ --root $root}"
+  fi
+  fleet_ssh "$line" "$REMOTE_ROOT; $cmd" >"$log" 2>&1 || code=$?
+  if [ "$code" = 255 ]; then result="unreachable: $(tail -n 1 "$log")"; elif [ "$code" != 0 ]; then result="problem (exit $code)"; fi
+  printf '%s\t%s\t\t%s\t\t\n' "$host" "$role" "$result" >"$row"
+}
 main() {
   init_globals
   parse_args "$@"
@@ -1973,6 +2230,7 @@ main() {
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/techtemp-install.XXXXXX")
   start_log
   case $COMMAND in
+    fleet) do_fleet ;;
     server | sensor) do_install ;;
     uninstall) do_uninstall ;;
     status) do_status || exit 1 ;;

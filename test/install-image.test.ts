@@ -3,7 +3,7 @@
 // server), and the Pi derives its uid at its first start.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { cachedBundle, type CachedBundle } from "./fixtures/install/bundles.ts";
 import { makeRoot, type TestRoot } from "./fixtures/install/harness.ts";
@@ -44,7 +44,9 @@ test.if(onX64)(
     expect(readFileSync(join(root.path, "boot/firmware/config.txt"), "utf8")).toContain("dtparam=i2c_arm=on");
     expect(readFileSync(join(root.path, "etc/modules"), "utf8")).toContain("i2c-dev");
     expect(readFileSync(join(root.path, "opt/techtemp/BUNDLE"), "utf8")).toContain("arch=arm64");
-    expect(existsSync(join(root.path, "etc/systemd/system/multi-user.target.wants/techtemp-sensor.service"))).toBe(true);
+    expect(readlinkSync(join(root.path, "etc/systemd/system/multi-user.target.wants/techtemp-sensor.service"))).toBe(
+      "/etc/systemd/system/techtemp-sensor.service",
+    );
     // Nothing ran on the PC: no module loaded, no service started.
     expect(root.calls().filter((c) => /modprobe|dtparam|systemctl (start|restart)/.test(c))).toEqual([]);
   },
