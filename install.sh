@@ -46,6 +46,8 @@
 #   sensor_cmd (the agent's `uid`: its failure stops the run with the agent's message)
 #   sensor_last_stored (reads the agent's outbox; a failure means "not yet")
 #   do_status (reads only; its status is whether everything runs and answers)
+#   fleet_ssh (ssh to a host: its status is the remote command's, 255 when ssh itself failed, and
+#     every caller records it in the host's row)
 # shellcheck disable=SC2250,SC2292,SC2312,SC2310,SC2311
 set -Eeuo pipefail
 

@@ -1,14 +1,14 @@
 // `bun run bench`: every benchmark, one after the other (they would skew each
 // other if run together), each printing its own figures beside its reference.
 //   bun run bench            all of them
-//   bun run bench ingest     only bench/ingest.ts (names: ingest, agent, pages, history, legacy-import, login)
+//   bun run bench ingest     only bench/ingest.ts (names: ingest, agent, pages, history, legacy-import, login, deploy)
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { commandLine, parseCommandLine, UsageError } from "../scripts/cli.ts";
 
-const ALL = ["ingest", "agent", "pages", "history", "legacy-import", "login"];
-const wanted = commandLine("bun run bench [ingest|agent|pages|history|legacy-import|login ...]", (args) => {
+const ALL = ["ingest", "agent", "pages", "history", "legacy-import", "login", "deploy"];
+const wanted = commandLine("bun run bench [ingest|agent|pages|history|legacy-import|login|deploy ...]", (args) => {
   const names = parseCommandLine(args, {}, true).positionals;
   const unknown = names.filter((w) => !ALL.includes(w));
   if (unknown.length) throw new UsageError(`unknown benchmark ${unknown.join(", ")}; known: ${ALL.join(", ")}`);

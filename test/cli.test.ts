@@ -42,6 +42,7 @@ test("every script and benchmark refuses an unknown option with exit code 2, nam
     "bench/screenshots.ts",
     "bench/legacy-import.ts",
     "bench/login.ts",
+    "bench/deploy.ts",
   ];
   const results = await Promise.all(
     scripts.map(async (script) => {
