@@ -10,6 +10,8 @@ import { freePort, freePorts, run, startServer, tempDir, type TestServer } from 
 import { cachedBundle, type CachedBundle } from "./fixtures/install/bundles.ts";
 import { makeRoot, REPO, type TestRoot } from "./fixtures/install/harness.ts";
 import { startSshd, type TestSshd } from "./fixtures/install/sshd.ts";
+import { DB_FILE } from "../lib/server/store/db.ts";
+import { openStore } from "../lib/server/store/store.ts";
 
 let bundle: CachedBundle;
 let sshd: TestSshd;
@@ -105,7 +107,19 @@ test("deploy 1 server and 2 sensors from an inventory, one host down: the others
   expect(status.stdout).toContain("device aht20-5a1010 -> mqtt://127.0.0.1:");
   expect(status.stdout).toContain(`(sensor): unreachable: ssh: connect to host 127.0.0.1 port ${down}: Connection refused`);
   expect(status.code).toBe(9);
-}, 300_000);
+
+  // inspect: the server's database (made here as a started server would), a sensor's status.
+  openStore(join(srv.path, "var/lib/techtemp", DB_FILE)).close();
+  const inspect = await laptop([
+    "inspect",
+    "--inventory",
+    file(readFileSync(inventory, "utf8").split("\n").slice(0, 3).join("\n")),
+  ]);
+  expect(inspect.stdout).toContain("==== root@127.0.0.1 (server): ok");
+  expect(inspect.stdout).toContain(`${srv.path}/var/lib/techtemp/techtemp.db`);
+  expect(inspect.stdout).toContain("==== root@127.0.0.1 (sensor): ok");
+  expect(inspect.code).toBe(0);
+}, 400_000);
 
 test("a bad inventory line is refused before any host is reached (exit 2)", async () => {
   for (const [line, message] of [
