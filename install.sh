@@ -103,7 +103,7 @@ options:
                       anything (for images and tests); --start starts the services anyway
   --image             with --root: the tree is another machine's (a Pi's SD card on a PC):
                       nothing of this machine is probed (ports, I2C, the AHT20, the server,
-                      its MAC); on by itself when the bundle is for another processor
+                      its MAC, its processor)
   --version           the version of this install.sh and of the bundle beside it
   -h, --help          this help
 
@@ -1041,20 +1041,16 @@ run_checks() {
   if [ "$CHECK_FAILURES" -gt 0 ]; then die "$CHECK_FAILURES check(s) failed: nothing was installed" "see each fix above, then run install.sh again"; fi
 }
 
-# Image mode: a --root tree for another machine (a Pi's SD card prepared on a
-# PC). It is on with --image, and by itself when the bundle is for another
-# processor than this machine's (its executables cannot even run here).
-# Without --start only: a started tree is this machine.
+# Image mode (--image with --root): the tree is another machine's (a Pi's SD
+# card prepared on a PC). Asked for, never guessed: a --root tree is otherwise
+# this machine's (tests, a Pi installing into a mounted root).
 decide_image() {
   IMAGE=0
-  [ -n "$ROOT" ] && [ "$START" = 0 ] || return 0
-  local host_arch
-  case $(uname -m) in
-    aarch64 | arm64) host_arch=arm64 ;;
-    x86_64 | amd64) host_arch=x64 ;;
-    *) host_arch=other ;;
-  esac
-  if [ "$OPT_IMAGE" = 1 ] || [ "$host_arch" != "$BUNDLE_ARCH" ]; then IMAGE=1; fi
+  if [ "$OPT_IMAGE" = 0 ]; then return 0; fi
+  if [ -z "$ROOT" ] || [ "$START" = 1 ]; then
+    die_as 2 "--image prepares another machine's tree: it goes with --root DIR, without --start" "e.g. sudo ./install.sh sensor --server maison.local --root /mnt/pi --image"
+  fi
+  IMAGE=1
   if [ "$IMAGE" = 1 ] && [ "$OPT_TLS" = 1 ] && [ "$COMMAND" = server ]; then
     die_as 2 "--tls in an image: the local CA is made by the server's own executable, which runs on the Pi" \
       "install the image without --tls, then on the Pi: sudo /opt/techtemp/install.sh server --tls"

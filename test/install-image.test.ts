@@ -1,4 +1,4 @@
-// Image building: an x64 PC prepares an arm64 Pi's tree (`--root`, the arm64
+// Image building: an x64 PC prepares an arm64 Pi's tree (`--root --image`, the arm64
 // bundle): nothing of the PC is probed (its MAC, ports, I2C, the AHT20, the
 // server), and the Pi derives its uid at its first start.
 
@@ -31,7 +31,7 @@ test.if(onX64)(
   "a sensor image: no uid from the PC's MAC, I2C enabled in the tree's files, no probe of the PC",
   async () => {
     const root = newRoot();
-    const r = await root.install(["sensor", "--server", "techtemp.local"]);
+    const r = await root.install(["sensor", "--server", "techtemp.local", "--image"]);
     expect(r.output).toContain("preparing an image for another machine (linux-arm64): this one is not probed");
     expect(r.output).toContain("ports, I2C, the AHT20 and the server: checked on the Pi");
     expect(r.output).toContain("device uid: derived from the Pi's own MAC address at its first start");
@@ -58,16 +58,16 @@ test.if(onX64)(
   async () => {
     const root = newRoot();
     // Whatever listens on 3000/1883 on the PC says nothing about the Pi.
-    const r = await root.install(["server"]);
+    const r = await root.install(["server", "--image"]);
     expect(r.code).toBe(0);
     expect(readFileSync(join(root.path, "etc/techtemp/server.conf"), "utf8")).toContain("http_port = 3000");
 
-    const tls = await root.install(["server", "--tls"]);
+    const tls = await root.install(["server", "--tls", "--image"]);
     expect(tls.output).toContain(
       "error: --tls in an image: the local CA is made by the server's own executable, which runs on the Pi",
     );
     expect(tls.code).toBe(2);
-    const enroll = await newRoot().install(["sensor", "--server", "techtemp.local", "--enroll", "a".repeat(32)]);
+    const enroll = await newRoot().install(["sensor", "--server", "techtemp.local", "--enroll", "a".repeat(32), "--image"]);
     expect(enroll.output).toContain("error: --enroll in an image needs the device uid");
     expect(enroll.code).toBe(2);
   },
