@@ -14,6 +14,41 @@
 #
 # Everything below is in functions and `main` runs on the last line, so a
 # download cut short does nothing.
+#
+# Exit codes (also in --help and the README): 0 installed or nothing to do,
+# 1 `status` found a problem, 2 usage, 3 a check failed (nothing changed),
+# 4 the health check failed and the previous version and config were restored,
+# 5 the health check failed with nothing to restore (a first install), or the
+# restore failed too, 6 a change could not be made (a file not written, a
+# command failed: the run stops there), 7 the server refused or could not be
+# asked (enrollment, its CA), 8 the bundle is unusable (not a bundle, wrong
+# architecture or checksum, a source build failed).
+#
+# ShellCheck runs with every optional check (`shellcheck -o all`, test/install.test.ts)
+# except these, each for a reason:
+#   SC2250 (braces around every variable) and SC2292 ([[ ]] over [ ]): style only;
+#     this script uses $var and [ ] where they mean the same.
+#   SC2312 (a command substitution inside a command masks its status): these are
+#     reads for messages and comparisons whose empty result is handled where it is used;
+#     values that decide a change are assigned on their own line, where `set -e` applies.
+#   SC2310/SC2311 (`set -e` is off inside a function called as a condition): each function
+#     so called is listed below with why that is safe; test/install.test.ts checks that no
+#     other function is called as a condition. The functions that change files
+#     (put_file, put_output, ensure_dir) never are: they report a change in FILE_CHANGED.
+# condition-safe (predicates: their status is their answer, they change nothing):
+#   live valid_port valid_id same_meta group_has_member is_active tcp_open healthy wait_healthy
+#   wants_enrollment port_is_privileged resolves
+# condition-safe (reads that print a value, empty when there is none; they change nothing):
+#   ini_get uid_of gid_of normal_fingerprint role_executables systemctl_files
+# condition-safe (their failure is handled by the caller, which says what failed):
+#   act act_live (one command, `|| warn` where a failure is not fatal)
+#   sensor_check (a check: any failure inside it fails the check, whose output is shown)
+#   sensor_cmd (the agent's `uid`: its failure stops the run with the agent's message)
+#   sensor_last_stored (reads the agent's outbox; a failure means "not yet")
+#   do_status (reads only; its status is whether everything runs and answers)
+#   fleet_ssh (ssh to a host: its status is the remote command's, 255 when ssh itself failed, and
+#     every caller records it in the host's row)
+# shellcheck disable=SC2250,SC2292,SC2312,SC2310,SC2311
 set -Eeuo pipefail
 
 usage() {
@@ -25,6 +60,10 @@ usage:
                     [--tls [--https-port N] [--mqtts-port N] [--ca-fingerprint SHA256]]
   install.sh status
   install.sh uninstall [--purge]
+  install.sh deploy (--inventory FILE | ROLE USER@HOST [key=value...]) [--jobs N] [--dist DIR]
+                    [--ssh-config FILE] [--wait S]
+  install.sh status|inspect (--inventory FILE | ROLE USER@HOST)
+  install.sh --version | --help
 
 roles:
   server      the central Pi: MQTT broker, database, web pages (HTTP 3000, MQTT 1883);
@@ -42,24 +81,68 @@ roles:
   status      what is installed, whether it runs and answers
   uninstall   stops and removes the services and /opt/techtemp; keeps /etc/techtemp,
               /var/lib/techtemp and the techtemp user, which --purge removes too
+  deploy      from a laptop, over SSH: for each host of the inventory (one a line:
+              `server pi@192.168.1.10`, `sensor pi@salon.local room=Salon server=maison.local`;
+              key=value words become install.sh options, `simulated` a flag; ssh-port=N and
+              cache=DIR are deploy's own), copies that role's bundle from dist/ (--dist) unless
+              the same one is there, checks it against SHA256SUMS, installs it (health
+              checked), and prints one table; --jobs hosts at a time (default 4). Keys only
+              (BatchMode) and sudo -n: an unreachable host or a sudo password is named, and
+              never stops the others. Exit 9 when a host failed (its log is printed).
+              status and inspect take the same inventory.
 
 options:
   --bundle FILE|DIR   install from a bundle (techtemp-<version>-linux-<arch>.tar.gz or its
                       unpacked directory); the default when install.sh runs inside one. From
                       a source checkout, install.sh installs the pinned Bun and builds one.
-  --watchdog          also enable the Pi's hardware watchdog
+  --watchdog          also enable the Pi's hardware watchdog (no package needed: systemd feeds
+                      it; with the watchdog package installed, its daemon does, as before)
   --wait S            seconds to wait for the health check (default 90)
   --dry-run           print every change without making it
   --root DIR          install into the directory tree DIR instead of /, without starting
                       anything (for images and tests); --start starts the services anyway
+  --image             with --root: the tree is another machine's (a Pi's SD card on a PC):
+                      nothing of this machine is probed (ports, I2C, the AHT20, the server,
+                      its MAC, its processor)
+  --version           the version of this install.sh and of the bundle beside it
   -h, --help          this help
+
+bundles: techtemp-<role>-<version>-linux-<arch>.tar.gz holds what one role needs; install.sh
+  checks it against SHA256SUMS beside it, and its files against the SHA256SUMS inside it,
+  before changing anything (exit 8 on a mismatch).
+
+ports: 1024 to 65535 for the server (the hardened service has no privilege to bind
+  below 1024; to serve on 80, redirect it: see the README, Deployment).
+
+exit codes:
+  0  installed, or nothing to do         5  health check failed, nothing to restore
+  1  status: not installed or unhealthy      (first install) or the restore failed too
+  2  usage: a bad command line           6  a change could not be made (read-only or
+  3  a check failed: nothing changed         full file system, a failed command)
+  4  health check failed: the previous   7  the server refused or could not be asked
+     version and config are back         8  the bundle is unusable (checksum, arch)
+                                         9  deploy/status: a host failed (the others ran)
 EOF
+}
+
+# "TechTemp X.Y.Z": the bundle's version beside install.sh, or the source checkout's.
+print_version() {
+  local version=""
+  if [ -f "$SCRIPT_DIR/BUNDLE" ]; then
+    version=$(bundle_field "$SCRIPT_DIR" version)
+  elif [ -f "$SCRIPT_DIR/package.json" ]; then
+    version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$SCRIPT_DIR/package.json" | head -n 1)
+  fi
+  say "install.sh (TechTemp) ${version:-unknown}"
 }
 
 # ---------------------------------------------------------------- settings
 
 init_globals() {
   COMMAND=""
+  DIE_CODE=2
+  FILE_CHANGED=0
+  CONFIG_SAVED=()
   ROOT=""
   DRY_RUN=0
   START=0
@@ -76,6 +159,8 @@ init_globals() {
   OPT_LABEL=""
   OPT_DEVICE_UID=""
   OPT_SIMULATED=0
+  OPT_IMAGE=0
+  IMAGE=0
   OPT_ENROLL=""
   OPT_TLS=0
   OPT_HTTPS_PORT=""
@@ -103,6 +188,8 @@ init_globals() {
   BUNDLE_ARCH=""
   BACKUP_FILE=""
   STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+  # The install log's size limit before it is rotated (3 old logs are kept).
+  LOG_MAX_KB=${TECHTEMP_INSTALL_LOG_MAX_KB:-1024}
 }
 
 # Paths inside the target tree (/ or --root DIR).
@@ -120,6 +207,7 @@ init_paths() {
   INSTALL_CONF="$ETC_DIR/install.conf"
   DB_FILE="$VAR_DIR/techtemp.db"
   WATCHDOG_CONF="$ROOT/etc/watchdog.conf"
+  SYSTEMD_WATCHDOG_CONF="$ROOT/etc/systemd/system.conf.d/techtemp-watchdog.conf"
   MODULES_FILE="$ROOT/etc/modules"
   BLACKLIST_FILE="$ROOT/etc/modprobe.d/raspi-blacklist.conf"
   BOOT_CONFIG=""
@@ -138,12 +226,16 @@ say() { printf '%s\n' "$*"; }
 step() { printf '==> %s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 
-# A problem that stops the run, with what to do about it.
-die() {
-  local problem=$1 remedy=${2:-}
+# A problem that stops the run, with what to do about it. The exit code is
+# the phase's (DIE_CODE: 2 while reading the command line, 3 during the checks,
+# 6 while changing the system); die_as names another one.
+die() { die_as "$DIE_CODE" "$@"; }
+
+die_as() {
+  local code=$1 problem=$2 remedy=${3:-}
   printf 'error: %s\n' "$problem" >&2
   if [ -n "$remedy" ]; then printf '  fix: %s\n' "$remedy" >&2; fi
-  exit 1
+  exit "$code"
 }
 
 # A failed check: reported with its remedy; the run stops after all checks.
@@ -180,9 +272,12 @@ act_live() {
   fi
 }
 
-# An unexpected failure (a bug, or a command that should not fail): say where.
+# A command that failed while changing the system (a read-only or full file
+# system, a refused chown…): the run stops there with exit code 6, saying where.
 on_error() {
-  printf 'error: install.sh stopped at line %s: %s (exit %s)\n' "$1" "$2" "$3" >&2
+  printf 'error: a change could not be made: %s (exit %s, install.sh line %s)\n' "$2" "$3" "$1" >&2
+  printf '  fix: see the message above (a read-only or full file system? sudo mount -o remount,rw /; df -h), then run install.sh again\n' >&2
+  exit 6
 }
 
 on_exit() {
@@ -195,13 +290,26 @@ on_exit() {
 # Every line from here on also goes to the log file.
 # (A dry run and status change nothing and keep no log.)
 start_log() {
-  if [ "$DRY_RUN" = 1 ] || [ "$COMMAND" = status ]; then return 0; fi
+  if [ "$DRY_RUN" = 1 ] || [ "$COMMAND" = status ] || [ "$COMMAND" = fleet ]; then return 0; fi
   LOG_FILE="$ROOT/var/log/techtemp-install.log"
   mkdir -p "$(dirname "$LOG_FILE")"
+  rotate_log
   touch "$LOG_FILE"
   chmod 0600 "$LOG_FILE"
   exec > >(tee -a "$LOG_FILE") 2>&1
   say "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) install.sh $COMMAND${ROOT:+ (root $ROOT)}$([ "$DRY_RUN" = 1 ] && echo ' (dry run)')"
+}
+
+# The install log is kept under LOG_MAX_KB: above it, it becomes .1 (and .1
+# becomes .2, .2 becomes .3; the oldest is dropped), before this run writes.
+rotate_log() {
+  local size i
+  size=$(stat -c %s "$LOG_FILE" 2>/dev/null || echo 0)
+  [ "$size" -gt $((LOG_MAX_KB * 1024)) ] || return 0
+  for i in 2 1; do
+    if [ -f "$LOG_FILE.$i" ]; then mv -f "$LOG_FILE.$i" "$LOG_FILE.$((i + 1))"; fi
+  done
+  mv -f "$LOG_FILE" "$LOG_FILE.1"
 }
 
 # ---------------------------------------------------------------- arguments
@@ -212,6 +320,7 @@ need_value() {
 
 valid_port() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 65535 ]; }
 valid_id() { [[ $1 =~ ^[A-Za-z0-9_-]{1,50}$ ]]; }
+port_is_privileged() { [ -n "$1" ] && [ "$1" -lt 1024 ]; }
 
 parse_args() {
   if [ $# -eq 0 ]; then
@@ -223,9 +332,25 @@ parse_args() {
       server | sensor | status | uninstall)
         if [ -n "$COMMAND" ]; then die "two commands: $COMMAND and $1" "give one of server, sensor, status, uninstall"; fi
         COMMAND=$1
+        # status over SSH: of an inventory, or of one host.
+        if [ "$1" = status ] && [ $# -gt 1 ] && { [ "$2" = --inventory ] || [ "$2" = server ] || [ "$2" = sensor ] || [ -f "$2" ]; }; then
+          parse_fleet_args "$@"
+          COMMAND=fleet
+          return 0
+        fi
+        ;;
+      deploy | inspect)
+        if [ -n "$COMMAND" ]; then die "two commands: $COMMAND and $1" "give one of server, sensor, status, uninstall, deploy, inspect"; fi
+        parse_fleet_args "$@"
+        COMMAND=fleet
+        return 0
         ;;
       -h | --help)
         usage
+        exit 0
+        ;;
+      --version)
+        print_version
         exit 0
         ;;
       --dry-run) DRY_RUN=1 ;;
@@ -233,6 +358,7 @@ parse_args() {
       --watchdog) WATCHDOG=1 ;;
       --purge) PURGE=1 ;;
       --simulated) OPT_SIMULATED=1 ;;
+      --image) OPT_IMAGE=1 ;;
       --tls) OPT_TLS=1 ;;
       --root) need_value "$@"; ROOT=$(realpath -m "$2"); shift ;;
       --bundle) need_value "$@"; BUNDLE_ARG=$2; shift ;;
@@ -263,6 +389,19 @@ validate_args() {
   for p in "$OPT_HTTP_PORT" "$OPT_MQTT_PORT" "$OPT_HTTPS_PORT" "$OPT_MQTTS_PORT"; do
     if [ -n "$p" ] && ! valid_port "$p"; then die "port $p is not a port number" "give a number from 1 to 65535"; fi
   done
+  # The hardened unit runs as an unprivileged user in its own user namespace
+  # (PrivateUsers=yes, no capabilities): a port below 1024 would leave a
+  # service that can never start. (The sensor's ports are the server's.)
+  if [ "$COMMAND" = server ]; then
+    local flag var
+    for flag in http mqtt https mqtts; do
+      var="OPT_${flag^^}_PORT"
+      if port_is_privileged "${!var}"; then
+        die "--$flag-port ${!var}: ports below 1024 need privileges the hardened service does not have" \
+          "use a port from 1024 (defaults: http 3000, mqtt 1883, https 8443, mqtts 8883); to serve on port 80, redirect it (README, Deployment: ports below 1024)"
+      fi
+    done
+  fi
   if ! [[ $WAIT_S =~ ^[0-9]+$ ]]; then die "--wait $WAIT_S is not a number of seconds" "e.g. --wait 120"; fi
   if [ -n "$OPT_INTERVAL" ] && { ! [[ $OPT_INTERVAL =~ ^[0-9]+$ ]] || [ "$OPT_INTERVAL" -lt 1 ] || [ "$OPT_INTERVAL" -gt 3600 ]; }; then
     die "--interval $OPT_INTERVAL is not a number of seconds from 1 to 3600" "e.g. --interval 300"
@@ -367,12 +506,16 @@ numeric_owner() {
 # Whether `path` has `mode` (octal digits as stat prints them, e.g. 640) and `owner` ("user:group").
 same_meta() { [ "$(stat -c '%a %u:%g' "$1" 2>/dev/null)" = "$2 $(numeric_owner "$3")" ]; }
 
-# Installs `src` as `dest` with `mode` and `owner` unless it is already so.
-# Returns 0 when it changed something, 1 when `dest` was already right.
+# Installs `src` as `dest` with `mode` and `owner` unless it is already so:
+# FILE_CHANGED is 1 when it changed something, 0 when `dest` was already right.
+# Never called as a condition (`if put_file`, `put_file || true`): bash would
+# ignore `set -e` inside it, and a failed write would pass for a success.
 put_file() {
   local src=$1 dest=$2 mode=$3 owner=$4
+  FILE_CHANGED=0
   if [ -f "$dest" ] && cmp -s "$src" "$dest"; then
-    if same_meta "$dest" "$mode" "$owner"; then return 1; fi
+    if same_meta "$dest" "$mode" "$owner"; then return 0; fi
+    FILE_CHANGED=1
     CHANGES=$((CHANGES + 1))
     if [ "$DRY_RUN" = 1 ]; then
       say "would set $dest to $mode $owner"
@@ -383,6 +526,7 @@ put_file() {
     fi
     return 0
   fi
+  FILE_CHANGED=1
   CHANGES=$((CHANGES + 1))
   local what=new
   if [ -e "$dest" ]; then what=changed; fi
@@ -488,6 +632,7 @@ resolve_bundle() {
     fi
   fi
   if [ -f "$src" ]; then
+    verify_tarball "$src"
     step "unpacking $src"
     tar -xzf "$src" -C "$WORK" || die "cannot unpack $src" "download it again (it may be truncated)"
     src=$(find "$WORK" -mindepth 2 -maxdepth 2 -name BUNDLE -printf '%h\n' | head -n 1)
@@ -497,6 +642,60 @@ resolve_bundle() {
   BUNDLE_DIR=$(cd "$src" && pwd)
   BUNDLE_VERSION=$(bundle_field "$BUNDLE_DIR" version)
   BUNDLE_ARCH=$(bundle_field "$BUNDLE_DIR" arch)
+  verify_bundle
+}
+
+# The SHA-256 of a file (64 hex digits).
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# A tarball with SHA256SUMS beside it (as bun run build makes them: dist/SHA256SUMS)
+# must match its line there, before it is even unpacked.
+verify_tarball() {
+  local tarball=$1 sums want have
+  sums="$(dirname "$tarball")/SHA256SUMS"
+  [ -f "$sums" ] || return 0
+  want=$(awk -v f="$(basename "$tarball")" '$2 == f || $2 == "*" f { print $1; exit }' "$sums")
+  if [ -z "$want" ]; then
+    warn "$sums does not list $(basename "$tarball"): the tarball is not verified (its files are, against the SHA256SUMS inside)"
+    return 0
+  fi
+  have=$(sha256_of "$tarball")
+  if [ "$have" != "$want" ]; then
+    die_as 8 "$tarball does not match $sums (SHA-256 $have, expected $want): nothing was changed" \
+      "download or copy it again (it was damaged or changed), then check it: sha256sum -c SHA256SUMS"
+  fi
+  check_ok "$(basename "$tarball") matches SHA256SUMS"
+}
+
+# The files this run installs must match the bundle's own SHA256SUMS, before
+# anything is changed: the role's executable, install.sh, BUNDLE and the units.
+verify_bundle() {
+  local sums="$BUNDLE_DIR/SHA256SUMS" exe file want have count=0
+  if [ ! -f "$sums" ]; then
+    warn "this bundle has no SHA256SUMS: its files are not verified (bundles from bun run build have one)"
+    return 0
+  fi
+  exe=$(role_executables)
+  # Another role's bundle: do_install says so next.
+  [ -f "$BUNDLE_DIR/$exe" ] || return 0
+  while read -r want file; do
+    file=${file#\*}
+    case $file in
+      "$exe" | install.sh | BUNDLE | systemd/*.service) ;;
+      *) continue ;;
+    esac
+    [ -f "$BUNDLE_DIR/$file" ] || continue
+    have=$(sha256_of "$BUNDLE_DIR/$file")
+    if [ "$have" != "$want" ]; then
+      die_as 8 "the bundle's $file does not match its SHA256SUMS (SHA-256 $have, expected $want): nothing was changed" \
+        "the bundle was damaged or changed: copy it again from the machine that built it (bun run build)"
+    fi
+    count=$((count + 1))
+  done <"$sums"
+  if ! grep -qE "[ *]$exe\$" "$sums"; then
+    die_as 8 "the bundle's SHA256SUMS does not list $exe: nothing was changed" "use a bundle for the $COMMAND role (techtemp-$COMMAND-<version>-linux-<arch>.tar.gz)"
+  fi
+  check_ok "bundle files match SHA256SUMS ($count checked)"
 }
 
 # From a source checkout: the pinned Bun, then a bundle for this machine built into dist/.
@@ -631,6 +830,7 @@ check_ports() {
       mqtt) port=$MQTT_PORT flag=--mqtt-port ;;
       https) port=$HTTPS_PORT flag=--https-port ;;
       mqtts) port=$MQTTS_PORT flag=--mqtts-port ;;
+      *) die "internal: unknown port name $name" ;;
     esac
     who=$(port_user "$port")
     if [ -z "$who" ] && ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
@@ -696,14 +896,14 @@ enable_i2c() {
     if [ -n "$last_filter" ] && [ "$last_filter" != "[all]" ]; then printf '[all]\n' >>"$tmp"; fi
     printf 'dtparam=i2c_arm=on\n' >>"$tmp"
   fi
-  put_file "$tmp" "$BOOT_CONFIG" "$(stat -c '%a' "$BOOT_CONFIG")" root:root || true
+  put_file "$tmp" "$BOOT_CONFIG" "$(stat -c '%a' "$BOOT_CONFIG")" root:root
   if [ -f "$BLACKLIST_FILE" ] && grep -qE '^blacklist[[:space:]]*i2c[-_]bcm2708' "$BLACKLIST_FILE"; then
-    put_output "$BLACKLIST_FILE" 644 root:root sed -E 's/^(blacklist[[:space:]]*i2c[-_]bcm2708)/#\1/' "$BLACKLIST_FILE" || true
+    put_output "$BLACKLIST_FILE" 644 root:root sed -E 's/^(blacklist[[:space:]]*i2c[-_]bcm2708)/#\1/' "$BLACKLIST_FILE"
   fi
   if ! grep -qE '^i2c[-_]dev' "$MODULES_FILE" 2>/dev/null; then
     { if [ -f "$MODULES_FILE" ]; then sed -E 's/^#[[:space:]]*(i2c[-_]dev)/\1/' "$MODULES_FILE"; fi; } >"$tmp"
     grep -qE '^i2c[-_]dev' "$tmp" || printf 'i2c-dev\n' >>"$tmp"
-    put_file "$tmp" "$MODULES_FILE" 644 root:root || true
+    put_file "$tmp" "$MODULES_FILE" 644 root:root
   fi
   if command -v dtparam >/dev/null || [ "$DRY_RUN" = 1 ]; then act_live dtparam i2c_arm=on || warn "dtparam i2c_arm=on failed"; fi
   act_live modprobe i2c-dev || warn "modprobe i2c-dev failed"
@@ -783,7 +983,15 @@ render_check_unit() {
   ' "$BUNDLE_DIR/systemd/techtemp-sensor.service"
 }
 
+# Whether a host name resolves here (mDNS .local names through libnss-mdns, as on Raspberry Pi OS).
+resolves() { getent hosts "$1" >/dev/null 2>&1; }
+
 check_server_reachable() {
+  if [[ $SERVER_HOST == *.local ]] && ! resolves "$SERVER_HOST"; then
+    check_fail "the server's name $SERVER_HOST does not resolve on this Pi (mDNS)" \
+      "install the mDNS resolver (sudo apt-get install libnss-mdns avahi-daemon; Raspberry Pi OS has both), or give the server's address: --server 192.168.1.10"
+    return 0
+  fi
   local mqtt=MQTT
   if [ "$SENSOR_TLS" = 1 ]; then mqtt="MQTT over TLS"; fi
   if tcp_open "$SERVER_HOST" "$SERVER_MQTT_PORT"; then
@@ -815,7 +1023,11 @@ run_checks() {
   check_os
   check_tools
   check_disk
-  if [ "$COMMAND" = server ]; then
+  if [ "$IMAGE" = 1 ]; then
+    # Nothing of this machine says anything about the Pi: its ports, I2C bus and network are its own.
+    if [ "$COMMAND" = sensor ] && [ "$OPT_SIMULATED" = 0 ] && [ -n "$BOOT_CONFIG" ]; then enable_i2c_in_image; fi
+    check_ok "ports, I2C, the AHT20 and the server: checked on the Pi (the services say what is wrong at their first start)"
+  elif [ "$COMMAND" = server ]; then
     check_ports
   else
     if [ "$OPT_SIMULATED" = 1 ] || [ "$(ini_get "$DEVICE_CONF" sensor driver)" = sim ]; then
@@ -827,6 +1039,52 @@ run_checks() {
     check_server_reachable
   fi
   if [ "$CHECK_FAILURES" -gt 0 ]; then die "$CHECK_FAILURES check(s) failed: nothing was installed" "see each fix above, then run install.sh again"; fi
+}
+
+# Image mode (--image with --root): the tree is another machine's (a Pi's SD
+# card prepared on a PC). Asked for, never guessed: a --root tree is otherwise
+# this machine's (tests, a Pi installing into a mounted root).
+decide_image() {
+  IMAGE=0
+  if [ "$OPT_IMAGE" = 0 ]; then return 0; fi
+  if [ -z "$ROOT" ] || [ "$START" = 1 ]; then
+    die_as 2 "--image prepares another machine's tree: it goes with --root DIR, without --start" "e.g. sudo ./install.sh sensor --server maison.local --root /mnt/pi --image"
+  fi
+  IMAGE=1
+  if [ "$IMAGE" = 1 ] && [ "$OPT_TLS" = 1 ] && [ "$COMMAND" = server ]; then
+    die_as 2 "--tls in an image: the local CA is made by the server's own executable, which runs on the Pi" \
+      "install the image without --tls, then on the Pi: sudo /opt/techtemp/install.sh server --tls"
+  fi
+  if [ "$IMAGE" = 1 ] && [ -n "$OPT_ENROLL" ] && [ -z "$OPT_DEVICE_UID" ] && [ -z "$(ini_get "$DEVICE_CONF" device device_uid)" ]; then
+    die_as 2 "--enroll in an image needs the device uid, which comes from the Pi's MAC address" \
+      "give --device-uid aht20-xxxxxx (the last 6 hex digits of the Pi's MAC), or enroll on the Pi: sudo /opt/techtemp/install.sh sensor --enroll TOKEN"
+  fi
+}
+
+# The tree's processor, when it says (dpkg's arch file), against the bundle's.
+check_image() {
+  local tree_arch=""
+  if [ -f "$ROOT/var/lib/dpkg/arch" ]; then tree_arch=$(head -n 1 "$ROOT/var/lib/dpkg/arch"); fi
+  case $tree_arch in
+    "") check_ok "linux-$BUNDLE_ARCH bundle (the tree does not say its processor)" ;;
+    arm64 | amd64)
+      if [ "${tree_arch/amd64/x64}" != "$BUNDLE_ARCH" ]; then
+        die "this bundle is for linux-$BUNDLE_ARCH but the tree $ROOT is $tree_arch" "use techtemp-$COMMAND-$BUNDLE_VERSION-linux-${tree_arch/amd64/x64}.tar.gz"
+      fi
+      check_ok "linux-$BUNDLE_ARCH bundle for a $tree_arch tree" ;;
+    *) die "the tree $ROOT is $tree_arch (32-bit): Bun needs a 64-bit OS" "write Raspberry Pi OS (64-bit) to the card" ;;
+  esac
+}
+
+# I2C enabled in the tree's files only (the bus appears when the Pi boots).
+enable_i2c_in_image() {
+  if grep -qE '^(device_tree_param|dtparam)=([^,]*,)*i2c(_arm)?(=(on|true|yes|1))?(,.*)?$' "$BOOT_CONFIG" &&
+    grep -qE '^i2c[-_]dev' "$MODULES_FILE" 2>/dev/null; then
+    check_ok "I2C: enabled in ${BOOT_CONFIG#"$ROOT"}"
+    return 0
+  fi
+  step "enabling I2C in the image (as raspi-config nonint do_i2c 0)"
+  enable_i2c
 }
 
 # ---------------------------------------------------------------- configuration
@@ -851,7 +1109,7 @@ resolve_server_settings() {
 
 resolve_sensor_settings() {
   SERVER_HOST=${OPT_SERVER:-$(ini_get "$DEVICE_CONF" mqtt broker_host)}
-  [ -n "$SERVER_HOST" ] || die "the sensor needs the server's address" "sudo ./install.sh sensor --server 192.168.1.10 --enroll TOKEN --room Salon"
+  [ -n "$SERVER_HOST" ] || die_as 2 "the sensor needs the server's address" "sudo ./install.sh sensor --server 192.168.1.10 --enroll TOKEN --room Salon"
   local conf_tls conf_port
   conf_tls=$(ini_get "$DEVICE_CONF" mqtt tls)
   conf_port=$(ini_get "$DEVICE_CONF" mqtt broker_port)
@@ -898,7 +1156,10 @@ sensor_cmd_with_unit_env() {
   local conf line envs=()
   conf=$(sensor_conf_draft)
   while IFS= read -r line; do
-    case $line in Environment=*) envs+=("${line#Environment=}") ;; esac
+    case $line in
+      Environment=*) envs+=("${line#Environment=}") ;;
+      *) ;; # every other line of the unit is systemd's business
+    esac
   done <"$BUNDLE_DIR/systemd/techtemp-sensor.service"
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${envs[@]}" "$BUNDLE_DIR/techtemp-sensor" "$@" "$conf"
 }
@@ -1032,8 +1293,8 @@ ensure_user() {
 
 ensure_dirs() {
   ensure_dir "$OPT_DIR" 755 root:root
-  ensure_dir "$ETC_DIR" 750 root:$SERVICE_USER
-  ensure_dir "$VAR_DIR" 750 $SERVICE_USER:$SERVICE_USER
+  ensure_dir "$ETC_DIR" 750 "root:$SERVICE_USER"
+  ensure_dir "$VAR_DIR" 750 "$SERVICE_USER:$SERVICE_USER"
 }
 
 # The server's /health: over plain HTTP, or HTTPS when plain HTTP is off (-k: this is
@@ -1102,7 +1363,7 @@ db.close();'
     fi
     rm -f "$dest"
   done
-  die "cannot back up the database $DB_FILE: nothing was changed" "check free space in $BACKUP_DIR and the log above"
+  die_as 6 "cannot back up the database $DB_FILE: nothing was changed" "check free space in $BACKUP_DIR and the log above"
 }
 
 # Keeps the 3 newest backups.
@@ -1123,6 +1384,9 @@ install_files() {
   UNIT_CHANGED=0
   UPGRADE=0
   INSTALLED_VERSION=$(bundle_field "$OPT_DIR" version)
+  WAS_INSTALLED=0
+  if [ -f "$OPT_DIR/$exe" ]; then WAS_INSTALLED=1; fi
+  save_config "$role"
   if [ -f "$OPT_DIR/$exe" ] && ! cmp -s "$BUNDLE_DIR/$exe" "$OPT_DIR/$exe"; then
     UPGRADE=1
     step "upgrading $exe ${INSTALLED_VERSION:-?} -> $BUNDLE_VERSION"
@@ -1132,29 +1396,39 @@ install_files() {
       mkdir -p "$PREVIOUS_DIR"
       ln -f "$OPT_DIR/$exe" "$PREVIOUS_DIR/$exe"
       if [ -f "$OPT_DIR/BUNDLE" ]; then cp -f "$OPT_DIR/BUNDLE" "$PREVIOUS_DIR/BUNDLE"; fi
+      if [ -f "$OPT_DIR/SHA256SUMS" ]; then cp -f "$OPT_DIR/SHA256SUMS" "$PREVIOUS_DIR/SHA256SUMS"; fi
     fi
   fi
-  if put_file "$BUNDLE_DIR/$exe" "$OPT_DIR/$exe" 755 root:root; then ROLE_CHANGED=1; fi
-  put_file "$BUNDLE_DIR/BUNDLE" "$OPT_DIR/BUNDLE" 644 root:root || true
+  put_file "$BUNDLE_DIR/$exe" "$OPT_DIR/$exe" 755 root:root
+  if [ "$FILE_CHANGED" = 1 ]; then ROLE_CHANGED=1; fi
+  put_file "$BUNDLE_DIR/BUNDLE" "$OPT_DIR/BUNDLE" 644 root:root
   if [ "$BUNDLE_DIR" != "$OPT_DIR" ]; then
-    put_file "$BUNDLE_DIR/README.md" "$OPT_DIR/README.md" 644 root:root || true
-    put_file "$BUNDLE_DIR/install.sh" "$OPT_DIR/install.sh" 755 root:root || true
+    put_file "$BUNDLE_DIR/README.md" "$OPT_DIR/README.md" 644 root:root
+    put_file "$BUNDLE_DIR/install.sh" "$OPT_DIR/install.sh" 755 root:root
+    if [ -f "$BUNDLE_DIR/SHA256SUMS" ]; then put_file "$BUNDLE_DIR/SHA256SUMS" "$OPT_DIR/SHA256SUMS" 644 root:root; fi
   fi
   # /opt/techtemp is a bundle itself: /opt/techtemp/install.sh can re-apply, repair or uninstall.
   local any
   for any in "$BUNDLE_DIR"/systemd/*.service; do
-    if [ "$BUNDLE_DIR" != "$OPT_DIR" ]; then put_file "$any" "$OPT_DIR/systemd/$(basename "$any")" 644 root:root || true; fi
+    [ -f "$any" ] || continue
+    if [ "$BUNDLE_DIR" != "$OPT_DIR" ]; then put_file "$any" "$OPT_DIR/systemd/$(basename "$any")" 644 root:root; fi
   done
-  if put_file "$BUNDLE_DIR/systemd/$unit" "$UNIT_DIR/$unit" 644 root:root; then
+  put_file "$BUNDLE_DIR/systemd/$unit" "$UNIT_DIR/$unit" 644 root:root
+  if [ "$FILE_CHANGED" = 1 ]; then
     ROLE_CHANGED=1
     UNIT_CHANGED=1
   fi
   if [ "$role" = server ]; then
-    if put_output "$SERVER_CONF" 640 root:$SERVICE_USER render_server_conf; then ROLE_CHANGED=1; fi
+    put_output "$SERVER_CONF" 640 "root:$SERVICE_USER" render_server_conf
+    if [ "$FILE_CHANGED" = 1 ]; then ROLE_CHANGED=1; fi
   else
-    if [ -n "$ENROLLED_CA" ] && put_file "$ENROLLED_CA" "$CA_FILE" 640 root:$SERVICE_USER; then ROLE_CHANGED=1; fi
-    if put_output "$DEVICE_CONF" 640 root:$SERVICE_USER render_device_conf "$DEVICE_UID"; then ROLE_CHANGED=1; fi
-    put_output "$INSTALL_CONF" 640 root:root render_install_conf || true
+    if [ -n "$ENROLLED_CA" ]; then
+      put_file "$ENROLLED_CA" "$CA_FILE" 640 "root:$SERVICE_USER"
+      if [ "$FILE_CHANGED" = 1 ]; then ROLE_CHANGED=1; fi
+    fi
+    put_output "$DEVICE_CONF" 640 "root:$SERVICE_USER" render_device_conf "$DEVICE_UID"
+    if [ "$FILE_CHANGED" = 1 ]; then ROLE_CHANGED=1; fi
+    put_output "$INSTALL_CONF" 640 root:root render_install_conf
   fi
 }
 
@@ -1178,13 +1452,13 @@ start_role() {
     remove_previous "$role"
     return 0
   fi
-  if [ "$UPGRADE" = 1 ]; then rollback "$role"; fi
+  if [ "$WAS_INSTALLED" = 1 ]; then rollback "$role"; fi
   local remedy="see why: journalctl -u $unit -n 50; then run install.sh again (or --wait 300 on a slow network)"
   if [ "$role" = sensor ]; then
     remedy="$remedy; a sensor holds its readings until the clock is synchronised (timedatectl)"
     if [ -z "$(ini_get "$DEVICE_CONF" mqtt username)" ]; then remedy="$remedy; without MQTT credentials the server may refuse it: give --enroll TOKEN"; fi
   fi
-  die "$unit did not become healthy within ${WAIT_S} s" "$remedy"
+  die_as 5 "$unit did not become healthy within ${WAIT_S} s (a first install: nothing to roll back to)" "$remedy"
 }
 
 remove_previous() {
@@ -1194,20 +1468,64 @@ remove_previous() {
   if [ -d "$PREVIOUS_DIR" ] && [ -z "$(find "$PREVIOUS_DIR" -name 'techtemp-*')" ]; then rm -rf "$PREVIOUS_DIR"; fi
 }
 
-# The new version failed its health check: the previous executable comes
-# back, and if it does not come up on the (possibly migrated) database, the
-# backup taken before the upgrade does (the failed database is kept aside).
+# The role's configuration and unit as they were before this run, in
+# $WORK/saved (a file that was absent has no copy there): what `rollback`
+# puts back with the previous executable.
+save_config() {
+  local f unit
+  unit="$UNIT_DIR/$(unit_of "$1")"
+  mkdir -p "$WORK/saved"
+  CONFIG_SAVED=("$SERVER_CONF" "$DEVICE_CONF" "$INSTALL_CONF" "$CA_FILE" "$unit")
+  for f in "${CONFIG_SAVED[@]}"; do
+    if [ -f "$f" ]; then cp -p "$f" "$WORK/saved/$(basename "$f")"; fi
+  done
+}
+
+# Puts the saved configuration back (mode and owner too), removing what this run added.
+restore_config() {
+  local f
+  for f in "${CONFIG_SAVED[@]}"; do
+    if [ -f "$WORK/saved/$(basename "$f")" ]; then
+      if ! cmp -s "$WORK/saved/$(basename "$f")" "$f"; then
+        say "restore $f"
+        cp -p "$WORK/saved/$(basename "$f")" "$f.tmp.$$"
+        mv -f "$f.tmp.$$" "$f"
+      fi
+    elif [ -f "$f" ]; then
+      say "remove $f (new in this run)"
+      rm -f "$f"
+    fi
+  done
+  act_live systemctl daemon-reload
+}
+
+# The new version or configuration failed its health check: the previous
+# executable (after an upgrade) and the previous config come back, and if the
+# server does not come up on the (possibly migrated) database, the backup taken
+# before the upgrade does (the failed database is kept aside). Exit 4 when the
+# previous state answers again, 5 when it does not either.
 rollback() {
-  local role=$1 unit exe old since
+  local role=$1 unit exe old since what="the previous configuration"
   unit=$(unit_of "$role")
   exe=$(role_executables)
   old=$(bundle_field "$PREVIOUS_DIR" version)
-  step "the new version failed its health check: rolling back to ${old:-the previous version}"
-  put_file "$PREVIOUS_DIR/$exe" "$OPT_DIR/$exe" 755 root:root || true
-  if [ -f "$PREVIOUS_DIR/BUNDLE" ]; then put_file "$PREVIOUS_DIR/BUNDLE" "$OPT_DIR/BUNDLE" 644 root:root || true; fi
+  if [ "$UPGRADE" = 1 ]; then what="${old:-the previous version} and its configuration"; fi
+  step "the health check failed: rolling back to $what"
+  if [ "$UPGRADE" = 1 ]; then
+    put_file "$PREVIOUS_DIR/$exe" "$OPT_DIR/$exe" 755 root:root
+    if [ -f "$PREVIOUS_DIR/BUNDLE" ]; then put_file "$PREVIOUS_DIR/BUNDLE" "$OPT_DIR/BUNDLE" 644 root:root; fi
+    if [ -f "$PREVIOUS_DIR/SHA256SUMS" ]; then put_file "$PREVIOUS_DIR/SHA256SUMS" "$OPT_DIR/SHA256SUMS" 644 root:root; fi
+  fi
+  restore_config
+  # The health check asks the ports of the restored config, not the ones given on the command line.
+  OPT_HTTP_PORT="" OPT_MQTT_PORT="" OPT_HTTPS_PORT="" OPT_MQTTS_PORT=""
+  if [ "$role" = server ]; then resolve_server_settings; fi
   since=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
   act systemctl restart "$unit"
-  if ! wait_healthy "$role" "$since" && [ "$role" = server ] && [ -n "${BACKUP_FILE:-}" ]; then
+  local back=0
+  if wait_healthy "$role" "$since"; then
+    back=1
+  elif [ "$role" = server ] && [ -n "${BACKUP_FILE:-}" ]; then
     step "the previous version does not start on this database either: restoring the backup $BACKUP_FILE"
     act systemctl stop "$unit"
     local f
@@ -1219,11 +1537,16 @@ rollback() {
     chmod 600 "$DB_FILE"
     since=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
     act systemctl start "$unit"
-    wait_healthy "$role" "$since" || die "the rollback did not come up either" "journalctl -u $unit -n 100; the database backup is $BACKUP_FILE"
+    if wait_healthy "$role" "$since"; then back=1; fi
   fi
   remove_previous "$role"
-  die "the upgrade to $BUNDLE_VERSION failed its health check; ${old:-the previous version} is running again (config and data kept${BACKUP_FILE:+, backup $BACKUP_FILE})" \
-    "see why the new version failed: journalctl -u $unit -n 100"
+  if [ "$back" = 0 ]; then
+    die_as 5 "the rollback did not come up either: $unit is not healthy" "journalctl -u $unit -n 100${BACKUP_FILE:+; the database backup is $BACKUP_FILE}"
+  fi
+  local change="the upgrade to $BUNDLE_VERSION"
+  if [ "$UPGRADE" = 0 ]; then change="the new configuration"; fi
+  die_as 4 "$change failed its health check; $what is running again (data kept${BACKUP_FILE:+, backup $BACKUP_FILE})" \
+    "see why it failed: journalctl -u $unit -n 100"
 }
 
 # The CA that HTTPS and MQTT over TLS of the server are checked against, in
@@ -1386,36 +1709,63 @@ fetch_setup_link() {
   SETUP_LINK=$(printf '%s\n' "$out" | grep -Eo 'https?://[^ ]*setup[^ ]*' | head -n 1 || true)
 }
 
-# The hardware watchdog as the earlier deployment set it up: the kernel
-# driver, the dtparam, the watchdog daemon with exactly `key = value` lines
-# (watchdog 5.16 ignores space-aligned ones); a sensor also reboots when its
-# gateway stops answering for 10 minutes.
+# The hardware watchdog, without the internet (the Pis need none): the kernel
+# driver and the dtparam, then whoever feeds it. With the watchdog package
+# already there, as the earlier deployment set it up: the daemon with exactly
+# `key = value` lines (watchdog 5.16 ignores space-aligned ones), and a sensor
+# also reboots when its gateway stops answering for 10 minutes. Without it,
+# systemd itself feeds the watchdog (RuntimeWatchdogSec=, no package needed);
+# only one of them may hold /dev/watchdog.
 setup_watchdog() {
   step "hardware watchdog"
-  if ! command -v watchdog >/dev/null && [ ! -x "$ROOT/usr/sbin/watchdog" ]; then
-    act_live apt-get install -y watchdog
-  fi
   if [ ! -e "$ROOT/dev/watchdog" ]; then act_live modprobe bcm2835_wdt || warn "modprobe bcm2835_wdt failed (not a Raspberry Pi?)"; fi
   if [ -n "$BOOT_CONFIG" ] && ! grep -qE '^dtparam=watchdog=on' "$BOOT_CONFIG"; then
-    put_output "$BOOT_CONFIG" "$(stat -c '%a' "$BOOT_CONFIG")" root:root with_line "$BOOT_CONFIG" dtparam=watchdog=on || true
+    put_output "$BOOT_CONFIG" "$(stat -c '%a' "$BOOT_CONFIG")" root:root with_line "$BOOT_CONFIG" dtparam=watchdog=on
+  fi
+  local daemon_unit=""
+  for daemon_unit in "$ROOT/lib/systemd/system/watchdog.service" "$ROOT/usr/lib/systemd/system/watchdog.service" ""; do
+    if [ -n "$daemon_unit" ] && [ -f "$daemon_unit" ]; then break; fi
+  done
+  if [ -z "$daemon_unit" ]; then
+    put_output "$SYSTEMD_WATCHDOG_CONF" 644 root:root render_systemd_watchdog_conf
+    if [ "$FILE_CHANGED" = 1 ]; then
+      say "systemd feeds the hardware watchdog (${SYSTEMD_WATCHDOG_CONF#"$ROOT"}); the watchdog package is not needed"
+      if [ "$COMMAND" = sensor ]; then
+        say "  (the earlier deployment's reboot when the gateway stops answering needs the watchdog package: sudo apt-get install watchdog, then run install.sh --watchdog again)"
+      fi
+      act_live systemctl daemon-reexec
+    fi
+    return 0
+  fi
+  # The daemon holds /dev/watchdog: systemd must not open it too.
+  if [ -f "$SYSTEMD_WATCHDOG_CONF" ]; then
+    remove_path "$SYSTEMD_WATCHDOG_CONF"
+    act_live systemctl daemon-reexec
   fi
   local gateway=""
   if [ "$COMMAND" = sensor ]; then
     gateway=$(ip route show default 2>/dev/null | awk '/^default/ { print $3; exit }')
     if [ -z "$gateway" ]; then warn "no default gateway: the watchdog will not ping"; fi
   fi
-  if put_output "$WATCHDOG_CONF" 644 root:root render_watchdog_conf "$gateway"; then
+  put_output "$WATCHDOG_CONF" 644 root:root render_watchdog_conf "$gateway"
+  if [ "$FILE_CHANGED" = 1 ]; then
     if [ -z "$ROOT" ]; then
       act systemctl enable watchdog
-    elif [ -f "$ROOT/lib/systemd/system/watchdog.service" ] || [ -f "$ROOT/usr/lib/systemd/system/watchdog.service" ]; then
-      act systemctl --root="$ROOT" enable watchdog.service
     else
-      say "skipped (--root): systemctl enable watchdog.service (the watchdog package is not in the tree)"
+      act systemctl --root="$ROOT" enable watchdog.service
     fi
     act_live systemctl stop watchdog wd_keepalive || true
     if live && [ "$DRY_RUN" = 0 ]; then sleep 1; fi
     act_live systemctl start watchdog
   fi
+}
+
+# systemd's own watchdog settings: the hardware watchdog reboots the Pi when
+# systemd stops answering for 15 s (the bcm2835 watchdog allows at most 15 s),
+# and a reboot that hangs is forced after 2 minutes.
+render_systemd_watchdog_conf() {
+  printf '# Written by TechTemp install.sh --watchdog: systemd feeds the hardware watchdog.\n'
+  printf '[Manager]\nRuntimeWatchdogSec=15s\nRebootWatchdogSec=2min\n'
 }
 
 # /etc/watchdog.conf; `ping` (the sensor's gateway, never the server) reboots a Pi whose network is gone.
@@ -1435,27 +1785,66 @@ with_line() {
 
 host_address() { hostname -I 2>/dev/null | awk '{ print $1 }' || true; }
 
+# This Pi's host name (the tree's /etc/hostname with --root).
+host_name() {
+  if [ -n "$ROOT" ] && [ -s "$ROOT/etc/hostname" ]; then head -n 1 "$ROOT/etc/hostname"; else hostname 2>/dev/null || true; fi
+}
+
+# How sensors should reach this server, in SENSORS_REACH (what --server gets) and
+# SENSORS_REACH_WHY: its mDNS name NAME.local when that resolves here (it survives
+# DHCP giving the server another address), else its address.
+server_reach() {
+  local name address
+  name=$(host_name)
+  address=$(host_address)
+  address=${address:-$name}
+  if [ -n "$name" ] && [ "$name" != localhost ] && resolves "$name.local"; then
+    SENSORS_REACH="$name.local"
+    SENSORS_REACH_WHY="by name (mDNS): it follows this Pi when DHCP gives it another address; --server $address also works"
+  else
+    SENSORS_REACH=$address
+    SENSORS_REACH_WHY="by address: ${name:-this Pi}.local does not resolve here (install avahi-daemon and libnss-mdns for a name that survives DHCP, or give this Pi a fixed address)"
+  fi
+}
+
 do_install() {
   local role=$COMMAND changes_before=$CHANGES
+  DIE_CODE=8
   resolve_bundle
   step "TechTemp $BUNDLE_VERSION (linux-$BUNDLE_ARCH) from $BUNDLE_DIR: $role"
-  [ -x "$BUNDLE_DIR/$(role_executables)" ] || die "this bundle has no $(role_executables)" "use a full bundle (bun run build)"
-  step "checking this machine"
-  check_arch_or_die
+  [ -x "$BUNDLE_DIR/$(role_executables)" ] || die "this bundle has no $(role_executables)" "use a bundle for the $role role (bun run build)"
+  decide_image
+  DIE_CODE=3
+  if [ "$IMAGE" = 1 ]; then
+    step "preparing an image for another machine (linux-$BUNDLE_ARCH): this one is not probed"
+    check_image
+  else
+    step "checking this machine"
+    check_arch_or_die
+  fi
   if [ "$role" = server ]; then resolve_server_settings; else resolve_sensor_settings; fi
   run_checks
   if [ "$role" = sensor ]; then
     DEVICE_UID=${OPT_DEVICE_UID:-$(ini_get "$DEVICE_CONF" device device_uid)}
-    if [ -z "$DEVICE_UID" ]; then
+    if [ -z "$DEVICE_UID" ] && [ "$IMAGE" = 1 ]; then
+      say "device uid: derived from the Pi's own MAC address at its first start (none in device.conf)"
+    elif [ -z "$DEVICE_UID" ]; then
       DEVICE_UID=$(sensor_cmd uid) || die "cannot work out the device uid: $DEVICE_UID" "give one with --device-uid aht20-xxxxxx"
     fi
-    valid_id "$DEVICE_UID" || die "the device uid '$DEVICE_UID' is not valid" "give one with --device-uid aht20-xxxxxx"
+    if [ -n "$DEVICE_UID" ] || [ "$IMAGE" = 0 ]; then
+      valid_id "$DEVICE_UID" || die "the device uid '$DEVICE_UID' is not valid" "give one with --device-uid aht20-xxxxxx"
+    fi
   fi
 
   step "installing"
+  DIE_CODE=6
   ensure_user
   ensure_dirs
-  if [ "$role" = sensor ]; then enroll_device; fi
+  if [ "$role" = sensor ]; then
+    DIE_CODE=7
+    enroll_device
+    DIE_CODE=6
+  fi
   install_files "$role"
   if [ "$role" = server ]; then ensure_server_tls; fi
   start_role "$role"
@@ -1475,7 +1864,8 @@ summary() {
     say "no change: TechTemp $BUNDLE_VERSION $role is installed as asked"
   fi
   if [ "$role" = server ]; then
-    local sensor_cmd="sudo ./install.sh sensor --server $host --enroll TOKEN --room NAME"
+    server_reach
+    local sensor_cmd="sudo ./install.sh sensor --server $SENSORS_REACH --enroll TOKEN --room NAME"
     say "TechTemp server $BUNDLE_VERSION"
     say "  web pages  http://$host:$HTTP_PORT/"
     say "  API        http://$host:$HTTP_PORT/api/v1/devices"
@@ -1495,14 +1885,22 @@ summary() {
     say "  config     ${SERVER_CONF#"$ROOT"}   data ${VAR_DIR#"$ROOT"}"
     if [ -n "$SETUP_LINK" ]; then say "  setup      $SETUP_LINK   (create the owner account; the link works once, for 24 h)"; fi
     say "  sensors:   $sensor_cmd"
+    say "             (reach this server $SENSORS_REACH_WHY)"
     say "             (TOKEN: sudo -u techtemp /opt/techtemp/techtemp-server enroll-token, or the web pages)"
   else
     local api_url="http://$SERVER_HOST:$SERVER_HTTP_PORT/" mqtt_url="mqtt://$SERVER_HOST:$SERVER_MQTT_PORT"
     if [ "$SENSOR_TLS" = 1 ]; then api_url="https://$SERVER_HOST:$SERVER_HTTPS_PORT/" mqtt_url="mqtts://$SERVER_HOST:$SERVER_MQTT_PORT"; fi
     say "TechTemp sensor $BUNDLE_VERSION"
-    say "  device     $DEVICE_UID"
+    local uid_line=$DEVICE_UID
+    if [ -z "$uid_line" ]; then uid_line="(derived from the Pi's MAC address at its first start)"; fi
+    say "  device     $uid_line"
     say "  room       ${SENSOR_ROOM:-(unplaced: place it in the web pages)}"
     say "  server     $mqtt_url   $api_url"
+    if [[ $SERVER_HOST =~ ^[0-9.]+$|: ]]; then
+      say "             (by address: if DHCP moves the server, run install.sh sensor --server NEW again; its NAME.local survives that)"
+    else
+      say "             (by name: it follows the server when its address changes)"
+    fi
     say "  MQTT login $(ini_get "$DEVICE_CONF" mqtt username | sed 's/^$/(none: anonymous)/')"
     say "  config     ${DEVICE_CONF#"$ROOT"}"
   fi
@@ -1510,7 +1908,7 @@ summary() {
 }
 
 do_uninstall() {
-  if [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then die "install.sh must run as root" "sudo ./install.sh uninstall"; fi
+  if [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then die_as 3 "install.sh must run as root" "sudo ./install.sh uninstall"; fi
   local changes_before=$CHANGES role unit
   step "uninstalling TechTemp$([ "$PURGE" = 1 ] && echo ' (purge: config, data and the techtemp user too)')"
   for role in server sensor; do
@@ -1588,18 +1986,253 @@ do_status() {
   if [ "$problems" -gt 0 ]; then return 1; fi
 }
 
+# ---------------------------------------------------------------- deploy (from a laptop)
+
+# install.sh deploy|status|inspect over SSH: one host (ROLE USER@HOST [key=value…])
+# or an inventory file of such lines. Non-interactive: keys only (BatchMode),
+# `sudo -n` where the login is not root.
+parse_fleet_args() {
+  FLEET_CMD=$1
+  shift
+  # What the host runs first: $R runs a command as root, nothing for root, else sudo -n (never a prompt).
+  # shellcheck disable=SC2016 # expanded on the host
+  REMOTE_ROOT='if [ "$(id -u)" = 0 ]; then R=; else R="sudo -n"; fi'
+  FLEET_INVENTORY=""
+  FLEET_HOSTS=()
+  FLEET_JOBS=4
+  FLEET_DIST=""
+  FLEET_SSH_CONFIG=""
+  FLEET_WAIT=""
+  local single=()
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --inventory) need_value "$@"; FLEET_INVENTORY=$2; shift ;;
+      --jobs) need_value "$@"; FLEET_JOBS=$2; shift ;;
+      --dist) need_value "$@"; FLEET_DIST=$2; shift ;;
+      --ssh-config) need_value "$@"; FLEET_SSH_CONFIG=$2; shift ;;
+      --wait) need_value "$@"; FLEET_WAIT=$2; shift ;;
+      -h | --help) usage; exit 0 ;;
+      -*) die "unknown argument: $1" "see install.sh --help (deploy)" ;;
+      *) single+=("$1") ;;
+    esac
+    shift
+  done
+  if ! [[ $FLEET_JOBS =~ ^[0-9]+$ ]] || [ "$FLEET_JOBS" -lt 1 ] || [ "$FLEET_JOBS" -gt 32 ]; then
+    die "--jobs $FLEET_JOBS is not a number from 1 to 32" "e.g. --jobs 4"
+  fi
+  if [ ${#single[@]} -gt 0 ] && [ -z "$FLEET_INVENTORY" ] && [ ${#single[@]} -eq 1 ] && [ -f "${single[0]}" ]; then
+    FLEET_INVENTORY=${single[0]}
+    single=()
+  fi
+  if [ -n "$FLEET_INVENTORY" ]; then
+    [ ${#single[@]} -eq 0 ] || die "give an inventory or one host, not both" "install.sh $FLEET_CMD --inventory FILE"
+    [ -r "$FLEET_INVENTORY" ] || die "cannot read the inventory $FLEET_INVENTORY" "one host a line: server pi@192.168.1.10, sensor pi@salon.local room=Salon"
+    local line n=0
+    while IFS= read -r line || [ -n "$line" ]; do
+      n=$((n + 1))
+      line=${line%%#*}
+      [[ $line =~ [^[:space:]] ]] || continue
+      check_fleet_line "$line" "$FLEET_INVENTORY line $n"
+      FLEET_HOSTS+=("$line")
+    done <"$FLEET_INVENTORY"
+  else
+    [ ${#single[@]} -ge 2 ] || die "install.sh $FLEET_CMD needs an inventory or ROLE USER@HOST" \
+      "install.sh $FLEET_CMD --inventory hosts.txt, or install.sh $FLEET_CMD sensor pi@salon.local room=Salon server=maison.local"
+    check_fleet_line "${single[*]}" "the command line"
+    FLEET_HOSTS+=("${single[*]}")
+  fi
+  [ ${#FLEET_HOSTS[@]} -gt 0 ] || die "the inventory $FLEET_INVENTORY names no host" "one host a line: server pi@192.168.1.10"
+}
+
+# ROLE USER@HOST [key=value | flag]…: checked here, so that nothing unsafe reaches a remote shell.
+check_fleet_line() {
+  local words word where=$2
+  read -r -a words <<<"$1"
+  case ${words[0]} in server | sensor) ;; *) die "$where: the role must be server or sensor, not '${words[0]}'" "e.g. sensor pi@salon.local room=Salon" ;; esac
+  [[ ${words[1]:-} =~ ^([A-Za-z0-9._-]+@)?[A-Za-z0-9.:_-]+$ ]] || die "$where: '${words[1]:-}' is not USER@HOST" "e.g. pi@192.168.1.10"
+  for word in "${words[@]:2}"; do
+    [[ $word =~ ^[a-z][a-z-]*(=[A-Za-z0-9._:/@+~-]+)?$ ]] ||
+      die "$where: '$word' is not key=value (letters, digits and ._:/@+~- only)" "e.g. room=Salon interval=300 simulated"
+  done
+}
+
+# The options install.sh gets on the host from the line's key=value words (ssh-port, cache: deploy's own).
+fleet_install_args() {
+  local words word key
+  read -r -a words <<<"$1"
+  for word in "${words[@]:2}"; do
+    key=${word%%=*}
+    case $key in ssh-port | cache) continue ;; *) ;; esac
+    if [[ $word == *=* ]]; then printf -- '--%s\n%s\n' "$key" "${word#*=}"; else printf -- '--%s\n' "$key"; fi
+  done
+}
+
+# A key's value on a line ("" when absent).
+fleet_key() {
+  local words word
+  read -r -a words <<<"$1"
+  for word in "${words[@]:2}"; do
+    if [ "${word%%=*}" = "$2" ] && [[ $word == *=* ]]; then printf '%s' "${word#*=}"; fi
+  done
+}
+
+# ssh to the host of a line, non-interactive; the remote command is one quoted string.
+fleet_ssh() {
+  local line=$1 words opts=(-o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15) port
+  shift
+  read -r -a words <<<"$line"
+  if [ -n "$FLEET_SSH_CONFIG" ]; then opts+=(-F "$FLEET_SSH_CONFIG"); fi
+  port=$(fleet_key "$line" ssh-port)
+  if [ -n "$port" ]; then opts+=(-p "$port"); fi
+  # shellcheck disable=SC2029 # the command is built for the host: every value in it was checked by check_fleet_line
+  ssh "${opts[@]}" "${words[1]}" "$@"
+}
+
+
+# Which dist/ holds the role tarballs: --dist, else dist/ of a source checkout, else beside install.sh.
+fleet_dist() {
+  local d
+  for d in "$FLEET_DIST" "$SCRIPT_DIR/dist" "$SCRIPT_DIR/.." "$SCRIPT_DIR"; do
+    if [ -n "$d" ] && [ -f "$d/SHA256SUMS" ]; then (cd "$d" && pwd); return 0; fi
+  done
+  die "no bundles with SHA256SUMS in ${FLEET_DIST:-$SCRIPT_DIR/dist}" "build them first: bun run build (or give --dist DIR)"
+}
+
+# One host: probe, copy the role's tarball unless it is there already, check it, install; a row in $2.
+deploy_host() {
+  local line=$1 row=$2 log=$3 role host t0=$SECONDS probe arch version before after sum tarball want bytes=0 code=0 result
+  read -r role host _ <<<"$line"
+  local root cache
+  root=$(fleet_key "$line" root)
+  cache=$(fleet_key "$line" cache)
+  cache=${cache:-/var/tmp/techtemp-deploy}
+  version=$(sed -n '1s/.*-\([0-9][0-9.]*\)-linux-.*/\1/p' <<<"$(grep -o "techtemp-$role-[^ ]*\.tar\.gz" "$DIST/SHA256SUMS" | head -n 1)")
+  fleet_row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$host" "$role" "${before:-none} -> ${after:-?}" "$1" "$((SECONDS - t0)) s" "$bytes" >"$row"; }
+  # shellcheck disable=SC2016 # expanded on the host
+  if ! probe=$(fleet_ssh "$line" "$REMOTE_ROOT"'; uname -m; sed -n "s/^version=//p" '"${root}"'/opt/techtemp/BUNDLE 2>/dev/null | head -n 1 | sed "s/^/version=/"; if [ -n "$R" ]; then $R true 2>&1 | head -n 1 | sed "s/^/sudo: /"; fi; sha256sum '"$cache"'/*.tar.gz 2>/dev/null || true' 2>"$log.err"); then
+    printf 'unreachable: %s\n' "$(tail -n 1 "$log.err")" >>"$log"
+    fleet_row "unreachable: $(tail -n 1 "$log.err")"
+    return 0
+  fi
+  if [[ $probe == *"sudo: "* ]]; then
+    printf '%s\n' "$probe" | sed -n 's/^sudo: //p' >>"$log"
+    fleet_row "sudo asks for a password: $(printf '%s\n' "$probe" | sed -n 's/^sudo: //p' | head -n 1) (allow NOPASSWD for this user, or log in as root)"
+    return 0
+  fi
+  before=$(printf '%s\n' "$probe" | sed -n 's/^version=//p')
+  case $(printf '%s\n' "$probe" | head -n 1) in
+    aarch64 | arm64) arch=arm64 ;;
+    x86_64 | amd64) arch=x64 ;;
+    *) arch=unsupported ;;
+  esac
+  tarball="techtemp-$role-$version-linux-$arch.tar.gz"
+  want=$(awk -v f="$tarball" '$2 == f { print $1 }' "$DIST/SHA256SUMS")
+  if [ -z "$want" ] || [ ! -f "$DIST/$tarball" ]; then
+    fleet_row "failed: no $tarball in $DIST (bun run build)"
+    return 0
+  fi
+  sum=$(sha256_of "$DIST/$tarball")
+  if [ "$sum" != "$want" ]; then
+    fleet_row "failed: $DIST/$tarball does not match SHA256SUMS"
+    return 0
+  fi
+  if printf '%s\n' "$probe" | grep -q "^$want  $cache/$tarball\$"; then
+    printf 'the same %s is on the host already: not copied\n' "$tarball" >>"$log"
+  else
+    bytes=$(stat -c %s "$DIST/$tarball")
+    if ! fleet_ssh "$line" "mkdir -p '$cache' && cat >'$cache/$tarball.part' && mv -f '$cache/$tarball.part' '$cache/$tarball'" <"$DIST/$tarball" 2>>"$log"; then
+      fleet_row "failed: the copy to $cache did not finish (see the log)"
+      return 0
+    fi
+  fi
+  local args=() a
+  while IFS= read -r a; do args+=("$(printf '%q' "$a")"); done < <(fleet_install_args "$line")
+  if [ -n "$FLEET_WAIT" ]; then args+=(--wait "$FLEET_WAIT"); fi
+  # On the host: the tarball against its line of SHA256SUMS, unpacked beside it, then its own install.sh (which checks its files).
+  fleet_ssh "$line" "$REMOTE_ROOT; set -e; cd '$cache'; printf '%s  %s\n' '$want' '$tarball' | sha256sum -c --quiet -;
+    rm -rf 'unpacked-$role'; mkdir 'unpacked-$role'; tar -xzf '$tarball' -C 'unpacked-$role';
+    \$R 'unpacked-$role/${tarball%.tar.gz}/install.sh' $role ${args[*]}" >>"$log" 2>&1 || code=$?
+  after=$(fleet_ssh "$line" "sed -n 's/^version=//p' '${root}/opt/techtemp/BUNDLE' 2>/dev/null | head -n 1" 2>/dev/null || true)
+  case $code in
+    0) if grep -q "^no change: " "$log"; then result="ok (no change)"; else result=ok; fi ;;
+    255) result="failed: the connection was lost ($(tail -n 1 "$log"))" ;;
+    *) result="failed: install.sh exit $code ($(grep -m 1 '^error: ' "$log" | cut -c 8- || true))" ;;
+  esac
+  fleet_row "$result"
+}
+
+# deploy / status / inspect over the hosts, at most FLEET_JOBS at a time; one table, then the logs of the failed.
+do_fleet() {
+  local i running=0 failed=0 line
+  if [ "$FLEET_CMD" = deploy ]; then DIST=$(fleet_dist); fi
+  mkdir -p "$WORK/fleet"
+  for i in "${!FLEET_HOSTS[@]}"; do
+    line=${FLEET_HOSTS[$i]}
+    if [ "$FLEET_CMD" = deploy ]; then
+      deploy_host "$line" "$WORK/fleet/$i.row" "$WORK/fleet/$i.log" &
+    else
+      fleet_report "$line" "$WORK/fleet/$i.row" "$WORK/fleet/$i.log" &
+    fi
+    running=$((running + 1))
+    if [ "$running" -ge "$FLEET_JOBS" ]; then
+      wait -n || true
+      running=$((running - 1))
+    fi
+  done
+  wait || true
+  if [ "$FLEET_CMD" = deploy ]; then
+    { printf 'HOST\tROLE\tVERSION\tRESULT\tTIME\tCOPIED (bytes)\n'; for i in "${!FLEET_HOSTS[@]}"; do cat "$WORK/fleet/$i.row"; done; } | column -t -s $'\t'
+  else
+    for i in "${!FLEET_HOSTS[@]}"; do
+      say "==== $(cut -f1 "$WORK/fleet/$i.row") ($(cut -f2 "$WORK/fleet/$i.row")): $(cut -f4 "$WORK/fleet/$i.row")"
+      cat "$WORK/fleet/$i.log"
+    done
+  fi
+  for i in "${!FLEET_HOSTS[@]}"; do
+    if ! cut -f4 "$WORK/fleet/$i.row" | grep -qE '^ok'; then
+      if [ "$FLEET_CMD" != deploy ]; then
+        failed=$((failed + 1))
+        continue
+      fi
+      failed=$((failed + 1))
+      say ""
+      say "---- $(cut -f1 "$WORK/fleet/$i.row") ($(cut -f4 "$WORK/fleet/$i.row")): its log"
+      tail -n 40 "$WORK/fleet/$i.log" 2>/dev/null || true
+    fi
+  done
+  if [ "$failed" -gt 0 ]; then die_as 9 "$failed of ${#FLEET_HOSTS[@]} host(s) failed (their logs above); the others are done" "fix what each log says, then run the same command again: hosts already done change nothing"; fi
+}
+
+# status (install.sh status on the host) or inspect (the server's inspect) of one host: its row and its output.
+fleet_report() {
+  local line=$1 row=$2 log=$3 role host root cmd code=0 result=ok
+  read -r role host _ <<<"$line"
+  root=$(fleet_key "$line" root)
+  if [ "$FLEET_CMD" = inspect ] && [ "$role" = server ]; then
+    cmd="\$R env TECHTEMP_CONFIG=$root/etc/techtemp/server.conf TECHTEMP_DATA_DIR=$root/var/lib/techtemp $root/opt/techtemp/techtemp-server inspect"
+  else
+    # A sensor has no database: its status (outbox, last reading stored) is what inspect shows of it.
+    cmd="\$R $root/opt/techtemp/install.sh status${root:+ --root $root}"
+  fi
+  fleet_ssh "$line" "$REMOTE_ROOT; $cmd" >"$log" 2>&1 || code=$?
+  if [ "$code" = 255 ]; then result="unreachable: $(tail -n 1 "$log")"; elif [ "$code" != 0 ]; then result="problem (exit $code)"; fi
+  printf '%s\t%s\t\t%s\t\t\n' "$host" "$role" "$result" >"$row"
+}
 main() {
   init_globals
   parse_args "$@"
+  DIE_CODE=6
   init_paths
   trap on_exit EXIT
   trap 'on_error "$LINENO" "$BASH_COMMAND" "$?"' ERR
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/techtemp-install.XXXXXX")
   start_log
   case $COMMAND in
+    fleet) do_fleet ;;
     server | sensor) do_install ;;
     uninstall) do_uninstall ;;
     status) do_status || exit 1 ;;
+    *) die_as 2 "internal: unknown command $COMMAND" ;;
   esac
 }
 

@@ -13,23 +13,32 @@ import { createSystemClock, probeKernelClock } from "./lib/sensor/clock.ts";
 import { DeviceConfigError, loadDeviceConfig, outboxBound, type AgentConfig } from "./lib/sensor/device-config.ts";
 import { createLog } from "./lib/shared/log.ts";
 import { openOutbox, outboxPath, readOutboxStatus } from "./lib/sensor/outbox.ts";
+import { programName, usageText, VERSION } from "./lib/shared/program.ts";
 
-const USAGE = `usage:
-  bun sensor.ts [device.conf]          run the agent
-  bun sensor.ts check [device.conf]    probe I2C and the AHT20, say what to fix (exit 0 ok, 1 problem)
-  bun sensor.ts uid [device.conf]      print the device uid
-  bun sensor.ts status [device.conf]   when the server last stored (acknowledged) a reading; exit 1 if never
-device.conf: the argument, else ./config/device.conf, else /etc/techtemp/device.conf
+/** `techtemp-sensor` when installed, `bun sensor.ts` from source: what the help and errors call it. */
+const PROG = programName("sensor.ts");
+
+const USAGE = usageText(
+  PROG,
+  [
+    ["[device.conf]", "run the agent"],
+    ["check [device.conf]", "probe I2C and the AHT20, say what to fix (exit 0 ok, 1 problem)"],
+    ["uid [device.conf]", "print the device uid"],
+    ["status [device.conf]", "when the server last stored (acknowledged) a reading; exit 1 if never"],
+    ["--version", "the version"],
+  ],
+  `device.conf: the argument, else ./config/device.conf, else /etc/techtemp/device.conf
 environment: TECHTEMP_SENSOR_DRIVER (aht20|sim), TECHTEMP_DATA_DIR, TECHTEMP_DEVICE_UID, TECHTEMP_HOME_ID,
   TECHTEMP_MQTT_HOST, TECHTEMP_MQTT_PORT, TECHTEMP_MQTT_USERNAME, TECHTEMP_MQTT_PASSWORD, TECHTEMP_INTERVAL_S,
   TECHTEMP_I2C_BUS, TECHTEMP_I2C_ADDRESS, TECHTEMP_LIBC, TECHTEMP_OUTBOX_MAX_READINGS, TECHTEMP_OUTBOX_DRAIN_RATE, TECHTEMP_OUTBOX_MEMORY_READINGS,
-  TECHTEMP_CLOCK_SYNC_WAIT_S, TECHTEMP_MQTT_RECONNECT_MAX_S, TECHTEMP_LOG_LEVEL`;
+  TECHTEMP_CLOCK_SYNC_WAIT_S, TECHTEMP_MQTT_RECONNECT_MAX_S, TECHTEMP_LOG_LEVEL`,
+);
 
 /** The command line. Returns the exit code (2 = bad usage or configuration). */
 export async function main(argv: string[]): Promise<number> {
   const { positionals, tokens } = parseArgs({
     args: argv,
-    options: { help: { type: "boolean", short: "h" } },
+    options: { help: { type: "boolean", short: "h" }, version: { type: "boolean" } },
     allowPositionals: true,
     strict: false,
     tokens: true,
@@ -40,13 +49,17 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (first?.kind === "option" && first.name === "version" && first.rawName === argv[0] && argv.length === 1) {
+    console.log(`${PROG} (TechTemp) ${VERSION}`);
+    return 0;
+  }
   // No options otherwise; `-` and everything after `--` are refused as well, so a path never starts with a dash.
   const dashed = tokens.find((t) => t.kind !== "positional" || t.value.startsWith("-"));
   const command = ["check", "uid", "status"].includes(positionals[0] ?? "") ? positionals[0]! : "run";
   const [path, extra] = command === "run" ? positionals : positionals.slice(1);
   const unknown = dashed ? argv[dashed.index] : extra;
   if (unknown !== undefined) {
-    console.error(`sensor: unknown argument ${JSON.stringify(unknown)} (try: bun sensor.ts --help)`);
+    console.error(`sensor: unknown argument ${JSON.stringify(unknown)} (try: ${PROG} --help)`);
     return 2;
   }
 

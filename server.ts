@@ -42,9 +42,9 @@ import { checkAtStart } from "./lib/server/backup/startup.ts";
 import { createMetrics } from "./lib/server/metrics/metrics.ts";
 import { createBridge } from "./lib/server/mqtt/bridge.ts";
 import { createHaDiscovery } from "./lib/server/mqtt/ha-discovery.ts";
-import pkg from "./package.json" with { type: "json" };
 import { BACKUP_COMMANDS, runBackupCommand } from "./lib/server/ops/backup-commands.ts";
 import { createMqttWsBridge } from "./lib/server/http/mqtt-ws.ts";
+import { programName, usageText, VERSION } from "./lib/shared/program.ts";
 
 /** A running server. */
 export interface Running {
@@ -183,7 +183,7 @@ export async function start(
       })
     : null;
   const discovery = config.ha_discovery
-    ? createHaDiscovery({ store, broker, prefix: config.ha_discovery_prefix, version: pkg.version, log: log.child("ha") })
+    ? createHaDiscovery({ store, broker, prefix: config.ha_discovery_prefix, version: VERSION, log: log.child("ha") })
     : null;
   const metrics = createMetrics({
     store,
@@ -195,7 +195,7 @@ export async function start(
     retentionDays: config.retention_raw_days,
     maxDevices: config.metrics_max_devices,
     bridge: bridge ? () => bridge.figures() : undefined,
-    version: pkg.version,
+    version: VERSION,
     log: log.child("metrics"),
   });
   const configs = createConfigPublisher({ store, broker, homeId: DEFAULT_HOME_ID, log: log.child("config") });
@@ -365,29 +365,36 @@ export async function start(
   };
 }
 
-const USAGE = `usage:
-  bun server.ts                         run the server
-  bun server.ts --demo                  the server plus three simulated sensors (bun run demo)
-  bun server.ts inspect [--device UID] [--last N]
-                                        what the database holds, with consistency checks
-  bun server.ts import-legacy PATH [--nulls=zero|skip]
-                                        import the earlier TechTemp's database (server stopped)
-  bun server.ts setup-link              a one-time link that creates the owner account (first start)
-  bun server.ts reset-password NAME     a one-time link that sets a new password for an account
-  bun server.ts token create NAME --scope read|write
-                                        an API token (shown once; also an MQTT login for tools)
-  bun server.ts enroll-token [--ttl MINUTES] [--uses N]
-                                        a token that enrolls sensors (install.sh sensor --enroll TOKEN)
-  bun server.ts device-password UID     a new MQTT password for a device (an earlier agent's device.conf)
-  bun server.ts tls [--name NAME,...] [--ip ADDRESS,...] [--renew] [--new-ca]
-                                        a local CA and a certificate for HTTPS and MQTT over TLS
-  bun server.ts backup                  a backup now (checked, copied to the second target, rotated)
-  bun server.ts restore FILE            put a backup in place of the database (server stopped; the current one kept aside)
-settings: environment TECHTEMP_HTTP_PORT, TECHTEMP_MQTT_PORT, TECHTEMP_DATA_DIR, TECHTEMP_HOST, …
-          or a config file (TECHTEMP_CONFIG, default /etc/techtemp/server.conf); see README.md`;
+/** `techtemp-server` when installed, `bun server.ts` from source: what the help and errors call it. */
+const PROG = programName("server.ts");
+
+const USAGE = usageText(
+  PROG,
+  [
+    ["", "run the server"],
+    ["--demo", "the server plus three simulated sensors (bun run demo)"],
+    ["inspect [--device UID] [--last N]", "what the database holds, with consistency checks"],
+    ["import-legacy PATH [--nulls=zero|skip]", "import the earlier TechTemp's database (server stopped)"],
+    ["setup-link", "a one-time link that creates the owner account (first start)"],
+    ["reset-password NAME", "a one-time link that sets a new password for an account"],
+    ["token create NAME --scope read|write", "an API token (shown once; also an MQTT login for tools)"],
+    ["enroll-token [--ttl MINUTES] [--uses N]", "a token that enrolls sensors (install.sh sensor --enroll TOKEN)"],
+    ["device-password UID", "a new MQTT password for a device (an earlier agent's device.conf)"],
+    ["tls [--name NAME,...] [--ip ADDRESS,...] [--renew] [--new-ca]", "a local CA and a certificate for HTTPS and MQTT over TLS"],
+    ["backup", "a backup now (checked, copied to the second target, rotated)"],
+    ["restore FILE", "put a backup in place of the database (server stopped; the current one kept aside)"],
+    ["--version", "the version"],
+  ],
+  `settings: environment TECHTEMP_HTTP_PORT, TECHTEMP_MQTT_PORT, TECHTEMP_DATA_DIR, TECHTEMP_HOST, …
+          or a config file (TECHTEMP_CONFIG, default /etc/techtemp/server.conf); see README.md`,
+);
 
 /** The server's own options; an operator command (the first word) reads its own (lib/server/ops/). */
-const SERVER_OPTIONS = { help: { type: "boolean", short: "h" }, demo: { type: "boolean" } } as const;
+const SERVER_OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  demo: { type: "boolean" },
+  version: { type: "boolean" },
+} as const;
 
 /** The command line: serve (default), the demo, or an operator command. Returns the exit code (2 = bad usage or configuration). */
 export async function main(argv: string[]): Promise<number> {
@@ -405,6 +412,10 @@ export async function main(argv: string[]): Promise<number> {
     const { values, unexpected } = parseCommandArgs(argv, SERVER_OPTIONS);
     if (command === "help" || values.help) {
       console.log(USAGE);
+      return 0;
+    }
+    if (values.version) {
+      console.log(`${PROG} (TechTemp) ${VERSION}`);
       return 0;
     }
     if (unexpected !== undefined) {

@@ -1,10 +1,13 @@
 // `bun run build`: single executables of the server and the sensor agent for
-// the Pis (linux-arm64) and for PCs (linux-x64), and one bundle per
-// architecture that installs without internet:
+// the Pis (linux-arm64) and for PCs (linux-x64), and bundles that install
+// without internet, one per role and architecture, each verifiable:
 //
 //   dist/techtemp-<version>-linux-<arch>/          techtemp-server, techtemp-sensor, install.sh,
-//                                                 systemd/, README.md, BUNDLE
-//   dist/techtemp-<version>-linux-<arch>.tar.gz    the same directory, packed
+//                                                 systemd/, README.md, BUNDLE, SHA256SUMS
+//   dist/techtemp-<role>-<version>-linux-<arch>.tar.gz
+//                                                 what one role needs: its executable, install.sh,
+//                                                 systemd/, README.md, BUNDLE (role=…), SHA256SUMS
+//   dist/SHA256SUMS                               the tarballs' SHA-256 (sha256sum -c)
 //
 //   bun scripts/build.ts [--arch arm64,x64|host] [--out DIR] [--no-tar]
 //
@@ -12,7 +15,19 @@
 // The server's views and static files are imported `with { type: "file" }`,
 // which `--compile` embeds: the executable serves them from anywhere.
 
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { commandLine, parseCommandLine, UsageError } from "./cli.ts";
@@ -35,8 +50,38 @@ export interface BuiltBundle {
   version: string;
   /** The unpacked bundle directory (what `install.sh --bundle DIR` takes). */
   dir: string;
-  /** The .tar.gz, unless built with `tar: false`. */
-  tarball: string | null;
+  /** The .tar.gz of each role, unless built with `tar: false`. */
+  tarballs: Record<Role, string> | null;
+  /** dist/SHA256SUMS, which lists the tarballs (null without them). */
+  sums: string | null;
+}
+
+/** The two roles a Pi can have; each gets its own tarball with only its executable. */
+export const ROLES = ["server", "sensor"] as const;
+export type Role = (typeof ROLES)[number];
+
+/** The SHA-256 of a file, in hex. */
+export function sha256File(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+/** Every file under `dir`, relative and sorted. */
+function filesUnder(dir: string, rel = ""): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(join(dir, rel)).sort()) {
+    const path = rel ? `${rel}/${name}` : name;
+    if (statSync(join(dir, path)).isDirectory()) out.push(...filesUnder(dir, path));
+    else out.push(path);
+  }
+  return out;
+}
+
+/** Writes `dir`/SHA256SUMS for every other file in `dir`, in `sha256sum` format (install.sh checks it). */
+export function writeSums(dir: string): void {
+  const lines = filesUnder(dir)
+    .filter((f) => f !== "SHA256SUMS")
+    .map((f) => `${sha256File(join(dir, f))}  ${f}\n`);
+  writeFileSync(join(dir, "SHA256SUMS"), lines.join(""));
 }
 
 /** The version and the pinned Bun of package.json. */
@@ -95,10 +140,12 @@ export function hostArch(): Arch | null {
 function bundleReadme(version: string, arch: Arch): string {
   return `# TechTemp ${version} for linux-${arch}
 
-Self-contained executables (the Bun runtime is inside: no Bun or Node needed):
+Self-contained executables (the Bun runtime is inside: no Bun or Node needed; a role's
+bundle, techtemp-<role>-…tar.gz, holds only its own):
 
 - \`techtemp-server\`: MQTT broker, SQLite database, JSON API and web pages in one process
 - \`techtemp-sensor\`: the sensor agent (AHT20 over I2C, publishes over MQTT)
+- \`SHA256SUMS\`: the files' SHA-256, which install.sh checks before changing anything
 - \`install.sh\`: installs either role as a hardened systemd service, upgrades, uninstalls
 - \`systemd/\`: the units install.sh installs
 
@@ -162,18 +209,64 @@ export async function build(
       writeFileSync(join(dir, "README.md"), bundleReadme(version, arch));
       // install.sh reads this to check the bundle fits the machine and to name backups.
       writeFileSync(join(dir, "BUNDLE"), `name=techtemp\nversion=${version}\narch=${arch}\nbun=${bun}\n`);
-      let tarball: string | null = null;
+      writeSums(dir);
+      let tarballs: Record<Role, string> | null = null;
       if (options.tar !== false) {
-        tarball = `${dir}.tar.gz`;
-        pack(dir, tarball, mtime);
-        log(`build: ${tarball}`);
+        tarballs = { server: "", sensor: "" };
+        for (const role of ROLES) {
+          tarballs[role] = packRole(dir, outDir, role, { version, arch, bun, mtime, workDir });
+          log(`build: ${tarballs[role]}`);
+        }
       }
-      built.push({ arch, version, dir, tarball });
+      built.push({ arch, version, dir, tarballs, sums: null });
+    }
+    if (options.tar !== false) {
+      const sums = writeTarballSums(outDir);
+      for (const b of built) b.sums = sums;
     }
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
   return built;
+}
+
+/** The tarball of one role: the full bundle's files but the other role's executable, BUNDLE saying role=…, its own SHA256SUMS. */
+function packRole(
+  full: string,
+  outDir: string,
+  role: Role,
+  o: { version: string; arch: Arch; bun: string; mtime: number; workDir: string },
+): string {
+  const name = `techtemp-${role}-${o.version}-linux-${o.arch}`;
+  const stage = join(o.workDir, "roles", name);
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(join(stage, "systemd"), { recursive: true });
+  const other = role === "server" ? "techtemp-sensor" : "techtemp-server";
+  for (const f of filesUnder(full)) {
+    if (f === other || f === "SHA256SUMS" || f === "BUNDLE") continue;
+    // A hard link where it can (the executables are ~100 MB), a copy across file systems.
+    try {
+      linkSync(join(full, f), join(stage, f));
+    } catch {
+      cpSync(join(full, f), join(stage, f));
+    }
+  }
+  writeFileSync(join(stage, "BUNDLE"), `name=techtemp\nversion=${o.version}\narch=${o.arch}\nbun=${o.bun}\nrole=${role}\n`);
+  writeSums(stage);
+  const tarball = join(outDir, `${name}.tar.gz`);
+  pack(stage, tarball, o.mtime);
+  rmSync(stage, { recursive: true, force: true });
+  return tarball;
+}
+
+/** dist/SHA256SUMS: every role tarball in `outDir` (both architectures when both were built there). */
+function writeTarballSums(outDir: string): string {
+  const tarballs = readdirSync(outDir)
+    .filter((f) => /^techtemp-(server|sensor)-.+\.tar\.gz$/.test(f))
+    .sort();
+  const path = join(outDir, "SHA256SUMS");
+  writeFileSync(path, tarballs.map((f) => `${sha256File(join(outDir, f))}  ${f}\n`).join(""));
+  return path;
 }
 
 /** How `bun scripts/build.ts` is called. */

@@ -4,7 +4,7 @@
 // from there: everything it serves is inside the executable.
 
 import { beforeAll, expect, test } from "bun:test";
-import { copyFileSync, cpSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "../scripts/build.ts";
 import { run, tempDir, waitFor, withTimeout } from "./helpers.ts";
@@ -17,27 +17,41 @@ beforeAll(async () => {
   bundle = await cachedBundle("x64", { tar: true });
 }, 300_000);
 
-test("the bundle holds both executables, install.sh, the units, a README and its BUNDLE card, owned by root", async () => {
-  expect(bundle.tarball).toEndWith("/techtemp-0.1.0-linux-x64.tar.gz");
-  const r = await run(["tar", "-tvzf", bundle.tarball!], { timeoutMs: 60_000 });
-  expect(r.code).toBe(0);
-  const entries = r.stdout
-    .trim()
-    .split("\n")
-    .map((l) => l.split(/\s+/))
-    .map((f) => `${f[0]} ${f[1]} ${f[5]}`);
-  expect(entries).toEqual([
-    "drwxr-xr-x 0/0 techtemp-0.1.0-linux-x64/",
-    "-rw-r--r-- 0/0 techtemp-0.1.0-linux-x64/BUNDLE",
-    "-rw-r--r-- 0/0 techtemp-0.1.0-linux-x64/README.md",
-    "-rwxr-xr-x 0/0 techtemp-0.1.0-linux-x64/install.sh",
-    "drwxr-xr-x 0/0 techtemp-0.1.0-linux-x64/systemd/",
-    "-rw-r--r-- 0/0 techtemp-0.1.0-linux-x64/systemd/techtemp-sensor.service",
-    "-rw-r--r-- 0/0 techtemp-0.1.0-linux-x64/systemd/techtemp-server.service",
-    "-rwxr-xr-x 0/0 techtemp-0.1.0-linux-x64/techtemp-sensor",
-    "-rwxr-xr-x 0/0 techtemp-0.1.0-linux-x64/techtemp-server",
-  ]);
+test("one tarball per role: its own executable, install.sh, the units, a README, its BUNDLE card and SHA256SUMS, owned by root", async () => {
+  expect(bundle.tarballs!.server).toEndWith("/techtemp-server-0.1.0-linux-x64.tar.gz");
+  expect(bundle.tarballs!.sensor).toEndWith("/techtemp-sensor-0.1.0-linux-x64.tar.gz");
+  for (const role of ["server", "sensor"] as const) {
+    const r = await run(["tar", "-tvzf", bundle.tarballs![role]], { timeoutMs: 60_000 });
+    expect(r.code).toBe(0);
+    const entries = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.split(/\s+/))
+      .map((f) => `${f[0]} ${f[1]} ${f[5]}`);
+    const top = `techtemp-${role}-0.1.0-linux-x64`;
+    expect(entries).toEqual([
+      `drwxr-xr-x 0/0 ${top}/`,
+      `-rw-r--r-- 0/0 ${top}/BUNDLE`,
+      `-rw-r--r-- 0/0 ${top}/README.md`,
+      `-rw-r--r-- 0/0 ${top}/SHA256SUMS`,
+      `-rwxr-xr-x 0/0 ${top}/install.sh`,
+      `drwxr-xr-x 0/0 ${top}/systemd/`,
+      `-rw-r--r-- 0/0 ${top}/systemd/techtemp-sensor.service`,
+      `-rw-r--r-- 0/0 ${top}/systemd/techtemp-server.service`,
+      `-rwxr-xr-x 0/0 ${top}/techtemp-${role}`,
+    ]);
+  }
+  // dist/SHA256SUMS lists both tarballs, and sha256sum agrees with it.
+  const sums = readFileSync(bundle.sums!, "utf8");
+  expect(sums).toMatch(
+    /^[0-9a-f]{64} {2}techtemp-sensor-0\.1\.0-linux-x64\.tar\.gz\n[0-9a-f]{64} {2}techtemp-server-0\.1\.0-linux-x64\.tar\.gz\n$/,
+  );
+  const check = await run(["sha256sum", "-c", "SHA256SUMS"], { cwd: join(bundle.sums!, ".."), timeoutMs: 60_000 });
+  expect(check.stdout).toContain("techtemp-server-0.1.0-linux-x64.tar.gz: OK");
+  expect(check.code).toBe(0);
+  // The full directory (what tests and source installs use) keeps both executables and its own SHA256SUMS.
   expect(readFileSync(join(bundle.dir, "BUNDLE"), "utf8")).toBe("name=techtemp\nversion=0.1.0\narch=x64\nbun=1.4.5\n");
+  expect(readFileSync(join(bundle.dir, "SHA256SUMS"), "utf8")).toContain("  techtemp-sensor\n");
   expect(readFileSync(join(bundle.dir, "install.sh"), "utf8")).toBe(readFileSync(join(REPO, "install.sh"), "utf8"));
   expect(readFileSync(join(bundle.dir, "README.md"), "utf8")).toContain("sudo ./install.sh server");
 });
@@ -90,23 +104,50 @@ test("the compiled server serves /health, a page and its static files from a dir
   }
 }, 60_000);
 
-test("install.sh --bundle installs from the .tar.gz", async () => {
+test("install.sh --bundle installs from the role's .tar.gz after checking it against SHA256SUMS", async () => {
   const root = makeRoot(bundle.dir);
   try {
-    const r = await root.install(["server", ...freePortArgs(), "--bundle", bundle.tarball!]);
-    expect(r.stdout).toContain(`unpacking ${bundle.tarball}`);
+    const r = await root.install(["server", ...freePortArgs(), "--bundle", bundle.tarballs!.server]);
+    expect(r.stdout).toContain("ok  techtemp-server-0.1.0-linux-x64.tar.gz matches SHA256SUMS");
+    expect(r.stdout).toContain(`unpacking ${bundle.tarballs!.server}`);
+    expect(r.stdout).toMatch(/ok {2}bundle files match SHA256SUMS \(\d+ checked\)/);
     expect(r.code).toBe(0);
     expect(
       readFileSync(join(root.path, "opt/techtemp/techtemp-server")).equals(readFileSync(join(bundle.dir, "techtemp-server"))),
     ).toBe(true);
     const truncated = join(root.path, "truncated.tar.gz");
-    writeFileSync(truncated, readFileSync(bundle.tarball!).subarray(0, 1_000_000));
+    writeFileSync(truncated, readFileSync(bundle.tarballs!.server).subarray(0, 1_000_000));
     const bad = await root.install(["server", ...freePortArgs(), "--bundle", truncated]);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(8);
     expect(bad.output).toContain(`error: cannot unpack ${truncated}`);
     expect(bad.output).toContain("fix: download it again (it may be truncated)");
   } finally {
     root.cleanup();
+  }
+}, 60_000);
+
+test("a tarball that does not match SHA256SUMS beside it is refused before it is unpacked (exit 8); the sensor's has no server", async () => {
+  const root = makeRoot(bundle.dir);
+  const dir = tempDir("techtemp-sums-");
+  try {
+    const copy = join(dir.path, "techtemp-server-0.1.0-linux-x64.tar.gz");
+    copyFileSync(bundle.tarballs!.server, copy);
+    writeFileSync(join(dir.path, "SHA256SUMS"), `${"0".repeat(64)}  techtemp-server-0.1.0-linux-x64.tar.gz\n`);
+    const before = readdirSync(root.path).sort();
+    const r = await root.install(["server", ...freePortArgs(), "--bundle", copy]);
+    expect(r.output).toContain(`error: ${copy} does not match ${dir.path}/SHA256SUMS (SHA-256 `);
+    expect(r.output).toContain("nothing was changed");
+    expect(r.output).not.toContain("unpacking");
+    expect(r.code).toBe(8);
+    expect(existsSync(join(root.path, "opt/techtemp"))).toBe(false);
+    expect(readdirSync(root.path).sort()).toEqual(before);
+
+    const wrongRole = await root.install(["server", ...freePortArgs(), "--bundle", bundle.tarballs!.sensor]);
+    expect(wrongRole.output).toContain("error: this bundle has no techtemp-server");
+    expect(wrongRole.code).toBe(8);
+  } finally {
+    root.cleanup();
+    dir.cleanup();
   }
 }, 60_000);
 

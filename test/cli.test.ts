@@ -47,6 +47,7 @@ test("every script and benchmark refuses an unknown option with exit code 2, nam
     "bench/login.ts",
     "bench/backup.ts",
     "bench/chaos.ts",
+    "bench/deploy.ts",
   ];
   const results = await Promise.all(
     scripts.map(async (script) => {

@@ -18,7 +18,8 @@ describe("every failing check says what to do, and installs nothing", () => {
     prepare?.(root);
     const before = snapshot(root.path);
     const r = await root.install(args, { env });
-    expect(r.code).toBe(1);
+    // Exit code 3: a check failed, nothing changed.
+    expect(r.code).toBe(3);
     const changed = diffSnapshots(before, snapshot(root.path, { ignore: ["var/log/techtemp-install.log"] }));
     return { ...r, changed, root };
   }
@@ -76,7 +77,7 @@ describe("every failing check says what to do, and installs nothing", () => {
         "--device-uid",
         "aht20-12c12c",
       ]);
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(3);
       expect(r.output).toContain("check failed: I2C is enabled in");
       expect(r.output).toContain("but /dev/i2c-1 did not appear");
       expect(r.output).toContain("fix: reboot (sudo reboot), then run install.sh again");
@@ -149,10 +150,12 @@ describe("every failing check says what to do, and installs nothing", () => {
     expect(r.output).toContain("fix: use Raspberry Pi OS (64-bit) or Debian 12");
   }, 120_000);
 
-  test("bad options are refused with an example", async () => {
+  test("bad options are refused with an example, exit code 2", async () => {
     const root = newRoot();
     for (const [args, message] of [
       [["server", "--http-port", "80a"], "port 80a is not a port number"],
+      [["server", "--http-port", "80"], "--http-port 80: ports below 1024 need privileges the hardened service does not have"],
+      [["server", "--mqtts-port", "883"], "--mqtts-port 883: ports below 1024"],
       [["sensor"], "the sensor needs the server's address"],
       [["sensor", "--server", "pi; rm -rf /"], "is not a host name or address"],
       [["sensor", "--server", "10.0.0.1", "--interval", "0"], "--interval 0 is not a number of seconds from 1 to 3600"],
@@ -162,7 +165,7 @@ describe("every failing check says what to do, and installs nothing", () => {
       const r = await root.install(args);
       expect(r.output).toContain(message);
       expect(r.output).toContain("fix: ");
-      expect(r.code).not.toBe(0);
+      expect(r.code).toBe(2);
     }
     expect(existsSync(join(root.path, "opt/techtemp"))).toBe(false);
   }, 120_000);

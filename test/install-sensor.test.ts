@@ -210,7 +210,8 @@ describe("enrollment", () => {
       expect(server.store.auth.enrollment.use(hashSecret(token))).toBe(true); // another sensor used it
       const root = newRoot();
       const r = await root.install([...base(server, "aht20-0b0b0b"), "--enroll", token]);
-      expect(r.code).toBe(1);
+      // Exit code 7: the server refused.
+      expect(r.code).toBe(7);
       expect(r.output).toContain("error: the server refused the enrollment token: it is unknown, expired, used up or revoked");
       expect(r.output).toContain(
         "fix: make a new one on the server (sudo -u techtemp /opt/techtemp/techtemp-server enroll-token",
@@ -225,7 +226,7 @@ describe("enrollment", () => {
   test("a token that is not one is refused before anything is done", async () => {
     const root = newRoot();
     const r = await root.install(["sensor", "--server", "10.0.0.1", "--enroll", "short"]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.output).toContain("error: --enroll needs the enrollment token the server printed");
   });
 
@@ -308,7 +309,7 @@ describe("enrollment", () => {
           "--ca-fingerprint",
           "AB:".repeat(31) + "AB",
         ]);
-        expect(r.code).toBe(1);
+        expect(r.code).toBe(7);
         expect(r.output).toContain("error: the server's CA is not the one --ca-fingerprint names");
         expect(r.output).toContain("nothing was sent to it");
         // The token is still unused: it never reached the server.

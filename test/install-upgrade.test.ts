@@ -83,24 +83,51 @@ describe("upgrades", () => {
     }
   }, 120_000);
 
-  test("a new version that fails its health check is rolled back, with the readings kept", async () => {
+  test("a new version that fails its health check is rolled back with its config (exit 4), with the readings kept", async () => {
     const root = newRoot();
     try {
       const server = await liveServer(root);
       await publishReadings(server, "aht20-b4d0ne", 2);
       const installed = readFileSync(join(root.path, "opt/techtemp/techtemp-server"));
+      const conf = readFileSync(join(root.path, "etc/techtemp/server.conf"), "utf8");
       const broken = variant("6.6.6", "broken");
-      const r = await root.install(["server", "--bundle", broken, "--start", "--wait", "5"], { timeoutMs: 90_000 });
-      expect(r.code).toBe(1);
-      expect(r.stdout).toContain("the new version failed its health check: rolling back to 0.1.0");
+      // The upgrade also moves the web pages to another port: that change goes back with the executable.
+      const [otherPort] = freePorts(1) as [number];
+      const r = await root.install(["server", "--bundle", broken, "--http-port", String(otherPort), "--start", "--wait", "5"], {
+        timeoutMs: 90_000,
+      });
+      expect(r.code).toBe(4);
+      expect(r.stdout).toContain("the health check failed: rolling back to 0.1.0 and its configuration");
+      expect(r.stdout).toContain(`restore ${root.path}/etc/techtemp/server.conf`);
       expect(r.output).toContain(
-        "the upgrade to 6.6.6 failed its health check; 0.1.0 is running again (config and data kept, backup ",
+        "the upgrade to 6.6.6 failed its health check; 0.1.0 and its configuration is running again (data kept, backup ",
       );
-      expect(r.output).toContain("fix: see why the new version failed: journalctl -u techtemp-server.service");
+      expect(r.output).toContain("fix: see why it failed: journalctl -u techtemp-server.service");
       expect(readFileSync(join(root.path, "opt/techtemp/techtemp-server")).equals(installed)).toBe(true);
       expect(readFileSync(join(root.path, "opt/techtemp/BUNDLE"), "utf8")).toContain("version=0.1.0");
+      expect(readFileSync(join(root.path, "etc/techtemp/server.conf"), "utf8")).toBe(conf);
       expect((await getJson(`${server.url}/health`)).status).toBe("ok");
       expect((await getJson(`${server.url}/api/v1/devices/aht20-b4d0ne/readings?limit=10`)).data).toHaveLength(2);
+    } finally {
+      root.cleanup();
+    }
+  }, 120_000);
+
+  test("a first install that fails its health check says there is nothing to roll back to (exit 5)", async () => {
+    const root = newRoot();
+    try {
+      mkdirSync(join(root.path, "etc/techtemp"), { recursive: true });
+      writeFileSync(join(root.path, "etc/techtemp/server.conf"), "host = 127.0.0.1\n");
+      const [http, mqtt] = freePorts(2) as [number, number];
+      const broken = variant("6.6.6", "broken");
+      const r = await root.install(
+        ["server", "--bundle", broken, "--http-port", String(http), "--mqtt-port", String(mqtt), "--start", "--wait", "3"],
+        { timeoutMs: 90_000 },
+      );
+      expect(r.output).toContain(
+        "error: techtemp-server.service did not become healthy within 3 s (a first install: nothing to roll back to)",
+      );
+      expect(r.code).toBe(5);
     } finally {
       root.cleanup();
     }

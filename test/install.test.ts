@@ -20,7 +20,7 @@ test("install.sh, the stand-ins and the test box pass shellcheck", async () => {
   const files = [
     "install.sh",
     "test/fixtures/box/box-init.sh",
-    ...["systemctl", "useradd", "usermod", "groupadd", "userdel", "groupdel", "uname", "dpkg", "df"].map((f) =>
+    ...["systemctl", "useradd", "usermod", "groupadd", "userdel", "groupdel", "uname", "dpkg", "df", "getent"].map((f) =>
       join(STUB_BIN, f),
     ),
   ];
@@ -150,9 +150,28 @@ describe("server role into a --root tree", () => {
       "/usr/lib/systemd/system/watchdog.service",
     );
     expect(r.stdout).toContain("skipped (--root): modprobe bcm2835_wdt");
-    expect(r.stdout).toContain("skipped (--root): apt-get install -y watchdog");
+    // Never apt-get: the Pis need no internet.
+    expect(root.calls().filter((c) => c.startsWith("apt-get"))).toEqual([]);
+    expect(existsSync(join(root.path, "etc/systemd/system.conf.d/techtemp-watchdog.conf"))).toBe(false);
     expect(r.stdout).toContain("skipped (--root): systemctl start watchdog");
     // Once set up, a second run leaves it alone.
+    const again = await root.install(["server", ...ports, "--watchdog"]);
+    expect(again.stdout).toContain("no change: TechTemp");
+  }, 120_000);
+
+  test("--watchdog without the watchdog package: systemd feeds the hardware watchdog, nothing is downloaded", async () => {
+    const root = newRoot();
+    const ports = freePortArgs();
+    const r = await root.install(["server", ...ports, "--watchdog"]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(root.path, "etc/systemd/system.conf.d/techtemp-watchdog.conf"), "utf8")).toBe(
+      "# Written by TechTemp install.sh --watchdog: systemd feeds the hardware watchdog.\n" +
+        "[Manager]\nRuntimeWatchdogSec=15s\nRebootWatchdogSec=2min\n",
+    );
+    expect(readFileSync(join(root.path, "boot/firmware/config.txt"), "utf8")).toEndWith("[all]\ndtparam=watchdog=on\n");
+    expect(existsSync(join(root.path, "etc/watchdog.conf"))).toBe(false);
+    expect(root.calls().filter((c) => c.startsWith("apt-get"))).toEqual([]);
+    expect(r.stdout).toContain("skipped (--root): systemctl daemon-reexec");
     const again = await root.install(["server", ...ports, "--watchdog"]);
     expect(again.stdout).toContain("no change: TechTemp");
   }, 120_000);
@@ -214,7 +233,7 @@ describe("server --tls", () => {
     const listener = Bun.listen({ hostname: "0.0.0.0", port: 0, socket: { data() {} } });
     try {
       const r = await root.install(["server", ...freePortArgs(), "--tls", "--mqtts-port", String(listener.port)]);
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(3);
       expect(r.output).toContain(`check failed: port ${listener.port} (mqtts) is already used`);
       expect(r.output).toContain("choose another port with --mqtts-port N");
     } finally {
