@@ -200,20 +200,21 @@ test("a sensor on a system without an i2c group gets one", async () => {
   }
 }, 120_000);
 
-describe("enrollment", () => {
-  const base = (server: TestServer, uid: string) => [
-    "sensor",
-    "--server",
-    "127.0.0.1",
-    "--mqtt-port",
-    String(server.mqttPort),
-    "--http-port",
-    String(server.httpPort),
-    "--device-uid",
-    uid,
-    "--simulated",
-  ];
+/** install.sh sensor's arguments for `uid` against `server` (plain MQTT and HTTP, a simulated AHT20). */
+const base = (server: TestServer, uid: string) => [
+  "sensor",
+  "--server",
+  "127.0.0.1",
+  "--mqtt-port",
+  String(server.mqttPort),
+  "--http-port",
+  String(server.httpPort),
+  "--device-uid",
+  uid,
+  "--simulated",
+];
 
+describe("enrollment", () => {
   test("a token the server refuses (used up) stops the install with what to do; no credentials are written", async () => {
     const server = await startServer();
     try {
@@ -384,20 +385,7 @@ describe("uninstall --unregister", () => {
     try {
       const uid = "aht20-5701e0";
       const root = newRoot();
-      const installed = await root.install([
-        "sensor",
-        "--server",
-        "127.0.0.1",
-        "--mqtt-port",
-        String(server.mqttPort),
-        "--http-port",
-        String(server.httpPort),
-        "--device-uid",
-        uid,
-        "--simulated",
-        "--enroll",
-        enrollmentToken(server),
-      ]);
+      const installed = await root.install([...base(server, uid), "--enroll", enrollmentToken(server)]);
       expect(installed.code).toBe(0);
       const conf = readFileSync(join(root.path, "etc/techtemp/device.conf"), "utf8");
       const { password, valid } = credentials(conf, server, uid);
