@@ -5,7 +5,7 @@
 #   sudo ./install.sh server [--http-port N] [--mqtt-port N] [--tls]
 #   sudo ./install.sh sensor --server HOST --enroll TOKEN [--room NAME] [--tls] [--interval S] [--home ID]
 #   sudo ./install.sh status
-#   sudo ./install.sh uninstall [--purge]
+#   sudo ./install.sh uninstall [--purge [--delete-backups]] [--unregister]
 #
 # Run it again to upgrade: the database is backed up first, config and data
 # are kept, and the previous version comes back if the new one fails its
@@ -16,12 +16,14 @@
 # download cut short does nothing.
 #
 # Exit codes (also in --help and the README): 0 installed or nothing to do,
-# 1 `status` found a problem, 2 usage, 3 a check failed (nothing changed),
+# 1 `status` found a problem, 2 usage (or `uninstall --purge` with database backups
+# not confirmed: nothing removed), 3 a check failed (nothing changed),
 # 4 the health check failed and the previous version and config were restored,
 # 5 the health check failed with nothing to restore (a first install), or the
 # restore failed too, 6 a change could not be made (a file not written, a
 # command failed: the run stops there), 7 the server refused or could not be
-# asked (enrollment, its CA), 8 the bundle is unusable (not a bundle, wrong
+# asked (enrollment, its CA; `uninstall --unregister`: this machine is uninstalled
+# all the same, the sensor's MQTT credentials still work on the server), 8 the bundle is unusable (not a bundle, wrong
 # architecture or checksum, a source build failed).
 #
 # ShellCheck runs with every optional check (`shellcheck -o all`, test/install.test.ts)
@@ -59,7 +61,7 @@ usage:
                     [--mqtt-port N] [--http-port N] [--device-uid ID] [--simulated]
                     [--tls [--https-port N] [--mqtts-port N] [--ca-fingerprint SHA256]]
   install.sh status
-  install.sh uninstall [--purge]
+  install.sh uninstall [--purge [--delete-backups]] [--unregister]
   install.sh deploy (--inventory FILE | ROLE USER@HOST [key=value...]) [--jobs N] [--dist DIR]
                     [--ssh-config FILE] [--wait S]
   install.sh status|inspect (--inventory FILE | ROLE USER@HOST)
@@ -80,7 +82,15 @@ roles:
               the server's CA only (--ca-fingerprint: the one install.sh server --tls printed)
   status      what is installed, whether it runs and answers
   uninstall   stops and removes the services and /opt/techtemp; keeps /etc/techtemp,
-              /var/lib/techtemp and the techtemp user, which --purge removes too
+              /var/lib/techtemp and the techtemp user, which --purge removes too. With
+              database backups in /var/lib/techtemp (db-backups/, backups/), --purge lists
+              them and asks first on a terminal; without one it refuses (exit 2) unless
+              --delete-backups confirms: copy them elsewhere first, or add --delete-backups.
+              On a sensor, --unregister first has the server withdraw its MQTT credentials
+              (a stolen or retired Pi's secret stops working; the device and its readings
+              stay): a write API token in TECHTEMP_API_TOKEN (sudo TECHTEMP_API_TOKEN=tt_...).
+              When the server refuses or cannot be reached, this machine is uninstalled
+              all the same and the run ends with exit 7, naming how to withdraw them later
   deploy      from a laptop, over SSH: for each host of the inventory (one a line:
               `server pi@192.168.1.10`, `sensor pi@salon.local room=Salon server=maison.local`;
               key=value words become install.sh options, `simulated` a flag; ssh-port=N and
@@ -117,11 +127,11 @@ ports: 1024 to 65535 for the server (the hardened service has no privilege to bi
 exit codes:
   0  installed, or nothing to do         5  health check failed, nothing to restore
   1  status: not installed or unhealthy      (first install) or the restore failed too
-  2  usage: a bad command line           6  a change could not be made (read-only or
-  3  a check failed: nothing changed         full file system, a failed command)
-  4  health check failed: the previous   7  the server refused or could not be asked
-     version and config are back         8  the bundle is unusable (checksum, arch)
-                                         9  deploy/status: a host failed (the others ran)
+  2  usage: a bad command line, or       6  a change could not be made (read-only or
+     uninstall --purge not confirmed         full file system, a failed command)
+  3  a check failed: nothing changed     7  the server refused or could not be asked
+  4  health check failed: the previous   8  the bundle is unusable (checksum, arch)
+     version and config are back         9  deploy/status: a host failed (the others ran)
 EOF
 }
 
@@ -150,6 +160,10 @@ init_globals() {
   WATCHDOG=0
   WAIT_S=90
   PURGE=0
+  DELETE_BACKUPS=0
+  UNREGISTER=0
+  UNREGISTER_FAILED=""
+  UNREGISTER_REMEDY=""
   OPT_HTTP_PORT=""
   OPT_MQTT_PORT=""
   OPT_SERVER=""
@@ -357,6 +371,8 @@ parse_args() {
       --start) START=1 ;;
       --watchdog) WATCHDOG=1 ;;
       --purge) PURGE=1 ;;
+      --delete-backups) DELETE_BACKUPS=1 ;;
+      --unregister) UNREGISTER=1 ;;
       --simulated) OPT_SIMULATED=1 ;;
       --image) OPT_IMAGE=1 ;;
       --tls) OPT_TLS=1 ;;
@@ -422,6 +438,12 @@ validate_args() {
   fi
   if [ -n "$OPT_CA_FINGERPRINT" ] && [ -z "$(normal_fingerprint "$OPT_CA_FINGERPRINT")" ]; then
     die "--ca-fingerprint $OPT_CA_FINGERPRINT is not a SHA-256 fingerprint" "copy it as install.sh server --tls printed it (AB:CD:... 32 pairs)"
+  fi
+  if [ "$DELETE_BACKUPS" = 1 ] && { [ "$COMMAND" != uninstall ] || [ "$PURGE" = 0 ]; }; then
+    die "--delete-backups goes with uninstall --purge" "sudo ./install.sh uninstall --purge --delete-backups"
+  fi
+  if [ "$UNREGISTER" = 1 ] && [ "$COMMAND" != uninstall ]; then
+    die "--unregister goes with uninstall" "sudo TECHTEMP_API_TOKEN=tt_... /opt/techtemp/install.sh uninstall --unregister"
   fi
   if [ "$COMMAND" = sensor ] && [ "$OPT_TLS" = 0 ] && { [ -n "$OPT_CA_FINGERPRINT" ] || [ -n "$OPT_HTTPS_PORT" ] || [ -n "$OPT_MQTTS_PORT" ]; }; then
     die "--ca-fingerprint, --https-port and --mqtts-port go with --tls" "add --tls"
@@ -1907,9 +1929,102 @@ summary() {
   say "  service    systemctl status $(unit_of "$role")   journalctl -u $(unit_of "$role")"
 }
 
+# The database backups --purge would delete: the server's (db-backups/, backup_dir's default)
+# and install.sh's own (backups/), one path a line, newest first.
+purge_backup_files() {
+  local dir
+  for dir in "$VAR_DIR/db-backups" "$BACKUP_DIR"; do
+    [ -d "$dir" ] || continue
+    find "$dir" -type f -printf '%T@ %p\n'
+  done | sort -rn | cut -d' ' -f2-
+}
+
+# Before --purge deletes /var/lib/techtemp: its database backups go only when a person says so.
+# On a terminal, lists them and asks; without one (CI, ssh without -t), refuses with exit 2
+# unless --delete-backups confirms. Nothing has been removed when it refuses.
+confirm_purge_backups() {
+  local files=() f count size newest answer
+  while IFS= read -r f; do [ -n "$f" ] && files+=("$f"); done < <(purge_backup_files)
+  count=${#files[@]}
+  [ "$count" -gt 0 ] || return 0
+  size=$(du -ch "${files[@]}" 2>/dev/null | tail -n 1 | cut -f1)
+  newest=${files[0]#"$ROOT"}
+  local what="$count database backup(s) in ${VAR_DIR#"$ROOT"} (db-backups/, backups/), ${size:-?} in all, the newest $newest"
+  if [ "$DELETE_BACKUPS" = 1 ]; then
+    say "--purge --delete-backups: deleting $what"
+    return 0
+  fi
+  if [ "$DRY_RUN" = 1 ]; then
+    say "would ask before deleting $what (--delete-backups confirms)"
+    return 0
+  fi
+  if [ -t 0 ]; then
+    say "uninstall --purge deletes $what:"
+    for f in "${files[@]}"; do say "  ${f#"$ROOT"}"; done
+    printf 'delete them? [y/N] '
+    answer=""
+    read -r answer || true
+    case $answer in
+      y | Y | yes | YES | Yes) return 0 ;;
+      *) ;;
+    esac
+    die_as 2 "uninstall --purge not confirmed: nothing was removed" \
+      "copy the backups elsewhere first (e.g. sudo cp -a ${VAR_DIR#"$ROOT"}/db-backups ${VAR_DIR#"$ROOT"}/backups /root/), or run uninstall without --purge to keep them"
+  fi
+  die_as 2 "uninstall --purge would delete $what, and there is no terminal to ask: nothing was removed" \
+    "copy them elsewhere first (e.g. sudo cp -a ${VAR_DIR#"$ROOT"}/db-backups ${VAR_DIR#"$ROOT"}/backups /root/), or add --delete-backups to confirm"
+}
+
+# --unregister: the server withdraws this sensor's MQTT credentials (DELETE /api/v1/devices/UID/mqtt-password),
+# keeping the device and its readings. Runs before anything is removed (device.conf names the server and the
+# uid). A refusal or an unreachable server does not stop the uninstall: it is recorded in UNREGISTER_FAILED
+# and do_uninstall ends with exit 7 once this machine is clean, so that a script sees the secret still works.
+unregister_sensor() {
+  local uid res status body tls=()
+  uid=$(ini_get "$DEVICE_CONF" device device_uid)
+  if [ -z "$uid" ]; then
+    die_as 3 "--unregister: this machine has no sensor (no device_uid in ${DEVICE_CONF#"$ROOT"}): nothing was changed" \
+      "run uninstall without --unregister; to withdraw a sensor's credentials from elsewhere: curl -X DELETE -H 'authorization: Bearer TOKEN' http://SERVER:3000/api/v1/devices/UID/mqtt-password"
+  fi
+  resolve_sensor_settings
+  local url="$API_BASE/api/v1/devices/$uid/mqtt-password"
+  local by_hand="curl -X DELETE -H 'authorization: Bearer TOKEN' $url (a write API token: techtemp-server token create NAME --scope write on the server)"
+  UNREGISTER_REMEDY="from any machine that reaches the server: $by_hand"
+  if [ "$DRY_RUN" = 1 ]; then
+    say "would ask the server to withdraw $uid's MQTT credentials: DELETE $url"
+    return 0
+  fi
+  step "asking the server to withdraw $uid's MQTT credentials (DELETE $url)"
+  if [ -f "$CA_FILE" ]; then tls=(--cacert "$CA_FILE"); fi
+  res=$(http DELETE "$url" "" "${tls[@]}")
+  status=${res%% *}
+  body=${res#* }
+  case $status in
+    200) say "the server withdrew $uid's MQTT credentials: nothing can publish as it any more; the device and its readings stay on the server" ;;
+    401 | 403)
+      UNREGISTER_FAILED="the server refused to withdraw $uid's MQTT credentials (HTTP $status: $(printf '%s' "$body" | head -c 200))"
+      UNREGISTER_REMEDY="give a write API token: sudo TECHTEMP_API_TOKEN=tt_... install.sh uninstall --unregister, or from any machine: $by_hand"
+      ;;
+    404)
+      # "device \"UID\" not found" from a server that knows the route; "no route …" from an older one.
+      if [[ $body == *"device \\\"$uid\\\" not found"* ]]; then
+        say "the server has no device $uid (deleted already?): no MQTT credentials to withdraw"
+      else
+        UNREGISTER_FAILED="the server at $API_BASE cannot withdraw MQTT credentials (HTTP 404: an older TechTemp?)"
+        UNREGISTER_REMEDY="upgrade the server, then: $by_hand; or delete the device in its web pages (its readings go too)"
+      fi
+      ;;
+    000) UNREGISTER_FAILED="cannot reach the server at $API_BASE to withdraw $uid's MQTT credentials" ;;
+    *) UNREGISTER_FAILED="the server refused to withdraw $uid's MQTT credentials (HTTP $status: $(printf '%s' "$body" | head -c 200))" ;;
+  esac
+  if [ -n "$UNREGISTER_FAILED" ]; then warn "$UNREGISTER_FAILED; uninstalling this machine all the same"; fi
+}
+
 do_uninstall() {
   if [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then die_as 3 "install.sh must run as root" "sudo ./install.sh uninstall"; fi
   local changes_before=$CHANGES role unit
+  if [ "$PURGE" = 1 ]; then confirm_purge_backups; fi
+  if [ "$UNREGISTER" = 1 ]; then unregister_sensor; fi
   step "uninstalling TechTemp$([ "$PURGE" = 1 ] && echo ' (purge: config, data and the techtemp user too)')"
   for role in server sensor; do
     unit=$(unit_of "$role")
@@ -1935,7 +2050,9 @@ do_uninstall() {
     fi
   fi
   say ""
-  if [ "$CHANGES" = "$changes_before" ]; then
+  if [ "$CHANGES" = "$changes_before" ] && [ "$UNREGISTER" = 1 ]; then
+    say "nothing else to remove: TechTemp is not installed here"
+  elif [ "$CHANGES" = "$changes_before" ]; then
     say "no change: TechTemp is not installed"
   elif [ "$DRY_RUN" = 1 ]; then
     say "dry run: $((CHANGES - changes_before)) change(s) listed above, none made"
@@ -1945,6 +2062,9 @@ do_uninstall() {
     say "TechTemp removed; kept ${ETC_DIR#"$ROOT"} (config), ${VAR_DIR#"$ROOT"} (data and backups) and the techtemp user: uninstall --purge removes them"
   fi
   say "left as they were: I2C and the hardware watchdog settings"
+  if [ -n "$UNREGISTER_FAILED" ]; then
+    die_as 7 "$UNREGISTER_FAILED: TechTemp was removed from this machine all the same, but its MQTT credentials still work on the server" "$UNREGISTER_REMEDY"
+  fi
 }
 
 do_status() {

@@ -10,7 +10,18 @@ import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { hashSecret, secretMatches } from "../lib/server/auth/secrets.ts";
 import { defaultNames, ensureCertificates } from "../lib/server/tls/local-ca.ts";
-import { startServer, tempDir, type TestServer } from "./helpers.ts";
+import {
+  connectMqtt,
+  endMqtt,
+  freePorts,
+  legacyPayload,
+  publishAcked,
+  readingTopic,
+  startServer,
+  tempDir,
+  waitFor,
+  type TestServer,
+} from "./helpers.ts";
 import { enrollmentToken } from "./sensor-helpers.ts";
 import { passwdEntry, REPO } from "./fixtures/install/harness.ts";
 import { installWorld, mode } from "./fixtures/install/world.ts";
@@ -189,20 +200,21 @@ test("a sensor on a system without an i2c group gets one", async () => {
   }
 }, 120_000);
 
-describe("enrollment", () => {
-  const base = (server: TestServer, uid: string) => [
-    "sensor",
-    "--server",
-    "127.0.0.1",
-    "--mqtt-port",
-    String(server.mqttPort),
-    "--http-port",
-    String(server.httpPort),
-    "--device-uid",
-    uid,
-    "--simulated",
-  ];
+/** install.sh sensor's arguments for `uid` against `server` (plain MQTT and HTTP, a simulated AHT20). */
+const base = (server: TestServer, uid: string) => [
+  "sensor",
+  "--server",
+  "127.0.0.1",
+  "--mqtt-port",
+  String(server.mqttPort),
+  "--http-port",
+  String(server.httpPort),
+  "--device-uid",
+  uid,
+  "--simulated",
+];
 
+describe("enrollment", () => {
   test("a token the server refuses (used up) stops the install with what to do; no credentials are written", async () => {
     const server = await startServer();
     try {
@@ -365,4 +377,73 @@ describe("enrollment", () => {
       }
     }, 120_000);
   });
+});
+
+describe("uninstall --unregister", () => {
+  test("the server withdraws the sensor's MQTT credentials (device and readings kept); refused or unreachable: uninstalled all the same, exit 7", async () => {
+    const server = await startServer();
+    try {
+      const uid = "aht20-5701e0";
+      const root = newRoot();
+      const installed = await root.install([...base(server, uid), "--enroll", enrollmentToken(server)]);
+      expect(installed.code).toBe(0);
+      const conf = readFileSync(join(root.path, "etc/techtemp/device.conf"), "utf8");
+      const { password, valid } = credentials(conf, server, uid);
+      expect(valid).toBe(true);
+      const sensor = await connectMqtt(server.mqttPort, { username: uid, password });
+      await publishAcked(sensor, readingTopic(uid), legacyPayload(20.5, 41, 1_725_427_200_000));
+      await endMqtt(sensor);
+      const readings = async () => (await server.api(`/api/v1/devices/${uid}/readings`)).body.data ?? [];
+      await waitFor(async () => (await readings()).length === 1, 5000, "the sensor's reading stored");
+
+      // The server cannot be reached (a port nobody listens on): uninstalled here all the same, exit 7, the secret still works.
+      const [closed] = freePorts(1);
+      const unreachable = await root.install(["uninstall", "--unregister", "--http-port", String(closed)], asOwner(server));
+      expect(unreachable.code).toBe(7);
+      expect(unreachable.output).toContain(
+        `warning: cannot reach the server at http://127.0.0.1:${closed} to withdraw ${uid}'s MQTT credentials; uninstalling this machine all the same`,
+      );
+      expect(unreachable.output).toContain(
+        "TechTemp was removed from this machine all the same, but its MQTT credentials still work on the server",
+      );
+      expect(unreachable.output).toContain(
+        `curl -X DELETE -H 'authorization: Bearer TOKEN' http://127.0.0.1:${closed}/api/v1/devices/${uid}/mqtt-password`,
+      );
+      expect(existsSync(join(root.path, "opt/techtemp"))).toBe(false);
+      expect(credentials(conf, server, uid).valid).toBe(true);
+
+      // No API token: the server (it has an owner) refuses; named with what to do.
+      const refused = await root.install(["uninstall", "--unregister"], { env: { TECHTEMP_API_TOKEN: "" } });
+      expect(refused.code).toBe(7);
+      expect(refused.output).toContain(`the server refused to withdraw ${uid}'s MQTT credentials (HTTP 401`);
+      expect(refused.output).toContain(
+        "fix: give a write API token: sudo TECHTEMP_API_TOKEN=tt_... install.sh uninstall --unregister",
+      );
+      expect(credentials(conf, server, uid).valid).toBe(true);
+
+      // With the owner's write token: withdrawn; the device and its reading stay; the old secret is refused.
+      const done = await root.install(["uninstall", "--unregister"], asOwner(server));
+      expect(done.code).toBe(0);
+      expect(done.output).toContain(`the server withdrew ${uid}'s MQTT credentials: nothing can publish as it any more`);
+      expect(done.output).not.toMatch(/error|warning/);
+      expect(done.output).toContain("nothing else to remove: TechTemp is not installed here");
+      expect(credentials(conf, server, uid).valid).toBe(false);
+      expect((await server.api(`/api/v1/devices/${uid}`)).status).toBe(200);
+      expect(await readings()).toHaveLength(1);
+      const err = (await connectMqtt(server.mqttPort, { username: uid, password }).then(
+        (c) => (c.end(true), null),
+        (e: Error & { code?: number }) => e,
+      )) as (Error & { code?: number }) | null;
+      expect(err?.code).toBe(5);
+
+      // Without a sensor here: nothing to unregister, said before anything is done.
+      const serverOnly = newRoot();
+      const none = await serverOnly.install(["uninstall", "--unregister"]);
+      expect(none.code).toBe(3);
+      expect(none.output).toContain("--unregister: this machine has no sensor");
+      expect((await serverOnly.install(["sensor", "--unregister"])).output).toContain("--unregister goes with uninstall");
+    } finally {
+      await server.stop();
+    }
+  }, 180_000);
 });

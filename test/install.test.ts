@@ -281,6 +281,62 @@ describe("uninstall", () => {
       await server.stop();
     }
   }, 120_000);
+
+  test("--purge keeps the database backups unless confirmed: asked on a terminal; without one and without --delete-backups, exit 2 and nothing removed", async () => {
+    const root = newRoot();
+    expect((await root.install(["server", ...freePortArgs()])).code).toBe(0);
+    const serverBackups = join(root.path, "var/lib/techtemp/db-backups");
+    const installBackups = join(root.path, "var/lib/techtemp/backups");
+    mkdirSync(serverBackups, { recursive: true });
+    mkdirSync(installBackups, { recursive: true });
+    writeFileSync(join(serverBackups, "techtemp-20261128T023000Z.db"), "a backup");
+    writeFileSync(join(installBackups, "techtemp-0.1.0-20261127T010000Z.db"), "another");
+    const before = snapshot(root.path, { ignore: ["var/log/techtemp-install.log"], contentOnly: true });
+
+    // The test's stdin is not a terminal, as in CI or `ssh host sudo …` without -t.
+    const refused = await root.install(["uninstall", "--purge"]);
+    expect(refused.code).toBe(2);
+    expect(refused.output).toContain("uninstall --purge would delete 2 database backup(s) in /var/lib/techtemp");
+    expect(refused.output).toContain("the newest /var/lib/techtemp/");
+    expect(refused.output).toContain("copy them elsewhere first");
+    expect(refused.output).toContain("add --delete-backups to confirm");
+    expect(diffSnapshots(before, snapshot(root.path, { ignore: ["var/log/techtemp-install.log"], contentOnly: true }))).toEqual(
+      [],
+    );
+    expect(root.calls().some((c) => c.includes("disable"))).toBe(false);
+
+    const misplaced = await root.install(["uninstall", "--delete-backups"]);
+    expect(misplaced.code).toBe(2);
+    expect(misplaced.output).toContain("--delete-backups goes with uninstall --purge");
+
+    // On a terminal (`script` gives install.sh one): the backups listed and a question; anything but y keeps them.
+    const onTty = join(root.path, "..", "on-tty.sh");
+    writeFileSync(onTty, `#!/bin/bash\nexec script -qec "$(printf '%q ' "$@")" /dev/null\n`, { mode: 0o755 });
+    const declined = await root.install(["uninstall", "--purge"], { prefix: [onTty], stdin: "n\n" });
+    expect(declined.code).toBe(2);
+    expect(declined.output).toContain("uninstall --purge deletes 2 database backup(s) in /var/lib/techtemp");
+    expect(declined.output).toContain("  /var/lib/techtemp/db-backups/techtemp-20261128T023000Z.db");
+    expect(declined.output).toContain("  /var/lib/techtemp/backups/techtemp-0.1.0-20261127T010000Z.db");
+    expect(declined.output).toContain("delete them? [y/N]");
+    expect(declined.output).toContain("error: uninstall --purge not confirmed: nothing was removed");
+    expect(diffSnapshots(before, snapshot(root.path, { ignore: ["var/log/techtemp-install.log"], contentOnly: true }))).toEqual(
+      [],
+    );
+    const yes = await root.install(["uninstall", "--purge"], { prefix: [onTty], stdin: "y\n" });
+    expect(yes.code).toBe(0);
+    expect(existsSync(join(root.path, "var/lib/techtemp"))).toBe(false);
+    // Installed again to try --delete-backups.
+    expect((await root.install(["server", ...freePortArgs()])).code).toBe(0);
+    mkdirSync(serverBackups, { recursive: true });
+    writeFileSync(join(serverBackups, "techtemp-20261128T023000Z.db"), "a backup");
+    writeFileSync(join(serverBackups, "techtemp-20261129T023000Z.db"), "a newer one");
+
+    const confirmed = await root.install(["uninstall", "--purge", "--delete-backups"]);
+    expect(confirmed.code).toBe(0);
+    expect(confirmed.stdout).toContain("--purge --delete-backups: deleting 2 database backup(s)");
+    expect(existsSync(join(root.path, "var/lib/techtemp"))).toBe(false);
+    expect(existsSync(join(root.path, "etc/techtemp"))).toBe(false);
+  }, 120_000);
 });
 
 test("from a source checkout install.sh builds a bundle with the pinned Bun and installs it", async () => {

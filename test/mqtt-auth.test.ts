@@ -371,4 +371,38 @@ describe("credentials withdrawn while connected", () => {
     // Its last will is not published: it would register the deleted device again.
     expect((await server.api("/api/v1/devices/aht20-bbbbbb")).status).toBe(404);
   });
+
+  test("a device's MQTT secret withdrawn (DELETE .../mqtt-password) ends its connection and refuses it after; the device and its readings stay", async () => {
+    const login = device("aht20-cccccc");
+    const c = await connectAs(login);
+    await publishAcked(c, readingTopic("aht20-cccccc"), legacyPayload(21, 45, TS));
+    await waitFor(async () => (await readings("aht20-cccccc")).length === 1, 5000, "the reading stored");
+
+    const withdrawn = await server.api("/api/v1/devices/aht20-cccccc/mqtt-password", { method: "DELETE" });
+    expect(withdrawn.status).toBe(200);
+    expect(withdrawn.body.data).toEqual({ device_uid: "aht20-cccccc", mqtt_credentials: "withdrawn" });
+    expect(withdrawn.body.message).toStartWith("MQTT credentials withdrawn: nothing can publish as aht20-cccccc");
+    expect(server.broker.recheck()).toBe(1);
+    await waitFor(() => !c.connected, 5000, "the withdrawn device's connection closed");
+    expect(
+      logged(/closing connection: .*as="device aht20-cccccc" .*reason="the device's MQTT secret was withdrawn"/),
+    ).toHaveLength(1);
+    expect(await refusedWith(login)).toBe(5);
+
+    expect((await server.api("/api/v1/devices/aht20-cccccc")).status).toBe(200);
+    expect(await readings("aht20-cccccc")).toHaveLength(1);
+    // Again: nothing left to withdraw, said so; an unknown device is a 404.
+    const again = await server.api("/api/v1/devices/aht20-cccccc/mqtt-password", { method: "DELETE" });
+    expect(again.status).toBe(200);
+    expect(again.body.message).toStartWith("No working MQTT credentials to withdraw");
+    const unknown = await server.api("/api/v1/devices/aht20-000000/mqtt-password", { method: "DELETE" });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toContain("aht20-000000");
+
+    // A new password lets it in again.
+    const fresh = await server.api("/api/v1/devices/aht20-cccccc/mqtt-password", { body: {} });
+    const back = await connectAs({ username: "aht20-cccccc", password: fresh.body.data.mqtt_password });
+    await publishAcked(back, readingTopic("aht20-cccccc"), legacyPayload(22, 46, TS + 60_000));
+    await waitFor(async () => (await readings("aht20-cccccc")).length === 2, 5000, "the new reading stored");
+  });
 });

@@ -11,7 +11,7 @@
 import { DomainError, invalid, notFound, unauthorized } from "../../shared/errors.ts";
 import type { EnrollmentRow } from "../store/auth.ts";
 import { roomUidFromName, type Device, type Store } from "../store/store.ts";
-import { hashSecret, newSecret } from "./secrets.ts";
+import { hashSecret, newSecret, WITHDRAWN_SECRET_HASH } from "./secrets.ts";
 
 /** Longest life of an enrollment token, in minutes (a week), and the default (an hour). */
 export const ENROLL_TTL_MINUTES = { min: 1, max: 10_080, default: 60 } as const;
@@ -100,6 +100,20 @@ export function createEnrollment(deps: {
       // All of the above ran without yielding, so the token is still live here.
       if (!store.auth.enrollment.use(tokenHash)) throw new DomainError("unauthorized", "token: this enrollment token is used up");
       return { device, secret: setSecret(device) };
+    },
+
+    /**
+     * Withdraws a device's MQTT secret (a stolen or retired Pi): nothing can log in as it any more,
+     * and the broker's recheck closes its open connections; the device and its readings stay.
+     * Returns whether a working secret was withdrawn (false: it had none, or it was already withdrawn).
+     * not_found for an unknown uid.
+     */
+    withdrawDeviceSecret(uid: string): { device: Device; hadSecret: boolean } {
+      const device = store.findDevice(uid);
+      if (!device) throw notFound("device", uid);
+      const before = store.auth.credentials.forDevice(uid);
+      store.auth.credentials.set(device.id, WITHDRAWN_SECRET_HASH);
+      return { device, hadSecret: before !== null && before.secret_hash !== WITHDRAWN_SECRET_HASH };
     },
 
     /** A new MQTT secret for a device (for an earlier agent's device.conf); not_found for an unknown uid. */

@@ -15,6 +15,14 @@ export function hashSecret(secret: string): string {
   return createHash("sha256").update(secret, "utf8").digest("hex");
 }
 
+/**
+ * What a device's secret hash becomes when its MQTT credentials are withdrawn
+ * (`DELETE /api/v1/devices/:uid/mqtt-password`): not hex, so no secret matches it,
+ * while the device still counts as having a secret of its own (an anonymous
+ * client cannot publish as it either). A new password or enrollment replaces it.
+ */
+export const WITHDRAWN_SECRET_HASH = "withdrawn";
+
 /** Whether `secret` hashes to `hash`, in constant time. */
 export function secretMatches(secret: string, hash: string): boolean {
   const a = Buffer.from(hashSecret(secret), "hex");

@@ -73,6 +73,10 @@ const SUMMARIES: Record<string, [string, string]> = {
   "DELETE /api/v1/enrollment-tokens/{id}": ["access", "Revoke an enrollment token"],
   "POST /api/v1/enroll": ["access", "Enroll a sensor with an enrollment token: its MQTT login"],
   "POST /api/v1/devices/{uid}/mqtt-password": ["access", "A new MQTT password for a device (shown once)"],
+  "DELETE /api/v1/devices/{uid}/mqtt-password": [
+    "access",
+    "Withdraw a device's MQTT password (a stolen or retired sensor): its connections close, its readings stay",
+  ],
   "GET /api/v1/settings": ["access", "The switches an upgrade keeps on"],
   "PUT /api/v1/settings": ["access", "Turn those switches on or off"],
 };

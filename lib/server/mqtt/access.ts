@@ -3,7 +3,7 @@
 // credentials looked up and every decision taken by lib/server/auth/mqtt-acl.ts.
 // Each connection's principal (who it is) is decided once, at CONNECT, and
 // kept beside the Aedes client. Credentials can go away while a client stays
-// connected (a token revoked, a device given a new secret or deleted,
+// connected (a token revoked, a device given a new secret, its secret withdrawn or the device deleted,
 // anonymous sensors turned off, possibly by a command in another process):
 // `recheck` closes such connections; the broker runs it every few seconds.
 // Every refusal is logged once per cause, address and minute, with the client
@@ -20,7 +20,7 @@ import {
   type Principal,
   type TopicClass,
 } from "../auth/mqtt-acl.ts";
-import { hashSecret } from "../auth/secrets.ts";
+import { hashSecret, WITHDRAWN_SECRET_HASH } from "../auth/secrets.ts";
 import type { Log } from "../../shared/log.ts";
 import type { Store } from "../store/store.ts";
 import { remoteAddress, remoteIp, type LogThrottle } from "./refusals.ts";
@@ -242,6 +242,7 @@ export function createMqttAccess(deps: {
     if (p.kind === "device") {
       const row = auth.credentials.forDevice(p.uid);
       if (!row) return "the device was deleted or lost its MQTT secret";
+      if (row.secret_hash === WITHDRAWN_SECRET_HASH) return "the device's MQTT secret was withdrawn";
       return row.secret_hash === session.proof ? null : "the device was given a new MQTT secret";
     }
     const row = auth.tokens.byHash(session.proof!);

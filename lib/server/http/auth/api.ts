@@ -7,6 +7,8 @@
 //                                     short-lived tokens that enroll sensors
 //   POST /enroll                      a sensor enrolls: its MQTT credentials (the token is the credential)
 //   POST /devices/:uid/mqtt-password  a new MQTT secret for a device (earlier agents)
+//   DELETE /devices/:uid/mqtt-password
+//                                     withdraws a device's MQTT secret (a stolen or retired Pi); keeps it and its readings
 //   GET|PUT /settings                 the owner's switches (public_read, accept_anonymous_sensors)
 
 import { Elysia, t } from "elysia";
@@ -139,6 +141,16 @@ export function createAuthApi(deps: { auth: Auth; callerOf: (r: Request) => Call
       const { device, secret } = auth.enrollment.newDeviceSecret(params.uid);
       set.status = 201;
       return { data: { mqtt_username: device.uid, mqtt_password: secret }, message: "New MQTT password; it is shown only now" };
+    })
+    .delete("/devices/:uid/mqtt-password", ({ params }) => {
+      const { device, hadSecret } = auth.enrollment.withdrawDeviceSecret(params.uid);
+      return {
+        data: { device_uid: device.uid, mqtt_credentials: "withdrawn" },
+        message:
+          `${hadSecret ? "MQTT credentials withdrawn" : "No working MQTT credentials to withdraw; the device stays locked"}: ` +
+          `nothing can publish as ${device.uid} and its connections close within seconds; the device and its readings are kept. ` +
+          "A new password (POST .../mqtt-password) or enrollment lets it publish again",
+      };
     })
     .get("/settings", () => ({
       data: {

@@ -57,6 +57,8 @@ const TABLE: Record<string, Access> = {
   "GET /backups": "owner",
   "GET /backups/files/:name": "owner",
   "GET /api/v1/backups": "owner",
+  // Withdrawing a sensor's MQTT secret (install.sh uninstall --unregister): a write token's or the owner's, as a new one is.
+  "DELETE /api/v1/devices/:uid/mqtt-password": "write",
 };
 
 /** The level of a route (Elysia's route pattern, e.g. `/api/v1/devices/:uid`). */
