@@ -127,8 +127,13 @@ async function round(mode: Mode) {
     // Catching up: the rules' queue evaluated, and what is due sent (a hanging receiver is let go first).
     const caughtUpFrom = performance.now();
     if (mode === "hanging") receiver.release();
-    if (mode !== "none") await server.alerts.idle(300_000);
-    const catchUp = (performance.now() - caughtUpFrom) / 1000;
+    // A hung channel's backlog drains one send at a time, each waiting out its timeout and retries: on a fast
+    // machine (many incidents) that can take longer than the round should, so it is reported, not waited for.
+    let catchUp = NaN;
+    try {
+      if (mode !== "none") await server.alerts.idle(mode === "hanging" ? 60_000 : 300_000);
+      catchUp = (performance.now() - caughtUpFrom) / 1000;
+    } catch {}
     const incidents = mode === "none" ? 0 : (await server.api("/api/v1/alerts/incidents?limit=1000")).body.data.length;
     return {
       ...result,
@@ -155,7 +160,7 @@ for (let r = 1; r <= ROUNDS; r++) {
     all[mode].push(res);
     console.log(
       `round ${r} ${mode.padEnd(7)} ${res.rate.toFixed(0).padStart(6)} readings/s  p50 ${res.p50.toFixed(1)} ms  p99 ${res.p99.toFixed(1)} ms  ` +
-        `server CPU ${res.cpuUs} µs/reading  caught up ${res.catchUp.toFixed(1)} s  incidents ${res.incidents}  ntfy got ${res.notified}`,
+        `server CPU ${res.cpuUs} µs/reading  ${Number.isNaN(res.catchUp) ? "not caught up within 60 s" : `caught up ${res.catchUp.toFixed(1)} s`}  incidents ${res.incidents}  ntfy got ${res.notified}`,
     );
   }
 }
