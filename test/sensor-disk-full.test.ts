@@ -96,8 +96,12 @@ test("a full outbox disk: readings wait in memory, go to the server from there, 
 
   expect(await agent.kill("SIGTERM")).toBe(0);
   const stored = new Set(await storedTs(server, uid));
-  // unsent counts exactly the readings the server has not stored (kept for the next start).
-  expect(field("unsent")).toBe(taken().filter((ts) => !stored.has(ts)).length);
+  // unsent counts the readings the server has not stored (kept for the next start), plus at most the one
+  // reading that may be stored with its PUBACK still on the way when SIGTERM comes (resent at the next
+  // start; the server keeps it once).
+  const notStored = taken().filter((ts) => !stored.has(ts)).length;
+  expect(field("unsent")).toBeGreaterThanOrEqual(notStored);
+  expect(field("unsent")).toBeLessThanOrEqual(notStored + 1);
   expect(field("lost")).toBe(0);
   expect(field("readings")).toBe(taken().length);
   const output = agent.lines.join("\n");
@@ -126,14 +130,18 @@ test("the memory buffer is bounded: beyond [outbox] memory_readings the oldest a
   const from = agent.lines.length;
   await agent.waitForLine(/the buffer is full, dropped the oldest/, 20_000, from);
   await waitFor(() => taken().length >= 8, 20_000, "more readings taken while cut off");
+  const storedBefore = (await storedTs(server, uid)).length;
   relay.release();
   await waitFor(async () => (await storedTs(server, uid)).includes(taken().at(-1)!), 20_000, "the newest reading stored");
   expect(await agent.kill("SIGTERM")).toBe(0);
   const stored = new Set(await storedTs(server, uid));
   const missing = taken().filter((ts) => !stored.has(ts)).length;
   expect(missing).toBeGreaterThan(0);
-  // Every reading the server lacks is counted: kept in the file (unsent) or lost to the full disk.
-  expect(field("unsent") + field("lost")).toBe(missing);
+  // Every reading the server lacks is counted: kept in the file (unsent) or lost to the full disk. Unsent may
+  // also hold readings the server stored after the release whose PUBACK was still on the way at SIGTERM
+  // (resent at the next start, kept once): never more than those.
+  expect(field("unsent") + field("lost")).toBeGreaterThanOrEqual(missing);
+  expect(field("unsent") + field("lost")).toBeLessThanOrEqual(missing + (stored.size - storedBefore));
   expect(agent.lines.filter((l) => l.includes("the buffer is full"))).toHaveLength(1);
   expect(agent.lines.join("\n")).not.toContain("SQLiteError");
 }, 120_000);
