@@ -16,7 +16,7 @@ import type { Notification } from "./messages.ts";
 import { createNotifier } from "./notifier.ts";
 import { createAlertPublisher } from "./publisher.ts";
 import { MAX_RULES, normalizeRule, PRESETS, type RuleInput, type RuleSpec } from "./rules.ts";
-import { checkTimeZone, localTime, systemTimeZone } from "./schedule.ts";
+import { checkTimeZone, localTime } from "./schedule.ts";
 import { checkSettings, readSettings, type AlertSettings, type SettingsInput } from "./settings.ts";
 
 /** How often the clock's work runs. */
@@ -54,15 +54,15 @@ export function createAlerts(deps: {
   broker: Pick<Broker, "publish">;
   log: Log;
   limits: AlertLimits;
-  /** The home's time zone (quiet hours, the digest, times in messages); default the system's. */
-  timeZone?: string;
+  /** The home's time zone, `home_timezone` (quiet hours, the digest, times in messages). */
+  timeZone: string;
   /** The clock; default the store's. */
   now?: () => number;
 }) {
   const { store, log, limits } = deps;
   const db = store.alerts;
   const now = deps.now ?? store.now;
-  const timeZone = checkTimeZone(deps.timeZone ?? systemTimeZone());
+  const timeZone = checkTimeZone(deps.timeZone);
   let settings: AlertSettings = readSettings(db.settings());
   const listeners = new Set<(rooms: Set<string | null>) => void>();
 

@@ -5,9 +5,6 @@
 
 import { invalid } from "../../shared/errors.ts";
 
-/** The system's time zone: the default until the home's zone is a server setting. */
-export const systemTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone ?? "UTC";
-
 const partsFormats = new Map<string, Intl.DateTimeFormat>();
 
 /** A zone's formatter of date and time parts (cached: creating one costs). */
