@@ -23,6 +23,8 @@ import { runTlsCommand } from "./lib/server/tls/command.ts";
 import { DEFAULT_HOME_ID } from "./lib/shared/contract.ts";
 import { DB_FILE, openDatabase } from "./lib/server/store/db.ts";
 import { createIngest } from "./lib/server/mqtt/ingest.ts";
+import { createWalSync } from "./lib/server/store/wal-sync.ts";
+import { createCheckpointer } from "./lib/server/store/checkpointer.ts";
 import { parseCommandArgs } from "./lib/server/ops/args.ts";
 import { runInspect } from "./lib/server/ops/inspect.ts";
 import { runImportLegacy } from "./lib/server/ops/legacy-import.ts";
@@ -120,7 +122,11 @@ export async function start(
     [backupPlaces.dir, ...(backupPlaces.secondDir ? [backupPlaces.secondDir] : [])],
     (options.now ?? Date.now)(),
   );
-  const db = openDatabase(dbPath, { sqliteCheckpoints: options.writesAsBefore });
+  // The server syncs the -wal file itself, off the event loop (wal-sync.ts); the reference syncs in every COMMIT as before.
+  const db = openDatabase(dbPath, {
+    sqliteCheckpoints: options.writesAsBefore,
+    walSync: options.writesAsBefore ? "sqlite" : "deferred",
+  });
   // Before anything else uses the database: retention returns freed pages to the file system.
   try {
     ensureIncrementalVacuum(db, log.child("retention"));
@@ -130,6 +136,8 @@ export async function start(
     db.close();
     throw err;
   }
+  const checkpointer = options.writesAsBefore ? null : createCheckpointer(dbPath, log.child("store"));
+  const walSync = options.writesAsBefore ? null : createWalSync(dbPath, log.child("store"), checkpointer ?? undefined);
   const store = createStore(db, { now: options.now, log: log.child("store"), holdRollups: !options.writesAsBefore });
   const history = createHistory(store.history);
   const stats = createStats(store.history, history);
@@ -143,7 +151,12 @@ export async function start(
     log: log.child("backup"),
     now: options.now,
   });
-  const ingest = createIngest({ store, log: log.child("ingest"), windowMs: config.ingest_commit_window_ms });
+  const ingest = createIngest({
+    store,
+    log: log.child("ingest"),
+    windowMs: config.ingest_commit_window_ms,
+    durable: walSync ?? undefined,
+  });
 
   const broker = await createBroker({
     store,
@@ -189,6 +202,7 @@ export async function start(
     store,
     broker,
     ingest,
+    durability: walSync && checkpointer ? { syncs: walSync.stats, checkpoints: checkpointer.stats } : undefined,
     live,
     backups,
     dbPath,
@@ -210,6 +224,8 @@ export async function start(
     await bridge?.close();
     await broker.close();
     live.close();
+    await walSync?.close();
+    await checkpointer?.close();
     db.close();
     throw new Error(`listen ${listening}: ${(err as Error).message}`);
   }
@@ -289,6 +305,8 @@ export async function start(
     await bridge?.close();
     await broker.close();
     live.close();
+    await walSync?.close();
+    await checkpointer?.close();
     db.close();
     throw new Error(`listen ${listening}: ${(err as Error).message}`);
   }
@@ -347,6 +365,7 @@ export async function start(
         await backups.stop();
         // Commit the readings already received and answer their publishers, then stop.
         ingest.drain();
+        await walSync?.idle();
         if (https && https !== app.server) https.stop(true);
         await app.stop(true);
         configs.close();
@@ -357,6 +376,8 @@ export async function start(
         await alerts.close();
         await broker.close();
         ingest.drain();
+        await walSync?.close();
+        await checkpointer?.close();
         db.close();
         log.info("stopped", { readings_committed: ingest.stats.committed });
       })();

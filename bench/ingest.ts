@@ -6,7 +6,11 @@
 // with their own secrets; then bytes per stored reading at 1 M readings,
 // beside the earlier server's schema holding the same readings.
 //
-//   bun bench/ingest.ts   (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10 BENCH_ROUNDS=2)
+// Then the same load on a slow card (every -wal sync made BENCH_SLOW_CARD_MS
+// longer below the server): syncing inside COMMIT as before issue 17 beside
+// syncing off the event loop.
+//
+//   bun bench/ingest.ts   (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10 BENCH_ROUNDS=2 BENCH_SLOW_CARD_MS=10)
 
 import { freePort, waitFor, withTimeout } from "../test/helpers.ts";
 import { hashSecret, newSecret } from "../lib/server/auth/secrets.ts";
@@ -19,10 +23,12 @@ import { join } from "node:path";
 import { DB_FILE, openDatabase } from "../lib/server/store/db.ts";
 import { createStore, openStore, type IncomingReading } from "../lib/server/store/store.ts";
 import { commandLine, parseCommandLine } from "../scripts/cli.ts";
+import { buildSlowFsync } from "../test/fixtures/slow-fsync/build.ts";
 
 // Settings come from the environment; the command line takes nothing.
-commandLine("bun bench/ingest.ts   (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10 BENCH_ROUNDS=2)", (args) =>
-  parseCommandLine(args, {}),
+commandLine(
+  "bun bench/ingest.ts   (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10 BENCH_ROUNDS=2 BENCH_SLOW_CARD_MS=10)",
+  (args) => parseCommandLine(args, {}),
 );
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -30,6 +36,8 @@ const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 10);
 const STORAGE_READINGS = Number(process.env.BENCH_STORAGE_READINGS ?? 1_000_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+/** How much longer each -wal sync takes in the slow-card runs (ms): an SD card's sync. */
+const SLOW_CARD_MS = Number(process.env.BENCH_SLOW_CARD_MS ?? 10);
 
 /** Samples a process's RSS every 100 ms until stopped; returns the peak. */
 function samplePeak(pid: number) {
@@ -81,9 +89,16 @@ function enrollClients(dir: string): string {
   return file;
 }
 
+/** How a bench server runs besides `open`: extra environment (a slow card below it), and `before` (ingest-server.ts --before). */
+interface Variant {
+  env?: Record<string, string>;
+  before?: boolean;
+}
+
 /** bench/ingest-server.ts on `dir` (MQTT authentication and ACL off with `open`), started like `bun server.ts`. */
-async function spawnBenchServer(dir: string, open: boolean) {
-  const proc = Bun.spawn(["bun", join(import.meta.dir, "ingest-server.ts"), ...(open ? ["--open"] : [])], {
+async function spawnBenchServer(dir: string, open: boolean, variant: Variant = {}) {
+  const flags = [...(open ? ["--open"] : []), ...(variant.before ? ["--before"] : [])];
+  const proc = Bun.spawn(["bun", join(import.meta.dir, "ingest-server.ts"), ...flags], {
     env: {
       ...process.env,
       TECHTEMP_CONFIG: "/dev/null",
@@ -92,6 +107,7 @@ async function spawnBenchServer(dir: string, open: boolean) {
       TECHTEMP_HTTP_PORT: "0",
       TECHTEMP_MQTT_PORT: "0",
       TECHTEMP_LOG_LEVEL: "info",
+      ...variant.env,
     },
     stdout: "pipe",
     stderr: "inherit",
@@ -112,10 +128,10 @@ async function spawnBenchServer(dir: string, open: boolean) {
   };
 }
 
-async function benchTechTemp(dir: string, open: boolean) {
+async function benchTechTemp(dir: string, open: boolean, variant: Variant = {}) {
   mkdirSync(dir, { recursive: true });
   const logins = enrollClients(dir);
-  const server = await spawnBenchServer(dir, open);
+  const server = await spawnBenchServer(dir, open, variant);
   const proc = server.proc;
   await Bun.sleep(2000);
   const idle = memory(proc.pid).rss;
@@ -285,6 +301,32 @@ try {
   console.log(
     `  last round on: stored ${last.stored} readings (acknowledged during the measured window: ${last.acked}); ${last.batches} commits, largest batch ${last.largestBatch}; refused ${last.refused}`,
   );
+
+  // A slow card (an SD card's sync takes milliseconds, this machine's ~0.2 ms): the same load with every
+  // fsync of the -wal file made SLOW_CARD_MS longer below the server (test/fixtures/slow-fsync, preloaded),
+  // syncing inside COMMIT on the event loop as before issue 17 (--before) beside syncing off the loop (now).
+  const slowLib = await buildSlowFsync(dir).catch((err: Error) => {
+    console.log(`\nSlow card: skipped, ${err.message} (install gcc)`);
+    return null;
+  });
+  if (slowLib) {
+    const env = { LD_PRELOAD: slowLib, SLOW_FSYNC_MS: String(SLOW_CARD_MS) };
+    const slowBefore = await benchTechTemp(join(dir, "slow-before"), false, { env, before: true });
+    const slowNow = await benchTechTemp(join(dir, "slow-now"), false, { env });
+    console.log(`\nSlow card (each -wal sync ${SLOW_CARD_MS} ms longer), auth + ACL on, same load:`);
+    const slowRows = [
+      ["", "readings/s", "p50 ms", "p99 ms", "commits"],
+      ...(
+        [
+          ["sync inside COMMIT, on the event loop (before)", slowBefore],
+          ["sync off the event loop (now)", slowNow],
+        ] as const
+      ).map(([name, r]) => [name, fmt(r.rate), fmt(r.p50, 2), fmt(r.p99, 2), String(r.batches)]),
+    ];
+    const w = slowRows[0]!.map((_, i) => Math.max(...slowRows.map((r) => r[i]!.length)));
+    for (const r of slowRows) console.log("  " + r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  "));
+    console.log(`  now / before: ${(slowNow.rate / slowBefore.rate).toFixed(2)}× the rate`);
+  }
 
   console.log(`\nStorage at ${STORAGE_READINGS.toLocaleString("en")} readings (10 devices, 1-minute interval):`);
   const s = benchStorage(dir, STORAGE_READINGS);

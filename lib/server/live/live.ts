@@ -99,6 +99,8 @@ export function createLive(deps: {
   const shownIn = new Map<string, string | null>();
   /** Rooms devices left since the last push (null = the banner): a page rendered meanwhile shows them there. */
   const leftRooms = new Set<string | null>();
+  /** Devices moved, renamed or deleted since the last push: their room is read again. */
+  const moved = new Set<string>();
   const dirty = new Set<string>();
   let layout = false;
   let timer: ReturnType<typeof setTimeout> | null = null;
@@ -151,7 +153,9 @@ export function createLive(deps: {
     const change: LiveChange = { rooms: new Set(), unplaced: false, devices: new Set(dirty), layout, version: ++version };
     try {
       for (const uid of dirty) {
-        const room = store.findDevice(uid)?.room_uid ?? null;
+        // A device's room changes only with a device event: readings alone need no query (they come 50 times a second under load).
+        const room = shownIn.has(uid) && !moved.has(uid) ? shownIn.get(uid)! : (store.findDevice(uid)?.room_uid ?? null);
+        moved.delete(uid);
         const before = shownIn.has(uid) ? shownIn.get(uid)! : room;
         for (const r of new Set([room, before])) {
           if (r === null) change.unplaced = true;
@@ -200,6 +204,7 @@ export function createLive(deps: {
     // push shows the device where it was before this change: that card must be pushed again too.
     store.on("device", ({ deviceUid, roomBefore }) => {
       leftRooms.add(roomBefore);
+      moved.add(deviceUid);
       touch(deviceUid);
     }),
     // Birth and last will, once the broker has recorded them.

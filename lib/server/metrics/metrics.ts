@@ -43,6 +43,11 @@ export function createMetrics(deps: {
   store: Pick<Store, "on" | "listDevices" | "ops" | "now">;
   broker: Pick<Broker, "stats" | "connectedClients" | "queuedMessages" | "aedes">;
   ingest: Pick<Ingest, "stats" | "pending" | "histograms">;
+  /** The -wal file's syncs and the checkpoints (store/wal-sync.ts, store/checkpointer.ts); absent when SQLite syncs in COMMIT. */
+  durability?: {
+    syncs: { syncs: number; offLoop: number; failed: number };
+    checkpoints: { checkpoints: number; catchUps: number; failed: number };
+  };
   live: Pick<Live, "latest" | "summary">;
   backups: { status(): BackupStatus };
   bridge?: () => BridgeFigures | null;
@@ -149,6 +154,23 @@ export function createMetrics(deps: {
       ingest.stats.failedBatches,
     );
     m.gauge("techtemp_ingest_pending", "Readings waiting for their commit.", ingest.pending);
+    if (deps.durability) {
+      const { syncs, checkpoints } = deps.durability;
+      m.counter("techtemp_wal_syncs_total", "Syncs of the database's -wal file to the card, by the thread that waited.", [
+        [{ thread: "event_loop" }, syncs.syncs - syncs.offLoop],
+        [{ thread: "off_loop" }, syncs.offLoop],
+      ]);
+      m.counter(
+        "techtemp_wal_sync_failures_total",
+        "Syncs of the -wal file that failed (readings not acknowledged).",
+        syncs.failed,
+      );
+      m.counter("techtemp_checkpoints_total", "Checkpoints on the worker thread, by step.", [
+        [{ step: "background" }, checkpoints.checkpoints],
+        [{ step: "catch_up" }, checkpoints.catchUps],
+      ]);
+      m.counter("techtemp_checkpoint_failures_total", "Checkpoints that failed (the -wal file grows).", checkpoints.failed);
+    }
 
     // ---- MQTT ----
     m.gauge("techtemp_mqtt_clients", "MQTT clients connected.", broker.connectedClients);

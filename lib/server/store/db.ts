@@ -16,7 +16,13 @@ export const DB_FILE = "techtemp.db";
  */
 export function openDatabase(
   path: string,
-  options: { readonly?: boolean; synchronous?: "FULL" | "NORMAL"; sqliteCheckpoints?: boolean } = {},
+  options: {
+    readonly?: boolean;
+    synchronous?: "FULL" | "NORMAL";
+    /** "deferred": the caller syncs the -wal file after a commit, off the event loop (wal-sync.ts; the server). */
+    walSync?: "sqlite" | "deferred";
+    sqliteCheckpoints?: boolean;
+  } = {},
 ): Database {
   let db: Database;
   try {
@@ -38,8 +44,11 @@ export function openDatabase(
     // more often than a server does. With NORMAL a WAL commit survives a crash
     // of this process but not of the machine. The cost (one fsync per commit)
     // is paid once per group commit, not once per reading (lib/server/mqtt/ingest.ts).
-    // NORMAL only where a commit lost to a power cut is redone by running the command again.
-    db.exec(options.synchronous === "NORMAL" ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
+    // NORMAL only where a commit lost to a power cut is redone by running the command again,
+    // or where the caller syncs the -wal file itself before it says a commit is kept
+    // (walSync "deferred": the server, which does it off the event loop, wal-sync.ts).
+    const normal = options.synchronous === "NORMAL" || options.walSync === "deferred";
+    db.exec(normal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
     // For SD cards (bench/writes.ts): a checkpoint copies every page changed since
     // the last one from the WAL into the database file, so a page changed by many
     // commits is written twice per checkpoint, not per commit. 4000 pages (16 MiB)
@@ -49,7 +58,8 @@ export function openDatabase(
     // sorts stay in memory instead of files. `sqliteCheckpoints` keeps SQLite's
     // defaults (bench/writes.ts's reference).
     if (!options.sqliteCheckpoints) {
-      db.exec("PRAGMA wal_autocheckpoint = 4000");
+      // Deferred syncs come with checkpoints on a worker (checkpointer.ts), at the same 4000 pages.
+      db.exec(`PRAGMA wal_autocheckpoint = ${options.walSync === "deferred" ? 0 : 4000}`);
       db.exec(`PRAGMA journal_size_limit = ${16 * 1024 * 1024}`);
       db.exec("PRAGMA temp_store = MEMORY");
     }

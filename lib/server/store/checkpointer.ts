@@ -1,0 +1,194 @@
+// Checkpoints on a thread of their own (issue 17).
+//
+// A checkpoint copies the pages committed to the -wal file back into the
+// database file and syncs both. SQLite's automatic one runs inside the COMMIT
+// that crosses `wal_autocheckpoint`, on the event loop: up to 16 MiB written
+// and two syncs while no packet is read (hundreds of ms on an SD card, more
+// after a backup held the WAL for a while). The server's connection has the
+// automatic checkpoint off (db.ts, `walSync: "deferred"`) and checkpoints run
+// on a worker with its own connection, in two steps:
+//
+// 1. After each synced commit `poke()` reads how many frames of the -wal file
+//    are not in the database yet, from the wal-index in the -shm file (its
+//    documented layout, https://www.sqlite.org/walformat.html: mxFrame at
+//    byte 16, nBackfill at byte 96, native byte order). From CHECKPOINT_PAGES
+//    on, the worker runs `wal_checkpoint(PASSIVE)` while ingestion goes on
+//    committing: it copies what was committed when it began.
+// 2. Commits made meanwhile are still only in the -wal file, and SQLite
+//    starts the file over only once everything in it is copied: under a
+//    steady stream it would grow without end. So the next sync of commits
+//    (wal-sync.ts) is a `catchUp()` on the worker instead: the few frames
+//    left are copied, then the -wal file is synced. No batch commits while a
+//    sync runs (mqtt/ingest.ts), so this checkpoint completes, and the next
+//    commit starts the -wal file over (cut back to journal_size_limit).
+//
+// The worker is made from a Blob of a self-contained function, like the
+// backup's (store/backup.ts), so it runs inside the compiled executable too.
+
+import { Database } from "bun:sqlite";
+import { closeSync, openSync, readSync } from "node:fs";
+import type { Log } from "../../shared/log.ts";
+
+/** Frames waiting in the -wal file that start a checkpoint: 4000 pages (16 MiB), as bench/writes.ts measured for SD cards. */
+export const CHECKPOINT_PAGES = 4000;
+
+/** What one checkpoint did (PRAGMA wal_checkpoint's row, and how long it took). */
+export interface CheckpointResult {
+  busy: number;
+  log: number;
+  checkpointed: number;
+  ms: number;
+}
+
+/** Runs inside the worker: its only imports are bun:sqlite and node:fs (passed in), its input the messages. */
+function workerMain(Db: typeof Database, fs: Pick<typeof import("node:fs"), "openSync" | "fdatasyncSync" | "closeSync">): void {
+  let db: Database | null = null;
+  self.onmessage = (event: MessageEvent) => {
+    const { path, op } = event.data as { path: string; op: "checkpoint" | "catchUp" | "close" };
+    if (op === "close") {
+      db?.close();
+      db = null;
+      postMessage({ op, ok: true });
+      return;
+    }
+    try {
+      if (!db) {
+        db = new Db(path, { readwrite: true, create: false });
+        // The checkpoint syncs the -wal file before and the database file after copying (NORMAL and FULL both do).
+        db.exec("PRAGMA synchronous = NORMAL");
+      }
+      const started = performance.now();
+      const row = db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as { busy: number; log: number; checkpointed: number };
+      if (op === "catchUp") {
+        // The commits this sync stands for are on the card even when the checkpoint had nothing to copy.
+        const fd = fs.openSync(`${path}-wal`, "r+");
+        try {
+          fs.fdatasyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+      postMessage({ op, ok: true, ...row, ms: performance.now() - started });
+    } catch (err) {
+      postMessage({ op, ok: false, error: err instanceof Error ? err.message : String(err) });
+    }
+  };
+}
+
+const WORKER_SOURCE = `import { Database } from "bun:sqlite";\nimport * as fs from "node:fs";\n(${workerMain.toString()})(Database, fs);\n`;
+
+/**
+ * How many frames of the -wal file are not in the database file yet, read
+ * from the -shm file open as `fd` (0 when it cannot be read).
+ */
+export function framesWaiting(fd: number): number {
+  const header = Buffer.alloc(100);
+  try {
+    if (readSync(fd, header, 0, 100, 0) < 100) return 0;
+  } catch {
+    return 0;
+  }
+  const mxFrame = LITTLE_ENDIAN ? header.readUInt32LE(16) : header.readUInt32BE(16);
+  const nBackfill = LITTLE_ENDIAN ? header.readUInt32LE(96) : header.readUInt32BE(96);
+  return Math.max(0, mxFrame - nBackfill);
+}
+
+/** The wal-index is in the machine's byte order. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Creates the checkpointer of the database at `dbPath`: `poke()` after a
+ * commit starts a checkpoint on the worker when enough is waiting;
+ * `catchUpDue()` says whether the next sync should be `catchUp()`. `close()`
+ * waits for the job under way (a thread stopped mid-checkpoint would keep
+ * its locks) and ends the worker.
+ */
+export function createCheckpointer(dbPath: string, log: Log, pages = CHECKPOINT_PAGES) {
+  const shmPath = `${dbPath}-shm`;
+  /** The -shm file, opened once (SQLite keeps it while the server's connection is open); null until it could be. */
+  let shm: number | null = null;
+  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+  const worker = new Worker(url);
+  /** The jobs sent, answered in order. */
+  const jobs: ((r: WorkerAnswer) => void)[] = [];
+  let checkpointing = false;
+  let catchUpDue = false;
+  let failing = false;
+  let closed = false;
+  const stats = { checkpoints: 0, catchUps: 0, failed: 0, lastMs: 0, lastPages: 0 };
+
+  type WorkerAnswer = ({ ok: true } & Partial<CheckpointResult>) | { ok: false; error: string };
+  worker.onmessage = (event: MessageEvent) => jobs.shift()?.(event.data as WorkerAnswer);
+  worker.onerror = (event) => {
+    for (const job of jobs.splice(0)) job({ ok: false, error: `checkpoint worker: ${event.message}` });
+  };
+
+  function send(op: "checkpoint" | "catchUp" | "close"): Promise<WorkerAnswer> {
+    return new Promise((resolve) => {
+      jobs.push(resolve);
+      worker.postMessage({ path: dbPath, op });
+    });
+  }
+
+  function outcome(r: WorkerAnswer): Error | undefined {
+    if (r.ok) {
+      stats.lastMs = r.ms ?? 0;
+      if (failing) log.info("checkpoints work again");
+      failing = false;
+      return undefined;
+    }
+    stats.failed++;
+    // One line per outage; the -wal file keeps everything meanwhile (it grows).
+    if (!failing) log.error("cannot checkpoint the database; its -wal file grows until it can", { error: r.error });
+    failing = true;
+    return new Error(r.error);
+  }
+
+  return {
+    /** Starts a checkpoint when CHECKPOINT_PAGES frames wait and none runs. */
+    poke(): void {
+      if (checkpointing || catchUpDue || closed) return;
+      try {
+        shm ??= openSync(shmPath, "r");
+      } catch {
+        return;
+      }
+      if (framesWaiting(shm) < pages) return;
+      checkpointing = true;
+      void send("checkpoint").then((r) => {
+        checkpointing = false;
+        if (outcome(r) === undefined) {
+          stats.checkpoints++;
+          stats.lastPages = (r as CheckpointResult).checkpointed;
+          // What was committed meanwhile is copied by the next sync (step 2).
+          catchUpDue = !closed;
+        }
+      });
+    },
+    /** Whether the next sync should be `catchUp()` (a checkpoint left frames behind). */
+    catchUpDue(): boolean {
+      return catchUpDue;
+    },
+    /** Copies what the last checkpoint left, then syncs the -wal file; rejects when either fails. */
+    async catchUp(): Promise<void> {
+      catchUpDue = false;
+      const err = outcome(await send("catchUp"));
+      if (err) throw err;
+      stats.catchUps++;
+    },
+    /** Waits for the job under way, closes the worker's connection and ends the worker. */
+    async close(): Promise<void> {
+      closed = true;
+      catchUpDue = false;
+      await Promise.race([send("close"), Bun.sleep(30_000)]);
+      worker.terminate();
+      if (shm !== null) closeSync(shm);
+      shm = null;
+      URL.revokeObjectURL(url);
+    },
+    stats,
+  };
+}
+
+/** The checkpointer's interface. */
+export type Checkpointer = ReturnType<typeof createCheckpointer>;

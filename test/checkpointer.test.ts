@@ -1,0 +1,82 @@
+// Checkpoints on the worker thread (store/checkpointer.ts) over a real
+// database opened as the server opens it: SQLite's automatic checkpoint is
+// off, the worker copies the -wal file's frames into the database file once
+// enough wait, and nothing is lost on the way.
+
+import { afterEach, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { closeSync, openSync } from "node:fs";
+import { join } from "node:path";
+import { createCheckpointer, framesWaiting } from "../lib/server/store/checkpointer.ts";
+import { openDatabase } from "../lib/server/store/db.ts";
+import { createLog } from "../lib/shared/log.ts";
+import { tempDir, waitFor } from "./helpers.ts";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const quiet = createLog({ level: "error", sink: () => {} });
+
+test("the server's connection never checkpoints by itself; the worker does once enough frames wait", async () => {
+  const dir = tempDir();
+  cleanups.push(() => dir.cleanup());
+  const path = join(dir.path, "techtemp.db");
+  const db = openDatabase(path, { walSync: "deferred" });
+  cleanups.push(() => db.close());
+  const checkpointer = createCheckpointer(path, quiet, 200);
+  cleanups.push(() => checkpointer.close());
+  const shm = openSync(`${path}-shm`, "r");
+  cleanups.push(() => closeSync(shm));
+  db.exec("CREATE TABLE filler (id INTEGER PRIMARY KEY, blob BLOB)");
+  const insert = db.query("INSERT INTO filler (blob) VALUES (randomblob(3000))");
+  // 1500 commits of a page each: far past SQLite's default of 1000 pages, and no checkpoint happened.
+  for (let i = 0; i < 1500; i++) insert.run();
+  const waiting = framesWaiting(shm);
+  expect(waiting).toBeGreaterThan(1500);
+  expect(checkpointer.stats.checkpoints).toBe(0);
+
+  checkpointer.poke();
+  await waitFor(() => checkpointer.stats.checkpoints === 1, 10_000, "the worker's checkpoint");
+  expect(checkpointer.stats.failed).toBe(0);
+  expect(checkpointer.stats.lastPages).toBeGreaterThanOrEqual(waiting);
+  expect(framesWaiting(shm)).toBe(0);
+  // Commits made after it began wait for the catch-up, which the next sync is (wal-sync.ts).
+  for (let i = 0; i < 50; i++) insert.run();
+  expect(checkpointer.catchUpDue()).toBe(true);
+  checkpointer.poke(); // no second big checkpoint while a catch-up is due
+  await checkpointer.catchUp();
+  expect(checkpointer.catchUpDue()).toBe(false);
+  expect(checkpointer.stats).toMatchObject({ checkpoints: 1, catchUps: 1, failed: 0 });
+  expect(framesWaiting(shm)).toBe(0);
+  // Everything was copied: the next commit starts the -wal file over (its first frames again).
+  insert.run();
+  expect(framesWaiting(shm)).toBeLessThan(10);
+  // Below the threshold nothing starts.
+  checkpointer.poke();
+  expect(checkpointer.stats.checkpoints).toBe(1);
+  // Every row is in the database file itself: a reader of a copy without the -wal file sees them all but the last.
+  const copyPath = join(dir.path, "copy.db");
+  await Bun.write(copyPath, Bun.file(path));
+  const copy = new Database(copyPath, { readonly: true });
+  expect(copy.query("SELECT count(*) AS n FROM filler").get()).toEqual({ n: 1550 });
+  copy.close();
+});
+
+test("the frames waiting are read from the -shm file; an unreadable one counts as none", () => {
+  const dir = tempDir();
+  cleanups.push(() => dir.cleanup());
+  const path = join(dir.path, "t.db");
+  const db = openDatabase(path, { walSync: "deferred" });
+  cleanups.push(() => db.close());
+  const shm = openSync(`${path}-shm`, "r");
+  cleanups.push(() => closeSync(shm));
+  const before = framesWaiting(shm);
+  db.exec("CREATE TABLE t (x)");
+  db.exec("INSERT INTO t VALUES (1)");
+  expect(framesWaiting(shm)).toBeGreaterThan(before);
+  const empty = openSync(join(dir.path, "empty"), "w+");
+  cleanups.push(() => closeSync(empty));
+  expect(framesWaiting(empty)).toBe(0);
+});
