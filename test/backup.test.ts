@@ -5,10 +5,12 @@
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { backupName, backupTime, calendar, nextRun, toKeep } from "../lib/server/backup/files.ts";
 import { DEFAULT_DIR } from "../lib/server/backup/backups.ts";
+import { copyDatabase } from "../lib/server/store/backup.ts";
+import { openDatabase } from "../lib/server/store/db.ts";
 import { loadConfig } from "../lib/server/config.ts";
 import {
   connectMqtt,
@@ -135,6 +137,27 @@ describe("a backup of a running server", () => {
     expect(home).toContain('id="banner-backup"');
     expect(home).toContain(`The last backup failed: backup to ${join(blocker, "sub")} failed`);
   });
+});
+
+test("the copy runs on a thread at the lowest CPU and I/O priority, as the kernel reports for that thread", async () => {
+  const dir = tempDir();
+  cleanup.push(() => dir.cleanup());
+  const source = join(dir.path, "source.db");
+  const db = openDatabase(source);
+  db.exec("CREATE TABLE filler (x)");
+  db.exec(
+    "INSERT INTO filler SELECT randomblob(100) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) SELECT i FROM n)",
+  );
+  const copied = await copyDatabase(source, join(dir.path, "copy.db"));
+  db.close();
+  expect(copied.integrity).toBe("ok");
+  expect(copied.priority).toEqual({ nice: 19, ioClass: "idle" });
+  const copy = new Database(join(dir.path, "copy.db"), { readonly: true });
+  expect(copy.query("SELECT count(*) AS n FROM filler").get()).toEqual({ n: 1000 });
+  copy.close();
+  // The test's own thread (the event loop's) kept its priority.
+  const stat = readFileSync("/proc/thread-self/stat", "utf8");
+  expect(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16])).toBe(0);
 });
 
 describe("rotation and schedule", () => {

@@ -193,6 +193,8 @@ export function createBackups(deps: {
       second_target: null,
     };
     let path: string | null = null;
+    /** The copy's thread priority, as the kernel reported it (store/backup.ts). */
+    let priority = "";
     try {
       if (!existsSync(settings.dir)) {
         mkdirSync(settings.dir, { recursive: true, mode: 0o700 });
@@ -203,6 +205,10 @@ export function createBackups(deps: {
       const partial = join(settings.dir, name + PARTIAL);
       try {
         const copied = await copyDatabase(source, partial, stopping.signal);
+        priority =
+          "problem" in copied.priority
+            ? `not lowered: ${copied.priority.problem}`
+            : `nice ${copied.priority.nice}, I/O ${copied.priority.ioClass}`;
         record.integrity = copied.integrity;
         if (copied.integrity !== "ok") {
           throw new Error(
@@ -238,7 +244,7 @@ export function createBackups(deps: {
     const saved: BackupRecord = { id, ...record };
     if (record.error === null) {
       totals.ok++;
-      log.info("backup made", { file: path, bytes: record.size_bytes, ms: record.duration_ms, trigger });
+      log.info("backup made", { file: path, bytes: record.size_bytes, ms: record.duration_ms, trigger, priority });
     } else {
       totals.failed++;
       log.error("backup failed", { error: record.error, trigger });

@@ -26,13 +26,72 @@ export interface CopyResult {
   integrity: string;
   /** The copy's PRAGMA user_version (its schema). */
   schemaVersion: number;
+  /**
+   * The worker thread's CPU and I/O priority during the copy, as the kernel
+   * reports them (/proc/thread-self/stat's nice, ioprio_get), or why they could
+   * not be lowered.
+   */
+  priority: { nice: number; ioClass: string } | { problem: string };
 }
 
-/** Runs inside the worker: its only import is bun:sqlite (passed in), its only input the message. */
-function workerMain(Db: typeof Database): void {
+/**
+ * Lowers the calling thread's priority (runs inside the worker, with bun:ffi
+ * passed in): CPU nice 19, so on a busy Pi the event loop (ingestion, pages)
+ * runs first and the copy takes what is left; I/O class idle, so the copy's
+ * reads and writes wait for the card to be free of ingestion's (the kernel's
+ * BFQ scheduler honours it, the Pi's default for SD cards; mq-deadline and
+ * none ignore it). Linux priorities are per thread: the rest of the server
+ * keeps its own. Returns what the kernel then reports for this thread.
+ */
+function lowerThreadPriority(
+  ffi: typeof import("bun:ffi"),
+  readFile: (path: string, encoding: "utf8") => string,
+): CopyResult["priority"] {
+  // The system call numbers (there is no glibc wrapper for ioprio_set/get).
+  const numbers: Record<string, { ioprio_set: number; ioprio_get: number }> = {
+    x64: { ioprio_set: 251, ioprio_get: 252 },
+    arm64: { ioprio_set: 30, ioprio_get: 31 },
+  };
+  const nr = numbers[process.arch];
+  if (!nr) return { problem: `no system call numbers for ${process.arch}` };
+  try {
+    const libc = ffi.dlopen("libc.so.6", {
+      gettid: { args: [], returns: "i32" },
+      setpriority: { args: ["i32", "u32", "i32"], returns: "i32" },
+      syscall: { args: ["i64", "i64", "i64", "i64"], returns: "i64" },
+    });
+    try {
+      const tid = libc.symbols.gettid();
+      const IOPRIO_WHO_PROCESS = 1; // a thread id is a "process" to ioprio_set
+      const IDLE = 3 << 13; // IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0)
+      const cpu = libc.symbols.setpriority(0 /* PRIO_PROCESS: a thread id */, tid, 19);
+      const io = Number(libc.symbols.syscall(nr.ioprio_set, IOPRIO_WHO_PROCESS, tid, IDLE));
+      if (cpu !== 0 || io !== 0) return { problem: `setpriority returned ${cpu}, ioprio_set ${io}` };
+      const got = Number(libc.symbols.syscall(nr.ioprio_get, IOPRIO_WHO_PROCESS, tid, 0));
+      const classes = ["none", "realtime", "best-effort", "idle"];
+      // Field 19 of stat is nice; the command name (field 2) may hold spaces, so count from its closing parenthesis.
+      const stat = readFile("/proc/thread-self/stat", "utf8");
+      const nice = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+      return { nice, ioClass: got < 0 ? `unknown (${got})` : (classes[got >> 13] ?? String(got >> 13)) };
+    } finally {
+      libc.close();
+    }
+  } catch (err) {
+    return { problem: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** Runs inside the worker: its only imports are bun:sqlite, bun:ffi and node:fs (passed in), its only input the message. */
+function workerMain(
+  Db: typeof Database,
+  ffi: typeof import("bun:ffi"),
+  readFile: (path: string, encoding: "utf8") => string,
+  lower: typeof lowerThreadPriority,
+): void {
   self.onmessage = (event: MessageEvent) => {
     const { source, dest } = event.data as { source: string; dest: string };
     try {
+      const priority = lower(ffi, readFile);
       const started = performance.now();
       const src = new Db(source, { readwrite: true, create: false });
       try {
@@ -56,20 +115,32 @@ function workerMain(Db: typeof Database): void {
       } finally {
         copy.close();
       }
-      postMessage({ ok: true, copyMs: copied - started, checkMs: performance.now() - copied, integrity, schemaVersion });
+      postMessage({
+        ok: true,
+        copyMs: copied - started,
+        checkMs: performance.now() - copied,
+        integrity,
+        schemaVersion,
+        priority,
+      });
     } catch (err) {
       postMessage({ ok: false, error: err instanceof Error ? err.message : String(err) });
     }
   };
 }
 
-const WORKER_SOURCE = `import { Database } from "bun:sqlite";\n(${workerMain.toString()})(Database);\n`;
+const WORKER_SOURCE = [
+  `import { Database } from "bun:sqlite";`,
+  `import * as ffi from "bun:ffi";`,
+  `import { readFileSync } from "node:fs";`,
+  `(${workerMain.toString()})(Database, ffi, readFileSync, ${lowerThreadPriority.toString()});`,
+].join("\n");
 
 /**
  * Copies the database at `source` into the new file `dest` (which must not
  * exist) with VACUUM INTO, and checks the copy with integrity_check, on a
- * worker thread. Rejects with the database's message when the copy fails,
- * and at once when `signal` aborts.
+ * worker thread at the lowest CPU and I/O priority. Rejects with the
+ * database's message when the copy fails, and at once when `signal` aborts.
  */
 export function copyDatabase(source: string, dest: string, signal?: AbortSignal): Promise<CopyResult> {
   const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
@@ -79,7 +150,14 @@ export function copyDatabase(source: string, dest: string, signal?: AbortSignal)
     signal?.addEventListener("abort", () => reject(new Error("interrupted: the server is stopping")), { once: true });
     worker.onmessage = (event: MessageEvent) => {
       const r = event.data as ({ ok: true } & CopyResult) | { ok: false; error: string };
-      if (r.ok) resolve({ copyMs: r.copyMs, checkMs: r.checkMs, integrity: r.integrity, schemaVersion: r.schemaVersion });
+      if (r.ok)
+        resolve({
+          copyMs: r.copyMs,
+          checkMs: r.checkMs,
+          integrity: r.integrity,
+          schemaVersion: r.schemaVersion,
+          priority: r.priority,
+        });
       else reject(new Error(r.error));
     };
     worker.onerror = (event) => reject(new Error(`backup worker: ${event.message}`));
