@@ -137,7 +137,20 @@ async function benchTechTemp(dir: string, open: boolean, variant: Variant = {}) 
   const idle = memory(proc.pid).rss;
   const stop = samplePeak(proc.pid);
   const cpuBefore = cpuSeconds(proc.pid);
+  // A page's view of the event loop meanwhile: GET /health every 20 ms, each answer's time.
+  const http: number[] = [];
+  let loading = true;
+  const probe = (async () => {
+    while (loading) {
+      const t = performance.now();
+      await fetch(`${server.url}/health`).then((r) => r.arrayBuffer());
+      http.push(performance.now() - t);
+      await Bun.sleep(20);
+    }
+  })();
   const result = await load(server.mqttPort, logins);
+  loading = false;
+  await probe;
   const cpu = cpuSeconds(proc.pid) - cpuBefore;
   const peak = stop();
   const stats = await (await fetch(`${server.url}/api/v1/stats`)).json();
@@ -153,6 +166,8 @@ async function benchTechTemp(dir: string, open: boolean, variant: Variant = {}) 
     // The server's CPU per stored reading: what checking costs, much less swayed by other load than the rate.
     cpuUs: (cpu / stored) * 1e6,
     batches: stats.data.ingest.batches,
+    httpP50: quantile(http, 0.5),
+    httpP99: quantile(http, 0.99),
     largestBatch: stats.data.ingest.largestBatch,
     refused: stats.data.broker.publishRefused + stats.data.broker.connectionsRefused,
   };
@@ -246,6 +261,11 @@ function benchStorage(dir: string, n: number) {
   return { ours: ours / n, earlier: earlier / n, tables };
 }
 
+function quantile(xs: number[], q: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+}
+
 const fmt = (v: number, d = 0) => (Number.isFinite(v) ? v.toFixed(d) : "-");
 
 const dir = mkdtempSync(join(tmpdir(), "techtemp-bench-ingest-"));
@@ -315,13 +335,21 @@ try {
     const slowNow = await benchTechTemp(join(dir, "slow-now"), false, { env });
     console.log(`\nSlow card (each -wal sync ${SLOW_CARD_MS} ms longer), auth + ACL on, same load:`);
     const slowRows = [
-      ["", "readings/s", "p50 ms", "p99 ms", "commits"],
+      ["", "readings/s", "p50 ms", "p99 ms", "commits", "GET /health p50 ms", "p99 ms"],
       ...(
         [
           ["sync inside COMMIT, on the event loop (before)", slowBefore],
           ["sync off the event loop (now)", slowNow],
         ] as const
-      ).map(([name, r]) => [name, fmt(r.rate), fmt(r.p50, 2), fmt(r.p99, 2), String(r.batches)]),
+      ).map(([name, r]) => [
+        name,
+        fmt(r.rate),
+        fmt(r.p50, 2),
+        fmt(r.p99, 2),
+        String(r.batches),
+        fmt(r.httpP50, 2),
+        fmt(r.httpP99, 2),
+      ]),
     ];
     const w = slowRows[0]!.map((_, i) => Math.max(...slowRows.map((r) => r[i]!.length)));
     for (const r of slowRows) console.log("  " + r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  "));

@@ -32,6 +32,9 @@ import type { Log } from "../../shared/log.ts";
 /** Frames waiting in the -wal file that start a checkpoint: 4000 pages (16 MiB), as bench/writes.ts measured for SD cards. */
 export const CHECKPOINT_PAGES = 4000;
 
+/** How long after a checkpoint a reader held back the next is tried (ms). */
+const BLOCKED_RETRY_MS = 1000;
+
 /** What one checkpoint did (PRAGMA wal_checkpoint's row, and how long it took). */
 export interface CheckpointResult {
   busy: number;
@@ -113,6 +116,8 @@ export function createCheckpointer(dbPath: string, log: Log, pages = CHECKPOINT_
   const jobs: ((r: WorkerAnswer) => void)[] = [];
   let checkpointing = false;
   let catchUpDue = false;
+  /** Until when a checkpoint that a reader held back is not tried again (performance.now() ms). */
+  let blockedUntil = 0;
   let failing = false;
   let closed = false;
   const stats = { checkpoints: 0, catchUps: 0, failed: 0, lastMs: 0, lastPages: 0 };
@@ -147,7 +152,7 @@ export function createCheckpointer(dbPath: string, log: Log, pages = CHECKPOINT_
   return {
     /** Starts a checkpoint when CHECKPOINT_PAGES frames wait and none runs. */
     poke(): void {
-      if (checkpointing || catchUpDue || closed) return;
+      if (checkpointing || catchUpDue || closed || performance.now() < blockedUntil) return;
       try {
         shm ??= openSync(shmPath, "r");
       } catch {
@@ -158,10 +163,16 @@ export function createCheckpointer(dbPath: string, log: Log, pages = CHECKPOINT_
       void send("checkpoint").then((r) => {
         checkpointing = false;
         if (outcome(r) === undefined) {
+          const { log: frames, checkpointed } = r as CheckpointResult;
           stats.checkpoints++;
-          stats.lastPages = (r as CheckpointResult).checkpointed;
-          // What was committed meanwhile is copied by the next sync (step 2).
-          catchUpDue = !closed;
+          stats.lastPages = checkpointed;
+          if (frames - checkpointed >= pages) {
+            // A reader (a backup, an export) still needs the old pages: nothing to catch up before it ends. Look again in a second.
+            blockedUntil = performance.now() + BLOCKED_RETRY_MS;
+          } else {
+            // What was committed meanwhile is copied by the next sync (step 2).
+            catchUpDue = !closed;
+          }
         }
       });
     },
