@@ -25,7 +25,7 @@ test("the server's connection never checkpoints by itself; the worker does once 
   const path = join(dir.path, "techtemp.db");
   const db = openDatabase(path, { walSync: "deferred" });
   cleanups.push(() => db.close());
-  const checkpointer = createCheckpointer(path, quiet, 200);
+  const checkpointer = createCheckpointer(path, quiet, { pages: 200, idleMs: 300 });
   cleanups.push(() => checkpointer.close());
   const shm = openSync(`${path}-shm`, "r");
   cleanups.push(() => closeSync(shm));
@@ -56,11 +56,18 @@ test("the server's connection never checkpoints by itself; the worker does once 
   // Below the threshold nothing starts.
   checkpointer.poke();
   expect(checkpointer.stats.checkpoints).toBe(1);
-  // Every row is in the database file itself: a reader of a copy without the -wal file sees them all but the last.
+  // Without a job the worker ends (its memory with it), and the next checkpoint starts one again.
+  await waitFor(() => checkpointer.stats.workersEnded === 1, 10_000, "the idle worker to end");
+  for (let i = 0; i < 300; i++) insert.run();
+  checkpointer.poke();
+  await waitFor(() => checkpointer.stats.checkpoints === 2, 10_000, "a checkpoint by a new worker");
+  expect(checkpointer.stats).toMatchObject({ workersStarted: 2, failed: 0 });
+  await checkpointer.catchUp();
+  // Every row is in the database file itself: a reader of a copy without the -wal file sees them all.
   const copyPath = join(dir.path, "copy.db");
   await Bun.write(copyPath, Bun.file(path));
   const copy = new Database(copyPath, { readonly: true });
-  expect(copy.query("SELECT count(*) AS n FROM filler").get()).toEqual({ n: 1550 });
+  expect(copy.query("SELECT count(*) AS n FROM filler").get()).toEqual({ n: 1851 });
   copy.close();
 });
 

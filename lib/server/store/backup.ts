@@ -15,6 +15,7 @@
 // code runs under `bun server.ts` and inside the compiled executable (which
 // embeds no separate worker file).
 
+import type * as Ffi from "bun:ffi";
 import { Database } from "bun:sqlite";
 import { migrations } from "./migrations.ts";
 
@@ -43,10 +44,7 @@ export interface CopyResult {
  * none ignore it). Linux priorities are per thread: the rest of the server
  * keeps its own. Returns what the kernel then reports for this thread.
  */
-function lowerThreadPriority(
-  ffi: typeof import("bun:ffi"),
-  readFile: (path: string, encoding: "utf8") => string,
-): CopyResult["priority"] {
+function lowerThreadPriority(ffi: typeof Ffi, readFile: (path: string, encoding: "utf8") => string): CopyResult["priority"] {
   // The system call numbers (there is no glibc wrapper for ioprio_set/get).
   const numbers: Record<string, { ioprio_set: number; ioprio_get: number }> = {
     x64: { ioprio_set: 251, ioprio_get: 252 },
@@ -84,7 +82,7 @@ function lowerThreadPriority(
 /** Runs inside the worker: its only imports are bun:sqlite, bun:ffi and node:fs (passed in), its only input the message. */
 function workerMain(
   Db: typeof Database,
-  ffi: typeof import("bun:ffi"),
+  ffi: typeof Ffi,
   readFile: (path: string, encoding: "utf8") => string,
   lower: typeof lowerThreadPriority,
 ): void {

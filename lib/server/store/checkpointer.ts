@@ -26,12 +26,15 @@
 // backup's (store/backup.ts), so it runs inside the compiled executable too.
 
 import { Database } from "bun:sqlite";
+import type * as Fs from "node:fs";
 import { closeSync, openSync, readSync } from "node:fs";
 import type { Log } from "../../shared/log.ts";
 
 /** Frames waiting in the -wal file that start a checkpoint: 4000 pages (16 MiB), as bench/writes.ts measured for SD cards. */
 export const CHECKPOINT_PAGES = 4000;
 
+/** A worker without a job for this long is ended (ms); the next checkpoint starts one again. */
+const IDLE_MS = 60_000;
 /** How long after a checkpoint a reader held back the next is tried (ms). */
 const BLOCKED_RETRY_MS = 1000;
 
@@ -44,7 +47,7 @@ export interface CheckpointResult {
 }
 
 /** Runs inside the worker: its only imports are bun:sqlite and node:fs (passed in), its input the messages. */
-function workerMain(Db: typeof Database, fs: Pick<typeof import("node:fs"), "openSync" | "fdatasyncSync" | "closeSync">): void {
+function workerMain(Db: typeof Database, fs: Pick<typeof Fs, "openSync" | "fdatasyncSync" | "closeSync">): void {
   let db: Database | null = null;
   self.onmessage = (event: MessageEvent) => {
     const { path, op } = event.data as { path: string; op: "checkpoint" | "catchUp" | "close" };
@@ -106,12 +109,18 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * waits for the job under way (a thread stopped mid-checkpoint would keep
  * its locks) and ends the worker.
  */
-export function createCheckpointer(dbPath: string, log: Log, pages = CHECKPOINT_PAGES) {
+export function createCheckpointer(
+  dbPath: string,
+  log: Log,
+  { pages = CHECKPOINT_PAGES, idleMs = IDLE_MS }: { pages?: number; idleMs?: number } = {},
+) {
   const shmPath = `${dbPath}-shm`;
   /** The -shm file, opened once (SQLite keeps it while the server's connection is open); null until it could be. */
   let shm: number | null = null;
-  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
-  const worker = new Worker(url);
+  /** The worker, started for a job and ended after IDLE_MS without one (a Bun worker is a JavaScript VM of its own: memory). */
+  let worker: Worker | null = null;
+  let url = "";
+  let idleTimer: ReturnType<typeof setTimeout> | null = null;
   /** The jobs sent, answered in order. */
   const jobs: ((r: WorkerAnswer) => void)[] = [];
   let checkpointing = false;
@@ -120,18 +129,44 @@ export function createCheckpointer(dbPath: string, log: Log, pages = CHECKPOINT_
   let blockedUntil = 0;
   let failing = false;
   let closed = false;
-  const stats = { checkpoints: 0, catchUps: 0, failed: 0, lastMs: 0, lastPages: 0 };
+  const stats = { checkpoints: 0, catchUps: 0, failed: 0, lastMs: 0, lastPages: 0, workersStarted: 0, workersEnded: 0 };
 
   type WorkerAnswer = ({ ok: true } & Partial<CheckpointResult>) | { ok: false; error: string };
-  worker.onmessage = (event: MessageEvent) => jobs.shift()?.(event.data as WorkerAnswer);
-  worker.onerror = (event) => {
-    for (const job of jobs.splice(0)) job({ ok: false, error: `checkpoint worker: ${event.message}` });
-  };
+
+  function started(): Worker {
+    if (worker) return worker;
+    url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+    const w = new Worker(url);
+    stats.workersStarted++;
+    w.onmessage = (event: MessageEvent) => {
+      jobs.shift()?.(event.data as WorkerAnswer);
+      if (jobs.length === 0 && !closed) idleTimer = setTimeout(() => void end(), idleMs).unref();
+    };
+    w.onerror = (event) => {
+      for (const job of jobs.splice(0)) job({ ok: false, error: `checkpoint worker: ${event.message}` });
+    };
+    return (worker = w);
+  }
+
+  /** Closes the worker's connection (after the job under way) and ends the worker. */
+  async function end(): Promise<void> {
+    if (!worker) return;
+    const w = worker;
+    await Promise.race([send("close"), Bun.sleep(30_000)]);
+    if (worker !== w || jobs.length > 0) return; // a job came meanwhile: keep it
+    w.terminate();
+    URL.revokeObjectURL(url);
+    worker = null;
+    stats.workersEnded++;
+  }
 
   function send(op: "checkpoint" | "catchUp" | "close"): Promise<WorkerAnswer> {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = null;
+    const w = started();
     return new Promise((resolve) => {
       jobs.push(resolve);
-      worker.postMessage({ path: dbPath, op });
+      w.postMessage({ path: dbPath, op });
     });
   }
 
@@ -191,11 +226,10 @@ export function createCheckpointer(dbPath: string, log: Log, pages = CHECKPOINT_
     async close(): Promise<void> {
       closed = true;
       catchUpDue = false;
-      await Promise.race([send("close"), Bun.sleep(30_000)]);
-      worker.terminate();
+      if (idleTimer) clearTimeout(idleTimer);
+      await end();
       if (shm !== null) closeSync(shm);
       shm = null;
-      URL.revokeObjectURL(url);
     },
     stats,
   };
