@@ -8,7 +8,8 @@
 //     recorded. The run alternates windows without a backup (the reference,
 //     as long as the backup before it) and windows with one, `--rounds`
 //     times, so both see the same load of the shared machine; each ack
-//     counts in the window it was sent in. The p50, p99 and max of each kind.
+//     counts in the window it was sent in. The p50, p99 and max of each kind;
+//   - a page's wait meanwhile: GET /health every 20 ms, by window.
 //
 //   bun bench/backup.ts [--clients 10] [--rounds 3]
 //   (BENCH_HISTORY_DIR=/tmp/techtemp-bench-history; made by bun bench/history.ts when missing)
@@ -138,8 +139,30 @@ console.log(
   `backup alone: ${(alone.record.duration_ms / 1000).toFixed(1)} s (copy and integrity_check), ${(alone.record.size_bytes / 1e6).toFixed(0)} MB, ${alone.record.error ?? alone.record.integrity}`,
 );
 
+/** GET /health every 20 ms until `stop()`: how long a page waits for the server (its event loop) meanwhile. */
+function probeHttp() {
+  const answers: { at: number; ms: number }[] = [];
+  let running = true;
+  const done = (async () => {
+    while (running) {
+      const at = performance.now();
+      await fetch(`${server.url}/health`).then((r) => r.arrayBuffer());
+      answers.push({ at, ms: performance.now() - at });
+      await Bun.sleep(20);
+    }
+  })();
+  return {
+    answers,
+    async stop() {
+      running = false;
+      await done;
+    },
+  };
+}
+
 // 2. One load for the rest of the run; reference windows and backup windows alternate.
 const busy = await load(options.clients);
+const pages = probeHttp();
 await Bun.sleep(1000);
 const refWindows: [number, number][] = [];
 const backupWindows: [number, number][] = [];
@@ -156,8 +179,9 @@ for (let round = 0; round < options.rounds; round++) {
   last = during.record.duration_ms;
 }
 await busy.stop();
-const inside = (windows: [number, number][]) =>
-  busy.acks.filter((a) => windows.some(([from, to]) => a.at >= from && a.at < to)).map((a) => a.ms);
+await pages.stop();
+const inside = (windows: [number, number][], samples = busy.acks) =>
+  samples.filter((a) => windows.some(([from, to]) => a.at >= from && a.at < to)).map((a) => a.ms);
 const seconds = (windows: [number, number][]) => windows.reduce((t, [from, to]) => t + (to - from), 0) / 1000;
 const withBackup = stats(inside(backupWindows));
 const without = stats(inside(refWindows));
@@ -174,5 +198,11 @@ console.log(
   `| same load, no backup (reference, ${seconds(refWindows).toFixed(1)} s in all) | ${without.n} | ${(without.n / seconds(refWindows)).toFixed(0)} | ${f(without.p50)} | ${f(without.p99)} | ${f(without.max)} |`,
 );
 console.log(`\np99 ratio ${(withBackup.p99 / without.p99).toFixed(2)}×, p50 ratio ${(withBackup.p50 / without.p50).toFixed(2)}×`);
+const httpWith = stats(inside(backupWindows, pages.answers));
+const httpWithout = stats(inside(refWindows, pages.answers));
+console.log("\n| GET /health every 20 ms (ms) | answers | p50 | p99 | max |");
+console.log("|---|---|---|---|---|");
+console.log(`| during a backup | ${httpWith.n} | ${f(httpWith.p50)} | ${f(httpWith.p99)} | ${f(httpWith.max)} |`);
+console.log(`| no backup | ${httpWithout.n} | ${f(httpWithout.p50)} | ${f(httpWithout.p99)} | ${f(httpWithout.max)} |`);
 await server.stop();
 process.exit(0);

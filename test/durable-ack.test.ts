@@ -6,7 +6,7 @@
 // its real SQLite and the real system call run underneath.
 
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildSlowFsync } from "./fixtures/slow-fsync/build.ts";
 import { connectMqtt, legacyPayload, publishAcked, readingTopic, spawnServer, tempDir, waitFor, withTimeout } from "./helpers.ts";
@@ -18,7 +18,7 @@ afterEach(async () => {
 });
 
 interface SyncCall {
-  what: "begin" | "end";
+  what: "begin" | "end" | "fail";
   tid: number;
   pid: number;
   at: number;
@@ -32,7 +32,7 @@ function calls(log: string): SyncCall[] {
     .filter(Boolean)
     .map((line) => {
       const [what, tid, pid, at] = line.split(" ");
-      return { what: what as "begin" | "end", tid: Number(tid), pid: Number(pid), at: Number(at) };
+      return { what: what as SyncCall["what"], tid: Number(tid), pid: Number(pid), at: Number(at) };
     });
 }
 
@@ -94,4 +94,46 @@ test("the PUBACK waits for the -wal sync, which runs off the event loop: HTTP is
   });
   expect(stored.status).toBe(200);
   expect(JSON.stringify(await stored.json())).toContain("21.5");
+}, 60_000);
+
+test("a sync the card refuses (EIO) withholds the PUBACK and shows on /health; the resend is stored once the card works", async () => {
+  const dir = tempDir();
+  cleanups.push(() => dir.cleanup());
+  const lib = await buildSlowFsync(dir.path);
+  const log = join(dir.path, "syncs.log");
+  const flag = join(dir.path, "card-failing");
+  const server = await spawnServer(join(dir.path, "data"), {
+    LD_PRELOAD: lib,
+    SLOW_FSYNC_LOG: log,
+    SLOW_FSYNC_FAIL_IF: flag,
+    TECHTEMP_INGEST_COMMIT_WINDOW_MS: "0",
+  });
+  cleanups.push(() => server.stop());
+  const client = await connectMqtt(server.mqttPort, { reconnectPeriod: 200, clientId: "card-fails", clean: false });
+  client.on("error", () => {});
+  cleanups.push(() => void client.end(true));
+  const uid = "aht20-cardfail";
+  const ts = Date.now();
+  await publishAcked(client, readingTopic(uid), legacyPayload(20, 40, ts - 60_000), 10_000);
+
+  writeFileSync(flag, "");
+  let acked = false;
+  client.publish(readingTopic(uid), legacyPayload(21.25, 41, ts), { qos: 1 }, (err) => (acked = !err));
+  await waitFor(() => calls(log).some((c) => c.what === "fail"), 10_000, "the card to refuse a sync");
+  await waitFor(async () => (await fetch(`${server.url}/health`)).status === 503, 10_000, "/health to report the failed sync");
+  const health = (await (await fetch(`${server.url}/health`)).json()) as { problems?: Record<string, string> };
+  expect(JSON.stringify(health)).toContain("sync to the card");
+  expect(acked).toBe(false);
+  expect(server.output()).toContain("cannot sync the database's journal to the card");
+
+  rmSync(flag);
+  // The client sends it again (its session kept it); the server stores it once and acknowledges it.
+  await waitFor(() => acked, 20_000, "the resend to be acknowledged");
+  await waitFor(async () => (await fetch(`${server.url}/health`)).status === 200, 10_000, "/health to be ok again");
+  const res = await fetch(`${server.url}/api/v1/devices/${uid}/readings?limit=10`, {
+    headers: { authorization: `Bearer ${server.token.password}` },
+  });
+  const list = ((await res.json()) as { data: { ts: string }[] }).data;
+  expect(list.filter((r) => Date.parse(r.ts) === ts)).toHaveLength(1);
+  expect(list).toHaveLength(2);
 }, 60_000);

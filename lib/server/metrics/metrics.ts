@@ -143,7 +143,7 @@ export function createMetrics(deps: {
     m.counter("techtemp_mqtt_connections_refused_total", "MQTT connections refused (limits).", bs.connectionsRefused);
     m.histogram(
       "techtemp_reading_ack_seconds",
-      "Time from a reading's arrival to its commit, when its PUBACK is sent.",
+      "Time from a reading's arrival to its commit's sync to the card, when its PUBACK is sent.",
       ingest.histograms.ack.data,
     );
     m.histogram("techtemp_ingest_batch_size", "Readings per commit (group commit).", ingest.histograms.batch.data);

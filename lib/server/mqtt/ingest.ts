@@ -31,6 +31,7 @@
 import type { Log } from "../../shared/log.ts";
 import type { IncomingReading, Store } from "../store/store.ts";
 import type { Synced } from "../store/wal-sync.ts";
+import { createHistogram } from "../metrics/format.ts";
 
 /** What makes a commit durable (store/wal-sync.ts): its callback runs once the commits before it are on the card. */
 export interface Durable {
@@ -43,14 +44,13 @@ export interface Durable {
 
 /** COMMIT is durable by itself (synchronous = FULL): nothing to wait for. */
 const SYNCED_IN_COMMIT: Durable = { afterCommit: (synced) => synced(), busy: () => false, beforeNextSync: (fn) => fn() };
-import { createHistogram } from "../metrics/format.ts";
 
 /** Called once the reading is committed (err undefined) or could not be (err set). */
 export type Done = (err?: Error) => void;
 
 /** Most readings in one transaction; more wait for the next one. */
 const MAX_BATCH = 5000;
-/** Buckets of the time from a reading's arrival to its commit (seconds; /metrics). */
+/** Buckets of the time from a reading's arrival to its commit's sync, when its PUBACK goes (seconds; /metrics). */
 export const ACK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 /** Buckets of the readings per commit (/metrics). */
 export const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
@@ -89,6 +89,8 @@ export function createIngest({
 
   /** Whether a flush waits for the sync in flight to end. */
   let afterSync = false;
+  /** Whether the last sync of a commit failed (the readings stored, not acknowledged). */
+  let syncFailing = false;
 
   /** Commits what is queued, unless a sync is in flight: then when it ends (`force`: now, at shutdown). */
   function flush(force = false): void {
@@ -132,6 +134,7 @@ export function createIngest({
       histograms.batch.observe(batch.length);
       durable.afterCommit((err) => {
         // A failed sync (logged by the syncer): stored, but not known to be on the card; the sensor sends again.
+        syncFailing = err !== undefined;
         if (err) return done.forEach((d) => d(err));
         const end = performance.now();
         for (const t of since) histograms.ack.observe((end - t) / 1000);
@@ -173,9 +176,9 @@ export function createIngest({
     get pending() {
       return queue.length;
     },
-    /** Whether the last commit failed (for /health). */
+    /** Whether the last commit, or the last sync of one, failed (for /health). */
     get failing() {
-      return failing;
+      return failing || syncFailing;
     },
     /** The commit window in ms (0 = none). */
     windowMs,

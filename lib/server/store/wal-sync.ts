@@ -156,9 +156,12 @@ export function createWalSync(dbPath: string, log: Log, checkpointer?: Pick<Chec
   const sweep = setInterval(() => {
     try {
       if (fd !== null && fstatSync(fd).nlink === 0) closeQuietly();
+      // Only a sync that starts now covers what changed: with one under way, look again at the next sweep.
       const now = stamp(file());
-      if (now !== sweptStamp && !syncing) start();
-      sweptStamp = now;
+      if (now !== sweptStamp && !syncing) {
+        sweptStamp = now;
+        start();
+      }
     } catch {
       // no -wal file yet; the next reading's sync reports a real problem
     }

@@ -23,7 +23,7 @@ export function createHealthApi({ store, broker, ingest }: HealthDeps) {
         const problems: Record<string, string> = {};
         try {
           store.probe();
-          if (ingest.failing) problems.database = "the last commit of readings failed (see the log)";
+          if (ingest.failing) problems.database = "the last commit of readings, or its sync to the card, failed (see the log)";
         } catch (err) {
           problems.database = (err as Error).message;
         }
