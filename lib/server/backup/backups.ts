@@ -133,9 +133,11 @@ export const TRICKLE_MS = 100;
  * event loop, while VACUUM INTO runs on its worker. Left alone, the copy's
  * hundreds of MB stay in the page cache until VACUUM INTO syncs the file at
  * its end, and that one long flush holds up ingestion's own syncs of the
- * -wal file (each waits for the file system's journal): bench/backup.ts saw
- * the longest acknowledgement during a backup drop from 230-260 ms to 70-100 ms with it, for a higher p99. Small flushes as it goes keep each
- * wait short.
+ * -wal file (each waits for the file system's journal). Small flushes as it
+ * goes keep each wait short: bench/backup.ts saw the longest acknowledgement
+ * during a backup fall from 230-260 ms to 70-110 ms, for a higher p99 (more
+ * short waits). On an SD card writing 10-20 MB/s, one flush at the end would
+ * hold acknowledgements for seconds.
  */
 function trickleWrites(path: string): { stop(): void } {
   let busy = false;
@@ -168,7 +170,7 @@ export function createBackups(deps: {
   /**
    * Deletes what rotation does not keep in `dir`; returns the names deleted.
    * Off the event loop: removing a file of hundreds of MB takes the file
-   * system a while (bench/backup.ts saw 250 ms stalls with unlinkSync).
+   * system a while, and nothing else should wait for it.
    */
   async function rotate(dir: string): Promise<string[]> {
     const files = listBackups(dir);
