@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type { MqttClient } from "mqtt";
 import type { Browser } from "playwright-core";
-import { connectMqtt, endMqtt, freePort, startServer, waitFor, type TestServer } from "./helpers.ts";
+import { connectMqtt, endMqtt, startServer, waitFor, type TestServer } from "./helpers.ts";
 import { launchBrowser, openPage, placeDevice, publishReadings, type WatchedPage } from "./web-helpers.ts";
 
 let browser: Browser;
@@ -145,7 +145,9 @@ describe("outdoor weather", () => {
     const settings = {
       weather_latitude: "48.86",
       weather_longitude: "2.35",
-      weather_url: `http://127.0.0.1:${freePort()}/v1/forecast`,
+      // Port 1: below the ephemeral range, so no server of another test (all on port 0) can be given it
+      // meanwhile, as one was given a port freePort() had found free (the request then ended in ECONNRESET).
+      weather_url: "http://127.0.0.1:1/v1/forecast",
     };
     server = await startServer(settings, { now: () => clock, logLevel: "info" });
     await waitFor(() => server!.store.weather.state()?.error, 10_000, "the failed request");
