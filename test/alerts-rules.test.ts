@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { newState, onClock, onFailures, onReading, type Step } from "../lib/server/alerts/evaluate.ts";
 import { normalizeRule, PRESETS, type RuleInput, type RuleSpec } from "../lib/server/alerts/rules.ts";
-import { inSpan, localTime, nextLocal, quietUntil } from "../lib/server/alerts/schedule.ts";
+import { localTime } from "../lib/server/history/zone.ts";
+import { inSpan, nextLocal, quietUntil } from "../lib/server/alerts/schedule.ts";
 import { checkSettings, DEFAULT_SETTINGS } from "../lib/server/alerts/settings.ts";
 import { checkChannel } from "../lib/server/alerts/channels.ts";
 import { DomainError } from "../lib/shared/errors.ts";

@@ -16,7 +16,8 @@ import type { Notification } from "./messages.ts";
 import { createNotifier } from "./notifier.ts";
 import { createAlertPublisher } from "./publisher.ts";
 import { MAX_RULES, normalizeRule, PRESETS, type RuleInput, type RuleSpec } from "./rules.ts";
-import { checkTimeZone, localTime } from "./schedule.ts";
+import { localTime } from "../history/zone.ts";
+import { checkTimeZone } from "./schedule.ts";
 import { checkSettings, readSettings, type AlertSettings, type SettingsInput } from "./settings.ts";
 
 /** How often the clock's work runs. */

@@ -4,42 +4,16 @@
 // are handled by asking Intl what the local time is, never by adding 24 h.
 
 import { invalid } from "../../shared/errors.ts";
-
-const partsFormats = new Map<string, Intl.DateTimeFormat>();
-
-/** A zone's formatter of date and time parts (cached: creating one costs). */
-function partsFormat(timeZone: string): Intl.DateTimeFormat {
-  let f = partsFormats.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat("en-GB", {
-      timeZone,
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      hourCycle: "h23",
-    });
-    partsFormats.set(timeZone, f);
-  }
-  return f;
-}
+import { localTime } from "../history/zone.ts";
 
 /** Throws unless `timeZone` is a zone Intl knows. */
 export function checkTimeZone(timeZone: string): string {
   try {
-    partsFormat(timeZone);
+    localTime(0, timeZone);
     return timeZone;
   } catch {
     throw invalid("time_zone", `${JSON.stringify(timeZone)} is not a time zone (use a name like Europe/Paris)`);
   }
-}
-
-/** The local date ("2026-11-28") and minute of the day (0-1439) of an instant. */
-export function localTime(ts: number, timeZone: string): { date: string; minutes: number } {
-  const p: Record<string, string> = {};
-  for (const { type, value } of partsFormat(timeZone).formatToParts(ts)) p[type] = value;
-  return { date: `${p.year}-${p.month}-${p.day}`, minutes: Number(p.hour) * 60 + Number(p.minute) };
 }
 
 /** "07:30" → 450; anything else names the field. */

@@ -5,6 +5,7 @@
 import { chownSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { copyFile, open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { localTime } from "../history/zone.ts";
 
 /** A backup's name: `techtemp-20260601T033000Z.db` (UTC), `-2`… when two fall in the same second. */
 export const BACKUP_NAME = /^techtemp-(\d{8}T\d{6}Z)(?:-(\d{1,3}))?\.db$/;
@@ -67,42 +68,20 @@ export interface Keep {
   monthly: number;
 }
 
-const formats = new Map<string, Intl.DateTimeFormat>();
-/** The formatter of local dates and times in `timeZone` (made once per zone). */
-function formatIn(timeZone: string): Intl.DateTimeFormat {
-  let f = formats.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat("en-CA", {
-      timeZone,
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      hourCycle: "h23",
-    });
-    formats.set(timeZone, f);
-  }
-  return f;
-}
-
 /** A time's local calendar in `timeZone`: day, ISO week and month keys, and the minutes since midnight. */
 export function calendar(at: number, timeZone: string) {
-  const parts = Object.fromEntries(
-    formatIn(timeZone)
-      .formatToParts(at)
-      .map((p) => [p.type, p.value]),
-  );
+  const { date: day, minutes } = localTime(at, timeZone);
+  const [year, month, dom] = day.split("-").map(Number) as [number, number, number];
   // ISO week: the week (Monday first) that holds this week's Thursday; numbered within that Thursday's year.
-  const date = new Date(Date.UTC(+parts.year!, +parts.month! - 1, +parts.day!));
+  const date = new Date(Date.UTC(year, month - 1, dom));
   date.setUTCDate(date.getUTCDate() - ((date.getUTCDay() + 6) % 7) + 3);
   const weekYear = date.getUTCFullYear();
   const week = 1 + Math.floor((date.getTime() - Date.UTC(weekYear, 0, 1)) / 604_800_000);
   return {
-    day: `${parts.year}-${parts.month}-${parts.day}`,
+    day,
     week: `${weekYear}-W${String(week).padStart(2, "0")}`,
-    month: `${parts.year}-${parts.month}`,
-    minutes: +parts.hour! * 60 + +parts.minute!,
+    month: day.slice(0, 7),
+    minutes,
   };
 }
 

@@ -44,6 +44,33 @@ export function systemTimeZone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 }
 
+const partsFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** A zone's formatter of date and time parts (cached: creating one costs; throws a RangeError for an unknown zone). */
+function partsFormat(timeZone: string): Intl.DateTimeFormat {
+  let f = partsFormats.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat("en-GB", {
+      timeZone,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+    });
+    partsFormats.set(timeZone, f);
+  }
+  return f;
+}
+
+/** The local date ("2026-11-28") and minute of the day (0-1439) of an instant in `timeZone`. */
+export function localTime(ts: number, timeZone: string): { date: string; minutes: number } {
+  const p: Record<string, string> = {};
+  for (const { type, value } of partsFormat(timeZone).formatToParts(ts)) p[type] = value;
+  return { date: `${p.year}-${p.month}-${p.day}`, minutes: Number(p.hour) * 60 + Number(p.minute) };
+}
+
 /** The canonical name of an IANA time zone (`europe/paris` → `Europe/Paris`), or null when there is no such zone. */
 export function canonicalZone(name: string): string | null {
   try {
