@@ -3,7 +3,7 @@
 // target (a missing or unwritable one is a failure that shows); rotation and
 // the schedule on the home's calendar.
 
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -18,22 +18,15 @@ import {
   legacyPayload,
   publishAcked,
   readingTopic,
+  deferAfterEach,
   startServer,
+  startServerWithoutBackups,
   tempDir,
   type TestServer,
 } from "./helpers.ts";
 
-let cleanup: (() => void | Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
-});
-
-async function server(overrides: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  const s = await startServer({ backup_time: "off", ...overrides });
-  cleanup.push(() => s.stop());
-  return s;
-}
+const defer = deferAfterEach();
+const server = (overrides: Parameters<typeof startServer>[0] = {}) => startServerWithoutBackups(defer, overrides);
 
 const T0 = Date.UTC(2026, 0, 10, 12);
 
@@ -57,7 +50,7 @@ describe("a backup of a running server", () => {
     const s = await server();
     await publish(s, "aht20-000001", 200);
     const c = await connectMqtt(s.mqttPort);
-    cleanup.push(() => endMqtt(c));
+    defer(() => endMqtt(c));
     // Readings published while the backup runs are acknowledged (the copy runs on its own thread).
     const during = s.backups.run("manual");
     const acks: Promise<void>[] = [];
@@ -96,7 +89,7 @@ describe("a backup of a running server", () => {
 
   test("a second target gets an atomic copy; a missing one is a failure shown in the status, never skipped quietly", async () => {
     const usb = tempDir();
-    cleanup.push(() => usb.cleanup());
+    defer(() => usb.cleanup());
     const target = join(usb.path, "techtemp");
     const s = await server({ backup_second_dir: target });
     await publish(s, "aht20-000001", 5);
@@ -127,7 +120,7 @@ describe("a backup of a running server", () => {
     const blocker = join(s.dataDir, "not-a-dir");
     writeFileSync(blocker, "x");
     const t = await startServer({ backup_time: "off", backup_dir: join(blocker, "sub") }, { dataDir: s.dataDir });
-    cleanup.push(() => t.stop({ keepData: true }));
+    defer(() => t.stop({ keepData: true }));
     const r = await t.backups.run("manual");
     expect(r.error).toContain(`backup to ${join(blocker, "sub")} failed`);
     expect(r.file).toBeNull();
@@ -141,7 +134,7 @@ describe("a backup of a running server", () => {
 
 test("the copy runs on a thread at the lowest CPU and I/O priority, as the kernel reports for that thread", async () => {
   const dir = tempDir();
-  cleanup.push(() => dir.cleanup());
+  defer(() => dir.cleanup());
   const source = join(dir.path, "source.db");
   const db = openDatabase(source);
   db.exec("CREATE TABLE filler (x)");
@@ -213,11 +206,10 @@ describe("rotation and schedule", () => {
 
   test("the schedule makes a backup on the server's clock, and a missed one soon after start", async () => {
     let now = Date.UTC(2026, 5, 1, 10);
-    const s = await server({ backup_time: "03:30" });
+    const s = await startServer({ backup_time: "03:30" });
     await s.stop();
-    cleanup = [];
     const t = await startServer({ backup_time: "03:30" }, { now: () => now });
-    cleanup.push(() => t.stop());
+    defer(() => t.stop());
     // No backup yet: one runs 10 minutes after start.
     expect(t.backups.status().nextAt).toBe(now + 10 * 60_000);
   });
@@ -226,7 +218,7 @@ describe("rotation and schedule", () => {
 describe("the operations settings", () => {
   test("a bad value stops start-up with a line naming the setting and what it takes", () => {
     const dir = tempDir();
-    cleanup.push(() => dir.cleanup());
+    defer(() => dir.cleanup());
     const cases: [string, string, string][] = [
       ["TECHTEMP_BACKUP_TIME", "3h30", 'backup_time = "3h30" (TECHTEMP_BACKUP_TIME): must be a time HH:MM (24 h) or off'],
       ["TECHTEMP_BACKUP_TIME", "24:00", "must be a time HH:MM (24 h) or off"],

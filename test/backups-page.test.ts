@@ -2,20 +2,11 @@
 // second target shown in red; every route the owner's alone (a backup holds
 // the accounts and token hashes).
 
-import { afterEach, expect, test } from "bun:test";
-import { startServer, waitFor, type TestServer } from "./helpers.ts";
+import { expect, test } from "bun:test";
+import { deferAfterEach, startServer, startServerWithoutBackups, waitFor } from "./helpers.ts";
 
-let cleanup: (() => void | Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
-});
-
-async function server(overrides: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  const s = await startServer({ backup_time: "off", ...overrides });
-  cleanup.push(() => s.stop());
-  return s;
-}
+const defer = deferAfterEach();
+const server = (overrides: Parameters<typeof startServer>[0] = {}) => startServerWithoutBackups(defer, overrides);
 
 test("the owner backs up from the page, sees the file and downloads it", async () => {
   const s = await server();

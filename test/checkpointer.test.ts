@@ -3,32 +3,29 @@
 // off, the worker copies the -wal file's frames into the database file once
 // enough wait, and nothing is lost on the way.
 
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { createCheckpointer, framesWaiting } from "../lib/server/store/checkpointer.ts";
 import { openDatabase } from "../lib/server/store/db.ts";
 import { createLog } from "../lib/shared/log.ts";
-import { tempDir, waitFor } from "./helpers.ts";
+import { tempDir, waitFor, deferAfterEach } from "./helpers.ts";
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const defer = deferAfterEach();
 
 const quiet = createLog({ level: "error", sink: () => {} });
 
 test("the server's connection never checkpoints by itself; the worker does once enough frames wait", async () => {
   const dir = tempDir();
-  cleanups.push(() => dir.cleanup());
+  defer(() => dir.cleanup());
   const path = join(dir.path, "techtemp.db");
   const db = openDatabase(path, { walSync: "deferred" });
-  cleanups.push(() => db.close());
+  defer(() => db.close());
   const checkpointer = createCheckpointer(path, quiet, { pages: 200, idleMs: 300 });
-  cleanups.push(() => checkpointer.close());
+  defer(() => checkpointer.close());
   const shm = openSync(`${path}-shm`, "r");
-  cleanups.push(() => closeSync(shm));
+  defer(() => closeSync(shm));
   db.exec("CREATE TABLE filler (id INTEGER PRIMARY KEY, blob BLOB)");
   const insert = db.query("INSERT INTO filler (blob) VALUES (randomblob(3000))");
   // 1500 commits of a page each: far past SQLite's default of 1000 pages, and no checkpoint happened.
@@ -73,17 +70,17 @@ test("the server's connection never checkpoints by itself; the worker does once 
 
 test("the frames waiting are read from the -shm file; an unreadable one counts as none", () => {
   const dir = tempDir();
-  cleanups.push(() => dir.cleanup());
+  defer(() => dir.cleanup());
   const path = join(dir.path, "t.db");
   const db = openDatabase(path, { walSync: "deferred" });
-  cleanups.push(() => db.close());
+  defer(() => db.close());
   const shm = openSync(`${path}-shm`, "r");
-  cleanups.push(() => closeSync(shm));
+  defer(() => closeSync(shm));
   const before = framesWaiting(shm);
   db.exec("CREATE TABLE t (x)");
   db.exec("INSERT INTO t VALUES (1)");
   expect(framesWaiting(shm)).toBeGreaterThan(before);
   const empty = openSync(join(dir.path, "empty"), "w+");
-  cleanups.push(() => closeSync(empty));
+  defer(() => closeSync(empty));
   expect(framesWaiting(empty)).toBe(0);
 });

@@ -5,17 +5,24 @@
 // thread that waited and when it began and ended. The real server process,
 // its real SQLite and the real system call run underneath.
 
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildSlowFsync } from "./fixtures/slow-fsync/build.ts";
-import { connectMqtt, legacyPayload, publishAcked, readingTopic, spawnServer, tempDir, waitFor, withTimeout } from "./helpers.ts";
+import {
+  connectMqtt,
+  legacyPayload,
+  publishAcked,
+  readingTopic,
+  spawnServer,
+  tempDir,
+  waitFor,
+  withTimeout,
+  deferAfterEach,
+} from "./helpers.ts";
 
 const SLOW_MS = 1500;
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const defer = deferAfterEach();
 
 interface SyncCall {
   what: "begin" | "end" | "fail";
@@ -38,7 +45,7 @@ function calls(log: string): SyncCall[] {
 
 test("the PUBACK waits for the -wal sync, which runs off the event loop: HTTP is answered meanwhile", async () => {
   const dir = tempDir();
-  cleanups.push(() => dir.cleanup());
+  defer(() => dir.cleanup());
   const lib = await buildSlowFsync(dir.path);
   const log = join(dir.path, "syncs.log");
   const server = await spawnServer(join(dir.path, "data"), {
@@ -47,10 +54,10 @@ test("the PUBACK waits for the -wal sync, which runs off the event loop: HTTP is
     SLOW_FSYNC_LOG: log,
     TECHTEMP_INGEST_COMMIT_WINDOW_MS: "0",
   });
-  cleanups.push(() => server.stop());
+  defer(() => server.stop());
   const client = await connectMqtt(server.mqttPort, { reconnectPeriod: 0 });
   client.on("error", () => {});
-  cleanups.push(() => void client.end(true));
+  defer(() => void client.end(true));
   // The server's first sync runs on the event loop to see how fast the card is (the sweep makes it within a
   // second of the start-up's writes); it took 1.5 s, so the next ones run off the loop. Wait for it to end.
   const metric = async (name: string) => {
@@ -98,7 +105,7 @@ test("the PUBACK waits for the -wal sync, which runs off the event loop: HTTP is
 
 test("a sync the card refuses (EIO) withholds the PUBACK and shows on /health; the resend is stored once the card works", async () => {
   const dir = tempDir();
-  cleanups.push(() => dir.cleanup());
+  defer(() => dir.cleanup());
   const lib = await buildSlowFsync(dir.path);
   const log = join(dir.path, "syncs.log");
   const flag = join(dir.path, "card-failing");
@@ -108,10 +115,10 @@ test("a sync the card refuses (EIO) withholds the PUBACK and shows on /health; t
     SLOW_FSYNC_FAIL_IF: flag,
     TECHTEMP_INGEST_COMMIT_WINDOW_MS: "0",
   });
-  cleanups.push(() => server.stop());
+  defer(() => server.stop());
   const client = await connectMqtt(server.mqttPort, { reconnectPeriod: 200, clientId: "card-fails", clean: false });
   client.on("error", () => {});
-  cleanups.push(() => void client.end(true));
+  defer(() => void client.end(true));
   const uid = "aht20-cardfail";
   const ts = Date.now();
   await publishAcked(client, readingTopic(uid), legacyPayload(20, 40, ts - 60_000), 10_000);

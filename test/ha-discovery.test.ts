@@ -4,7 +4,7 @@
 // a real Mosquitto started here: readings, statuses and discovery forwarded,
 // and caught up after that Mosquitto restarts.
 
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -14,24 +14,16 @@ import {
   legacyPayload,
   publishAcked,
   readingTopic,
+  deferAfterEach,
   startServer,
+  startServerWithoutBackups,
   tempDir,
   waitFor,
   withTimeout,
-  type TestServer,
 } from "./helpers.ts";
 
-let cleanup: (() => void | Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
-});
-
-async function server(overrides: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  const s = await startServer({ backup_time: "off", ...overrides });
-  cleanup.push(() => s.stop());
-  return s;
-}
+const defer = deferAfterEach();
+const server = (overrides: Parameters<typeof startServer>[0] = {}) => startServerWithoutBackups(defer, overrides);
 
 // Home Assistant's MQTT sensor discovery schema (homeassistant/components/mqtt: sensor.py
 // _PLATFORM_SCHEMA_BASE, config.py MQTT_RO_SCHEMA, entity.py/schemas.py MQTT_ENTITY_COMMON_SCHEMA,
@@ -145,14 +137,14 @@ describe("Home Assistant discovery", () => {
     const s = await server();
     await s.api("/api/v1/devices", { body: { device_uid: "aht20-f49c53", room_name: "Salle à manger", label: "Buffet" } });
     const sensor = await connectMqtt(s.mqttPort);
-    cleanup.push(() => endMqtt(sensor));
+    defer(() => endMqtt(sensor));
     const status = JSON.stringify({ state: "online", interval_s: 60, version: "2.1.0" });
     await publishAcked(sensor, "home/home-001/sensors/aht20-f49c53/status", status, 5000, true);
     const reading = legacyPayload(21.37, 48.2, T0);
     await publishAcked(sensor, readingTopic("aht20-f49c53"), reading);
     // A subscriber arriving now gets the retained configs, as Home Assistant does at its start.
     const ha = await watch(s.mqttPort, ["homeassistant/#"]);
-    cleanup.push(() => endMqtt(ha.client));
+    defer(() => endMqtt(ha.client));
     await waitFor(() => ha.last.size === 2 && [...ha.last.values()].every((p) => p.includes('sw_version":"2.1.0')));
     const t = JSON.parse(ha.last.get("homeassistant/sensor/aht20-f49c53_temperature/config")!);
     const h = JSON.parse(ha.last.get("homeassistant/sensor/aht20-f49c53_humidity/config")!);
@@ -187,13 +179,13 @@ describe("Home Assistant discovery", () => {
     const s = await server();
     await s.api("/api/v1/devices", { body: { device_uid: "aht20-b827eb", room_name: "Salon" } });
     const ha = await watch(s.mqttPort, ["homeassistant/#"]);
-    cleanup.push(() => endMqtt(ha.client));
+    defer(() => endMqtt(ha.client));
     await waitFor(() => ha.last.size === 2);
     const before = JSON.parse(ha.last.get("homeassistant/sensor/aht20-b827eb_temperature/config")!);
     expect(before.availability_topic).toBeUndefined();
     expect(haProblems(before)).toEqual([]);
     const sensor = await connectMqtt(s.mqttPort);
-    cleanup.push(() => endMqtt(sensor));
+    defer(() => endMqtt(sensor));
     await publishAcked(sensor, "home/home-001/sensors/aht20-b827eb/status", '{"state":"online"}', 5000, true);
     await waitFor(() => ha.last.get("homeassistant/sensor/aht20-b827eb_temperature/config")!.includes("availability_topic"));
   });
@@ -201,11 +193,11 @@ describe("Home Assistant discovery", () => {
   test("follows renames and moves, and removes the entities on delete and when the device leaves its room", async () => {
     const s = await server();
     const ha = await watch(s.mqttPort, ["homeassistant/#"]);
-    cleanup.push(() => endMqtt(ha.client));
+    defer(() => endMqtt(ha.client));
     const topic = "homeassistant/sensor/aht20-000001_temperature/config";
     // An unplaced device (it published, nobody placed it) has no entity.
     const sensor = await connectMqtt(s.mqttPort);
-    cleanup.push(() => endMqtt(sensor));
+    defer(() => endMqtt(sensor));
     await publishAcked(sensor, readingTopic("aht20-000001"), legacyPayload(20, 40, T0));
     expect(ha.last.has(topic)).toBe(false);
     await s.api("/api/v1/devices", { body: { device_uid: "aht20-000001", room_name: "Salon" } });
@@ -223,7 +215,7 @@ describe("Home Assistant discovery", () => {
     await waitFor(() => ha.last.get(topic) === "");
     // The empty retained payload cleared the config: a newcomer finds nothing.
     const late = await watch(s.mqttPort, ["homeassistant/#"]);
-    cleanup.push(() => endMqtt(late.client));
+    defer(() => endMqtt(late.client));
     await Bun.sleep(200);
     expect(late.last.size).toBe(0);
   });
@@ -232,14 +224,14 @@ describe("Home Assistant discovery", () => {
     const off = await server({ ha_discovery: false });
     await off.api("/api/v1/devices", { body: { device_uid: "aht20-000001", room_name: "Salon" } });
     const seen = await watch(off.mqttPort, ["#"]);
-    cleanup.push(() => endMqtt(seen.client));
+    defer(() => endMqtt(seen.client));
     await off.api("/api/v1/devices/aht20-000001", { method: "PUT", body: { label: "x" } });
     await Bun.sleep(200);
     expect([...seen.last.keys()].filter((t) => t.startsWith("homeassistant/"))).toEqual([]);
     const other = await server({ ha_discovery_prefix: "ha/discovery" });
     await other.api("/api/v1/devices", { body: { device_uid: "aht20-000002", room_name: "Salon" } });
     const w = await watch(other.mqttPort, ["ha/discovery/#"]);
-    cleanup.push(() => endMqtt(w.client));
+    defer(() => endMqtt(w.client));
     await waitFor(() => w.last.has("ha/discovery/sensor/aht20-000002_temperature/config"));
   });
 });
@@ -289,9 +281,9 @@ async function mosquitto(dir: string, persistence: boolean) {
 describe("the bridge to Home Assistant's Mosquitto", () => {
   test("forwards readings, statuses and discovery, buffers while Mosquitto is down and catches up after its restart", async () => {
     const dir = tempDir();
-    cleanup.push(() => dir.cleanup());
+    defer(() => dir.cleanup());
     const remote = await mosquitto(dir.path, true);
-    cleanup.push(() => remote.stop().catch(() => {}));
+    defer(() => remote.stop().catch(() => {}));
     const s = await server({ bridge_url: `mqtt://127.0.0.1:${remote.port}`, bridge_client_id: "techtemp-test" });
     await s.api("/api/v1/devices", { body: { device_uid: "aht20-000001", room_name: "Salon" } });
     // Home Assistant's side: a persistent session, so what arrives while it reconnects waits for it.
@@ -300,9 +292,9 @@ describe("the bridge to Home Assistant's Mosquitto", () => {
       clean: false,
       reconnectPeriod: 200,
     });
-    cleanup.push(() => endMqtt(ha.client, true));
+    defer(() => endMqtt(ha.client, true));
     const sensor = await connectMqtt(s.mqttPort);
-    cleanup.push(() => endMqtt(sensor));
+    defer(() => endMqtt(sensor));
     await publishAcked(sensor, "home/home-001/sensors/aht20-000001/status", '{"state":"online","interval_s":60}', 5000, true);
     await publishAcked(sensor, readingTopic("aht20-000001"), legacyPayload(20, 40, T0));
     await waitFor(
@@ -342,7 +334,7 @@ describe("the bridge to Home Assistant's Mosquitto", () => {
     remote.forget();
     await remote.start();
     const fresh = await watch(remote.port, ["home/+/sensors/+/status", "homeassistant/#"]);
-    cleanup.push(() => endMqtt(fresh.client));
+    defer(() => endMqtt(fresh.client));
     await waitFor(
       () =>
         fresh.last.has("homeassistant/sensor/aht20-000001_humidity/config") &&
@@ -353,7 +345,7 @@ describe("the bridge to Home Assistant's Mosquitto", () => {
 
     // A device deleted while Mosquitto is away: its entities go there too, though Mosquitto kept their configs.
     const ha2 = await watch(remote.port, ["homeassistant/#"], { clientId: "ha-test-2", clean: false, reconnectPeriod: 200 });
-    cleanup.push(() => endMqtt(ha2.client, true));
+    defer(() => endMqtt(ha2.client, true));
     const configs = ["temperature", "humidity"].map((v) => `homeassistant/sensor/aht20-000001_${v}/config`);
     await waitFor(() => configs.every((t) => (ha2.last.get(t) ?? "") !== ""), 10_000, "the configs, retained");
     await remote.stop();
@@ -371,7 +363,7 @@ describe("the bridge to Home Assistant's Mosquitto", () => {
     const port = freePort(); // nothing listens there
     const s = await server({ bridge_url: `mqtt://127.0.0.1:${port}`, bridge_buffer: 5 });
     const sensor = await connectMqtt(s.mqttPort);
-    cleanup.push(() => endMqtt(sensor));
+    defer(() => endMqtt(sensor));
     for (let i = 0; i < 8; i++) await publishAcked(sensor, readingTopic("aht20-000001"), legacyPayload(20, 40, T0 + i * 1000));
     const text = await (await s.fetch("/metrics", { as: "token" })).text();
     expect(text).toContain("\ntechtemp_bridge_dropped_total 3\n");

@@ -7,6 +7,7 @@
 // `connectMqtt` logs in with the token. `startServer({}, { owner: false })`
 // is a fresh install instead (no account: reads open, writes refused).
 
+import { afterEach } from "bun:test";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
@@ -450,4 +451,28 @@ export async function spawnServer(
       });
     },
   };
+}
+
+/**
+ * Registers, for the test file that calls it, an afterEach that runs what was
+ * given to the returned function during the test, the newest first.
+ */
+export function deferAfterEach(): (fn: () => unknown) => void {
+  let pending: (() => unknown)[] = [];
+  afterEach(async () => {
+    const now = pending.reverse();
+    pending = [];
+    for (const fn of now) await fn();
+  });
+  return (fn) => void pending.push(fn);
+}
+
+/** A test server without the daily backup's timer (`backup_time = off`), stopped after the test through `defer`. */
+export async function startServerWithoutBackups(
+  defer: (fn: () => unknown) => void,
+  overrides: Parameters<typeof startServer>[0] = {},
+): Promise<TestServer> {
+  const s = await startServer({ backup_time: "off", ...overrides });
+  defer(() => s.stop());
+  return s;
 }

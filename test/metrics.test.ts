@@ -3,7 +3,7 @@
 // reason, the ack histogram, clients and subscriptions, per-device values,
 // backups), bounded labels, and who may read it.
 
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,23 +14,16 @@ import {
   publishAcked,
   readingTopic,
   run,
+  deferAfterEach,
   startServer,
+  startServerWithoutBackups,
   waitFor,
   withTimeout,
   type TestServer,
 } from "./helpers.ts";
 
-let cleanup: (() => void | Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
-});
-
-async function server(overrides: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  const s = await startServer({ backup_time: "off", ...overrides });
-  cleanup.push(() => s.stop());
-  return s;
-}
+const defer = deferAfterEach();
+const server = (overrides: Parameters<typeof startServer>[0] = {}) => startServerWithoutBackups(defer, overrides);
 
 /** The scrape as a token sends it, checked for status and type. */
 async function scrape(s: TestServer): Promise<string> {
@@ -77,7 +70,7 @@ describe("GET /metrics", () => {
   test("counts accepted, duplicate and refused readings by reason, commits and the ack latency", async () => {
     const s = await server();
     const c = await connectMqtt(s.mqttPort);
-    cleanup.push(() => endMqtt(c));
+    defer(() => endMqtt(c));
     for (let i = 0; i < 5; i++) await publishAcked(c, readingTopic("aht20-000001"), legacyPayload(21, 40, T0 + i * 60_000));
     await publishAcked(c, readingTopic("aht20-000001"), legacyPayload(21, 40, T0)); // sent twice
     await publishAcked(c, readingTopic("aht20-000001"), "not json");
@@ -101,7 +94,7 @@ describe("GET /metrics", () => {
     const s = await server();
     await s.api("/api/v1/devices", { body: { device_uid: "aht20-000001", room_name: "Salon" } });
     const c = await connectMqtt(s.mqttPort);
-    cleanup.push(() => endMqtt(c));
+    defer(() => endMqtt(c));
     await withTimeout(c.subscribeAsync(["home/#", "homeassistant/#"], { qos: 1 }), 5000, "subscribe");
     await publishAcked(c, readingTopic("aht20-000001"), legacyPayload(21.25, 43.5, Date.now() - 5_000));
     await publishAcked(
@@ -151,7 +144,7 @@ describe("GET /metrics", () => {
     const s = await server({ metrics_max_devices: 3 });
     await s.api("/api/v1/devices", { body: { device_uid: "aht20-placed", room_name: "Salon" } });
     const c = await connectMqtt(s.mqttPort);
-    cleanup.push(() => endMqtt(c));
+    defer(() => endMqtt(c));
     for (let i = 0; i < 6; i++) await publishAcked(c, readingTopic(`aht20-00000${i}`), legacyPayload(20, 40, T0));
     const text = await scrape(s);
     const devices = new Set([...text.matchAll(/device="([^"]+)"/g)].map((m) => m[1]));
@@ -176,7 +169,7 @@ describe("GET /metrics", () => {
     const viewer = await s.signIn("viewer");
     expect((await s.fetch("/metrics", { as: viewer })).status).toBe(200);
     const fresh = await startServer({ backup_time: "off" }, { owner: false });
-    cleanup.push(() => fresh.stop());
+    defer(() => fresh.stop());
     expect((await fresh.fetch("/metrics", { as: "none" })).status).toBe(200);
   });
 });
