@@ -154,6 +154,11 @@ export function createMetrics(deps: {
       ingest.stats.failedBatches,
     );
     m.gauge("techtemp_ingest_pending", "Readings waiting for their commit.", ingest.pending);
+    m.counter(
+      "techtemp_ingest_queue_full_total",
+      "Readings refused (no PUBACK, sent again) because the queue waiting for the card was full.",
+      ingest.stats.refusedFull,
+    );
     if (deps.durability) {
       const { syncs, checkpoints } = deps.durability;
       m.counter("techtemp_wal_syncs_total", "Syncs of the database's -wal file to the card, by the thread that waited.", [

@@ -56,6 +56,15 @@ export const ACK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 export const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 /** Queued readings that are committed without waiting for the window to end. */
 export const BATCH_NOW = 100;
+/**
+ * Readings waiting for a commit at most. They wait while a sync of the card is
+ * under way (a card that hangs holds them all); past this a new reading is
+ * refused (no PUBACK, so its sensor keeps it and sends it again) instead of
+ * growing the queue without end. ~200 B each: ~4 MB.
+ */
+export const MAX_QUEUED = 20_000;
+/** A full queue is logged at most this often. */
+const FULL_LOG_EVERY_MS = 60_000;
 /** Devices whose last arrival is remembered (to tell a replay from a periodic reading); beyond it the memory starts over. */
 const RECENT_DEVICES = 10_000;
 
@@ -69,18 +78,22 @@ export function createIngest({
   log,
   windowMs = 0,
   durable = SYNCED_IN_COMMIT,
+  maxQueued = MAX_QUEUED,
 }: {
   store: Pick<Store, "insertReadings">;
   log: Log;
   windowMs?: number;
   durable?: Durable;
+  /** Readings waiting for a commit at most (MAX_QUEUED). */
+  maxQueued?: number;
 }) {
   let queue: IncomingReading[] = [];
   let waiters: Done[] = [];
   let timer: ReturnType<typeof setTimeout> | null = null;
   let immediate = false;
   let failing = false;
-  const stats = { committed: 0, batches: 0, failedBatches: 0, largestBatch: 0 };
+  const stats = { committed: 0, batches: 0, failedBatches: 0, largestBatch: 0, refusedFull: 0 };
+  let fullLoggedAt = -Infinity;
   // For /metrics: when each queued reading arrived, and the histograms (issue 13).
   const arrived: number[] = [];
   const histograms = { ack: createHistogram(ACK_BUCKETS), batch: createHistogram(BATCH_BUCKETS) };
@@ -157,6 +170,18 @@ export function createIngest({
   return {
     /** Queues a reading; `done` runs after its transaction commits or fails. */
     submit(item: IncomingReading, done: Done): void {
+      if (queue.length >= maxQueued) {
+        stats.refusedFull++;
+        const at = performance.now();
+        if (at - fullLoggedAt >= FULL_LOG_EVERY_MS) {
+          fullLoggedAt = at;
+          log.warn("readings refused: the queue waiting for the card is full (is the card hanging?); sensors send them again", {
+            queued: queue.length,
+            refused_so_far: stats.refusedFull,
+          });
+        }
+        return done(new Error(`ingest queue full (${maxQueued} readings waiting for the card)`));
+      }
       queue.push(item);
       waiters.push(done);
       const at = performance.now();
