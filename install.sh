@@ -1716,7 +1716,8 @@ ensure_server_tls() {
   if [ "$before" != "$after" ]; then
     CHANGES=$((CHANGES + 1))
     ROLE_CHANGED=1
-    printf '%s\n' "$out" | head -n 2
+    # sed reads it all: head would exit after two lines, and under pipefail the printf it cut off (SIGPIPE, 141) fails the install.
+    printf '%s\n' "$out" | sed -n '1,2p'
   fi
 }
 
@@ -2002,7 +2003,7 @@ unregister_sensor() {
   case $status in
     200) say "the server withdrew $uid's MQTT credentials: nothing can publish as it any more; the device and its readings stay on the server" ;;
     401 | 403)
-      UNREGISTER_FAILED="the server refused to withdraw $uid's MQTT credentials (HTTP $status: $(printf '%s' "$body" | head -c 200))"
+      UNREGISTER_FAILED="the server refused to withdraw $uid's MQTT credentials (HTTP $status: ${body:0:200})"
       UNREGISTER_REMEDY="give a write API token: sudo TECHTEMP_API_TOKEN=tt_... install.sh uninstall --unregister, or from any machine: $by_hand"
       ;;
     404)
@@ -2015,7 +2016,7 @@ unregister_sensor() {
       fi
       ;;
     000) UNREGISTER_FAILED="cannot reach the server at $API_BASE to withdraw $uid's MQTT credentials" ;;
-    *) UNREGISTER_FAILED="the server refused to withdraw $uid's MQTT credentials (HTTP $status: $(printf '%s' "$body" | head -c 200))" ;;
+    *) UNREGISTER_FAILED="the server refused to withdraw $uid's MQTT credentials (HTTP $status: ${body:0:200})" ;;
   esac
   if [ -n "$UNREGISTER_FAILED" ]; then warn "$UNREGISTER_FAILED; uninstalling this machine all the same"; fi
 }
@@ -2236,11 +2237,11 @@ deploy_host() {
   fi
   if [[ $probe == *"sudo: "* ]]; then
     printf '%s\n' "$probe" | sed -n 's/^sudo: //p' >>"$log"
-    fleet_row "sudo asks for a password: $(printf '%s\n' "$probe" | sed -n 's/^sudo: //p' | head -n 1) (allow NOPASSWD for this user, or log in as root)"
+    fleet_row "sudo asks for a password: $(printf '%s\n' "$probe" | sed -n 's/^sudo: //p' | sed -n 1p) (allow NOPASSWD for this user, or log in as root)"
     return 0
   fi
   before=$(printf '%s\n' "$probe" | sed -n 's/^version=//p')
-  case $(printf '%s\n' "$probe" | head -n 1) in
+  case $(printf '%s\n' "$probe" | sed -n 1p) in
     aarch64 | arm64) arch=arm64 ;;
     x86_64 | amd64) arch=x64 ;;
     *) arch=unsupported ;;
