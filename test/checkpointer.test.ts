@@ -5,10 +5,10 @@
 
 import { expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createCheckpointer, framesWaiting } from "../lib/server/store/checkpointer.ts";
-import { openDatabase } from "../lib/server/store/db.ts";
+import { openDatabase, WAL_SIZE_LIMIT } from "../lib/server/store/db.ts";
 import { createLog } from "../lib/shared/log.ts";
 import { tempDir, waitFor, deferAfterEach } from "./helpers.ts";
 
@@ -66,6 +66,53 @@ test("the server's connection never checkpoints by itself; the worker does once 
   const copy = new Database(copyPath, { readonly: true });
   expect(copy.query("SELECT count(*) AS n FROM filler").get()).toEqual({ n: 1851 });
   copy.close();
+});
+
+test("a -wal file a long reader let grow is cut by the catch-up on the worker, not by the next commit", async () => {
+  const dir = tempDir();
+  defer(() => dir.cleanup());
+  const path = join(dir.path, "techtemp.db");
+  const db = openDatabase(path, { walSync: "deferred" });
+  defer(() => db.close());
+  const checkpointer = createCheckpointer(path, quiet, { pages: 200, idleMs: 60_000 });
+  defer(() => checkpointer.close());
+  db.exec("CREATE TABLE filler (id INTEGER PRIMARY KEY, blob BLOB)");
+  const insert = db.query("INSERT INTO filler (blob) VALUES (randomblob(3000))");
+  // A reader (as a backup is) holds its snapshot: no checkpoint can copy past it, the -wal file grows past the limit.
+  const reader = new Database(path, { readonly: true });
+  defer(() => reader.close());
+  reader.exec("BEGIN");
+  reader.query("SELECT count(*) FROM filler").get();
+  const wal = () => statSync(`${path}-wal`).size;
+  while (wal() <= WAL_SIZE_LIMIT + 1024 * 1024) insert.run();
+  checkpointer.poke();
+  await waitFor(() => checkpointer.stats.checkpoints === 1, 10_000, "the held-back checkpoint");
+  expect(checkpointer.catchUpDue()).toBe(false);
+  reader.exec("COMMIT");
+  // A second later the checkpoint is tried again, copies everything, and the catch-up cuts the file.
+  await waitFor(
+    () => {
+      checkpointer.poke();
+      return checkpointer.catchUpDue();
+    },
+    10_000,
+    "a checkpoint once the reader ended",
+  );
+  await checkpointer.catchUp();
+  expect(checkpointer.stats).toMatchObject({ catchUps: 1, truncated: 1, failed: 0 });
+  expect(wal()).toBe(0);
+  // The server's connection goes on with an empty -wal file, and nothing was lost.
+  const rows = (db.query("SELECT count(*) AS n FROM filler").get() as { n: number }).n;
+  insert.run();
+  expect(db.query("SELECT count(*) AS n FROM filler").get()).toEqual({ n: rows + 1 });
+  expect(wal()).toBeLessThan(WAL_SIZE_LIMIT);
+  // A catch-up of a small -wal file leaves its size alone (SQLite reuses it from the start).
+  for (let i = 0; i < 300; i++) insert.run();
+  checkpointer.poke();
+  await waitFor(() => checkpointer.catchUpDue(), 10_000, "a checkpoint of a small -wal file");
+  await checkpointer.catchUp();
+  expect(checkpointer.stats.truncated).toBe(1);
+  expect(wal()).toBeGreaterThan(0);
 });
 
 test("the frames waiting are read from the -shm file; an unreadable one counts as none", () => {

@@ -46,7 +46,7 @@ export function createMetrics(deps: {
   /** The -wal file's syncs and the checkpoints (store/wal-sync.ts, store/checkpointer.ts); absent when SQLite syncs in COMMIT. */
   durability?: {
     syncs: { syncs: number; offLoop: number; failed: number };
-    checkpoints: { checkpoints: number; catchUps: number; failed: number };
+    checkpoints: { checkpoints: number; catchUps: number; truncated: number; failed: number };
   };
   live: Pick<Live, "latest" | "summary">;
   backups: { status(): BackupStatus };
@@ -173,6 +173,8 @@ export function createMetrics(deps: {
       m.counter("techtemp_checkpoints_total", "Checkpoints on the worker thread, by step.", [
         [{ step: "background" }, checkpoints.checkpoints],
         [{ step: "catch_up" }, checkpoints.catchUps],
+        // Catch-ups that also cut a -wal file grown past 16 MiB (a backup held the checkpoints back).
+        [{ step: "truncate" }, checkpoints.truncated],
       ]);
       m.counter("techtemp_checkpoint_failures_total", "Checkpoints that failed (the -wal file grows).", checkpoints.failed);
     }

@@ -20,7 +20,11 @@
 //    (wal-sync.ts) is a `catchUp()` on the worker instead: the few frames
 //    left are copied, then the -wal file is synced. No batch commits while a
 //    sync runs (mqtt/ingest.ts), so this checkpoint completes, and the next
-//    commit starts the -wal file over (cut back to journal_size_limit).
+//    commit starts the -wal file over. A -wal file grown past WAL_SIZE_LIMIT
+//    (a backup's long read held the checkpoints back) is cut here, on the
+//    worker, with wal_checkpoint(TRUNCATE): SQLite would otherwise cut it in
+//    that next commit, on the event loop (bench/backup.ts saw 100-130 ms for a
+//    -wal file of a few hundred MB while a backup wrote to the same disk).
 //
 // The worker is made from a Blob of a self-contained function, like the
 // backup's (store/backup.ts), so it runs inside the compiled executable too.
@@ -29,6 +33,7 @@ import { Database } from "bun:sqlite";
 import type * as Fs from "node:fs";
 import { closeSync, openSync, readSync } from "node:fs";
 import type { Log } from "../../shared/log.ts";
+import { WAL_SIZE_LIMIT } from "./db.ts";
 
 /** Frames waiting in the -wal file that start a checkpoint: 4000 pages (16 MiB), as bench/writes.ts measured for SD cards. */
 export const CHECKPOINT_PAGES = 4000;
@@ -43,14 +48,16 @@ export interface CheckpointResult {
   busy: number;
   log: number;
   checkpointed: number;
+  /** What a catch-up cut: the -wal file's size before (it had grown past WAL_SIZE_LIMIT) and how long it took. */
+  truncated: { bytes: number; ms: number } | null;
   ms: number;
 }
 
 /** Runs inside the worker: its only imports are bun:sqlite and node:fs (passed in), its input the messages. */
-function workerMain(Db: typeof Database, fs: Pick<typeof Fs, "openSync" | "fdatasyncSync" | "closeSync">): void {
+function workerMain(Db: typeof Database, fs: Pick<typeof Fs, "openSync" | "fdatasyncSync" | "closeSync" | "statSync">): void {
   let db: Database | null = null;
   self.onmessage = (event: MessageEvent) => {
-    const { path, op } = event.data as { path: string; op: "checkpoint" | "catchUp" | "close" };
+    const { path, op, sizeLimit } = event.data as { path: string; op: "checkpoint" | "catchUp" | "close"; sizeLimit: number };
     if (op === "close") {
       db?.close();
       db = null;
@@ -62,9 +69,19 @@ function workerMain(Db: typeof Database, fs: Pick<typeof Fs, "openSync" | "fdata
         db = new Db(path, { readwrite: true, create: false });
         // The checkpoint syncs the -wal file before and the database file after copying (NORMAL and FULL both do).
         db.exec("PRAGMA synchronous = NORMAL");
+        db.exec("PRAGMA busy_timeout = 0");
       }
       const started = performance.now();
       const row = db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as { busy: number; log: number; checkpointed: number };
+      let truncated: { bytes: number; ms: number } | null = null;
+      const bytes = op === "catchUp" && row.busy === 0 && row.log === row.checkpointed ? fs.statSync(`${path}-wal`).size : 0;
+      if (bytes > sizeLimit) {
+        // Everything is copied and no batch commits during a catch-up: cut the -wal file here, not in the next
+        // commit on the event loop. It waits for no one (busy_timeout 0): a reader or a writer now, and SQLite cuts it later.
+        const began = performance.now();
+        const cut = db.query("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number };
+        if (cut.busy === 0) truncated = { bytes, ms: performance.now() - began };
+      }
       if (op === "catchUp") {
         // The commits this sync stands for are on the card even when the checkpoint had nothing to copy.
         const fd = fs.openSync(`${path}-wal`, "r+");
@@ -74,7 +91,7 @@ function workerMain(Db: typeof Database, fs: Pick<typeof Fs, "openSync" | "fdata
           fs.closeSync(fd);
         }
       }
-      postMessage({ op, ok: true, ...row, ms: performance.now() - started });
+      postMessage({ op, ok: true, ...row, truncated, ms: performance.now() - started });
     } catch (err) {
       postMessage({ op, ok: false, error: err instanceof Error ? err.message : String(err) });
     }
@@ -129,7 +146,16 @@ export function createCheckpointer(
   let blockedUntil = 0;
   let failing = false;
   let closed = false;
-  const stats = { checkpoints: 0, catchUps: 0, failed: 0, lastMs: 0, lastPages: 0, workersStarted: 0, workersEnded: 0 };
+  const stats = {
+    checkpoints: 0,
+    catchUps: 0,
+    truncated: 0,
+    failed: 0,
+    lastMs: 0,
+    lastPages: 0,
+    workersStarted: 0,
+    workersEnded: 0,
+  };
 
   type WorkerAnswer = ({ ok: true } & Partial<CheckpointResult>) | { ok: false; error: string };
 
@@ -166,7 +192,7 @@ export function createCheckpointer(
     const w = started();
     return new Promise((resolve) => {
       jobs.push(resolve);
-      w.postMessage({ path: dbPath, op });
+      w.postMessage({ path: dbPath, op, sizeLimit: WAL_SIZE_LIMIT });
     });
   }
 
@@ -218,9 +244,15 @@ export function createCheckpointer(
     /** Copies what the last checkpoint left, then syncs the -wal file; rejects when either fails. */
     async catchUp(): Promise<void> {
       catchUpDue = false;
-      const err = outcome(await send("catchUp"));
+      const r = await send("catchUp");
+      const err = outcome(r);
       if (err) throw err;
       stats.catchUps++;
+      const cut = (r as CheckpointResult).truncated;
+      if (cut) {
+        stats.truncated++;
+        log.info("the -wal file was cut back after a long read", { bytes: cut.bytes, ms: Math.round(cut.ms) });
+      }
     },
     /** Waits for the job under way, closes the worker's connection and ends the worker. */
     async close(): Promise<void> {

@@ -5,6 +5,9 @@ import { Database } from "bun:sqlite";
 import { wrap } from "../../shared/errors.ts";
 import { migrations } from "./migrations.ts";
 
+/** The -wal file is cut back to this size (bytes) when it starts over after a burst (PRAGMA journal_size_limit). */
+export const WAL_SIZE_LIMIT = 16 * 1024 * 1024;
+
 /** The database file inside the data directory. */
 export const DB_FILE = "techtemp.db";
 
@@ -60,7 +63,7 @@ export function openDatabase(
     if (!options.sqliteCheckpoints) {
       // Deferred syncs come with checkpoints on a worker (checkpointer.ts), at the same 4000 pages.
       db.exec(`PRAGMA wal_autocheckpoint = ${options.walSync === "deferred" ? 0 : 4000}`);
-      db.exec(`PRAGMA journal_size_limit = ${16 * 1024 * 1024}`);
+      db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT}`);
       db.exec("PRAGMA temp_store = MEMORY");
     }
     // Placements and readings point at devices and rooms; keep them honest.
