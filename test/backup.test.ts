@@ -5,11 +5,12 @@
 
 import { describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
+import * as fs from "node:fs";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { backupName, backupTime, calendar, nextRun, toKeep } from "../lib/server/backup/files.ts";
 import { DEFAULT_DIR } from "../lib/server/backup/backups.ts";
-import { copyDatabase } from "../lib/server/store/backup.ts";
+import { copyDatabase, pacedCopy } from "../lib/server/store/backup.ts";
 import { openDatabase } from "../lib/server/store/db.ts";
 import { loadConfig } from "../lib/server/config.ts";
 import {
@@ -151,6 +152,146 @@ test("the copy runs on a thread at the lowest CPU and I/O priority, as the kerne
   // The test's own thread (the event loop's) kept its priority.
   const stat = readFileSync("/proc/thread-self/stat", "utf8");
   expect(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16])).toBe(0);
+});
+
+describe("the paced copy", () => {
+  /** Every object's definition and every row of every table, in key order: two equal dumps are the same database. */
+  function dump(db: Database): string {
+    const out: unknown[] = [];
+    for (const p of ["page_size", "auto_vacuum", "user_version", "application_id"]) out.push(db.query(`PRAGMA ${p}`).get());
+    const objects = db.query("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name").all() as {
+      type: string;
+      name: string;
+    }[];
+    out.push(objects);
+    for (const o of objects) {
+      if (o.type !== "table") continue;
+      const rowid = o.name === "no_key" ? "rowid, " : "";
+      out.push(o.name, db.query(`SELECT ${rowid}* FROM "${o.name.replace(/"/g, '""')}" ORDER BY 1, 2`).values());
+    }
+    return JSON.stringify(out);
+  }
+
+  /** A database with what VACUUM INTO keeps and a plain insert would lose: settings, sequences, statistics, rowids. */
+  function unusual(path: string): Database {
+    const db = new Database(path);
+    db.exec("PRAGMA page_size = 8192; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA user_version = 42; PRAGMA application_id = 1414808916");
+    db.exec(`CREATE TABLE seq (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT UNIQUE)`);
+    db.exec(`CREATE TABLE "odd ""name""" (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID`);
+    db.exec(`CREATE TABLE pair (a INTEGER NOT NULL, b INTEGER NOT NULL, v REAL, PRIMARY KEY (a, b)) WITHOUT ROWID`);
+    db.exec(`CREATE TABLE no_key (x, y)`);
+    db.exec(`CREATE INDEX no_key_y ON no_key (y) WHERE y IS NOT NULL`);
+    db.exec(`CREATE VIEW pair_sum AS SELECT a, sum(v) AS s FROM pair GROUP BY a`);
+    db.exec(`CREATE TRIGGER seq_log AFTER INSERT ON seq BEGIN INSERT INTO no_key VALUES ('seq', NEW.id); END`);
+    for (let i = 1; i <= 30; i++) db.query("INSERT INTO seq (v) VALUES (?)").run(`v${i}`);
+    db.exec("DELETE FROM seq WHERE id > 20"); // the sequence stays at 30
+    db.exec("DELETE FROM no_key WHERE rowid % 3 = 0"); // gaps in the rowids a copy must keep
+    db.exec(
+      `INSERT INTO pair SELECT i / 100, i % 100, i * 0.5 FROM (WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 9999) SELECT i FROM n)`,
+    );
+    db.query(`INSERT INTO "odd ""name""" VALUES (?, ?), (?, ?)`).run("a", new Uint8Array([0, 1, 2]), "b", null);
+    db.exec("ANALYZE");
+    return db;
+  }
+
+  const fsOf = (onFlush: () => void = () => {}) => ({
+    ...fs,
+    fsyncSync(fd: number) {
+      fs.fsyncSync(fd);
+      onFlush();
+    },
+  });
+
+  test("keeps page size, auto_vacuum, user_version, application_id, sequences, statistics, rowids, views and triggers", () => {
+    const dir = tempDir();
+    defer(() => dir.cleanup());
+    const db = unusual(join(dir.path, "source.db"));
+    const dest = join(dir.path, "copy.db");
+    const stats = pacedCopy(db, dest, fsOf(), { flushBytes: 16 * 1024, diskShare: 0.5, chunkRows: 100, cacheKiB: 64 });
+    const copy = new Database(dest, { readonly: true });
+    expect(copy.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
+    expect(dump(copy)).toBe(dump(db));
+    expect(copy.query("SELECT seq FROM sqlite_sequence WHERE name = 'seq'").get()).toEqual({ seq: 30 });
+    expect(copy.query("SELECT count(*) AS n FROM sqlite_stat1").get()).toEqual(
+      db.query("SELECT count(*) AS n FROM sqlite_stat1").get(),
+    );
+    // A file of its own: not in WAL mode, no -wal beside it.
+    expect(copy.query("PRAGMA journal_mode").get()).toEqual({ journal_mode: "delete" });
+    // 10,000 rows of ~20 bytes in chunks of 100, flushed every 16 KiB: the copy went to the disk in steps.
+    expect(stats.flushes).toBeGreaterThan(5);
+    copy.close();
+    // The source connection is as before: nothing attached, no transaction left open.
+    expect(
+      db
+        .query("PRAGMA database_list")
+        .all()
+        .map((d: any) => d.name),
+    ).toEqual(["main"]);
+    expect(db.inTransaction).toBe(false);
+    db.close();
+  });
+
+  test("is the database as it was when it began, while another connection writes between its chunks", () => {
+    const dir = tempDir();
+    defer(() => dir.cleanup());
+    const path = join(dir.path, "source.db");
+    const db = unusual(path);
+    const before = dump(db);
+    const writer = new Database(path);
+    let writes = 0;
+    const dest = join(dir.path, "copy.db");
+    // At each flush of the copy, another connection commits: new rows, a deletion, an update across the tables.
+    pacedCopy(
+      db,
+      dest,
+      fsOf(() => {
+        writes++;
+        writer.query("INSERT INTO pair VALUES (?, 0, 1)").run(1000 + writes);
+        writer.exec("DELETE FROM pair WHERE a = 0; UPDATE seq SET v = v || 'x'; INSERT INTO seq (v) VALUES (random())");
+      }),
+      { flushBytes: 8 * 1024, diskShare: 0.5, chunkRows: 50, cacheKiB: 64 },
+    );
+    expect(writes).toBeGreaterThan(3);
+    const copy = new Database(dest, { readonly: true });
+    expect(dump(copy)).toBe(before);
+    expect(dump(db)).not.toBe(before);
+    copy.close();
+    writer.close();
+    db.close();
+  });
+
+  test("a failure leaves the source as it was and says why", () => {
+    const dir = tempDir();
+    defer(() => dir.cleanup());
+    const db = unusual(join(dir.path, "source.db"));
+    const dest = join(dir.path, "copy.db");
+    writeFileSync(dest, "taken");
+    expect(() => pacedCopy(db, dest, fsOf(), { flushBytes: 8192, diskShare: 0.5, chunkRows: 50, cacheKiB: 64 })).toThrow(
+      /EEXIST/,
+    );
+    let flushes = 0;
+    const full = join(dir.path, "full.db");
+    expect(() =>
+      pacedCopy(
+        db,
+        full,
+        fsOf(() => {
+          if (++flushes === 2) throw Object.assign(new Error("ENOSPC: no space left on device, fsync"), { code: "ENOSPC" });
+        }),
+        { flushBytes: 8192, diskShare: 0.5, chunkRows: 50, cacheKiB: 64 },
+      ),
+    ).toThrow(/ENOSPC/);
+    expect(db.inTransaction).toBe(false);
+    expect(
+      db
+        .query("PRAGMA database_list")
+        .all()
+        .map((d: any) => d.name),
+    ).toEqual(["main"]);
+    expect(db.query("SELECT count(*) AS n FROM pair").get()).toEqual({ n: 10000 });
+    db.close();
+  });
 });
 
 describe("rotation and schedule", () => {

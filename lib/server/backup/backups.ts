@@ -1,6 +1,6 @@
 // Scheduled online backups: every day at `backup_time` (the home's time zone),
 // and on demand (the backups page, the API, `techtemp-server backup`). Each
-// one is an online copy of the database (store/backup.ts: VACUUM INTO on a
+// one is an online copy of the database (store/backup.ts: a paced copy on a
 // worker thread, never holding ingestion), checked with integrity_check before
 // it gets its final name, fsync'd, then copied atomically to the optional
 // second target, rotated in both places (files.ts: 7 daily, 4 weekly, 12
@@ -125,32 +125,6 @@ function writeProblem(dir: string, err: unknown): string {
   return `${dir}: ${(err as Error).message}`;
 }
 
-/** How often the copy's written pages are sent to the card while it runs (ms). */
-export const TRICKLE_MS = 100;
-
-/**
- * Sends what the copy has written so far to the card every TRICKLE_MS, off the
- * event loop, while VACUUM INTO runs on its worker. Left alone, the copy's
- * hundreds of MB stay in the page cache until VACUUM INTO syncs the file at
- * its end, and that one long flush holds up ingestion's own syncs of the
- * -wal file (each waits for the file system's journal). Small flushes as it
- * goes keep each wait short: bench/backup.ts saw the longest acknowledgement
- * during a backup fall from 230-260 ms to 70-110 ms, for a higher p99 (more
- * short waits). On an SD card writing 10-20 MB/s, one flush at the end would
- * hold acknowledgements for seconds.
- */
-function trickleWrites(path: string): { stop(): void } {
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    fsyncPath(path)
-      .catch(() => {}) // not created yet, or gone: the copy reports its own errors
-      .finally(() => (busy = false));
-  }, TRICKLE_MS);
-  return { stop: () => clearInterval(timer) };
-}
-
 /** Creates the backups of the database at `source`. */
 export function createBackups(deps: {
   source: string;
@@ -226,6 +200,8 @@ export function createBackups(deps: {
     let path: string | null = null;
     /** The copy's thread priority, as the kernel reported it (store/backup.ts). */
     let priority = "";
+    /** How the copy went to the card: flushes, their time, the rests between them. */
+    let paced = {};
     try {
       if (!existsSync(settings.dir)) {
         mkdirSync(settings.dir, { recursive: true, mode: 0o700 });
@@ -235,12 +211,12 @@ export function createBackups(deps: {
       const name = freeName(started);
       const partial = join(settings.dir, name + PARTIAL);
       try {
-        const trickle = trickleWrites(partial);
-        const copied = await copyDatabase(source, partial, stopping.signal).finally(() => trickle.stop());
+        const copied = await copyDatabase(source, partial, stopping.signal);
         priority =
           "problem" in copied.priority
             ? `not lowered: ${copied.priority.problem}`
             : `nice ${copied.priority.nice}, I/O ${copied.priority.ioClass}`;
+        paced = { flushes: copied.flushes, flush_ms: Math.round(copied.flushMs), rest_ms: Math.round(copied.restMs) };
         record.integrity = copied.integrity;
         if (copied.integrity !== "ok") {
           throw new Error(
@@ -276,7 +252,7 @@ export function createBackups(deps: {
     const saved: BackupRecord = { id, ...record };
     if (record.error === null) {
       totals.ok++;
-      log.info("backup made", { file: path, bytes: record.size_bytes, ms: record.duration_ms, trigger, priority });
+      log.info("backup made", { file: path, bytes: record.size_bytes, ms: record.duration_ms, trigger, priority, ...paced });
     } else {
       totals.failed++;
       log.error("backup failed", { error: record.error, trigger });
