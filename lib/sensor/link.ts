@@ -1,16 +1,14 @@
-// The agent's MQTT connection (MQTT.js over TCP or TLS, MQTT 3.1.1): a
+// The agent's MQTT connection (mqtt-client.ts over TCP or TLS, MQTT 3.1.1): a
 // retained birth `status` on connect and a retained last will saying offline
 // (SPEC "MQTT contract"), a subscription to the device's retained `config`,
 // and reconnection forever with exponential backoff and jitter. A clean stop
 // says offline itself, since a clean DISCONNECT suppresses the last will.
 
-import { MqttClient } from "mqtt";
 import { readFileSync } from "node:fs";
-import { createConnection, isIP } from "node:net";
-import { connect as tlsConnect } from "node:tls";
 import { formatStatus, type Status } from "../shared/contract.ts";
 import type { Log } from "../shared/log.ts";
 import type { AgentConfig } from "./device-config.ts";
+import { connectMqtt, type MqttClient, type MqttError } from "./mqtt-client.ts";
 import { withTimeout } from "./timeout.ts";
 
 /** First reconnect delay; it doubles up to `reconnect_max_seconds`, with jitter. */
@@ -66,17 +64,8 @@ export function createLink(deps: LinkDeps) {
   const broker = `${config.tls ? "mqtts" : "mqtt"}://${config.broker_host}:${config.broker_port}`;
   // Read once (device-config.ts checked it can be): the only CA trusted, not the system's.
   const ca = config.tls && config.ca_file !== "" ? readFileSync(config.ca_file) : undefined;
-  const stream = () =>
-    config.tls
-      ? tlsConnect({
-          host: config.broker_host,
-          port: config.broker_port,
-          ca,
-          // SNI takes a name, never an address; the certificate is checked against either.
-          servername: isIP(config.broker_host) ? undefined : config.broker_host,
-          rejectUnauthorized: true,
-        })
-      : createConnection(config.broker_port, config.broker_host);
+  /** An address, not a name: TLS's SNI carries names only (the certificate is checked against either). */
+  const isAddress = /^[\d.]+$/.test(config.broker_host) || config.broker_host.includes(":");
   let client: MqttClient | null = null;
   /** Counts clients: events of a replaced one are ignored. */
   let generation = 0;
@@ -107,59 +96,53 @@ export function createLink(deps: LinkDeps) {
     reconnectTimer = null;
     if (stopping) return;
     const gen = ++generation;
-    // MqttClient with our own TCP or TLS stream, not mqtt.connect(): that loads
-    // every transport it knows on first use (WebSocket, TLS, SOCKS: ~8 MB of
-    // code) for a device that only ever speaks MQTT over one of the two.
-    const c = new MqttClient(stream, {
-      host: config.broker_host,
-      port: config.broker_port,
-      protocol: "mqtt",
-      protocolVersion: 4,
-      clientId,
-      username: config.username === "" ? undefined : config.username,
-      password: config.username === "" ? undefined : config.password,
-      keepalive: config.keepalive_s,
-      clean: true,
-      // We reconnect ourselves, with backoff and jitter, and resend from the outbox.
-      reconnectPeriod: 0,
-      connectTimeout: 10_000,
-      resubscribe: false,
-      // mqtt-packet otherwise builds a cache of 65,536 two-byte Buffers (one per
-      // packet id) on the first publish: ~15 MB on a device that sends a few
-      // packets a minute. Making the two bytes per packet costs nothing here.
-      writeCache: false,
-      will: { topic: topics.status, payload: Buffer.from(formatStatus({ state: "offline" })), qos: 1, retain: true },
-    });
+    const c = connectMqtt(
+      {
+        host: config.broker_host,
+        port: config.broker_port,
+        tls: config.tls ? { ca, serverName: isAddress ? undefined : config.broker_host } : null,
+        clientId,
+        username: config.username === "" ? undefined : config.username,
+        password: config.username === "" ? undefined : config.password,
+        keepaliveS: config.keepalive_s,
+        // The outbox is the agent's session: what was not acknowledged goes again on the next connection.
+        clean: true,
+        will: { topic: topics.status, payload: formatStatus({ state: "offline" }), qos: 1, retain: true },
+        connectTimeoutMs: 10_000,
+      },
+      {
+        connect() {
+          if (gen !== generation) return;
+          attempt = 0;
+          lastError = null;
+          stats.connected = true;
+          stats.connections++;
+          log.info("connected", { broker, client_id: clientId, outbox: deps.queued() });
+          publishStatus();
+          c.subscribe(topics.config, { qos: 1 }, (err) => {
+            if (err && gen === generation)
+              log.warn("cannot subscribe to the config topic", { topic: topics.config, error: err.message });
+          });
+          deps.onConnected(c);
+        },
+        message(topic, payload) {
+          if (gen === generation && topic === topics.config) deps.onConfig(payload);
+        },
+        error(err: MqttError) {
+          if (gen !== generation) return;
+          lastError =
+            err.code === 5 || err.code === 4 || /not authori[sz]ed|bad user/i.test(err.message)
+              ? `${err.message}: check username and password in [mqtt] of device.conf`
+              : typeof err.code === "string" && TLS_TRUST_ERRORS.test(err.code)
+                ? `${err.message} (${err.code}): the server's certificate is not trusted: check ca_file in [mqtt] of device.conf (the server's CA) and that broker_host is a name or address the certificate covers`
+                : err.message;
+        },
+        close() {
+          if (gen === generation) disconnected();
+        },
+      },
+    );
     client = c;
-    c.on("connect", () => {
-      if (gen !== generation) return;
-      attempt = 0;
-      lastError = null;
-      stats.connected = true;
-      stats.connections++;
-      log.info("connected", { broker, client_id: clientId, outbox: deps.queued() });
-      publishStatus();
-      c.subscribe(topics.config, { qos: 1 }, (err) => {
-        if (err && gen === generation)
-          log.warn("cannot subscribe to the config topic", { topic: topics.config, error: err.message });
-      });
-      deps.onConnected(c);
-    });
-    c.on("message", (topic, payload) => {
-      if (gen === generation && topic === topics.config) deps.onConfig(payload);
-    });
-    c.on("error", (err: Error & { code?: string | number }) => {
-      if (gen !== generation) return;
-      lastError =
-        err.code === 5 || err.code === 4 || /not authori[sz]ed|bad user/i.test(err.message)
-          ? `${err.message}: check username and password in [mqtt] of device.conf`
-          : typeof err.code === "string" && TLS_TRUST_ERRORS.test(err.code)
-            ? `${err.message} (${err.code}): the server's certificate is not trusted: check ca_file in [mqtt] of device.conf (the server's CA) and that broker_host is a name or address the certificate covers`
-            : err.message;
-    });
-    c.on("close", () => {
-      if (gen === generation) disconnected();
-    });
   }
 
   function disconnected(): void {
@@ -200,7 +183,7 @@ export function createLink(deps: LinkDeps) {
           2000,
           "offline status",
         ).catch(() => {});
-        await withTimeout(new Promise<void>((resolve) => c.end(false, {}, () => resolve())), 2000, "disconnect").catch(() =>
+        await withTimeout(new Promise<void>((resolve) => c.end(false, () => resolve())), 2000, "disconnect").catch(() =>
           c.end(true),
         );
       } else c?.end(true);
