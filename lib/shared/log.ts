@@ -19,7 +19,12 @@ export interface Log {
 /** Where lines go; tests pass their own to read what was logged. */
 export type Sink = (line: string, level: Level) => void;
 
-const stdoutSink: Sink = (line) => process.stdout.write(line + "\n");
+/**
+ * Bun's console.log prints one string as it is (no %-formatting) and, unlike
+ * process.stdout.write, loads no Node stream: 4.7 MB less RSS in the compiled
+ * agent (bench/agent.ts; the README's sensor agent section).
+ */
+const stdoutSink: Sink = (line) => console.log(line);
 
 function formatValue(v: unknown): string {
   // A control character (a NUL in a client id) is written escaped, never raw into the journal.
