@@ -1,7 +1,7 @@
 // Backup benchmark: the 10.5 M-reading database of bench/history.ts (10
 // devices × 2 years of 1-minute readings, generated once by that benchmark),
 // served by a real server process. Measures, in one run:
-//   - a backup alone (VACUUM INTO on the server's worker thread, then
+//   - a backup alone (the paced copy on the server's worker thread, then
 //     integrity_check of the copy): duration and size;
 //   - ingestion while a backup runs: MQTT clients keep one QoS 1 reading
 //     each in flight for the whole run, and every PUBACK's latency is

@@ -107,7 +107,8 @@ export interface CopyFs {
 
 /**
  * Copies the database open on `src` into the new file `dest`, table by table
- * in primary-key order, a few thousand rows per statement, all inside one
+ * in key order (rowid, or the primary key of a WITHOUT ROWID table), a few
+ * thousand rows per statement, all inside one
  * read transaction: the copy is the database as it was when the copy began,
  * while the server goes on committing. Runs inside the worker.
  *
@@ -178,14 +179,17 @@ export function pacedCopy(
     for (const o of objects) if (o.type === "index") src.exec(inBackup(o.sql));
     for (const t of tables) {
       const columns = src.query(`PRAGMA main.table_info(${id(t.name)})`).all() as { name: string; pk: number }[];
-      const key = columns
-        .filter((c) => c.pk > 0)
-        .sort((a, b) => a.pk - b.pk)
-        .map((c) => id(c.name));
-      // A table without a primary key is copied in rowid order, its rowids kept.
-      const keys = key.length > 0 ? key : ["rowid"];
-      const into = key.length > 0 ? "" : `(rowid, ${columns.map((c) => id(c.name)).join(", ")})`;
-      const select = key.length > 0 ? "*" : "rowid, *";
+      const withoutRowid = (src.query(`PRAGMA main.table_list(${id(t.name)})`).get() as { wr: number }).wr === 1;
+      // A WITHOUT ROWID table goes in the order of its primary key (never NULL there). A rowid table goes in rowid
+      // order with its rowids kept: its primary key may be NULL (SQLite allows it outside INTEGER PRIMARY KEY).
+      const keys = withoutRowid
+        ? columns
+            .filter((c) => c.pk > 0)
+            .sort((a, b) => a.pk - b.pk)
+            .map((c) => id(c.name))
+        : ["rowid"];
+      const into = withoutRowid ? "" : `(rowid, ${columns.map((c) => id(c.name)).join(", ")})`;
+      const select = withoutRowid ? "*" : "rowid, *";
       const order = keys.join(", ");
       const copy = `INSERT INTO bk.${id(t.name)} ${into} SELECT ${select} FROM main.${id(t.name)}`;
       const first = src.query(`${copy} ORDER BY ${order} LIMIT ${limits.chunkRows}`);
