@@ -42,7 +42,7 @@ import { ensureRollupZone } from "./lib/server/store/rollups.ts";
 import { backupSettings, createBackups, type Backups } from "./lib/server/backup/backups.ts";
 import { checkAtStart } from "./lib/server/backup/startup.ts";
 import { createMetrics } from "./lib/server/metrics/metrics.ts";
-import { createBridge } from "./lib/server/mqtt/bridge.ts";
+import type { Bridge } from "./lib/server/mqtt/bridge.ts";
 import { createHaDiscovery } from "./lib/server/mqtt/ha-discovery.ts";
 import { BACKUP_COMMANDS, runBackupCommand } from "./lib/server/ops/backup-commands.ts";
 import { createMqttWsBridge } from "./lib/server/http/mqtt-ws.ts";
@@ -180,8 +180,9 @@ export async function start(
     },
   });
   // The bridge first: it mirrors the retained state (statuses, discovery) as it is published.
-  const bridge = config.bridge_url
-    ? createBridge({
+  // Loaded only when configured: MQTT.js, which it is built on, is several MB of a Pi's memory (README, server memory).
+  const bridge: Bridge | null = config.bridge_url
+    ? (await import("./lib/server/mqtt/bridge.ts")).createBridge({
         settings: {
           url: config.bridge_url,
           username: config.bridge_username,
