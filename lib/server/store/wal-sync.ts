@@ -38,16 +38,14 @@ export type Synced = (err?: Error) => void;
 export const SWEEP_MS = 1000;
 /**
  * A sync on the event loop that takes longer than this (ms) sends the syncs
- * to the thread pool, until none of them has taken this long for OFF_LOOP_MS
- * (each is timed from its hand-over to its answer); then they run on the loop
- * again. Handing a sync over costs more CPU than a fast disk's sync itself
- * (~0.1 ms of CPU against ~0.2 ms on the 2-core machine of bench/ingest.ts),
- * so fast syncs stay on the loop; an SD card's take 2-20 ms, and a card that
- * stays slow (a backup writing, a worn card) never holds the loop again after
- * the first slow sync.
+ * of the next OFF_LOOP_MS to the thread pool; then one runs on the loop again
+ * to see whether the card is still slow. Handing a sync over costs more CPU
+ * than a fast disk's sync itself (~0.1 ms of CPU against ~0.2 ms on the
+ * 2-core machine of bench/ingest.ts), so fast syncs stay on the loop; an SD
+ * card's take 2-20 ms, and then the loop blocks for one sync per OFF_LOOP_MS.
  */
 export const INLINE_BELOW_MS = 1;
-/** How long syncs stay off the loop after the last slow one (ms). */
+/** How long syncs stay off the loop after a slow one (ms). */
 export const OFF_LOOP_MS = 10_000;
 
 /**
@@ -70,7 +68,7 @@ export function createWalSync(dbPath: string, log: Log, checkpointer?: Pick<Chec
   /** The -wal file's size and change time when the sweep last looked. */
   let sweptStamp = "";
   const stats = { syncs: 0, offLoop: 0, failed: 0 };
-  /** Until when syncs run off the loop (performance.now() ms): OFF_LOOP_MS after the last slow one. */
+  /** Until when syncs run off the loop (performance.now() ms); the first one runs on the loop and measures the card. */
   let offLoopUntil = 0;
 
   /**
@@ -117,12 +115,7 @@ export function createWalSync(dbPath: string, log: Log, checkpointer?: Pick<Chec
       checkpointer.catchUp().then(() => ended(), ended);
     } else if (performance.now() < offLoopUntil) {
       stats.offLoop++;
-      const began = performance.now();
-      fdatasync(f, (err) => {
-        // Still slow: off the loop for another OFF_LOOP_MS. Fast again: back on the loop when the time is up.
-        if (performance.now() - began >= INLINE_BELOW_MS) offLoopUntil = performance.now() + OFF_LOOP_MS;
-        ended(err);
-      });
+      fdatasync(f, ended);
     } else {
       const began = performance.now();
       let err: Error | undefined;
