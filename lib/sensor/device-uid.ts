@@ -3,15 +3,12 @@
 // bootstrap-pi.sh derived it (SPEC "MQTT contract": `aht20-f49c53`).
 
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
 
 /** The MAC of `iface` as 12 lowercase hex digits, or null (missing, malformed, all zeros). */
 function macOf(sysRoot: string, iface: string): string | null {
   let mac: string;
   try {
-    mac = readFileSync(join(sysRoot, "class/net", iface, "address"), "utf8")
-      .trim()
-      .toLowerCase();
+    mac = readFileSync(`${sysRoot}/class/net/${iface}/address`, "utf8").trim().toLowerCase();
   } catch {
     return null;
   }
@@ -29,14 +26,12 @@ function macOf(sysRoot: string, iface: string): string | null {
 function uidInterfaces(sysRoot: string): string[] {
   let names: string[];
   try {
-    names = readdirSync(join(sysRoot, "class/net"));
+    names = readdirSync(`${sysRoot}/class/net`);
   } catch {
     names = [];
   }
-  const hardware = names
-    .filter((n) => n !== "eth0" && n !== "wlan0" && existsSync(join(sysRoot, "class/net", n, "device")))
-    .sort();
-  const wireless = (n: string) => existsSync(join(sysRoot, "class/net", n, "wireless")) || n.startsWith("wl");
+  const hardware = names.filter((n) => n !== "eth0" && n !== "wlan0" && existsSync(`${sysRoot}/class/net/${n}/device`)).sort();
+  const wireless = (n: string) => existsSync(`${sysRoot}/class/net/${n}/wireless`) || n.startsWith("wl");
   return ["eth0", "wlan0", ...hardware.filter((n) => !wireless(n)), ...hardware.filter(wireless)];
 }
 

@@ -10,7 +10,6 @@
 
 import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { wrap } from "../shared/errors.ts";
 import type { Log } from "../shared/log.ts";
 
@@ -49,7 +48,13 @@ export interface NewReading {
 }
 
 /** The outbox file of a device inside the data dir (one per uid, so several agents can share a dir). */
-export const outboxPath = (dataDir: string, uid: string) => join(dataDir, `outbox-${uid}.db`);
+/** The directory of a file's path (node:path's dirname, which the agent does not load). */
+function directoryOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+}
+
+export const outboxPath = (dataDir: string, uid: string) => `${dataDir.replace(/\/+$/, "")}/outbox-${uid}.db`;
 
 /** The outbox setting holding when a PUBACK last came (the server stored a reading), epoch ms. */
 const LAST_STORED_KEY = "last_stored_at";
@@ -114,7 +119,7 @@ export function openOutbox(
   let maxReadings = options.maxReadings;
   let db: Database;
   try {
-    mkdirSync(join(path, ".."), { recursive: true });
+    mkdirSync(directoryOf(path), { recursive: true });
     db = new Database(path, { create: true, readwrite: true, strict: true });
     // 1 KiB pages for a new outbox (an existing one keeps its size): a commit
     // writes whole pages to the WAL, and an SD card wears by the bytes written;

@@ -2,7 +2,6 @@
 // installed executable by its own name (`techtemp-server`, `techtemp-sensor`),
 // a source checkout as it is run (`bun server.ts`).
 
-import { basename } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 
 /** The version of this build (package.json's). */
@@ -18,7 +17,7 @@ export function programName(
   main: string = Bun.main,
   execPath: string = process.execPath,
 ): string {
-  return main.startsWith("/$bunfs/") ? basename(execPath) : `bun ${entry}`;
+  return main.startsWith("/$bunfs/") ? execPath.slice(execPath.lastIndexOf("/") + 1) : `bun ${entry}`;
 }
 
 /** Usage lines `[arguments, what they do]` as one text, the descriptions in one column (the 40th). */
