@@ -20,11 +20,12 @@
 //    (wal-sync.ts) is a `catchUp()` on the worker instead: the few frames
 //    left are copied, then the -wal file is synced. No batch commits while a
 //    sync runs (mqtt/ingest.ts), so this checkpoint completes, and the next
-//    commit starts the -wal file over. A -wal file grown past WAL_SIZE_LIMIT
-//    (a backup's long read held the checkpoints back) is cut here, on the
-//    worker, with wal_checkpoint(TRUNCATE): SQLite would otherwise cut it in
-//    that next commit, on the event loop (bench/backup.ts saw 100-130 ms for a
-//    -wal file of a few hundred MB while a backup wrote to the same disk).
+//    commit starts the -wal file over.
+// 3. A -wal file grown past WAL_SIZE_LIMIT (a backup's long read held the
+//    checkpoints back) is cut back by the catch-ups, TRIM_STEP_BYTES at a
+//    time, on the worker (trimStep). SQLite cut it in one go in the commit
+//    that started it over, on the event loop: bench/backup.ts saw 100-160 ms
+//    for ~200 MB, and cut on the worker in one go, acks waited as long.
 //
 // The worker is made from a Blob of a self-contained function, like the
 // backup's (store/backup.ts), so it runs inside the compiled executable too.
@@ -38,6 +39,13 @@ import { WAL_SIZE_LIMIT } from "./db.ts";
 /** Frames waiting in the -wal file that start a checkpoint: 4000 pages (16 MiB), as bench/writes.ts measured for SD cards. */
 export const CHECKPOINT_PAGES = 4000;
 
+/**
+ * A catch-up copies at most about this many frames (2 MiB; ~10 ms here): when
+ * more came in during a checkpoint, another one runs first (MAX_ROUNDS at most).
+ */
+const CATCH_UP_PAGES = 500;
+const MAX_ROUNDS = 4;
+
 /** A worker without a job for this long is ended (ms); the next checkpoint starts one again. */
 const IDLE_MS = 60_000;
 /** How long after a checkpoint a reader held back the next is tried (ms). */
@@ -48,16 +56,72 @@ export interface CheckpointResult {
   busy: number;
   log: number;
   checkpointed: number;
-  /** What a catch-up cut: the -wal file's size before (it had grown past WAL_SIZE_LIMIT) and how long it took. */
-  truncated: { bytes: number; ms: number } | null;
+  /** What a catch-up cut: the -wal file's size before (it had grown past WAL_SIZE_LIMIT) and after, and how long it took. */
+  truncated: { from: number; to: number; ms: number } | null;
   ms: number;
 }
 
+/** The -wal file is cut back by at most this much per catch-up (bytes): ~5 ms of ftruncate on the machine of bench/backup.ts. */
+export const TRIM_STEP_BYTES = 8 * 1024 * 1024;
+
+type WorkerFs = Pick<typeof Fs, "openSync" | "fdatasyncSync" | "closeSync" | "statSync" | "readSync" | "truncateSync">;
+
+/**
+ * Runs inside the worker, with its connection: cuts the -wal file by at most
+ * `step` bytes towards `sizeLimit`, never below the last frame in use. Under
+ * the write lock (BEGIN IMMEDIATE; none now: next time), so no frame is
+ * written meanwhile, and the wal-index's mxFrame is the end of every frame a
+ * reader may still read; what lies beyond it is left over from before SQLite
+ * started the file over. Returns what it did, or null.
+ */
+function trimStep(
+  db: Database,
+  path: string,
+  fs: WorkerFs,
+  sizeLimit: number,
+  step: number,
+): { from: number; to: number; ms: number } | null {
+  const wal = `${path}-wal`;
+  const from = fs.statSync(wal).size;
+  if (from <= sizeLimit) return null;
+  const began = performance.now();
+  try {
+    db.exec("BEGIN IMMEDIATE");
+  } catch {
+    return null; // a write under way: the next catch-up tries again
+  }
+  try {
+    const header = Buffer.alloc(100);
+    const shm = fs.openSync(`${path}-shm`, "r");
+    try {
+      if (fs.readSync(shm, header, 0, 100, 0) < 100) return null;
+    } finally {
+      fs.closeSync(shm);
+    }
+    const little = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+    const mxFrame = little ? header.readUInt32LE(16) : header.readUInt32BE(16);
+    const pageSize = (db.query("PRAGMA page_size").get() as { page_size: number }).page_size;
+    // The -wal file: a 32-byte header, then frames of a 24-byte header and a page.
+    const inUse = 32 + mxFrame * (pageSize + 24);
+    const to = Math.max(inUse, sizeLimit, from - step);
+    if (to >= from) return null;
+    fs.truncateSync(wal, to);
+    return { from, to, ms: performance.now() - began };
+  } finally {
+    db.exec("COMMIT");
+  }
+}
+
 /** Runs inside the worker: its only imports are bun:sqlite and node:fs (passed in), its input the messages. */
-function workerMain(Db: typeof Database, fs: Pick<typeof Fs, "openSync" | "fdatasyncSync" | "closeSync" | "statSync">): void {
+function workerMain(Db: typeof Database, fs: WorkerFs, trim: typeof trimStep): void {
   let db: Database | null = null;
   self.onmessage = (event: MessageEvent) => {
-    const { path, op, sizeLimit } = event.data as { path: string; op: "checkpoint" | "catchUp" | "close"; sizeLimit: number };
+    const { path, op, sizeLimit, step } = event.data as {
+      path: string;
+      op: "checkpoint" | "catchUp" | "close";
+      sizeLimit: number;
+      step: number;
+    };
     if (op === "close") {
       db?.close();
       db = null;
@@ -73,15 +137,7 @@ function workerMain(Db: typeof Database, fs: Pick<typeof Fs, "openSync" | "fdata
       }
       const started = performance.now();
       const row = db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as { busy: number; log: number; checkpointed: number };
-      let truncated: { bytes: number; ms: number } | null = null;
-      const bytes = op === "catchUp" && row.busy === 0 && row.log === row.checkpointed ? fs.statSync(`${path}-wal`).size : 0;
-      if (bytes > sizeLimit) {
-        // Everything is copied and no batch commits during a catch-up: cut the -wal file here, not in the next
-        // commit on the event loop. It waits for no one (busy_timeout 0): a reader or a writer now, and SQLite cuts it later.
-        const began = performance.now();
-        const cut = db.query("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number };
-        if (cut.busy === 0) truncated = { bytes, ms: performance.now() - began };
-      }
+      let truncated = null;
       if (op === "catchUp") {
         // The commits this sync stands for are on the card even when the checkpoint had nothing to copy.
         const fd = fs.openSync(`${path}-wal`, "r+");
@@ -90,6 +146,8 @@ function workerMain(Db: typeof Database, fs: Pick<typeof Fs, "openSync" | "fdata
         } finally {
           fs.closeSync(fd);
         }
+        // No batch commits during a catch-up: the moment to cut a -wal file a long read let grow, a step at a time.
+        truncated = trim(db, path, fs, sizeLimit, step);
       }
       postMessage({ op, ok: true, ...row, truncated, ms: performance.now() - started });
     } catch (err) {
@@ -98,7 +156,7 @@ function workerMain(Db: typeof Database, fs: Pick<typeof Fs, "openSync" | "fdata
   };
 }
 
-const WORKER_SOURCE = `import { Database } from "bun:sqlite";\nimport * as fs from "node:fs";\n(${workerMain.toString()})(Database, fs);\n`;
+const WORKER_SOURCE = `import { Database } from "bun:sqlite";\nimport * as fs from "node:fs";\n(${workerMain.toString()})(Database, fs, ${trimStep.toString()});\n`;
 
 /**
  * How many frames of the -wal file are not in the database file yet, read
@@ -146,6 +204,8 @@ export function createCheckpointer(
   let blockedUntil = 0;
   let failing = false;
   let closed = false;
+  /** Steps of the cut under way (trimStep), 0 when none. */
+  let cutSteps = 0;
   const stats = {
     checkpoints: 0,
     catchUps: 0,
@@ -192,7 +252,7 @@ export function createCheckpointer(
     const w = started();
     return new Promise((resolve) => {
       jobs.push(resolve);
-      w.postMessage({ path: dbPath, op, sizeLimit: WAL_SIZE_LIMIT });
+      w.postMessage({ path: dbPath, op, sizeLimit: WAL_SIZE_LIMIT, step: TRIM_STEP_BYTES });
     });
   }
 
@@ -210,6 +270,28 @@ export function createCheckpointer(
     return new Error(r.error);
   }
 
+  /** A checkpoint on the worker while ingestion goes on; `round` counts those run back to back. */
+  function checkpoint(round: number): void {
+    checkpointing = true;
+    void send("checkpoint").then((r) => {
+      checkpointing = false;
+      if (outcome(r) !== undefined) return;
+      const { log: frames, checkpointed } = r as CheckpointResult;
+      stats.checkpoints++;
+      stats.lastPages = checkpointed;
+      if (frames - checkpointed >= pages) {
+        // A reader (a backup, an export) still needs the old pages: nothing to catch up before it ends. Look again in a second.
+        blockedUntil = performance.now() + BLOCKED_RETRY_MS;
+        return;
+      }
+      // What was committed meanwhile is copied by the next sync (step 2), while the readings behind it wait: when
+      // that is much (a checkpoint of what a backup held back took a while), another round first, a few at most.
+      const left = shm !== null ? framesWaiting(shm) : 0;
+      if (left >= CATCH_UP_PAGES && round < MAX_ROUNDS && !closed) return checkpoint(round + 1);
+      catchUpDue = !closed;
+    });
+  }
+
   return {
     /** Starts a checkpoint when CHECKPOINT_PAGES frames wait and none runs. */
     poke(): void {
@@ -220,22 +302,7 @@ export function createCheckpointer(
         return;
       }
       if (framesWaiting(shm) < pages) return;
-      checkpointing = true;
-      void send("checkpoint").then((r) => {
-        checkpointing = false;
-        if (outcome(r) === undefined) {
-          const { log: frames, checkpointed } = r as CheckpointResult;
-          stats.checkpoints++;
-          stats.lastPages = checkpointed;
-          if (frames - checkpointed >= pages) {
-            // A reader (a backup, an export) still needs the old pages: nothing to catch up before it ends. Look again in a second.
-            blockedUntil = performance.now() + BLOCKED_RETRY_MS;
-          } else {
-            // What was committed meanwhile is copied by the next sync (step 2).
-            catchUpDue = !closed;
-          }
-        }
-      });
+      checkpoint(0);
     },
     /** Whether the next sync should be `catchUp()` (a checkpoint left frames behind). */
     catchUpDue(): boolean {
@@ -251,7 +318,12 @@ export function createCheckpointer(
       const cut = (r as CheckpointResult).truncated;
       if (cut) {
         stats.truncated++;
-        log.info("the -wal file was cut back after a long read", { bytes: cut.bytes, ms: Math.round(cut.ms) });
+        // Two lines per cut: when it starts and when it is done (a step per catch-up in between).
+        if (cutSteps++ === 0) log.info("cutting back the -wal file a long read let grow", { bytes: cut.from });
+        if (cut.to <= WAL_SIZE_LIMIT) {
+          log.info("the -wal file is cut back", { bytes: cut.to, steps: cutSteps, last_step_ms: Math.round(cut.ms) });
+          cutSteps = 0;
+        }
       }
     },
     /** Waits for the job under way, closes the worker's connection and ends the worker. */

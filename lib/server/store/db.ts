@@ -63,7 +63,9 @@ export function openDatabase(
     if (!options.sqliteCheckpoints) {
       // Deferred syncs come with checkpoints on a worker (checkpointer.ts), at the same 4000 pages.
       db.exec(`PRAGMA wal_autocheckpoint = ${options.walSync === "deferred" ? 0 : 4000}`);
-      db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT}`);
+      // With checkpoints on the worker, the worker cuts the -wal file back too (checkpointer.ts, trimStep), a step
+      // at a time: SQLite would cut it in one go in the commit that starts it over, on the event loop.
+      db.exec(`PRAGMA journal_size_limit = ${options.walSync === "deferred" ? -1 : WAL_SIZE_LIMIT}`);
       db.exec("PRAGMA temp_store = MEMORY");
     }
     // Placements and readings point at devices and rooms; keep them honest.
