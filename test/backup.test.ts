@@ -8,7 +8,15 @@ import { Database } from "bun:sqlite";
 import * as fs from "node:fs";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { backupName, backupTime, calendar, nextRun, toKeep } from "../lib/server/backup/files.ts";
+import {
+  backupName,
+  backupTime,
+  calendar,
+  nextRun,
+  removeGradually,
+  REMOVE_STEP_BYTES,
+  toKeep,
+} from "../lib/server/backup/files.ts";
 import { DEFAULT_DIR } from "../lib/server/backup/backups.ts";
 import { copyDatabase, pacedCopy } from "../lib/server/store/backup.ts";
 import { openDatabase } from "../lib/server/store/db.ts";
@@ -297,6 +305,31 @@ describe("the paced copy", () => {
     expect(db.query("SELECT count(*) AS n FROM pair").get()).toEqual({ n: 10000 });
     db.close();
   });
+});
+
+test("an old backup is removed a step at a time, then unlinked; a missing one is an error to log", async () => {
+  const dir = tempDir();
+  defer(() => dir.cleanup());
+  const path = join(dir.path, "techtemp-20260101T033000Z.db");
+  writeFileSync(path, Buffer.alloc(2 * REMOVE_STEP_BYTES + 12345, 1));
+  const sizes: number[] = [];
+  // Watch the file shrink while it is removed (each step rests 10 ms: the watcher sees the steps).
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      try {
+        sizes.push(fs.statSync(path).size);
+      } catch {}
+      await Bun.sleep(2);
+    }
+  })();
+  await removeGradually(path);
+  watching = false;
+  await watcher;
+  expect(existsSync(path)).toBe(false);
+  expect(sizes).toContain(REMOVE_STEP_BYTES + 12345);
+  expect(sizes.every((size, i) => i === 0 || size <= sizes[i - 1]!)).toBe(true);
+  await expect(removeGradually(path)).rejects.toThrow(/ENOENT/);
 });
 
 describe("rotation and schedule", () => {

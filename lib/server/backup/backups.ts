@@ -9,7 +9,6 @@
 // missing, not writable or full is a failure of its own, never skipped quietly.
 
 import { existsSync, mkdirSync, renameSync, statSync, unlinkSync, accessSync, constants, chmodSync } from "node:fs";
-import { unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { notFound } from "../../shared/errors.ts";
 import type { Log } from "../../shared/log.ts";
@@ -25,6 +24,7 @@ import {
   listBackups,
   nextRun,
   ownLike,
+  removeGradually,
   removePartials,
   toKeep,
   type BackupFile,
@@ -143,8 +143,9 @@ export function createBackups(deps: {
 
   /**
    * Deletes what rotation does not keep in `dir`; returns the names deleted.
-   * Off the event loop: removing a file of hundreds of MB takes the file
-   * system a while, and nothing else should wait for it.
+   * Off the event loop and a step at a time (removeGradually): removing a
+   * file of hundreds of MB takes the file system a while, and nothing else
+   * should wait for it.
    */
   async function rotate(dir: string): Promise<string[]> {
     const files = listBackups(dir);
@@ -153,7 +154,7 @@ export function createBackups(deps: {
     for (const f of files) {
       if (keep.has(f.name)) continue;
       try {
-        await unlink(f.path);
+        await removeGradually(f.path);
         removed.push(f.name);
       } catch (err) {
         log.warn("cannot remove an old backup", { file: f.path, error: err as Error });
