@@ -8,7 +8,7 @@
 // logged and shown (the backups page, /metrics); a second target that is
 // missing, not writable or full is a failure of its own, never skipped quietly.
 
-import { existsSync, mkdirSync, renameSync, statSync, unlinkSync, accessSync, constants, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, statSync, accessSync, constants, chmodSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { notFound } from "../../shared/errors.ts";
 import type { Log } from "../../shared/log.ts";
@@ -208,7 +208,7 @@ export function createBackups(deps: {
         mkdirSync(settings.dir, { recursive: true, mode: 0o700 });
         ownLike(settings.dir, join(settings.dir, ".."));
       }
-      removePartials(settings.dir);
+      await removePartials(settings.dir);
       const name = freeName(started);
       const partial = join(settings.dir, name + PARTIAL);
       try {
@@ -230,9 +230,7 @@ export function createBackups(deps: {
         renameSync(partial, join(settings.dir, name));
         await fsyncPath(settings.dir);
       } catch (err) {
-        try {
-          unlinkSync(partial);
-        } catch {}
+        await removeGradually(partial).catch(() => {}); // not made yet, or gone
         throw err;
       }
       path = join(settings.dir, name);

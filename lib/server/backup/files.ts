@@ -2,7 +2,7 @@
 // when the next scheduled one is due, and writing a file atomically (a copy
 // that a power cut or a pulled USB stick leaves either whole or absent).
 
-import { chownSync, readdirSync, statSync, unlinkSync } from "node:fs";
+import { chownSync, readdirSync, statSync } from "node:fs";
 import { copyFile, open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { localTime } from "../history/zone.ts";
@@ -204,8 +204,8 @@ export function ownLike(path: string, reference: string): void {
   chownSync(path, uid, gid);
 }
 
-/** Removes copies a crash left half-made in `dir`. */
-export function removePartials(dir: string): void {
+/** Removes copies a crash left half-made in `dir` (a step at a time: one may be hundreds of MB). */
+export async function removePartials(dir: string): Promise<void> {
   let names: string[] = [];
   try {
     names = readdirSync(dir);
@@ -214,9 +214,7 @@ export function removePartials(dir: string): void {
   }
   for (const name of names) {
     if (name.endsWith(PARTIAL) && BACKUP_NAME.test(name.slice(0, -PARTIAL.length))) {
-      try {
-        unlinkSync(join(dir, name));
-      } catch {}
+      await removeGradually(join(dir, name)).catch(() => {});
     }
   }
 }
