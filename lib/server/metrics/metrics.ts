@@ -173,7 +173,7 @@ export function createMetrics(deps: {
       m.counter("techtemp_checkpoints_total", "Checkpoints on the worker thread, by step.", [
         [{ step: "background" }, checkpoints.checkpoints],
         [{ step: "catch_up" }, checkpoints.catchUps],
-        // Catch-ups that also cut a -wal file grown past 16 MiB (a backup held the checkpoints back).
+        // Catch-ups that also cut a step off a -wal file grown past 16 MiB (a backup held the checkpoints back).
         [{ step: "truncate" }, checkpoints.truncated],
       ]);
       m.counter("techtemp_checkpoint_failures_total", "Checkpoints that failed (the -wal file grows).", checkpoints.failed);
