@@ -137,7 +137,6 @@ export function nextRun(now: number, time: string, timeZone: string): number | n
   return t;
 }
 
-/** fsyncs a file or directory, so a write or a rename survives a power cut. */
 /** How much of a file `removeGradually` frees per step (bytes), and the rest after each step (ms). */
 export const REMOVE_STEP_BYTES = 8 * 1024 * 1024;
 const REMOVE_REST_MS = 10;
@@ -164,6 +163,7 @@ export async function removeGradually(path: string): Promise<void> {
   await unlink(path);
 }
 
+/** fsyncs a file or directory, so a write or a rename survives a power cut. */
 export async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, "r");
   try {
