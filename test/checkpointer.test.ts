@@ -129,6 +129,36 @@ test("a -wal file a long reader let grow is cut back by the catch-ups on the wor
   expect(fresh.query("SELECT count(*) AS n FROM filler").get()).toEqual({ n: inserted });
 });
 
+test("when many frames came in during a checkpoint, another round runs before the catch-up the next sync waits for", async () => {
+  const dir = tempDir();
+  defer(() => dir.cleanup());
+  const path = join(dir.path, "techtemp.db");
+  const db = openDatabase(path, { walSync: "deferred" });
+  defer(() => db.close());
+  const checkpointer = createCheckpointer(path, quiet, { pages: 200, idleMs: 60_000 });
+  defer(() => checkpointer.close());
+  const shm = openSync(`${path}-shm`, "r");
+  defer(() => closeSync(shm));
+  db.exec("CREATE TABLE filler (id INTEGER PRIMARY KEY, blob BLOB)");
+  const insert = db.query("INSERT INTO filler (blob) VALUES (randomblob(3000))");
+  for (let i = 0; i < 300; i++) insert.run();
+  checkpointer.poke();
+  // While the worker checkpoints, ingestion goes on: 600 commits, more than a catch-up should copy (500 frames).
+  for (let i = 0; i < 600; i++) insert.run();
+  await waitFor(() => checkpointer.catchUpDue(), 10_000, "the catch-up to be due");
+  // Two rounds ran: the second copied the 600; what is left for the catch-up is little.
+  expect(checkpointer.stats.checkpoints).toBe(2);
+  expect(framesWaiting(shm)).toBeLessThan(500);
+  await checkpointer.catchUp();
+  expect(framesWaiting(shm)).toBe(0);
+  // Without that much coming in, one round and the catch-up: no second round.
+  for (let i = 0; i < 300; i++) insert.run();
+  checkpointer.poke();
+  await waitFor(() => checkpointer.catchUpDue(), 10_000, "the next catch-up to be due");
+  expect(checkpointer.stats.checkpoints).toBe(3);
+  expect(checkpointer.stats.failed).toBe(0);
+});
+
 test("the frames waiting are read from the -shm file; an unreadable one counts as none", () => {
   const dir = tempDir();
   defer(() => dir.cleanup());
