@@ -67,6 +67,24 @@ export const TRIM_STEP_BYTES = 8 * 1024 * 1024;
 type WorkerFs = Pick<typeof Fs, "openSync" | "fdatasyncSync" | "closeSync" | "statSync" | "readSync" | "truncateSync">;
 
 /**
+ * The last frame written (mxFrame) and the last copied into the database
+ * (nBackfill), from the wal-index header at the start of the -shm file open
+ * as `fd`: its documented layout, in the machine's byte order; null when it
+ * cannot be read. Self-contained: the worker runs it too (`readSync` passed in).
+ */
+function readWalIndex(read: WorkerFs["readSync"], fd: number): { mxFrame: number; nBackfill: number } | null {
+  const header = Buffer.alloc(100);
+  try {
+    if (read(fd, header, 0, 100, 0) < 100) return null;
+  } catch {
+    return null;
+  }
+  const little = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  const u32 = (at: number) => (little ? header.readUInt32LE(at) : header.readUInt32BE(at));
+  return { mxFrame: u32(16), nBackfill: u32(96) };
+}
+
+/**
  * Runs inside the worker, with its connection: cuts the -wal file by at most
  * `step` bytes towards `sizeLimit`, never below the last frame in use. Under
  * the write lock (BEGIN IMMEDIATE; none now: next time), so no frame is
@@ -78,6 +96,7 @@ function trimStep(
   db: Database,
   path: string,
   fs: WorkerFs,
+  walIndex: typeof readWalIndex,
   sizeLimit: number,
   step: number,
 ): { from: number; to: number; ms: number } | null {
@@ -91,15 +110,15 @@ function trimStep(
     return null; // a write under way: the next catch-up tries again
   }
   try {
-    const header = Buffer.alloc(100);
     const shm = fs.openSync(`${path}-shm`, "r");
+    let index;
     try {
-      if (fs.readSync(shm, header, 0, 100, 0) < 100) return null;
+      index = walIndex(fs.readSync, shm);
     } finally {
       fs.closeSync(shm);
     }
-    const little = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-    const mxFrame = little ? header.readUInt32LE(16) : header.readUInt32BE(16);
+    if (index === null) return null;
+    const mxFrame = index.mxFrame;
     const pageSize = (db.query("PRAGMA page_size").get() as { page_size: number }).page_size;
     // The -wal file: a 32-byte header, then frames of a 24-byte header and a page.
     const inUse = 32 + mxFrame * (pageSize + 24);
@@ -113,7 +132,7 @@ function trimStep(
 }
 
 /** Runs inside the worker: its only imports are bun:sqlite and node:fs (passed in), its input the messages. */
-function workerMain(Db: typeof Database, fs: WorkerFs, trim: typeof trimStep): void {
+function workerMain(Db: typeof Database, fs: WorkerFs, trim: typeof trimStep, walIndex: typeof readWalIndex): void {
   let db: Database | null = null;
   self.onmessage = (event: MessageEvent) => {
     const { path, op, sizeLimit, step } = event.data as {
@@ -147,7 +166,7 @@ function workerMain(Db: typeof Database, fs: WorkerFs, trim: typeof trimStep): v
           fs.closeSync(fd);
         }
         // No batch commits during a catch-up: the moment to cut a -wal file a long read let grow, a step at a time.
-        truncated = trim(db, path, fs, sizeLimit, step);
+        truncated = trim(db, path, fs, walIndex, sizeLimit, step);
       }
       postMessage({ op, ok: true, ...row, truncated, ms: performance.now() - started });
     } catch (err) {
@@ -156,26 +175,16 @@ function workerMain(Db: typeof Database, fs: WorkerFs, trim: typeof trimStep): v
   };
 }
 
-const WORKER_SOURCE = `import { Database } from "bun:sqlite";\nimport * as fs from "node:fs";\n(${workerMain.toString()})(Database, fs, ${trimStep.toString()});\n`;
+const WORKER_SOURCE = `import { Database } from "bun:sqlite";\nimport * as fs from "node:fs";\n(${workerMain.toString()})(Database, fs, ${trimStep.toString()}, ${readWalIndex.toString()});\n`;
 
 /**
  * How many frames of the -wal file are not in the database file yet, read
  * from the -shm file open as `fd` (0 when it cannot be read).
  */
 export function framesWaiting(fd: number): number {
-  const header = Buffer.alloc(100);
-  try {
-    if (readSync(fd, header, 0, 100, 0) < 100) return 0;
-  } catch {
-    return 0;
-  }
-  const mxFrame = LITTLE_ENDIAN ? header.readUInt32LE(16) : header.readUInt32BE(16);
-  const nBackfill = LITTLE_ENDIAN ? header.readUInt32LE(96) : header.readUInt32BE(96);
-  return Math.max(0, mxFrame - nBackfill);
+  const index = readWalIndex(readSync, fd);
+  return index === null ? 0 : Math.max(0, index.mxFrame - index.nBackfill);
 }
-
-/** The wal-index is in the machine's byte order. */
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
  * Creates the checkpointer of the database at `dbPath`: `poke()` after a

@@ -5,7 +5,10 @@ import { Database } from "bun:sqlite";
 import { wrap } from "../../shared/errors.ts";
 import { migrations } from "./migrations.ts";
 
-/** The -wal file is cut back to this size (bytes) when it starts over after a burst (PRAGMA journal_size_limit). */
+/**
+ * The -wal file is cut back to this size (bytes) after a burst: by SQLite when it starts over (PRAGMA
+ * journal_size_limit), or with deferred syncs by the checkpoint worker, a step at a time (checkpointer.ts).
+ */
 export const WAL_SIZE_LIMIT = 16 * 1024 * 1024;
 
 /** The database file inside the data directory. */
