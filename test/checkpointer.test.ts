@@ -16,18 +16,27 @@ const defer = deferAfterEach();
 
 const quiet = createLog({ level: "error", sink: () => {} });
 
-test("the server's connection never checkpoints by itself; the worker does once enough frames wait", async () => {
+/**
+ * A database opened as the server opens it, its checkpointer (200 pages start a checkpoint), its -shm file, and a
+ * table whose rows fill a page each; all closed after the test.
+ */
+function world(idleMs = 60_000) {
   const dir = tempDir();
   defer(() => dir.cleanup());
   const path = join(dir.path, "techtemp.db");
   const db = openDatabase(path, { walSync: "deferred" });
   defer(() => db.close());
-  const checkpointer = createCheckpointer(path, quiet, { pages: 200, idleMs: 300 });
+  const checkpointer = createCheckpointer(path, quiet, { pages: 200, idleMs });
   defer(() => checkpointer.close());
   const shm = openSync(`${path}-shm`, "r");
   defer(() => closeSync(shm));
   db.exec("CREATE TABLE filler (id INTEGER PRIMARY KEY, blob BLOB)");
   const insert = db.query("INSERT INTO filler (blob) VALUES (randomblob(3000))");
+  return { dir, path, db, checkpointer, shm, insert };
+}
+
+test("the server's connection never checkpoints by itself; the worker does once enough frames wait", async () => {
+  const { dir, path, checkpointer, shm, insert } = world(300);
   // 1500 commits of a page each: far past SQLite's default of 1000 pages, and no checkpoint happened.
   for (let i = 0; i < 1500; i++) insert.run();
   const waiting = framesWaiting(shm);
@@ -69,15 +78,7 @@ test("the server's connection never checkpoints by itself; the worker does once 
 });
 
 test("a -wal file a long reader let grow is cut back by the catch-ups on the worker, a step at a time, never by a commit", async () => {
-  const dir = tempDir();
-  defer(() => dir.cleanup());
-  const path = join(dir.path, "techtemp.db");
-  const db = openDatabase(path, { walSync: "deferred" });
-  defer(() => db.close());
-  const checkpointer = createCheckpointer(path, quiet, { pages: 200, idleMs: 60_000 });
-  defer(() => checkpointer.close());
-  db.exec("CREATE TABLE filler (id INTEGER PRIMARY KEY, blob BLOB)");
-  const insert = db.query("INSERT INTO filler (blob) VALUES (randomblob(3000))");
+  const { path, db, checkpointer, insert } = world();
   let inserted = 0;
   // A reader (as a backup is) holds its snapshot: no checkpoint can copy past it, the -wal file grows past the limit.
   const reader = new Database(path, { readonly: true });
@@ -130,17 +131,7 @@ test("a -wal file a long reader let grow is cut back by the catch-ups on the wor
 });
 
 test("when many frames came in during a checkpoint, another round runs before the catch-up the next sync waits for", async () => {
-  const dir = tempDir();
-  defer(() => dir.cleanup());
-  const path = join(dir.path, "techtemp.db");
-  const db = openDatabase(path, { walSync: "deferred" });
-  defer(() => db.close());
-  const checkpointer = createCheckpointer(path, quiet, { pages: 200, idleMs: 60_000 });
-  defer(() => checkpointer.close());
-  const shm = openSync(`${path}-shm`, "r");
-  defer(() => closeSync(shm));
-  db.exec("CREATE TABLE filler (id INTEGER PRIMARY KEY, blob BLOB)");
-  const insert = db.query("INSERT INTO filler (blob) VALUES (randomblob(3000))");
+  const { checkpointer, shm, insert } = world();
   for (let i = 0; i < 300; i++) insert.run();
   checkpointer.poke();
   // While the worker checkpoints, ingestion goes on: 600 commits, more than a catch-up should copy (500 frames).
