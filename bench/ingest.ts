@@ -1,10 +1,14 @@
 // Ingest benchmark: TechTemp (storing every QoS 1 reading durably before its
 // PUBACK) with MQTT authentication and the ACL on, as it runs, beside the
-// same server with them off (the cost of checking who may publish what), in
-// alternating rounds, and beside Mosquitto (broker only, storing nothing),
-// all driven by the same load generator, whose clients log in as sensors
-// with their own secrets; then bytes per stored reading at 1 M readings,
-// beside the earlier server's schema holding the same readings.
+// same server with them off (the cost of checking who may publish what), and
+// beside Mosquitto (broker only, storing nothing), in alternating rounds,
+// each driven by the same load generator, whose clients log in as sensors
+// with their own secrets. Two generators (bench/ingest-load.ts): MQTT.js,
+// which on a 2-core machine takes most of a core itself, and a lean
+// hand-written client that leaves the CPU to the broker; the generator's own
+// CPU is printed beside the rates, so it shows which side set the pace. Then
+// bytes per stored reading at 1 M readings, beside the earlier server's
+// schema holding the same readings.
 //
 // Then the same load on a slow card (every -wal sync made BENCH_SLOW_CARD_MS
 // longer below the server): syncing inside COMMIT as before issue 17 beside
@@ -55,11 +59,25 @@ interface LoadResult {
   rate: number;
   p50: number;
   p99: number;
+  /** The generator's own CPU per second (1 = a whole core). */
+  cpu: number;
 }
 
-async function load(port: number, logins: string): Promise<LoadResult> {
+/** Which load generator drives a run (bench/ingest-load.ts): MQTT.js, or the lean hand-written client. */
+type Generator = "mqtt.js" | "lean";
+
+async function load(port: number, logins: string, generator: Generator): Promise<LoadResult> {
   const proc = Bun.spawn(
-    ["bun", join(import.meta.dir, "ingest-load.ts"), String(port), String(SECONDS), String(CLIENTS), String(WINDOW), logins],
+    [
+      "bun",
+      join(import.meta.dir, "ingest-load.ts"),
+      ...(generator === "lean" ? ["--lean"] : []),
+      String(port),
+      String(SECONDS),
+      String(CLIENTS),
+      String(WINDOW),
+      logins,
+    ],
     {
       stdout: "pipe",
       stderr: "inherit",
@@ -89,10 +107,11 @@ function enrollClients(dir: string): string {
   return file;
 }
 
-/** How a bench server runs besides `open`: extra environment (a slow card below it), and `before` (ingest-server.ts --before). */
+/** How a bench server runs besides `open`: extra environment (a slow card below it), `before` (ingest-server.ts --before), the generator (MQTT.js by default). */
 interface Variant {
   env?: Record<string, string>;
   before?: boolean;
+  generator?: Generator;
 }
 
 /** bench/ingest-server.ts on `dir` (MQTT authentication and ACL off with `open`), started like `bun server.ts`. */
@@ -148,7 +167,7 @@ async function benchTechTemp(dir: string, open: boolean, variant: Variant = {}) 
       await Bun.sleep(20);
     }
   })();
-  const result = await load(server.mqttPort, logins);
+  const result = await load(server.mqttPort, logins, variant.generator ?? "mqtt.js");
   loading = false;
   await probe;
   const cpu = cpuSeconds(proc.pid) - cpuBefore;
@@ -173,7 +192,7 @@ async function benchTechTemp(dir: string, open: boolean, variant: Variant = {}) 
   };
 }
 
-async function benchMosquitto(dir: string, logins: string) {
+async function benchMosquitto(dir: string, logins: string, generator: Generator) {
   const port = freePort();
   const conf = join(dir, "mosquitto.conf");
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n`);
@@ -189,11 +208,14 @@ async function benchMosquitto(dir: string, logins: string) {
   }
   const idle = memory(proc.pid).rss;
   const stop = samplePeak(proc.pid);
-  const result = await load(port, logins);
+  const cpuBefore = cpuSeconds(proc.pid);
+  const result = await load(port, logins, generator);
+  const cpu = cpuSeconds(proc.pid) - cpuBefore;
   const peak = stop();
   proc.kill("SIGTERM");
   await proc.exited;
-  return { ...result, idle, peak };
+  // Its CPU per acknowledged reading, counted over the load's warm-up too (as TechTemp's is per stored reading).
+  return { ...result, idle, peak, cpuUs: (cpu / (result.acked * (1 + 1 / SECONDS))) * 1e6 };
 }
 
 /** Bytes per reading at `n` readings: ours, and the earlier server's schema with the same data. */
@@ -273,50 +295,80 @@ try {
   console.log(
     `Ingest: ${CLIENTS} clients (each a sensor with its own secret) × ${WINDOW} QoS 1 readings in flight each, ${SECONDS} s, same load generator for all`,
   );
-  const on: Awaited<ReturnType<typeof benchTechTemp>>[] = [];
-  const off: Awaited<ReturnType<typeof benchTechTemp>>[] = [];
+  type TechTempRun = Awaited<ReturnType<typeof benchTechTemp>>;
+  type MosquittoRun = Awaited<ReturnType<typeof benchMosquitto>>;
+  const on: TechTempRun[] = [];
+  const off: TechTempRun[] = [];
+  const mosq: MosquittoRun[] = [];
+  const onLean: TechTempRun[] = [];
+  const mosqLean: MosquittoRun[] = [];
   // Alternating rounds, each on a fresh database: the machine's load drifts, the pairs much less.
   for (let round = 0; round < ROUNDS; round++) {
-    // Which goes first alternates too, so neither always gets the quieter moment.
-    const first = round % 2 === 0;
-    if (first) on.push(await benchTechTemp(join(dir, `on-${round}`), false));
-    off.push(await benchTechTemp(join(dir, `off-${round}`), true));
-    if (!first) on.push(await benchTechTemp(join(dir, `on-${round}`), false));
-    const [a, b] = [on.at(-1)!, off.at(-1)!];
+    const logins = join(dir, `on-${round}`, "logins.json");
+    const runs: (() => Promise<unknown>)[] = [
+      async () => on.push(await benchTechTemp(join(dir, `on-${round}`), false)),
+      async () => off.push(await benchTechTemp(join(dir, `off-${round}`), true)),
+      async () => mosq.push(await benchMosquitto(dir, logins, "mqtt.js")),
+      async () => onLean.push(await benchTechTemp(join(dir, `lean-${round}`), false, { generator: "lean" })),
+      async () => mosqLean.push(await benchMosquitto(dir, logins, "lean")),
+    ];
+    // TechTemp on runs first (it enrolls the logins); then the order alternates, so no run always gets the quieter moment.
+    await runs[0]!();
+    for (const run of round % 2 === 0 ? runs.slice(1) : runs.slice(1).reverse()) await run();
+    const [a, b, m, al, ml] = [on.at(-1)!, off.at(-1)!, mosq.at(-1)!, onLean.at(-1)!, mosqLean.at(-1)!];
     console.log(
-      `  round ${round + 1}: auth+ACL on ${fmt(a.rate)}/s (${a.cpuUs.toFixed(1)} µs CPU per reading), off ${fmt(b.rate)}/s (${b.cpuUs.toFixed(1)} µs)`,
+      `  round ${round + 1}: MQTT.js: on ${fmt(a.rate)}/s (${a.cpuUs.toFixed(1)} µs CPU per reading), off ${fmt(b.rate)}/s (${b.cpuUs.toFixed(1)} µs), ` +
+        `Mosquitto ${fmt(m.rate)}/s; lean: on ${fmt(al.rate)}/s, Mosquitto ${fmt(ml.rate)}/s`,
     );
   }
-  const mosq = await benchMosquitto(dir, join(dir, "on-0", "logins.json"));
-  const mean = (rs: { rate: number }[], k: "rate" | "p50" | "p99" | "idle" | "peak" = "rate") =>
-    rs.reduce((a, r) => a + (r as Record<string, number>)[k]!, 0) / rs.length;
-  const row = (name: string, rs: Awaited<ReturnType<typeof benchTechTemp>>[] | (typeof mosq)[]) => [
-    name,
-    fmt(mean(rs)),
-    fmt(mean(rs, "p50"), 2),
-    fmt(mean(rs, "p99"), 2),
-    fmt(mean(rs, "idle"), 1),
-    fmt(mean(rs, "peak"), 1),
-  ];
-  const rows = [
-    ["", "readings/s", "p50 ms", "p99 ms", "idle RSS MB", "peak RSS MB"],
+  const mean = (rs: Record<string, number>[], k: string = "rate") => rs.reduce((a, r) => a + r[k]!, 0) / rs.length;
+  const row = (name: string, rs: (TechTempRun | MosquittoRun)[]) => {
+    const runs = rs as unknown as Record<string, number>[];
+    return [
+      name,
+      fmt(mean(runs)),
+      fmt(mean(runs, "p50"), 2),
+      fmt(mean(runs, "p99"), 2),
+      fmt(mean(runs, "cpuUs"), 1),
+      fmt(mean(runs, "cpu"), 2),
+      fmt(mean(runs, "idle"), 1),
+      fmt(mean(runs, "peak"), 1),
+    ];
+  };
+  const table = (rows: string[][]) => {
+    const all = [
+      ["", "readings/s", "p50 ms", "p99 ms", "broker µs CPU/reading", "generator CPU (cores)", "idle RSS MB", "peak RSS MB"],
+      ...rows,
+    ];
+    const widths = all[0]!.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+    for (const r of all)
+      console.log("  " + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
+  };
+  /** TechTemp's rate over Mosquitto's, round by round (each pair ran minutes apart at most): the mean and the range. */
+  const ratio = (ours: { rate: number }[], theirs: { rate: number }[]) => {
+    const rs = ours.map((r, i) => r.rate / theirs[i]!.rate);
+    return `${(rs.reduce((a, b) => a + b, 0) / rs.length).toFixed(2)}× (rounds: ${rs.map((r) => r.toFixed(2)).join(", ")})`;
+  };
+  console.log(`\n  Generator MQTT.js:`);
+  table([
     row("TechTemp, auth + ACL on (stored, fsync)", on),
     row("TechTemp, auth + ACL off (reference)", off),
-    row("Mosquitto (stores nothing)", [mosq]),
-  ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) console.log("  " + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
+    row("Mosquitto (stores nothing)", mosq),
+  ]);
+  console.log(`\n  Generator lean (hand-written MQTT over Bun.connect):`);
+  table([row("TechTemp, auth + ACL on (stored, fsync)", onLean), row("Mosquitto (stores nothing)", mosqLean)]);
   const best = (rs: { rate: number }[]) => Math.max(...rs.map((r) => r.rate));
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   console.log(
-    `  auth + ACL on / off: ${(mean(on) / mean(off)).toFixed(2)}× mean rate, ${(best(on) / best(off)).toFixed(2)}× best rate (goal ≥ 0.9×), over ${ROUNDS} rounds each`,
+    `\n  auth + ACL on / off: ${(mean(on) / mean(off)).toFixed(2)}× mean rate, ${(best(on) / best(off)).toFixed(2)}× best rate (goal ≥ 0.9×), over ${ROUNDS} rounds each`,
   );
   const cpuOn = median(on.map((r) => r.cpuUs));
   const cpuOff = median(off.map((r) => r.cpuUs));
   console.log(
     `  server CPU per stored reading (median): on ${cpuOn.toFixed(1)} µs, off ${cpuOff.toFixed(1)} µs: the rate it allows, on / off ${(cpuOff / cpuOn).toFixed(2)}×`,
   );
-  console.log(`  TechTemp (on) / Mosquitto rate: ${(mean(on) / mosq.rate).toFixed(2)}× (goal ≥ 0.7×)`);
+  console.log(`  TechTemp (on) / Mosquitto rate, generator MQTT.js: ${ratio(on, mosq)}`);
+  console.log(`  TechTemp (on) / Mosquitto rate, generator lean:    ${ratio(onLean, mosqLean)} (goal ≥ 0.9×)`);
   const last = on.at(-1)!;
   console.log(
     `  last round on: stored ${last.stored} readings (acknowledged during the measured window: ${last.acked}); ${last.batches} commits, largest batch ${last.largestBatch}; refused ${last.refused}`,
