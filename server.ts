@@ -253,7 +253,7 @@ export async function start(
           now: options.now,
         });
   const auth = createAuth({ store, settings: config, log: log.child("auth"), now: options.now, hashParams: options.hashParams });
-  const mqttWs = createMqttWsBridge(broker);
+  const mqttWs = createMqttWsBridge(broker, { maxPacketBytes: config.mqtt_max_packet_bytes, log: log.child("mqtt-ws") });
   const app = createHttp({
     mqttWs,
     store,
@@ -281,7 +281,7 @@ export async function start(
   try {
     listening = `HTTP on ${config.host}:${config.http_port}`;
     if (config.http_plain === "on") {
-      app.listen({ port: config.http_port, hostname: config.host, maxRequestBodySize });
+      app.listen({ port: config.http_port, hostname: config.host, maxRequestBodySize, websocket: mqttWs.limits });
       httpPort = app.server!.port!;
       listening = `HTTPS on ${config.host}:${config.https_port}`;
       // A second listener for the same app: HTTPS beside plain HTTP.
@@ -292,12 +292,18 @@ export async function start(
           tls: tlsOptions,
           maxRequestBodySize,
           // MQTT over WebSockets (wss://…/mqtt) on this listener too: Elysia upgrades only on its own server.
-          websocket: { open: mqttWs.open, message: mqttWs.message, close: mqttWs.close },
+          websocket: { ...mqttWs.limits, open: mqttWs.open, message: mqttWs.message, close: mqttWs.close },
           fetch: (request, server) => (mqttWs.upgrade(request, server) ? undefined : app.fetch(request)),
         });
     } else {
       listening = `HTTPS on ${config.host}:${config.https_port}`;
-      app.listen({ port: config.https_port, hostname: config.host, tls: tlsOptions, maxRequestBodySize });
+      app.listen({
+        port: config.https_port,
+        hostname: config.host,
+        tls: tlsOptions,
+        maxRequestBodySize,
+        websocket: mqttWs.limits,
+      });
       https = app.server;
     }
   } catch (err) {

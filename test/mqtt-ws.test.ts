@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { readFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { defaultNames, ensureCertificates } from "../lib/server/tls/local-ca.ts";
 import {
@@ -15,6 +16,7 @@ import {
   readingTopic,
   startServer,
   tempDir,
+  waitFor,
   withTimeout,
   type TestServer,
 } from "./helpers.ts";
@@ -89,6 +91,119 @@ test("over WebSockets the same rules hold: anonymous and a wrong token refused (
   expect(server.logs.some((l) => l.includes("refused packet") && l.includes("mqtt_max_packet_bytes"))).toBe(true);
   expect((await server.api("/health")).body).toEqual({ status: "ok" });
 });
+
+/** Encodes an MQTT string (2-byte length, UTF-8). */
+function mqttString(s: string): number[] {
+  const b = new TextEncoder().encode(s);
+  return [b.length >> 8, b.length & 255, ...b];
+}
+
+/** An MQTT packet: first byte, remaining length, body. */
+function packet(first: number, body: number[]): number[] {
+  const length: number[] = [];
+  let n = body.length;
+  do {
+    const digit = n % 128;
+    n = Math.floor(n / 128);
+    length.push(n > 0 ? digit | 128 : digit);
+  } while (n > 0);
+  return [first, ...length, ...body];
+}
+
+/** A masked binary WebSocket frame (a client's), for a raw socket. */
+function wsFrame(payload: number[]): Buffer {
+  const mask = [0x12, 0x34, 0x56, 0x78];
+  const length = payload.length > 125 ? [0x80 | 126, payload.length >> 8, payload.length & 255] : [0x80 | payload.length];
+  return Buffer.from([0x82, ...length, ...mask, ...payload.map((b, i) => b ^ mask[i % 4]!)]);
+}
+
+/**
+ * A WebSocket MQTT client over a raw TCP socket, written by hand so that the
+ * test can stop reading (a browser tab in the background, a frozen tool):
+ * logs in with the server's token and subscribes to `filter`.
+ */
+async function rawWsSubscriber(filter: string): Promise<Socket> {
+  const socket = connect(Number(new URL(server.url).port), "127.0.0.1");
+  await withTimeout(new Promise((resolve) => socket.once("connect", resolve)), 5000, "TCP connect");
+  let received = Buffer.alloc(0);
+  socket.on("data", (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+  /** The MQTT bytes the server sent so far: the payloads of its (unmasked) frames after the HTTP answer. */
+  const mqttBytes = () => {
+    const end = received.indexOf("\r\n\r\n");
+    const out: number[] = [];
+    for (let at = end + 4; end >= 0 && at + 2 <= received.length;) {
+      let length = received[at + 1]! & 127;
+      let start = at + 2;
+      if (length === 126) ((length = received.readUInt16BE(at + 2)), (start = at + 4));
+      if (start + length > received.length) break;
+      out.push(...received.subarray(start, start + length));
+      at = start + length;
+    }
+    return Buffer.from(out);
+  };
+  socket.write(
+    "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+  );
+  await waitFor(() => received.includes("101 Switching Protocols"), 5000, "the WebSocket upgrade");
+  const { username, password } = server.mqttLogin!;
+  const flags = 0xc2; // username, password, clean session
+  socket.write(
+    wsFrame(
+      packet(0x10, [
+        ...mqttString("MQTT"),
+        4,
+        flags,
+        0,
+        0,
+        ...mqttString("raw-ws"),
+        ...mqttString(username!),
+        ...mqttString(password! as string),
+      ]),
+    ),
+  );
+  await waitFor(() => mqttBytes().includes(Buffer.from([0x20, 2, 0, 0])), 5000, "CONNACK 0");
+  socket.write(wsFrame(packet(0x82, [0, 1, ...mqttString(filter), 0])));
+  // SUBACK for packet id 1, QoS 0 granted.
+  await waitFor(() => mqttBytes().includes(Buffer.from([0x90, 3, 0, 1, 0])), 5000, "SUBACK");
+  return socket;
+}
+
+test("over WebSockets what one connection may hold is bounded: a frame over the largest packet is refused unread, a tool that stops reading is closed", async () => {
+  // A 5,000-byte frame with mqtt_max_packet_bytes 4096: refused by the WebSocket layer, before it is buffered.
+  const big = new WebSocket(`ws://127.0.0.1:${new URL(server.url).port}/mqtt`, ["mqtt"]);
+  await withTimeout(new Promise((resolve) => (big.onopen = resolve)), 5000, "WebSocket open");
+  const bigClosed = new Promise<number>((resolve) => (big.onclose = (event) => resolve(event.code)));
+  big.send(new Uint8Array(5000));
+  expect(await withTimeout(bigClosed, 5000, "the oversized frame's close")).toBe(1009);
+  await waitFor(
+    () => server.logs.some((l) => l.includes("refused WebSocket frame: longer than mqtt_max_packet_bytes (4096) + 5 bytes")),
+    5000,
+    "the refused frame's log line",
+  );
+
+  // A subscriber that stops reading while 24 MB are published to it: closed once 1 MiB waits for it.
+  const slow = await rawWsSubscriber("flood/#");
+  const slowClosed = new Promise<void>((resolve) => slow.once("close", () => resolve()));
+  slow.pause();
+  const flooder = await connectMqtt(server.mqttPort, { clientId: "flooder" });
+  const payload = "x".repeat(4000);
+  for (let i = 0; i < 6000; i++) flooder.publish("flood/a", payload, { qos: 0 });
+  await waitFor(
+    () => server.logs.some((l) => l.includes("closed an MQTT over WebSockets connection that stopped reading: 1048576 bytes")),
+    20_000,
+    "the slow reader's log line",
+  );
+  slow.resume(); // reads what the kernel holds, then sees the end
+  await withTimeout(slowClosed, 10_000, "the slow reader's connection closed");
+  await endMqtt(flooder);
+  // Logged once, however many messages were dropped; the server goes on serving everyone else.
+  expect(server.logs.filter((l) => l.includes("that stopped reading")).length).toBe(1);
+  const ws = await connectWs({ clientId: "ws-after", ...server.mqttLogin! });
+  await publishAcked(ws, readingTopic("aht20-wsafter"), legacyPayload(21.5, 40, Date.now() - 1000));
+  await endMqtt(ws);
+  expect((await server.api("/health")).body).toEqual({ status: "ok" });
+}, 60_000);
 
 test("while accept_anonymous_sensors is on (an upgraded install), anonymous clients still may not use WebSockets: a web page could", async () => {
   server.auth.switches.set("accept_anonymous_sensors", true);

@@ -9,7 +9,7 @@ import { Elysia } from "elysia";
 import type { Log } from "../../shared/log.ts";
 import type { Auth } from "../auth/auth.ts";
 import { createHostCheck } from "../auth/hosts.ts";
-import type { Config } from "../config.ts";
+import { defaults, type Config } from "../config.ts";
 import type { Live } from "../live/live.ts";
 import type { Weather } from "../weather/weather.ts";
 import { createApi, type ApiDeps } from "./api/api.ts";
@@ -104,7 +104,11 @@ export function createHttp(deps: HttpDeps) {
     .use(createAccountPages({ auth, respond, callerOf }))
     .use(createSecurityPages({ auth, respond, callerOf }))
     .use(deps.backups ? createBackupPages({ backups: deps.backups, records: deps.store.backups, respond }) : new Elysia())
-    .use(createMqttWebSocket(deps.mqttWs ?? createMqttWsBridge(deps.broker)))
+    .use(
+      createMqttWebSocket(
+        deps.mqttWs ?? createMqttWsBridge(deps.broker, { maxPacketBytes: defaults.mqtt_max_packet_bytes, log: deps.log }),
+      ),
+    )
     // Last: it documents the routes of the whole app, asked at each request.
     .use(createOpenApi({ routes: () => routesOf(), respond }));
   routesOf = () => app.routes as unknown as RouteInfo[];

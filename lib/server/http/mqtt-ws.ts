@@ -13,6 +13,7 @@
 import type { ServerWebSocket } from "bun";
 import { Elysia } from "elysia";
 import { Duplex } from "node:stream";
+import type { Log } from "../../shared/log.ts";
 import type { Broker } from "../mqtt/broker.ts";
 
 /** The path of MQTT over WebSockets (MQTT.js' and most tools' default). */
@@ -23,15 +24,55 @@ const PROTOCOL_HEADERS = { "sec-websocket-protocol": "mqtt" };
 
 type Socket = ServerWebSocket<unknown>;
 
-/** Creates the bridge between Bun's WebSockets and the broker. */
-export function createMqttWsBridge(broker: Pick<Broker, "handleStream">) {
+/**
+ * Bytes waiting to go out to one WebSocket at most (or 4 packets of
+ * mqtt_max_packet_bytes, when more): a tool that subscribed and stopped
+ * reading is disconnected there, instead of the server buffering for it
+ * (Bun's default is 16 MB per connection). The same bound holds for bytes
+ * received and not yet taken by the broker.
+ */
+export const WS_BACKPRESSURE_BYTES = 1024 * 1024;
+/** A frame's room besides the largest packet: an MQTT fixed header is at most 5 bytes. */
+const HEADER_BYTES = 5;
+/** A refused frame or a slow reader is logged at most this often. */
+const LOG_EVERY_MS = 60_000;
+
+/**
+ * Creates the bridge between Bun's WebSockets and the broker. `limits` go
+ * into every listener's `websocket` options: a frame longer than the largest
+ * packet the broker takes is refused before it is buffered (Bun's default
+ * takes 16 MB), and a socket too far behind is closed.
+ */
+export function createMqttWsBridge(broker: Pick<Broker, "handleStream">, options: { maxPacketBytes: number; log?: Log }) {
   const streams = new Map<Socket, Duplex>();
+  const limits = {
+    maxPayloadLength: options.maxPacketBytes + HEADER_BYTES,
+    backpressureLimit: Math.max(WS_BACKPRESSURE_BYTES, 4 * options.maxPacketBytes),
+    closeOnBackpressureLimit: true,
+  };
+  const loggedAt = { frame: -Infinity, behind: -Infinity, ahead: -Infinity };
+  /** Logs a connection closed by a limit, once per cause and minute. */
+  function closedByLimit(cause: keyof typeof loggedAt, message: string, ws: Socket): void {
+    const at = performance.now();
+    if (at - loggedAt[cause] < LOG_EVERY_MS) return;
+    loggedAt[cause] = at;
+    options.log?.warn(message, { address: ws.remoteAddress });
+  }
   const bridge = {
+    limits,
     open(ws: Socket): void {
       const stream = new Duplex({
         read() {},
         write(chunk: Buffer, _encoding, callback) {
-          ws.send(chunk);
+          // 0: dropped, the socket has backpressureLimit bytes waiting (a reader that stopped); the rest would be lost too.
+          if (ws.send(chunk) === 0) {
+            closedByLimit(
+              "behind",
+              `closed an MQTT over WebSockets connection that stopped reading: ${limits.backpressureLimit} bytes were waiting for it`,
+              ws,
+            );
+            ws.terminate();
+          }
           callback();
         },
         final(callback) {
@@ -52,9 +93,28 @@ export function createMqttWsBridge(broker: Pick<Broker, "handleStream">) {
       broker.handleStream(stream, `${ws.remoteAddress}:ws`);
     },
     message(ws: Socket, message: string | Uint8Array): void {
-      streams.get(ws)?.push(typeof message === "string" ? Buffer.from(message) : Buffer.from(message));
+      const stream = streams.get(ws);
+      if (!stream) return;
+      // A client that sends faster than the broker takes its packets: closed at the same bound, not buffered without end.
+      if (stream.readableLength > limits.backpressureLimit) {
+        closedByLimit(
+          "ahead",
+          `closed an MQTT over WebSockets connection that sends faster than the broker takes: ${limits.backpressureLimit} bytes were waiting from it`,
+          ws,
+        );
+        ws.terminate();
+        return;
+      }
+      stream.push(typeof message === "string" ? Buffer.from(message) : Buffer.from(message));
     },
-    close(ws: Socket): void {
+    close(ws: Socket, code?: number, reason?: string): void {
+      // Bun closes a connection whose frame is over maxPayloadLength with 1006 "Received too big message".
+      if (code === 1009 || /too big/i.test(reason ?? ""))
+        closedByLimit(
+          "frame",
+          `refused WebSocket frame: longer than mqtt_max_packet_bytes (${options.maxPacketBytes}) + ${HEADER_BYTES} bytes of header; connection closed`,
+          ws,
+        );
       const stream = streams.get(ws);
       streams.delete(ws);
       stream?.push(null);
@@ -87,6 +147,6 @@ export function createMqttWebSocket(bridge: MqttWsBridge) {
     parse: (_ws, message) => message,
     open: (ws) => bridge.open(ws.raw as Socket),
     message: (ws, message) => bridge.message(ws.raw as Socket, message as string | Uint8Array),
-    close: (ws) => bridge.close(ws.raw as Socket),
+    close: (ws, code, reason) => bridge.close(ws.raw as Socket, code, reason),
   });
 }
