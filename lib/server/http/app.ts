@@ -106,7 +106,12 @@ export function createHttp(deps: HttpDeps) {
     .use(deps.backups ? createBackupPages({ backups: deps.backups, records: deps.store.backups, respond }) : new Elysia())
     .use(
       createMqttWebSocket(
-        deps.mqttWs ?? createMqttWsBridge(deps.broker, { maxPacketBytes: defaults.mqtt_max_packet_bytes, log: deps.log }),
+        deps.mqttWs ??
+          createMqttWsBridge(deps.broker, {
+            maxPacketBytes: defaults.mqtt_max_packet_bytes,
+            maxOutgoingBytes: defaults.mqtt_max_outgoing_bytes,
+            log: deps.log,
+          }),
       ),
     )
     // Last: it documents the routes of the whole app, asked at each request.

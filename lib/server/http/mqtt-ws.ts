@@ -24,14 +24,6 @@ const PROTOCOL_HEADERS = { "sec-websocket-protocol": "mqtt" };
 
 type Socket = ServerWebSocket<unknown>;
 
-/**
- * Bytes waiting to go out to one WebSocket at most (or 4 packets of
- * mqtt_max_packet_bytes, when more): a tool that subscribed and stopped
- * reading is disconnected there, instead of the server buffering for it
- * (Bun's default is 16 MB per connection). The same bound holds for bytes
- * received and not yet taken by the broker.
- */
-export const WS_BACKPRESSURE_BYTES = 1024 * 1024;
 /** A frame's room besides the largest packet: an MQTT fixed header is at most 5 bytes. */
 const HEADER_BYTES = 5;
 /** A refused frame or a slow reader is logged at most this often. */
@@ -39,15 +31,24 @@ const LOG_EVERY_MS = 60_000;
 
 /**
  * Creates the bridge between Bun's WebSockets and the broker. `limits` go
- * into every listener's `websocket` options: a frame longer than the largest
- * packet the broker takes is refused before it is buffered (Bun's default
- * takes 16 MB), and a socket too far behind is closed.
+ * into every listener's `websocket` options (Bun's defaults are 16 MB each):
+ * a frame longer than the largest packet the broker takes is refused before
+ * it is buffered, and a connection with `maxOutgoingBytes`
+ * (mqtt_max_outgoing_bytes) waiting to go out to it is closed. Over TCP the
+ * broker drops messages for such a subscriber instead (delivery.ts); a
+ * WebSocket's frames are whole packets or parts of one, which cannot be
+ * dropped without breaking the stream. The same bound holds for bytes
+ * received and not yet taken by the broker.
  */
-export function createMqttWsBridge(broker: Pick<Broker, "handleStream">, options: { maxPacketBytes: number; log?: Log }) {
+export function createMqttWsBridge(
+  broker: Pick<Broker, "handleStream">,
+  options: { maxPacketBytes: number; maxOutgoingBytes: number; log?: Log },
+) {
   const streams = new Map<Socket, Duplex>();
   const limits = {
     maxPayloadLength: options.maxPacketBytes + HEADER_BYTES,
-    backpressureLimit: Math.max(WS_BACKPRESSURE_BYTES, 4 * options.maxPacketBytes),
+    // Room for a whole packet at least, however small the setting.
+    backpressureLimit: Math.max(options.maxOutgoingBytes, options.maxPacketBytes + HEADER_BYTES),
     closeOnBackpressureLimit: true,
   };
   const loggedAt = { frame: -Infinity, behind: -Infinity, ahead: -Infinity };
@@ -68,7 +69,7 @@ export function createMqttWsBridge(broker: Pick<Broker, "handleStream">, options
           if (ws.send(chunk) === 0) {
             closedByLimit(
               "behind",
-              `closed an MQTT over WebSockets connection that stopped reading: ${limits.backpressureLimit} bytes were waiting for it`,
+              `closed an MQTT over WebSockets connection that stopped reading: ${limits.backpressureLimit} bytes were waiting for it (mqtt_max_outgoing_bytes)`,
               ws,
             );
             ws.terminate();
@@ -99,7 +100,7 @@ export function createMqttWsBridge(broker: Pick<Broker, "handleStream">, options
       if (stream.readableLength > limits.backpressureLimit) {
         closedByLimit(
           "ahead",
-          `closed an MQTT over WebSockets connection that sends faster than the broker takes: ${limits.backpressureLimit} bytes were waiting from it`,
+          `closed an MQTT over WebSockets connection that sends faster than the broker takes: ${limits.backpressureLimit} bytes were waiting from it (mqtt_max_outgoing_bytes)`,
           ws,
         );
         ws.terminate();
