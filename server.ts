@@ -176,6 +176,7 @@ export async function start(
       maxRetained: config.mqtt_max_retained,
       maxRetainedBytes: config.mqtt_max_retained_bytes,
       maxOutgoingBytes: config.mqtt_max_outgoing_bytes,
+      maxDevices: config.max_devices,
       sysIntervalMs: config.mqtt_sys_interval_s * 1000,
     },
   });
@@ -253,7 +254,11 @@ export async function start(
           now: options.now,
         });
   const auth = createAuth({ store, settings: config, log: log.child("auth"), now: options.now, hashParams: options.hashParams });
-  const mqttWs = createMqttWsBridge(broker, { maxPacketBytes: config.mqtt_max_packet_bytes, log: log.child("mqtt-ws") });
+  const mqttWs = createMqttWsBridge(broker, {
+    maxPacketBytes: config.mqtt_max_packet_bytes,
+    maxOutgoingBytes: config.mqtt_max_outgoing_bytes,
+    log: log.child("mqtt-ws"),
+  });
   const app = createHttp({
     mqttWs,
     store,

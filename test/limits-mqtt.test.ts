@@ -88,6 +88,47 @@ describe("garbage on many device topics", () => {
   }, 90_000);
 });
 
+describe("how many devices readings may register", () => {
+  test("beyond max_devices a new device's reading or status is not acknowledged (its sensor keeps it), logged once per client; known devices go on; deleting one makes room", async () => {
+    await server.stop();
+    server = await startServer({ max_devices: 3 }, { logLevel: "info" });
+    const tool = await connectMqtt(server.mqttPort, { clientId: "cap-tool" });
+    const ts = Date.now() - 5000;
+    for (const uid of ["aht20-cap001", "aht20-cap002", "aht20-cap003"])
+      await publishAcked(tool, readingTopic(uid), legacyPayload(21, 40, ts));
+    // The fourth device: no PUBACK; the broker closes the connection (MQTT 3.1.1 has no way to refuse a PUBLISH).
+    const closed = new Promise<void>((resolve) => tool.once("close", () => resolve()));
+    tool.publish(readingTopic("aht20-cap004"), legacyPayload(22, 41, ts), { qos: 1 });
+    await withTimeout(closed, 5000, "the connection closed");
+    await endMqtt(tool, true);
+    // A new device's retained status is refused too: it would register the device.
+    const status = await connectMqtt(server.mqttPort, { clientId: "cap-status" });
+    const statusClosed = new Promise<void>((resolve) => status.once("close", () => resolve()));
+    status.publish("home/home-001/sensors/aht20-cap005/status", JSON.stringify({ state: "online" }), { qos: 1, retain: true });
+    await withTimeout(statusClosed, 5000, "the status connection closed");
+    await endMqtt(status, true);
+    // One line per client and minute.
+    const lines = server.logs.filter((l) => l.includes("refused a new device"));
+    expect(lines.length).toBe(2);
+    expect(lines[0]).toContain("device=aht20-cap004 client=cap-tool");
+    expect(lines[1]).toContain("device=aht20-cap005 client=cap-status");
+    expect(lines[0]).toContain("3 devices are registered (max_devices); delete devices no longer used, or raise max_devices");
+    const devices = (await server.api("/api/v1/devices")).body.data.map((d: { uid: string }) => d.uid).sort();
+    expect(devices).toEqual(["aht20-cap001", "aht20-cap002", "aht20-cap003"]);
+    expect((await server.api("/api/v1/stats")).body.data.broker.devicesRefused).toBe(2);
+    // A known device's readings are stored as before.
+    const again = await connectMqtt(server.mqttPort, { clientId: "cap-tool-2" });
+    await publishAcked(again, readingTopic("aht20-cap002"), legacyPayload(23, 42, ts + 1000));
+    expect((await server.api("/api/v1/devices/aht20-cap002/readings")).body.data).toHaveLength(2);
+    // Deleting a device makes room: the fourth one is stored now.
+    expect((await server.api("/api/v1/devices/aht20-cap001", { method: "DELETE" })).status).toBe(200);
+    await publishAcked(again, readingTopic("aht20-cap004"), legacyPayload(22, 41, ts));
+    expect((await server.api("/api/v1/devices/aht20-cap004/readings")).body.data).toHaveLength(1);
+    await endMqtt(again);
+    expect((await server.api("/health")).body).toEqual({ status: "ok" });
+  }, 30_000);
+});
+
 describe("a reserve of connections for sensors", () => {
   test("tools beyond mqtt_max_tool_clients and anonymous clients beyond mqtt_max_anonymous_per_address get CONNACK 3; sensors still connect", async () => {
     await server.stop();

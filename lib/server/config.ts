@@ -136,6 +136,11 @@ export const defaults = {
   // ---- limits under abuse (issue 16): every one logged once per cause and minute when hit ----
   /** Largest HTTP request body, in bytes; a larger one is refused (413) before it is read. Forms and API bodies are under 10 KB. */
   http_max_body_bytes: 1_048_576,
+  /**
+   * Most devices the server keeps. A reading or status of a device it does not know yet is refused beyond it
+   * (not acknowledged: a sensor keeps it and sends it again once a device is deleted or this is raised).
+   */
+  max_devices: 1000,
   /** Most MQTT connections of tools (API tokens) at once: the rest of mqtt_max_clients is kept for sensors. */
   mqtt_max_tool_clients: 50,
   /** Most anonymous MQTT connections (earlier sensors, while accept_anonymous_sensors is on) from one address: one Pi each. */

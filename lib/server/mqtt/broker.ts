@@ -49,6 +49,8 @@ export interface BrokerOptions extends BoundsOptions {
   maxAnonymousPerAddress: number;
   /** Most bytes waiting in one subscriber's connection before messages to it are dropped. */
   maxOutgoingBytes: number;
+  /** Most devices registered (max_devices): a reading or status of a new device beyond it is refused, not acknowledged. */
+  maxDevices?: number;
   /** How often the $SYS/broker statistics are published (0: never). */
   sysIntervalMs?: number;
 }
@@ -61,6 +63,8 @@ export interface BrokerStats extends AccessCounters {
   slowSubscriberDropped: number;
   /** Refused readings not counted on a device: the device is unknown (it is not registered for garbage). */
   refusalsNotCounted: number;
+  /** Readings and statuses of new devices refused: max_devices were registered. */
+  devicesRefused: number;
   /** Messages on a device topic whose ids or kind are not valid (no device to count them on). */
   badTopics: number;
   statusRefused: number;
@@ -83,7 +87,7 @@ export interface TlsMaterial {
  * only, which measures what they cost (no setting reaches it).
  */
 export async function createBroker(deps: {
-  store: Pick<Store, "recordRefusals" | "applyStatus" | "auth" | "on" | "mqtt">;
+  store: Pick<Store, "recordRefusals" | "applyStatus" | "auth" | "on" | "mqtt" | "registered">;
   ingest: Pick<Ingest, "submit">;
   log: Log;
   options: BrokerOptions;
@@ -97,6 +101,7 @@ export async function createBroker(deps: {
     readingsRefused: 0,
     slowSubscriberDropped: 0,
     refusalsNotCounted: 0,
+    devicesRefused: 0,
     badTopics: 0,
     statusRefused: 0,
     connectionsRefused: 0,
@@ -129,6 +134,10 @@ export async function createBroker(deps: {
 
   // One line per publishing client (or address) and minute, whatever the device: garbage on
   // 10,000 device topics from one client is one line with the count it left out, not 10,000.
+  const maxDevices = options.maxDevices ?? Infinity;
+  /** New devices whose first reading waits for its commit: they count against max_devices already. */
+  const admitted = new Set<string>();
+
   const refuse = (client: Client | null, deviceUid: string | null, reason: string, topic: string) => {
     const address = client ? (addresses.get(client) ?? remoteAddress(client)) : undefined;
     const suppressed = throttle(`refuse:${client?.id ?? address ?? topic}`, now());
@@ -173,6 +182,22 @@ export async function createBroker(deps: {
     }
     const { homeId, deviceUid, message } = cls;
     const at = now();
+    const registering = !store.registered.has(deviceUid) && !admitted.has(deviceUid);
+    if (registering && store.registered.count() + admitted.size >= maxDevices && (packet.payload as Buffer).length > 0) {
+      stats.devicesRefused++;
+      const address = client ? (addresses.get(client) ?? remoteAddress(client)) : undefined;
+      const suppressed = throttle(`devices:${client?.id ?? address}`, at);
+      if (suppressed !== null)
+        log.warn("refused a new device", {
+          device: deviceUid,
+          client: client?.id,
+          address,
+          reason: `${maxDevices} devices are registered (max_devices); delete devices no longer used, or raise max_devices`,
+          suppressed: suppressed || undefined,
+        });
+      // Not acknowledged (the connection closes): a sensor keeps the reading and sends it again later.
+      return callback(new Error(`${maxDevices} devices are registered (max_devices)`));
+    }
     if (message === "reading") {
       const result = parseReading(packet.payload as Buffer, at);
       if (!result.ok) {
@@ -183,7 +208,10 @@ export async function createBroker(deps: {
         refusalCounts.add(deviceUid, result.reason, at);
         return callback(null);
       }
+      // Counted against max_devices until its commit registers it (or fails).
+      if (registering) admitted.add(deviceUid);
       ingest.submit({ homeId, deviceUid, reading: result.value, receivedAt: at }, (err) => {
+        admitted.delete(deviceUid);
         if (err) return callback(err);
         stats.readingsAccepted++;
         callback(null);

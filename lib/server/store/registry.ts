@@ -45,6 +45,8 @@ export function createRegistry(db: Database) {
     idOf: (uid: string): number | null => cache.get(uid)?.id ?? null,
     /** Whether the device is known (in the cache). */
     has: (uid: string): boolean => cache.has(uid),
+    /** How many devices are known. */
+    count: (): number => cache.size,
     /** Forgets a device: it was deleted, or the transaction that registered it rolled back. */
     forget: (uid: string): void => void cache.delete(uid),
   };

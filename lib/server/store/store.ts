@@ -99,6 +99,8 @@ export function createStore(db: Database, options: { now?: () => number; log?: L
     ...createDevices(db, { now, registry, events, held }),
     ...createReadingWrites(db, { registry, events, held }),
     ...createStatusWrites(db, { registry, events }),
+    /** Whether a device is registered, and how many are (the broker's max_devices). */
+    registered: { has: registry.has, count: registry.count },
     /** Subscribes to the store's events (events.ts); returns an unsubscribe. */
     on: events.on,
     /** History read back, for lib/server/history/ (charts, statistics, export). */
