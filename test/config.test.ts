@@ -67,6 +67,11 @@ describe("loadConfig", () => {
     ],
     ["a negative retention", { TECHTEMP_RETENTION_RAW_DAYS: "-1" }, /^config: retention_raw_days = "-1" .*keep forever/],
     [
+      "no room for any device",
+      { TECHTEMP_MAX_DEVICES: "0" },
+      /^config: max_devices = "0" \(TECHTEMP_MAX_DEVICES\): must be at least 1$/,
+    ],
+    [
       "a data dir that cannot be written",
       { TECHTEMP_DATA_DIR: "/etc/hostname/data" },
       /^config: data_dir = "\/etc\/hostname\/data" \(TECHTEMP_DATA_DIR\): cannot write there/,
