@@ -84,7 +84,7 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     console.log(
-      `${config.device_uid}: last reading stored by the server at ${new Date(status.lastStoredAt).toISOString()}; ${status.waiting} waiting in the outbox`,
+      `${config.device_uid}: last reading stored by the server at ${new Date(status.lastStoredAt).toISOString()}; ${status.waiting} in the outbox (acknowledged ones leave it with the next reading)`,
     );
     return 0;
   }
