@@ -175,6 +175,7 @@ export async function start(
       maxQueuedBytes: config.mqtt_max_queued_bytes,
       maxRetained: config.mqtt_max_retained,
       maxRetainedBytes: config.mqtt_max_retained_bytes,
+      maxSessions: config.mqtt_max_sessions,
       maxOutgoingBytes: config.mqtt_max_outgoing_bytes,
       maxDevices: config.max_devices,
       sysIntervalMs: config.mqtt_sys_interval_s * 1000,

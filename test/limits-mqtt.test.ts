@@ -221,6 +221,55 @@ describe("what the broker keeps for clients is bounded", () => {
     for (const c of [tool, sensor, reader]) await endMqtt(c);
   });
 
+  test("at most mqtt_max_sessions persistent sessions are kept: a new one's SUBSCRIBE gets 0x80, logged once; kept ones, clean sessions and a freed place go on", async () => {
+    await server.stop();
+    server = await startServer({ mqtt_max_sessions: 2 });
+    /** Subscribes and returns the granted QoS (128: refused). */
+    const subscribe = (c: MqttClient, topic: string) =>
+      withTimeout(
+        new Promise<number>((resolve, reject) =>
+          c.subscribe(topic, { qos: 1 }, (err, granted) =>
+            // MQTT.js turns a SUBACK of 0x80 into this error.
+            err ? (err.message.startsWith("Subscribe error") ? resolve(128) : reject(err)) : resolve(granted![0]!.qos),
+          ),
+        ),
+        5000,
+        `SUBACK for ${topic}`,
+      );
+    const open: MqttClient[] = [];
+    try {
+      for (const id of ["keeper-1", "keeper-2"]) {
+        const c = await connectMqtt(server.mqttPort, { clientId: id, clean: false });
+        open.push(c);
+        expect(await subscribe(c, "home/#")).toBe(1);
+      }
+      // Two more client ids with clean session off: refused, the connections stay; one log line for both.
+      for (const id of ["extra-1", "extra-2"]) {
+        const c = await connectMqtt(server.mqttPort, { clientId: id, clean: false });
+        open.push(c);
+        expect(await subscribe(c, "home/#")).toBe(128);
+        expect(c.connected).toBe(true);
+      }
+      const lines = server.logs.filter((l) => l.includes("refused subscription") && l.includes("mqtt_max_sessions"));
+      expect(lines.length).toBe(1);
+      expect(lines[0]).toContain("client=extra-1");
+      expect(lines[0]).toContain("already 2 persistent sessions are kept, the limit (mqtt_max_sessions)");
+      // A session already kept subscribes to more; a clean session subscribes as before.
+      expect(await subscribe(open[0]!, "tools/#")).toBe(1);
+      const clean = await connectMqtt(server.mqttPort, { clientId: "clean-tool" });
+      open.push(clean);
+      expect(await subscribe(clean, "home/#")).toBe(1);
+      expect((await server.api("/api/v1/stats")).body.data.broker.kept).toMatchObject({ sessions: 2, sessionsRefused: 2 });
+      // keeper-2 comes back with a clean session: its session ends, and extra-1 takes its place.
+      await endMqtt(open[1]!);
+      open.push(await connectMqtt(server.mqttPort, { clientId: "keeper-2" }));
+      expect(await subscribe(open[2]!, "home/#")).toBe(1);
+      expect((await server.api("/api/v1/stats")).body.data.broker.kept.sessions).toBe(2);
+    } finally {
+      for (const c of open) await endMqtt(c, true);
+    }
+  });
+
   test("an offline persistent session queues at most mqtt_max_queued_messages; it gets those when it comes back", async () => {
     await server.stop();
     server = await startServer({ mqtt_max_queued_messages: 100 });

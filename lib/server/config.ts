@@ -149,6 +149,8 @@ export const defaults = {
   mqtt_max_queued_messages: 1000,
   /** Most bytes queued for one persistent session. */
   mqtt_max_queued_bytes: 1_048_576,
+  /** Most persistent sessions (clean session off) with subscriptions kept; a new one's SUBSCRIBE is refused beyond. */
+  mqtt_max_sessions: 1000,
   /** Most retained messages outside the contract's device topics (those are one status and one config per device, always kept). */
   mqtt_max_retained: 1000,
   /** Most bytes of retained messages outside the contract's device topics. */

@@ -13,7 +13,10 @@
 //   that does not fit is still delivered to the subscribers of the moment but
 //   not kept, and a message it would have replaced is removed (never a stale
 //   value). The contract's retained topics (each device's status and config)
-//   are as many as the devices and always kept.
+//   are as many as the devices and always kept;
+// - persistent sessions with subscriptions are at most `maxSessions`: a new
+//   one's SUBSCRIBE is refused beyond (0x80 in its SUBACK; Aedes would keep
+//   every client id's session, and the database its subscriptions, forever).
 //
 // The bounds wrap the methods of the persistence Aedes made (its own object,
 // so no second copy of it); the broker asks `retainedFits` in
@@ -29,6 +32,8 @@ export interface BoundsOptions {
   maxQueuedBytes: number;
   maxRetained: number;
   maxRetainedBytes: number;
+  /** Most persistent sessions with subscriptions (mqtt_max_sessions); none when absent. */
+  maxSessions?: number;
 }
 
 /** The persistence methods wrapped here (aedes-persistence's, promise style). */
@@ -69,7 +74,18 @@ export function boundPersistence(
   let retainedBytes = 0;
   /** Each persistent session's queue: client id → messages and bytes. */
   const queues = new Map<string, { messages: number; bytes: number }>();
-  const stats = { retainedMessages: 0, retainedBytes: 0, retainedRefused: 0, queuedMessages: 0, queuedBytes: 0, queueDropped: 0 };
+  /** Each persistent session's subscriptions: client id → topic filters (what the database keeps of it). */
+  const sessions = new Map<string, Set<string>>();
+  const stats = {
+    retainedMessages: 0,
+    retainedBytes: 0,
+    retainedRefused: 0,
+    queuedMessages: 0,
+    queuedBytes: 0,
+    queueDropped: 0,
+    sessions: 0,
+    sessionsRefused: 0,
+  };
 
   // The contract's device topics are as many as the devices; $SYS is the broker's own (a fixed set).
   const counted = (topic: string) => !topic.startsWith("$SYS/") && classifyTopic(topic).kind !== "device";
@@ -157,6 +173,9 @@ export function boundPersistence(
   const addSubscriptions = persistence.addSubscriptions.bind(persistence);
   persistence.addSubscriptions = async (client, subs) => {
     await addSubscriptions(client, subs);
+    const topics = sessions.get(client.id) ?? new Set<string>();
+    for (const sub of subs) topics.add(sub.topic);
+    if (topics.size > 0) sessions.set(client.id, topics);
     write((state) =>
       state.addSubscriptions(
         client.id,
@@ -167,11 +186,15 @@ export function boundPersistence(
   const removeSubscriptions = persistence.removeSubscriptions.bind(persistence);
   persistence.removeSubscriptions = async (client, topics) => {
     await removeSubscriptions(client, topics);
+    const kept = sessions.get(client.id);
+    for (const topic of topics) kept?.delete(topic);
+    if (kept?.size === 0) sessions.delete(client.id);
     write((state) => state.removeSubscriptions(client.id, topics));
   };
   const cleanSubscriptions = persistence.cleanSubscriptions.bind(persistence);
   persistence.cleanSubscriptions = async (client) => {
     const result = await cleanSubscriptions(client);
+    sessions.delete(client.id);
     write((state) => state.cleanSession(client.id));
     return result;
   };
@@ -249,6 +272,16 @@ export function boundPersistence(
     /** Why a retained publish would not be kept (checked before it is published), or null. */
     retainedRefusal: (topic: string, payload: Uint8Array): string | null =>
       payload.length === 0 ? null : retainedRefusal(topic, Buffer.byteLength(topic) + payload.length),
+    /**
+     * Why a subscription of the persistent session `clientId` would not be
+     * kept: it would be a new session beyond maxSessions. Null when it may
+     * (a session already kept may always subscribe more). Counted when refused.
+     */
+    sessionRefusal(clientId: string): string | null {
+      if (sessions.has(clientId) || sessions.size < (options.maxSessions ?? Infinity)) return null;
+      stats.sessionsRefused++;
+      return `already ${sessions.size} persistent sessions are kept, the limit (mqtt_max_sessions); connect with a clean session, or end one that is no longer used`;
+    },
     /** What is kept now, and what was refused (for /api/v1/stats). */
     get stats() {
       let messages = 0;
@@ -257,7 +290,14 @@ export function boundPersistence(
         messages += q.messages;
         bytes += q.bytes;
       }
-      return { ...stats, retainedMessages: retained.size, retainedBytes, queuedMessages: messages, queuedBytes: bytes };
+      return {
+        ...stats,
+        retainedMessages: retained.size,
+        retainedBytes,
+        queuedMessages: messages,
+        queuedBytes: bytes,
+        sessions: sessions.size,
+      };
     },
   };
 }

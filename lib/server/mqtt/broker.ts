@@ -306,7 +306,25 @@ export async function createBroker(deps: {
     heartbeatInterval: 60_000,
     authorizePublish,
     authenticate,
-    authorizeSubscribe: access.authorizeSubscribe,
+    // The ACL first, then the bound on persistent sessions (bounds.ts).
+    authorizeSubscribe: (client, sub, callback) =>
+      access.authorizeSubscribe(client, sub, (err, granted) => {
+        if (err || !granted || !client || client.clean) return callback(err, granted);
+        const refusal = bounds.sessionRefusal(client.id);
+        if (refusal === null) return callback(null, granted);
+        const address = addresses.get(client) ?? remoteAddress(client);
+        const suppressed = throttle("sessions", now()); // one cause: the limit, whatever the client
+        if (suppressed !== null)
+          log.warn("refused subscription", {
+            client: client.id.slice(0, 64),
+            address,
+            topic: sub.topic.slice(0, 200),
+            reason: refusal,
+            suppressed: suppressed || undefined,
+          });
+        // Granted as 0x80 (failure) in the SUBACK, as the ACL's refusals; the connection stays.
+        callback(null, null as unknown as typeof granted);
+      }),
     preConnect,
   });
 
