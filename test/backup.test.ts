@@ -12,13 +12,14 @@ import {
   backupName,
   backupTime,
   calendar,
+  copyPaced,
   nextRun,
   removeGradually,
   REMOVE_STEP_BYTES,
   toKeep,
 } from "../lib/server/backup/files.ts";
 import { DEFAULT_DIR } from "../lib/server/backup/backups.ts";
-import { copyDatabase, pacedCopy } from "../lib/server/store/backup.ts";
+import { copyDatabase, FLUSH_BYTES, pacedCopy } from "../lib/server/store/backup.ts";
 import { openDatabase } from "../lib/server/store/db.ts";
 import { loadConfig } from "../lib/server/config.ts";
 import {
@@ -308,6 +309,24 @@ describe("the paced copy", () => {
     expect(db.query("SELECT count(*) AS n FROM pair").get()).toEqual({ n: 10000 });
     db.close();
   });
+});
+
+test("a copy to the second target goes a step of FLUSH_BYTES at a time: the same bytes; never over a file that is there", async () => {
+  const dir = tempDir();
+  defer(() => dir.cleanup());
+  const from = join(dir.path, "techtemp-20260101T033000Z.db");
+  const bytes = Buffer.alloc(4 * FLUSH_BYTES + 777);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;
+  writeFileSync(from, bytes);
+  const to = join(dir.path, "copy.db");
+  expect(await copyPaced(from, to)).toBe(5);
+  expect(fs.readFileSync(to).equals(bytes)).toBe(true);
+  // An existing file is not written over, and stays as it was.
+  writeFileSync(to, "mine");
+  await expect(copyPaced(from, to)).rejects.toThrow(/EEXIST/);
+  expect(fs.readFileSync(to, "utf8")).toBe("mine");
+  await expect(copyPaced(join(dir.path, "missing.db"), join(dir.path, "other.db"))).rejects.toThrow(/ENOENT/);
+  expect(existsSync(join(dir.path, "other.db"))).toBe(false);
 });
 
 test("an old backup is removed a step at a time, then unlinked; a missing one is an error to log", async () => {

@@ -177,7 +177,7 @@ export function createBackups(deps: {
     const problem = secondTargetProblem(dir);
     if (problem) return problem;
     try {
-      await copyAtomically(path, dir, name);
+      await copyAtomically(path, dir, name, { paced: true });
     } catch (err) {
       return writeProblem(dir, err);
     }

@@ -6,6 +6,7 @@ import { chownSync, readdirSync, statSync } from "node:fs";
 import { copyFile, open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { localTime } from "../history/zone.ts";
+import { DISK_SHARE, FLUSH_BYTES } from "../store/backup.ts";
 
 /** A backup's name: `techtemp-20260601T033000Z.db` (UTC), `-2`… when two fall in the same second. */
 export const BACKUP_NAME = /^techtemp-(\d{8}T\d{6}Z)(?:-(\d{1,3}))?\.db$/;
@@ -174,19 +175,61 @@ export async function fsyncPath(path: string): Promise<void> {
 }
 
 /**
+ * Copies `from` into the new file `to` (which must not exist) a step at a
+ * time: FLUSH_BYTES written and sent to the card, then a rest as long as that
+ * took times (1 / DISK_SHARE - 1), the pace of the backup's own copy
+ * (store/backup.ts). A second target on the card the database is on (the
+ * backups page warns about it) then never holds the server's syncs for more
+ * than one step, where a plain copy wrote the whole file in one go. Returns
+ * how many steps it took.
+ */
+export async function copyPaced(from: string, to: string): Promise<number> {
+  const source = await open(from, "r");
+  try {
+    const target = await open(to, "wx");
+    try {
+      const chunk = Buffer.allocUnsafe(FLUSH_BYTES);
+      let steps = 0;
+      for (;;) {
+        const { bytesRead } = await source.read(chunk, 0, chunk.length, null);
+        if (bytesRead === 0) return steps;
+        for (let at = 0; at < bytesRead;) at += (await target.write(chunk, at, bytesRead - at)).bytesWritten;
+        const started = performance.now();
+        await target.datasync();
+        steps++;
+        await Bun.sleep((performance.now() - started) * (1 / DISK_SHARE - 1));
+      }
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await source.close();
+  }
+}
+
+/**
  * Copies `from` to `dir/name` atomically, off the event loop: into
  * `name.partial`, fsync'd, then renamed, and the directory fsync'd. A crash or
  * a pulled USB stick leaves no file or the whole one under the final name.
+ * `paced`: with copyPaced, for a copy made while the server runs (the second
+ * target); a restore, with the server stopped, copies at full speed.
  */
-export async function copyAtomically(from: string, dir: string, name: string): Promise<string> {
+export async function copyAtomically(
+  from: string,
+  dir: string,
+  name: string,
+  options: { paced?: boolean } = {},
+): Promise<string> {
   const partial = join(dir, name + PARTIAL);
   const final = join(dir, name);
   try {
-    await copyFile(from, partial);
+    if (options.paced) await copyPaced(from, partial);
+    else await copyFile(from, partial);
     await fsyncPath(partial);
     await rename(partial, final);
   } catch (err) {
-    await unlink(partial).catch(() => {});
+    // A step at a time: a half-made copy may be hundreds of MB (removeGradually).
+    await removeGradually(partial).catch(() => {});
     throw err;
   }
   await fsyncPath(dir);
