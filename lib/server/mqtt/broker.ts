@@ -132,12 +132,35 @@ export async function createBroker(deps: {
     onNotCounted: (n) => void (stats.refusalsNotCounted += n),
   });
 
-  // One line per publishing client (or address) and minute, whatever the device: garbage on
-  // 10,000 device topics from one client is one line with the count it left out, not 10,000.
   const maxDevices = options.maxDevices ?? Infinity;
   /** New devices whose first reading waits for its commit: they count against max_devices already. */
   const admitted = new Set<string>();
+  /**
+   * Whether a valid reading or status of `deviceUid` would register a device
+   * beyond max_devices: then it is logged (once per client and minute) and
+   * counted, and the caller refuses it without an acknowledgement.
+   */
+  const beyondMaxDevices = (client: Client | null, deviceUid: string, at: number): boolean => {
+    if (store.registered.has(deviceUid) || admitted.has(deviceUid)) return false;
+    if (store.registered.count() + admitted.size < maxDevices) return false;
+    stats.devicesRefused++;
+    const address = client ? (addresses.get(client) ?? remoteAddress(client)) : undefined;
+    const suppressed = throttle(`devices:${client?.id ?? address}`, at);
+    if (suppressed !== null)
+      log.warn("refused a new device", {
+        device: deviceUid,
+        client: client?.id,
+        address,
+        reason: `${maxDevices} devices are registered (max_devices); delete devices no longer used, or raise max_devices`,
+        suppressed: suppressed || undefined,
+      });
+    return true;
+  };
+  /** What a publisher of a new device beyond max_devices gets: no PUBACK, the connection closes; a sensor keeps the reading and sends it again later. */
+  const tooManyDevices = () => new Error(`${maxDevices} devices are registered (max_devices)`);
 
+  // One line per publishing client (or address) and minute, whatever the device: garbage on
+  // 10,000 device topics from one client is one line with the count it left out, not 10,000.
   const refuse = (client: Client | null, deviceUid: string | null, reason: string, topic: string) => {
     const address = client ? (addresses.get(client) ?? remoteAddress(client)) : undefined;
     const suppressed = throttle(`refuse:${client?.id ?? address ?? topic}`, now());
@@ -182,22 +205,6 @@ export async function createBroker(deps: {
     }
     const { homeId, deviceUid, message } = cls;
     const at = now();
-    const registering = !store.registered.has(deviceUid) && !admitted.has(deviceUid);
-    if (registering && store.registered.count() + admitted.size >= maxDevices && (packet.payload as Buffer).length > 0) {
-      stats.devicesRefused++;
-      const address = client ? (addresses.get(client) ?? remoteAddress(client)) : undefined;
-      const suppressed = throttle(`devices:${client?.id ?? address}`, at);
-      if (suppressed !== null)
-        log.warn("refused a new device", {
-          device: deviceUid,
-          client: client?.id,
-          address,
-          reason: `${maxDevices} devices are registered (max_devices); delete devices no longer used, or raise max_devices`,
-          suppressed: suppressed || undefined,
-        });
-      // Not acknowledged (the connection closes): a sensor keeps the reading and sends it again later.
-      return callback(new Error(`${maxDevices} devices are registered (max_devices)`));
-    }
     if (message === "reading") {
       const result = parseReading(packet.payload as Buffer, at);
       if (!result.ok) {
@@ -208,8 +215,9 @@ export async function createBroker(deps: {
         refusalCounts.add(deviceUid, result.reason, at);
         return callback(null);
       }
-      // Counted against max_devices until its commit registers it (or fails).
-      if (registering) admitted.add(deviceUid);
+      if (beyondMaxDevices(client, deviceUid, at)) return callback(tooManyDevices());
+      // A new device counts against max_devices until its commit registers it (or fails).
+      if (!store.registered.has(deviceUid)) admitted.add(deviceUid);
       ingest.submit({ homeId, deviceUid, reading: result.value, receivedAt: at }, (err) => {
         admitted.delete(deviceUid);
         if (err) return callback(err);
@@ -226,6 +234,7 @@ export async function createBroker(deps: {
       refuse(client, deviceUid, `status: ${result.reason}`, topic);
       return callback(null);
     }
+    if (beyondMaxDevices(client, deviceUid, at)) return callback(tooManyDevices());
     try {
       store.applyStatus(homeId, deviceUid, result.value, at);
       if (result.value.state === "offline" || throttle(`status:${deviceUid}`, at) !== null) {
