@@ -134,7 +134,14 @@ test("when many frames came in during a checkpoint, another round runs before th
   const { checkpointer, shm, insert } = world();
   for (let i = 0; i < 300; i++) insert.run();
   checkpointer.poke();
-  // While the worker checkpoints, ingestion goes on: 600 commits, more than a catch-up should copy (500 frames).
+  // The worker copies the 300 frames; this thread waits for that without turning the event loop, so the
+  // checkpoint's answer is handled only after the commits below, as when they come in during a checkpoint.
+  const deadline = Date.now() + 10_000;
+  while (framesWaiting(shm) > 0) {
+    if (Date.now() > deadline) throw new Error("the worker's checkpoint did not copy the frames within 10 s");
+    Bun.sleepSync(1);
+  }
+  // Meanwhile ingestion goes on: 600 commits, more than a catch-up should copy (500 frames).
   for (let i = 0; i < 600; i++) insert.run();
   await waitFor(() => checkpointer.catchUpDue(), 10_000, "the catch-up to be due");
   // Two rounds ran: the second copied the 600; what is left for the catch-up is little.
