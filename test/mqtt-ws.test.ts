@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import mqttPacket from "mqtt-packet";
 import { readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
@@ -92,26 +93,8 @@ test("over WebSockets the same rules hold: anonymous and a wrong token refused (
   expect((await server.api("/health")).body).toEqual({ status: "ok" });
 });
 
-/** Encodes an MQTT string (2-byte length, UTF-8). */
-function mqttString(s: string): number[] {
-  const b = new TextEncoder().encode(s);
-  return [b.length >> 8, b.length & 255, ...b];
-}
-
-/** An MQTT packet: first byte, remaining length, body. */
-function packet(first: number, body: number[]): number[] {
-  const length: number[] = [];
-  let n = body.length;
-  do {
-    const digit = n % 128;
-    n = Math.floor(n / 128);
-    length.push(n > 0 ? digit | 128 : digit);
-  } while (n > 0);
-  return [first, ...length, ...body];
-}
-
 /** A masked binary WebSocket frame (a client's), for a raw socket. */
-function wsFrame(payload: number[]): Buffer {
+function wsFrame(payload: Uint8Array): Buffer {
   const mask = [0x12, 0x34, 0x56, 0x78];
   const length = payload.length > 125 ? [0x80 | 126, payload.length >> 8, payload.length & 255] : [0x80 | payload.length];
   return Buffer.from([0x82, ...length, ...mask, ...payload.map((b, i) => b ^ mask[i % 4]!)]);
@@ -147,23 +130,30 @@ async function rawWsSubscriber(filter: string): Promise<Socket> {
   );
   await waitFor(() => received.includes("101 Switching Protocols"), 5000, "the WebSocket upgrade");
   const { username, password } = server.mqttLogin!;
-  const flags = 0xc2; // username, password, clean session
   socket.write(
     wsFrame(
-      packet(0x10, [
-        ...mqttString("MQTT"),
-        4,
-        flags,
-        0,
-        0,
-        ...mqttString("raw-ws"),
-        ...mqttString(username!),
-        ...mqttString(password! as string),
-      ]),
+      mqttPacket.generate({
+        cmd: "connect",
+        protocolId: "MQTT",
+        protocolVersion: 4,
+        clean: true,
+        clientId: "raw-ws",
+        keepalive: 0,
+        username,
+        password: Buffer.from(password! as string),
+      } as mqttPacket.IConnectPacket),
     ),
   );
   await waitFor(() => mqttBytes().includes(Buffer.from([0x20, 2, 0, 0])), 5000, "CONNACK 0");
-  socket.write(wsFrame(packet(0x82, [0, 1, ...mqttString(filter), 0])));
+  socket.write(
+    wsFrame(
+      mqttPacket.generate({
+        cmd: "subscribe",
+        messageId: 1,
+        subscriptions: [{ topic: filter, qos: 0 }],
+      } as mqttPacket.ISubscribePacket),
+    ),
+  );
   // SUBACK for packet id 1, QoS 0 granted.
   await waitFor(() => mqttBytes().includes(Buffer.from([0x90, 3, 0, 1, 0])), 5000, "SUBACK");
   return socket;

@@ -217,9 +217,10 @@ export async function createBroker(deps: {
       }
       if (beyondMaxDevices(client, deviceUid, at)) return callback(tooManyDevices());
       // A new device counts against max_devices until its commit registers it (or fails).
-      if (!store.registered.has(deviceUid)) admitted.add(deviceUid);
+      const registering = !store.registered.has(deviceUid);
+      if (registering) admitted.add(deviceUid);
       ingest.submit({ homeId, deviceUid, reading: result.value, receivedAt: at }, (err) => {
-        admitted.delete(deviceUid);
+        if (registering) admitted.delete(deviceUid);
         if (err) return callback(err);
         stats.readingsAccepted++;
         callback(null);
