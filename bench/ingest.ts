@@ -5,7 +5,7 @@
 // each driven by the same load generator, whose clients log in as sensors
 // with their own secrets. Two generators (bench/ingest-load.ts): MQTT.js,
 // which on a 2-core machine takes most of a core itself, and a lean
-// hand-written client that leaves the CPU to the broker; the generator's own
+// client (the sensor agent's own) that leaves the CPU to the broker; the generator's own
 // CPU is printed beside the rates, so it shows which side set the pace. Then
 // bytes per stored reading at 1 M readings, beside the earlier server's
 // schema holding the same readings.
@@ -65,7 +65,7 @@ interface LoadResult {
   total: number;
 }
 
-/** Which load generator drives a run (bench/ingest-load.ts): MQTT.js, or the lean hand-written client. */
+/** Which load generator drives a run (bench/ingest-load.ts): MQTT.js, or the lean one (the sensor agent's own client). */
 type Generator = "mqtt.js" | "lean";
 
 async function load(port: number, logins: string, generator: Generator): Promise<LoadResult> {
@@ -357,7 +357,7 @@ try {
     row("TechTemp, auth + ACL off (reference)", off),
     row("Mosquitto (stores nothing)", mosq),
   ]);
-  console.log(`\n  Generator lean (hand-written MQTT over Bun.connect):`);
+  console.log(`\n  Generator lean (the sensor agent's own MQTT client, over Bun.connect):`);
   table([row("TechTemp, auth + ACL on (stored, fsync)", onLean), row("Mosquitto (stores nothing)", mosqLean)]);
   const best = (rs: { rate: number }[]) => Math.max(...rs.map((r) => r.rate));
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
