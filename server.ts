@@ -176,6 +176,7 @@ export async function start(
       maxRetained: config.mqtt_max_retained,
       maxRetainedBytes: config.mqtt_max_retained_bytes,
       maxSessions: config.mqtt_max_sessions,
+      maxSubscriptions: config.mqtt_max_subscriptions,
       maxOutgoingBytes: config.mqtt_max_outgoing_bytes,
       maxDevices: config.max_devices,
       sysIntervalMs: config.mqtt_sys_interval_s * 1000,

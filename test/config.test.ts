@@ -72,6 +72,11 @@ describe("loadConfig", () => {
       /^config: max_devices = "0" \(TECHTEMP_MAX_DEVICES\): must be at least 1$/,
     ],
     [
+      "no topic filter for any MQTT client",
+      { TECHTEMP_MQTT_MAX_SUBSCRIPTIONS: "0" },
+      /^config: mqtt_max_subscriptions = "0" \(TECHTEMP_MQTT_MAX_SUBSCRIPTIONS\): must be at least 1$/,
+    ],
+    [
       "a data dir that cannot be written",
       { TECHTEMP_DATA_DIR: "/etc/hostname/data" },
       /^config: data_dir = "\/etc\/hostname\/data" \(TECHTEMP_DATA_DIR\): cannot write there/,

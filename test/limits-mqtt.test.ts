@@ -6,7 +6,11 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import type { MqttClient } from "mqtt";
 import mqttPacket from "mqtt-packet";
+import { Database } from "bun:sqlite";
 import { connect } from "node:net";
+import { join } from "node:path";
+import { DB_FILE } from "../lib/server/store/db.ts";
+import { MAX_SUBSCRIPTION_BYTES } from "../lib/server/mqtt/bounds.ts";
 import { sensorLogin } from "./sensor-helpers.ts";
 import {
   connectMqtt,
@@ -17,6 +21,7 @@ import {
   readingTopic,
   startServer,
   withTimeout,
+  waitFor,
   type TestServer,
 } from "./helpers.ts";
 
@@ -265,6 +270,85 @@ describe("what the broker keeps for clients is bounded", () => {
       open.push(await connectMqtt(server.mqttPort, { clientId: "keeper-2" }));
       expect(await subscribe(open[2]!, "home/#")).toBe(1);
       expect((await server.api("/api/v1/stats")).body.data.broker.kept.sessions).toBe(2);
+    } finally {
+      for (const c of open) await endMqtt(c, true);
+    }
+  });
+
+  test("a client holds at most mqtt_max_subscriptions topic filters (64 KiB together): a new one beyond gets 0x80, logged once per client; held ones and freed places go on", async () => {
+    await server.stop();
+    server = await startServer({ mqtt_max_subscriptions: 3 }, { logLevel: "info" });
+    /** Sends one SUBSCRIBE of `topics` and returns its SUBACK's codes (128: refused). */
+    const subscribe = (c: MqttClient, topics: string[]) =>
+      withTimeout(
+        new Promise<number[]>((resolve) => {
+          const onPacket = (packet: mqttPacket.Packet) => {
+            if (packet.cmd !== "suback") return;
+            c.off("packetreceive", onPacket);
+            resolve(packet.granted as number[]);
+          };
+          c.on("packetreceive", onPacket);
+          // MQTT.js turns any 0x80 into an error; the SUBACK's codes are what is checked.
+          c.subscribe(topics, { qos: 1 }, () => {});
+        }),
+        5000,
+        `SUBACK for ${topics.join(", ")}`,
+      );
+    const unsubscribe = (c: MqttClient, topic: string) => withTimeout(c.unsubscribeAsync(topic), 5000, `UNSUBACK for ${topic}`);
+    const open: MqttClient[] = [];
+    try {
+      const tool = await connectMqtt(server.mqttPort, { clientId: "many-filters" });
+      open.push(tool);
+      expect(await subscribe(tool, ["home/a/#", "home/b/#", "home/c/#"])).toEqual([1, 1, 1]);
+      expect(await subscribe(tool, ["home/d/#"])).toEqual([128]);
+      expect(await subscribe(tool, ["home/e/#"])).toEqual([128]);
+      expect(tool.connected).toBe(true);
+      // A filter held already is granted again; a freed place is taken.
+      expect(await subscribe(tool, ["home/a/#"])).toEqual([1]);
+      await unsubscribe(tool, "home/b/#");
+      expect(await subscribe(tool, ["home/d/#"])).toEqual([1]);
+      const lines = server.logs.filter((l) => l.includes("refused subscription"));
+      expect(lines.length).toBe(1);
+      expect(lines[0]).toContain("client=many-filters");
+      expect(lines[0]).toContain("this client holds 3 topic filters already, the limit (mqtt_max_subscriptions)");
+      // Another client has places of its own, and its own log line.
+      const other = await connectMqtt(server.mqttPort, { clientId: "other-tool" });
+      open.push(other);
+      expect(await subscribe(other, ["home/a/#", "home/b/#", "home/c/#", "home/d/#"])).toEqual([1, 1, 1, 128]);
+      expect(server.logs.filter((l) => l.includes("refused subscription")).length).toBe(2);
+      // What a filter is for: a message on a held one arrives.
+      const got = new Promise<string>((resolve) => other.once("message", (topic) => resolve(topic)));
+      await tool.publishAsync("home/c/x", "1", { qos: 1 });
+      expect(await withTimeout(got, 5000, "message on home/c/x")).toBe("home/c/x");
+
+      // The bytes: two filters of 40,000 bytes are more than 64 KiB together.
+      expect(MAX_SUBSCRIPTION_BYTES).toBe(65_536);
+      const wide = await connectMqtt(server.mqttPort, { clientId: "long-filters" });
+      open.push(wide);
+      expect(await subscribe(wide, [`tools/${"x".repeat(40_000)}`])).toEqual([1]);
+      expect(await subscribe(wide, [`tools/${"y".repeat(40_000)}`])).toEqual([128]);
+      expect(server.logs.some((l) => l.includes("client=long-filters") && l.includes("more than 65536 bytes together"))).toBe(
+        true,
+      );
+
+      // A persistent session keeps only what was granted (Aedes would store the whole SUBSCRIBE's list).
+      const keeper = await connectMqtt(server.mqttPort, { clientId: "keeper", clean: false });
+      open.push(keeper);
+      expect(await subscribe(keeper, ["home/a/#", "home/b/#", "home/c/#", "home/d/#", "home/e/#"])).toEqual([1, 1, 1, 128, 128]);
+      const db = new Database(join(server.dataDir, DB_FILE), { readonly: true });
+      try {
+        const kept = () =>
+          db
+            .query<{ topic: string }, [string]>("SELECT topic FROM mqtt_subscriptions WHERE client_id = ? ORDER BY topic")
+            .all("keeper");
+        await waitFor(() => kept().length === 3, 5000, "the session's filters in the database");
+        // Written after the SUBACK: any late write of the refused ones would have come with the granted ones.
+        expect(kept().map((r) => r.topic)).toEqual(["home/a/#", "home/b/#", "home/c/#"]);
+      } finally {
+        db.close();
+      }
+      expect((await server.api("/api/v1/stats")).body.data.broker.kept.subscriptionsRefused).toBe(6);
+      expect((await server.api("/health")).status).toBe(200);
     } finally {
       for (const c of open) await endMqtt(c, true);
     }

@@ -151,6 +151,8 @@ export const defaults = {
   mqtt_max_queued_bytes: 1_048_576,
   /** Most persistent sessions (clean session off) with subscriptions kept; a new one's SUBSCRIBE is refused beyond. */
   mqtt_max_sessions: 1000,
+  /** Most topic filters one MQTT client holds at once (of at most 64 KiB together); a new one's SUBSCRIBE is refused beyond. */
+  mqtt_max_subscriptions: 1000,
   /** Most retained messages outside the contract's device topics (those are one status and one config per device, always kept). */
   mqtt_max_retained: 1000,
   /** Most bytes of retained messages outside the contract's device topics. */

@@ -16,7 +16,13 @@
 //   are as many as the devices and always kept;
 // - persistent sessions with subscriptions are at most `maxSessions`: a new
 //   one's SUBSCRIBE is refused beyond (0x80 in its SUBACK; Aedes would keep
-//   every client id's session, and the database its subscriptions, forever).
+//   every client id's session, and the database its subscriptions, forever);
+// - a client holds at most `maxSubscriptions` topic filters, of at most
+//   MAX_SUBSCRIPTION_BYTES together: a new filter beyond is refused (0x80;
+//   Aedes keeps every filter a client subscribes to, and a persistent
+//   session's in the database). Only what was granted is kept for a
+//   persistent session: Aedes stores the whole SUBSCRIBE's list with each
+//   filter granted, the refused ones too.
 //
 // The bounds wrap the methods of the persistence Aedes made (its own object,
 // so no second copy of it); the broker asks `retainedFits` in
@@ -34,7 +40,12 @@ export interface BoundsOptions {
   maxRetainedBytes: number;
   /** Most persistent sessions with subscriptions (mqtt_max_sessions); none when absent. */
   maxSessions?: number;
+  /** Most topic filters one client holds (mqtt_max_subscriptions); none when absent. */
+  maxSubscriptions?: number;
 }
+
+/** Most bytes of topic filters one client holds together (64 KiB: 1,000 filters of 65 bytes). */
+export const MAX_SUBSCRIPTION_BYTES = 65_536;
 
 /** The persistence methods wrapped here (aedes-persistence's, promise style). */
 interface Persistence {
@@ -76,6 +87,8 @@ export function boundPersistence(
   const queues = new Map<string, { messages: number; bytes: number }>();
   /** Each persistent session's subscriptions: client id → topic filters (what the database keeps of it). */
   const sessions = new Map<string, Set<string>>();
+  /** Each connected client's granted topic filters and their bytes (a client object: one connection). */
+  const held = new WeakMap<object, { topics: Set<string>; bytes: number }>();
   const stats = {
     retainedMessages: 0,
     retainedBytes: 0,
@@ -85,6 +98,7 @@ export function boundPersistence(
     queueDropped: 0,
     sessions: 0,
     sessionsRefused: 0,
+    subscriptionsRefused: 0,
   };
 
   // The contract's device topics are as many as the devices; $SYS is the broker's own (a fixed set).
@@ -171,7 +185,11 @@ export function boundPersistence(
 
   // Persistent sessions' subscriptions (Aedes stores only those of clean-session-off clients).
   const addSubscriptions = persistence.addSubscriptions.bind(persistence);
-  persistence.addSubscriptions = async (client, subs) => {
+  persistence.addSubscriptions = async (client, given) => {
+    // Aedes passes the SUBSCRIBE's whole list for each filter granted: keep the granted ones.
+    const granted = held.get(client)?.topics;
+    const subs = granted ? given.filter((sub) => granted.has(sub.topic)) : given;
+    if (subs.length === 0) return;
     await addSubscriptions(client, subs);
     const topics = sessions.get(client.id) ?? new Set<string>();
     for (const sub of subs) topics.add(sub.topic);
@@ -281,6 +299,36 @@ export function boundPersistence(
       if (sessions.has(clientId) || sessions.size < (options.maxSessions ?? Infinity)) return null;
       stats.sessionsRefused++;
       return `already ${sessions.size} persistent sessions are kept, the limit (mqtt_max_sessions); connect with a clean session, or end one that is no longer used`;
+    },
+    /**
+     * Why `client` may not hold the topic filter `topic` (one more than
+     * maxSubscriptions, or more than MAX_SUBSCRIPTION_BYTES together), or
+     * null: then it is counted as held. A filter held already is always
+     * granted again. Counted when refused.
+     */
+    subscriptionRefusal(client: object, topic: string): string | null {
+      let mine = held.get(client);
+      if (!mine) held.set(client, (mine = { topics: new Set(), bytes: 0 }));
+      if (mine.topics.has(topic)) return null;
+      const bytes = Buffer.byteLength(topic);
+      let refusal: string | null = null;
+      if (mine.topics.size >= (options.maxSubscriptions ?? Infinity))
+        refusal = `this client holds ${mine.topics.size} topic filters already, the limit (mqtt_max_subscriptions); unsubscribe from some, or use a wildcard (+, #)`;
+      else if (mine.bytes + bytes > MAX_SUBSCRIPTION_BYTES)
+        refusal = `this client's topic filters would take more than ${MAX_SUBSCRIPTION_BYTES} bytes together; unsubscribe from some, or use a wildcard (+, #)`;
+      if (refusal !== null) {
+        stats.subscriptionsRefused++;
+        return refusal;
+      }
+      mine.topics.add(topic);
+      mine.bytes += bytes;
+      return null;
+    },
+    /** `client` unsubscribed from `topics`: they are no longer held. */
+    unsubscribed(client: object, topics: string[]): void {
+      const mine = held.get(client);
+      if (!mine) return;
+      for (const topic of topics) if (mine.topics.delete(topic)) mine.bytes -= Buffer.byteLength(topic);
     },
     /** What is kept now, and what was refused (for /api/v1/stats). */
     get stats() {

@@ -316,14 +316,16 @@ export async function createBroker(deps: {
     heartbeatInterval: 60_000,
     authorizePublish,
     authenticate,
-    // The ACL first, then the bound on persistent sessions (bounds.ts).
+    // The ACL first, then the bounds (bounds.ts): persistent sessions, then the client's own topic filters.
     authorizeSubscribe: (client, sub, callback) =>
       access.authorizeSubscribe(client, sub, (err, granted) => {
-        if (err || !granted || !client || client.clean) return callback(err, granted);
-        const refusal = bounds.sessionRefusal(client.id);
+        if (err || !granted || !client) return callback(err, granted);
+        const session = client.clean ? null : bounds.sessionRefusal(client.id);
+        const refusal = session ?? bounds.subscriptionRefusal(client, sub.topic);
         if (refusal === null) return callback(null, granted);
         const address = addresses.get(client) ?? remoteAddress(client);
-        const suppressed = throttle("sessions", now()); // one cause: the limit, whatever the client
+        // The sessions' limit is one cause whatever the client; a client's own filters, one per client.
+        const suppressed = throttle(session !== null ? "sessions" : `subscriptions:${client.id}`, now());
         if (suppressed !== null)
           log.warn("refused subscription", {
             client: client.id.slice(0, 64),
@@ -395,6 +397,7 @@ export async function createBroker(deps: {
   broker.on("clientError", (client: Client, err: Error) => logClientError("client error", client, err));
   broker.on("connectionError", (client: Client, err: Error) => logClientError("connection error", client, err));
   broker.on("client", (client: Client) => log.debug("client connected", { client: client.id, address: remoteAddress(client) }));
+  broker.on("unsubscribe", (topics: string[], client: Client) => bounds.unsubscribed(client, topics));
   broker.on("clientDisconnect", (client: Client) => log.debug("client disconnected", { client: client.id }));
 
   const slowSubscriber = (client: Client) => {
