@@ -29,6 +29,7 @@ import { parseCommandArgs } from "./lib/server/ops/args.ts";
 import { runInspect } from "./lib/server/ops/inspect.ts";
 import { runImportLegacy } from "./lib/server/ops/legacy-import.ts";
 import { createLog, type Log } from "./lib/shared/log.ts";
+import { compileWhenBusy, interpretUntilBusy } from "./lib/server/jit.ts";
 import { createConfigPublisher } from "./lib/server/mqtt/config-publisher.ts";
 import { createExport } from "./lib/server/history/export.ts";
 import { createHistory } from "./lib/server/history/history.ts";
@@ -478,18 +479,24 @@ export async function main(argv: string[]): Promise<number> {
   // The demo's sensor code is loaded only for the demo.
   if (demo) return (await import("./lib/demo.ts")).runDemo({ start, config });
 
-  let running: Running;
-  try {
-    running = await start(config);
-  } catch (err) {
-    console.error(`cannot start: ${(err as Error).message}`);
-    return 1;
-  }
-  await new Promise<void>((resolve) => {
+  // Code that runs now and then stays in the interpreter until the server is busy (lib/server/jit.ts).
+  interpretUntilBusy();
+  const log = createLog({ level: config.log_level });
+  // Listened for before the start: a stop asked for while it runs closes the server once it is up.
+  const stopped = new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
+  let running: Running;
+  try {
+    running = await start(config, { log });
+  } catch (err) {
+    console.error(`cannot start: ${(err as Error).message}`);
+    return 1;
+  }
+  compileWhenBusy(running.store, log);
+  await stopped;
   await running.close();
   return 0;
 }

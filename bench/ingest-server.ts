@@ -10,6 +10,8 @@
 
 import { loadConfig } from "../lib/server/config.ts";
 import { commandLine, parseCommandLine } from "../scripts/cli.ts";
+import { compileWhenBusy, interpretUntilBusy } from "../lib/server/jit.ts";
+import { createLog } from "../lib/shared/log.ts";
 import { start } from "../server.ts";
 
 const { open, before } = commandLine("bun bench/ingest-server.ts [--open] [--before]", (args) => {
@@ -17,7 +19,12 @@ const { open, before } = commandLine("bun bench/ingest-server.ts [--open] [--bef
   return { open: values.open === true, before: values.before === true };
 });
 
-const running = await start(loadConfig(), { insecureOpenMqtt: open, writesAsBefore: before });
+// As the server's command line runs it: idle code in the interpreter until busy (lib/server/jit.ts).
+interpretUntilBusy();
+const config = loadConfig();
+const log = createLog({ level: config.log_level });
+const running = await start(config, { log, insecureOpenMqtt: open, writesAsBefore: before });
+compileWhenBusy(running.store, log);
 await new Promise<void>((resolve) => process.once("SIGTERM", () => resolve()));
 await running.close();
 process.exit(0);

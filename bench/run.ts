@@ -1,15 +1,28 @@
 // `bun run bench`: every benchmark, one after the other (they would skew each
 // other if run together), each printing its own figures beside its reference.
 //   bun run bench            all of them
-//   bun run bench ingest     only bench/ingest.ts (names: ingest, agent, writes, pages, history, legacy-import, login, alerts, backup, chaos, deploy)
+//   bun run bench ingest     only bench/ingest.ts (names: ingest, agent, writes, server-memory, pages, history, legacy-import, login, alerts, backup, chaos, deploy)
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { commandLine, parseCommandLine, UsageError } from "../scripts/cli.ts";
 
-const ALL = ["ingest", "agent", "writes", "pages", "history", "legacy-import", "login", "alerts", "backup", "chaos", "deploy"];
+const ALL = [
+  "ingest",
+  "agent",
+  "writes",
+  "server-memory",
+  "pages",
+  "history",
+  "legacy-import",
+  "login",
+  "alerts",
+  "backup",
+  "chaos",
+  "deploy",
+];
 const wanted = commandLine(
-  "bun run bench [ingest|agent|writes|pages|history|legacy-import|login|alerts|backup|chaos|deploy ...]",
+  "bun run bench [ingest|agent|writes|server-memory|pages|history|legacy-import|login|alerts|backup|chaos|deploy ...]",
   (args) => {
     const names = parseCommandLine(args, {}, true).positionals;
     const unknown = names.filter((w) => !ALL.includes(w));

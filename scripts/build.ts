@@ -113,12 +113,38 @@ export async function runtimeFromNpm(arch: Arch, bunVersion: string, workDir: st
   return bin;
 }
 
+/**
+ * How the server is compiled (`server`: its profile or null), beside the agent's plain build: with
+ * bytecode (no parsing at start), laid out by a profile of its start (compile.bytecodeOrder: what the
+ * start uses together at the front, so fewer pages of the executable are touched), and with idle code
+ * in the interpreter from the first instruction (compile.jitPolicy, lib/server/jit.ts). ~9 MB less RSS
+ * idle (bench/server-memory.ts).
+ */
+async function compileOptions(server: { order: string | null } | undefined) {
+  if (!server) return { compile: {}, build: {} };
+  // Imported here: a tree without the server (the build's own check names what is missing) still loads this script.
+  const { SERVER_JIT_POLICY } = await import("../lib/server/jit.ts");
+  return {
+    compile: { jitPolicy: SERVER_JIT_POLICY, ...(server.order ? { bytecodeOrder: server.order } : {}) },
+    build: { bytecode: true, format: "esm" },
+  };
+}
+
 /** Compiles one entry point into one executable, fetching the target's runtime from npm if Bun cannot. */
-async function compile(entry: string, outfile: string, arch: Arch, bunVersion: string, workDir: string): Promise<void> {
+export async function compile(
+  entry: string,
+  outfile: string,
+  arch: Arch,
+  bunVersion: string,
+  workDir: string,
+  server?: { order: string | null },
+): Promise<void> {
+  const extra = await compileOptions(server);
   const attempt = (executablePath?: string) =>
     Bun.build({
       entrypoints: [join(ROOT, entry)],
-      compile: { target: ARCHS[arch].target, outfile, ...(executablePath ? { executablePath } : {}) },
+      compile: { target: ARCHS[arch].target, outfile, ...(executablePath ? { executablePath } : {}), ...extra.compile },
+      ...extra.build,
       // Readable stack traces in the journal matter more than 1 % of the size (the runtime is ~100 MB).
       minify: false,
       throw: false,
@@ -129,6 +155,90 @@ async function compile(entry: string, outfile: string, arch: Arch, bunVersion: s
     result = await attempt(await runtimeFromNpm(arch, bunVersion, workDir));
   }
   if (!result.success) throw new Error(`compile ${entry} for ${arch}:\n${result.logs.map(String).join("\n")}`);
+}
+
+/** How long the profile run may take to start, and to stop (ms). */
+const PROFILE_START_MS = 60_000;
+const PROFILE_STOP_MS = 30_000;
+
+/**
+ * Records which functions the server's start uses, for compile.bytecodeOrder: a host build with bytecode
+ * runs with BUN_BYTECODE_ORDER_OUT on free loopback ports, in a scratch data directory and with an empty
+ * config file (nothing of the machine's), until it serves; then it is stopped. The same tree records the
+ * same profile (two runs compared byte for byte); it applies to every architecture. Returns the profile's
+ * path, or null on a machine Bun has no Linux build for.
+ */
+export async function recordServerProfile(
+  workDir: string,
+  bunVersion: string,
+  log: (line: string) => void,
+): Promise<string | null> {
+  const arch = hostArch();
+  if (arch === null) {
+    log(`build: no bytecode profile (no Bun for ${process.arch} to run the server on); its bytecode keeps the default layout`);
+    return null;
+  }
+  const dir = join(workDir, "profile");
+  mkdirSync(join(dir, "data"), { recursive: true });
+  const exe = join(dir, "techtemp-server");
+  await compile(EXECUTABLES["techtemp-server"], exe, arch, bunVersion, workDir, { order: null });
+  const out = join(dir, "bytecode-order.txt");
+  writeFileSync(join(dir, "server.conf"), "");
+  const proc = Bun.spawn([exe], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      TECHTEMP_CONFIG: join(dir, "server.conf"),
+      TECHTEMP_DATA_DIR: join(dir, "data"),
+      TECHTEMP_HTTP_PORT: "0",
+      TECHTEMP_MQTT_PORT: "0",
+      TECHTEMP_HOST: "127.0.0.1",
+      BUN_BYTECODE_ORDER_OUT: out,
+    },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const started = await untilLine(proc.stdout, "TechTemp server running", PROFILE_START_MS);
+  proc.kill("SIGTERM");
+  const code = await within(proc.exited, PROFILE_STOP_MS);
+  if (code === null) proc.kill("SIGKILL");
+  const stderr = await new Response(proc.stderr).text();
+  if (!started || code !== 0 || !existsSync(out) || statSync(out).size === 0)
+    throw new Error(
+      `build: the server's profile run failed (${started ? `exit ${code ?? "timeout"}` : "it never said it was running"}): ${stderr.trim().slice(-2000)}`,
+    );
+  return out;
+}
+
+/** `promise`'s value, or null when it takes longer than `ms` (the timer does not keep the process alive). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether `stream` brings a line containing `text` within `ms` (the rest of it is read and dropped). */
+async function untilLine(stream: ReadableStream<Uint8Array>, text: string, ms: number): Promise<boolean> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let seen = "";
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const next = await within(reader.read(), deadline - performance.now());
+    if (next === null || next.done) return false;
+    seen = (seen + decoder.decode(next.value, { stream: true })).slice(-4096);
+    if (seen.includes(text)) {
+      // Keep the pipe drained until the process ends.
+      void (async () => {
+        while (!(await reader.read()).done);
+      })().catch(() => {});
+      return true;
+    }
+  }
 }
 
 /** This machine's architecture in our names, or null when Bun has no Linux build for it. */
@@ -193,13 +303,16 @@ export async function build(
   const workDir = join(tmpdir(), `techtemp-build-${process.pid}`);
   const built: BuiltBundle[] = [];
   try {
+    const t0 = performance.now();
+    const order = await recordServerProfile(workDir, bun, log);
+    if (order) log(`build: bytecode profile of the server's start (${Math.round(performance.now() - t0)} ms)`);
     for (const arch of archs) {
       const dir = join(outDir, `techtemp-${version}-linux-${arch}`);
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(join(dir, "systemd"), { recursive: true });
       for (const [exe, entry] of Object.entries(EXECUTABLES)) {
         const t0 = performance.now();
-        await compile(entry, join(dir, exe), arch, bun, workDir);
+        await compile(entry, join(dir, exe), arch, bun, workDir, exe === "techtemp-server" ? { order } : undefined);
         log(`build: ${arch}/${exe} (${Math.round(performance.now() - t0)} ms)`);
       }
       cpSync(join(ROOT, "install.sh"), join(dir, "install.sh"));

@@ -7,7 +7,7 @@ import { beforeAll, expect, test } from "bun:test";
 import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "../scripts/build.ts";
-import { run, tempDir, waitFor, withTimeout } from "./helpers.ts";
+import { connectMqtt, endMqtt, readingTopic, run, tempDir, waitFor, withTimeout } from "./helpers.ts";
 import { cachedBundle, type CachedBundle } from "./fixtures/install/bundles.ts";
 import { cleanEnv, freePortArgs, makeRoot, REPO } from "./fixtures/install/harness.ts";
 
@@ -56,31 +56,53 @@ test("one tarball per role: its own executable, install.sh, the units, a README,
   expect(readFileSync(join(bundle.dir, "README.md"), "utf8")).toContain("sudo ./install.sh server");
 });
 
-test("the compiled server serves /health, a page and its static files from a directory without the source tree", async () => {
-  const dir = tempDir("techtemp-alone-");
+/** The bundle's server copied alone into an empty directory, started on free ports with an empty config file. */
+async function startAlone(prefix: string) {
+  const dir = tempDir(prefix);
   const exe = join(dir.path, "techtemp-server");
   copyFileSync(join(bundle.dir, "techtemp-server"), exe);
   Bun.spawnSync(["chmod", "755", exe]);
   writeFileSync(join(dir.path, "empty.conf"), "");
-  const proc = Bun.spawn([exe], {
+  const env = cleanEnv({
+    TECHTEMP_CONFIG: join(dir.path, "empty.conf"),
+    TECHTEMP_HTTP_PORT: "0",
+    TECHTEMP_MQTT_PORT: "0",
+    TECHTEMP_HOST: "127.0.0.1",
+    TECHTEMP_DATA_DIR: join(dir.path, "data"),
+  });
+  // A write token, made before the start as an operator would (`techtemp-server token create`).
+  const made = Bun.spawnSync([exe, "token", "create", "build-test", "--scope", "write"], {
     cwd: dir.path,
+    env,
     stdout: "pipe",
     stderr: "pipe",
-    env: cleanEnv({
-      TECHTEMP_CONFIG: join(dir.path, "empty.conf"),
-      TECHTEMP_HTTP_PORT: "0",
-      TECHTEMP_MQTT_PORT: "0",
-      TECHTEMP_HOST: "127.0.0.1",
-      TECHTEMP_DATA_DIR: join(dir.path, "data"),
-    }),
   });
+  const token = /tt_[A-Za-z0-9_-]+/.exec(made.stdout.toString())?.[0];
+  if (made.exitCode !== 0 || !token) throw new Error(`token create: ${made.stdout.toString()}${made.stderr.toString()}`);
+  const proc = Bun.spawn([exe], { cwd: dir.path, stdout: "pipe", stderr: "pipe", env });
   let out = "";
   const reader = (async () => {
     for await (const chunk of proc.stdout) out += new TextDecoder().decode(chunk);
   })();
+  const stop = async () => {
+    proc.kill("SIGKILL");
+    await reader.catch(() => {});
+    dir.cleanup();
+  };
   try {
-    const http = await waitFor(() => /http=(\d+)/.exec(out)?.[1], 30_000, "the server to print its ports");
-    const base = `http://127.0.0.1:${http}`;
+    const ports = await waitFor(() => /http=(\d+) mqtt=(\d+)/.exec(out), 30_000, "the server to print its ports");
+    const [, http, mqtt] = ports!;
+    return { proc, output: () => out, base: `http://127.0.0.1:${http}`, mqttPort: Number(mqtt), token, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+test("the compiled server serves /health, a page and its static files from a directory without the source tree", async () => {
+  const server = await startAlone("techtemp-alone-");
+  const { proc, base } = server;
+  try {
     const health = await fetch(`${base}/health`, { signal: AbortSignal.timeout(10_000) });
     expect(await health.json()).toEqual({ status: "ok" });
 
@@ -98,9 +120,54 @@ test("the compiled server serves /health, a page and its static files from a dir
     proc.kill("SIGTERM");
     expect(await withTimeout(proc.exited, 20_000, "the server to stop on SIGTERM")).toBe(0);
   } finally {
-    proc.kill("SIGKILL");
-    await reader.catch(() => {});
-    dir.cleanup();
+    await server.stop();
+  }
+}, 60_000);
+
+test("the compiled server starts from bytecode laid out by its start's profile, keeps idle code in the interpreter, and compiles as usual once busy", async () => {
+  const server = await startAlone("techtemp-jit-");
+  const { proc, base, token } = server;
+  const stats = async () =>
+    (
+      await (
+        await fetch(`${base}/api/v1/stats`, {
+          headers: { authorization: `Bearer ${token}` },
+          signal: AbortSignal.timeout(10_000),
+        })
+      ).json()
+    ).data.runtime;
+  try {
+    const idle = await stats();
+    expect(idle.jit_policy).toBe("until_busy");
+    expect(idle.jit_busy_since).toBeNull();
+    // Every function the start loaded was in the profile the build recorded from this very tree.
+    expect(idle.bytecode.hot).toBeGreaterThan(100);
+    expect(idle.bytecode.unknown).toBe(0);
+    expect(idle.bytecode.regions.hot).toBeGreaterThan(0);
+
+    // A few readings a minute keep it idle; 150 devices' readings at once are one busy commit (BATCH_NOW = 100).
+    const client = await connectMqtt(server.mqttPort, { username: "build-test", password: token });
+    try {
+      const publish = (i: number) =>
+        client.publishAsync(
+          readingTopic(`aht20-b${String(i).padStart(5, "0")}`),
+          JSON.stringify({ temperature_c: 21.5, humidity_pct: 40, ts: Date.now() }),
+          { qos: 1 },
+        );
+      await withTimeout(publish(0), 10_000, "one reading's PUBACK");
+      expect((await stats()).jit_policy).toBe("until_busy");
+      await withTimeout(Promise.all(Array.from({ length: 150 }, (_, i) => publish(i + 1))), 20_000, "150 PUBACKs");
+    } finally {
+      await endMqtt(client);
+    }
+    const busy = await stats();
+    expect(busy.jit_policy).toBe("normal");
+    expect(Date.parse(busy.jit_busy_since)).toBeGreaterThan(0);
+    expect(server.output()).toContain("busy: JavaScript is compiled as usual from now on");
+    proc.kill("SIGTERM");
+    expect(await withTimeout(proc.exited, 20_000, "the server to stop on SIGTERM")).toBe(0);
+  } finally {
+    await server.stop();
   }
 }, 60_000);
 

@@ -6,6 +6,7 @@ import { Elysia } from "elysia";
 import type { Broker } from "../../mqtt/broker.ts";
 import type { Ingest } from "../../mqtt/ingest.ts";
 import type { Store } from "../../store/store.ts";
+import { runtimeStats } from "../../jit.ts";
 import { iso } from "../params.ts";
 
 /** What the health and counters routes look at. */
@@ -43,6 +44,8 @@ export function createHealthApi({ store, broker, ingest }: HealthDeps) {
             kept: broker.kept,
           },
           ingest: { ...ingest.stats, pending: ingest.pending },
+          // The JIT policy (idle code in the interpreter until busy) and the executable's bytecode layout (lib/server/jit.ts).
+          runtime: runtimeStats(),
         },
       }))
   );
