@@ -14,9 +14,8 @@
 //
 //   bun bench/alerts.ts   (BENCH_SECONDS=8 BENCH_CLIENTS=20 BENCH_WINDOW=10 BENCH_ROUNDS=2)
 
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { hashSecret, newSecret } from "../lib/server/auth/secrets.ts";
+import { enrollSensors, writeLogins } from "./enroll.ts";
 import { connectMqtt, endMqtt, startServer, type TestServer } from "../test/helpers.ts";
 import { placeDevice } from "../test/web-helpers.ts";
 import { httpReceiver } from "../test/alerts-helpers.ts";
@@ -80,15 +79,7 @@ async function load(port: number, logins: string): Promise<LoadResult> {
 
 /** Gives each of the generator's devices its own MQTT secret (as enrollment does) and writes their logins to a file. */
 function enrollClients(server: TestServer): string {
-  const logins = Array.from({ length: CLIENTS }, (_, i) => {
-    const username = `bench-${String(i).padStart(4, "0")}`;
-    const password = newSecret();
-    server.store.setDeviceSecret(username, hashSecret(password));
-    return { username, password };
-  });
-  const file = join(server.dataDir, "logins.json");
-  writeFileSync(file, JSON.stringify(logins), { mode: 0o600 });
-  return file;
+  return writeLogins(join(server.dataDir, "logins.json"), enrollSensors(server.store, CLIENTS));
 }
 
 async function setUp(server: TestServer, mode: Mode, receiverUrl: string): Promise<void> {

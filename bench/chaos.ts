@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
 import { connect, type Socket } from "node:net";
-import { hashSecret, newSecret } from "../lib/server/auth/secrets.ts";
+import { enrollSensor } from "./enroll.ts";
 import { DB_FILE } from "../lib/server/store/db.ts";
 import { openStore } from "../lib/server/store/store.ts";
 import { createToken, spawnServer, withTimeout, type ChildServer, type MqttLogin } from "../test/helpers.ts";
@@ -37,11 +37,7 @@ const row = (what: string, figure: string, before: string) => {
 /** Logins made in the server's database beside it (a token for tools, a secret per sensor). */
 const store = openStore(join(dir, DB_FILE));
 const tools: MqttLogin[] = Array.from({ length: 4 }, () => createToken(store));
-function sensorLogin(uid: string): MqttLogin {
-  const secret = newSecret();
-  store.setDeviceSecret(uid, hashSecret(secret));
-  return { username: uid, password: secret };
-}
+const sensorLogin = (uid: string): MqttLogin => enrollSensor(store, uid);
 
 async function client(login: MqttLogin, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
   const c = mqtt.connect({

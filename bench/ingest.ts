@@ -17,7 +17,7 @@
 //   bun bench/ingest.ts   (BENCH_SECONDS=10 BENCH_CLIENTS=20 BENCH_WINDOW=10 BENCH_ROUNDS=2 BENCH_SLOW_CARD_MS=10)
 
 import { freePort, waitFor, withTimeout } from "../test/helpers.ts";
-import { hashSecret, newSecret } from "../lib/server/auth/secrets.ts";
+import { enrollSensors, writeLogins } from "./enroll.ts";
 import { cpuSeconds, memory } from "./proc.ts";
 import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
@@ -97,16 +97,9 @@ async function load(port: number, logins: string, generator: Generator): Promise
  */
 function enrollClients(dir: string): string {
   const store = openStore(join(dir, DB_FILE));
-  const logins = Array.from({ length: CLIENTS }, (_, i) => {
-    const username = `bench-${String(i).padStart(4, "0")}`;
-    const password = newSecret();
-    store.setDeviceSecret(username, hashSecret(password));
-    return { username, password };
-  });
+  const logins = enrollSensors(store, CLIENTS);
   store.close();
-  const file = join(dir, "logins.json");
-  writeFileSync(file, JSON.stringify(logins), { mode: 0o600 });
-  return file;
+  return writeLogins(join(dir, "logins.json"), logins);
 }
 
 /** How a bench server runs besides `open`: extra environment (a slow card below it), `before` (ingest-server.ts --before), the generator (MQTT.js by default). */
