@@ -15,7 +15,7 @@
 //    Reference: the same readings published straight from a plain MQTT.js
 //    client (QoS 1, 1,000 in flight) to the same server. Goal: ≥ 2,000/s.
 
-import { memory } from "./proc.ts";
+import { dropFromPageCache, memory } from "./proc.ts";
 import { commandLine, parseCommandLine, positiveNumber, UsageError } from "../scripts/cli.ts";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -130,12 +130,6 @@ function spawnWatching(cmd: string[], env: Record<string, string>, pattern: RegE
 
 type Mem = ReturnType<typeof memory>;
 
-/** Drops `file`'s pages from the page cache. */
-function evict(file: string): void {
-  const r = Bun.spawnSync(["dd", `if=${file}`, "iflag=nocache", "count=0", "status=none"], { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`dd: ${r.stderr.toString().trim()}`);
-}
-
 /** The processes measured side by side: the agent three ways, and the reference. */
 async function footprintVariants(): Promise<{ name: string; cmd: string[]; env?: Record<string, string>; uid?: string }[]> {
   const variants: { name: string; cmd: string[]; env?: Record<string, string>; uid?: string }[] = [
@@ -178,10 +172,8 @@ async function footprintVariants(): Promise<{ name: string; cmd: string[]; env?:
 
 async function footprint() {
   const variants = await footprintVariants();
-  // As after a boot: the compiled agent's pages dropped from the page cache (GNU dd: `iflag=nocache count=0`
-  // asks for the whole file). The kernel maps the pages around each fault from what is cached, so a file just
-  // written (built above) would inflate the file-backed part by several MB (bench/server-memory.ts).
-  for (const exe of new Set(variants.map((v) => v.cmd[0]!).filter((c) => c !== "bun"))) evict(exe);
+  // As after a boot: the compiled agent (just built, so all of it cached) dropped from the page cache.
+  for (const exe of new Set(variants.map((v) => v.cmd[0]!).filter((c) => c !== "bun"))) dropFromPageCache(exe);
   const procs = variants.map((v) =>
     Bun.spawn(v.cmd, {
       env: v.uid

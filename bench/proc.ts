@@ -1,6 +1,6 @@
 // What the benchmarks read about a process from /proc.
 
-import { readFileSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync } from "node:fs";
 
 /**
  * Memory of a process in MB: RSS, its anonymous part (the process's own heap)
@@ -28,4 +28,21 @@ export function cpuSeconds(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * Drops `file`'s pages from the page cache, as after a boot (GNU dd: `iflag=nocache count=0` asks for the whole
+ * file). The kernel maps the cached pages around each page fault, so an executable just built (all of it cached)
+ * would show several MB more file-backed RSS than it does on a Pi after a boot.
+ */
+export function dropFromPageCache(file: string): void {
+  // Dirty pages (a file just written) cannot be dropped: on the disk first.
+  const fd = openSync(file, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const r = Bun.spawnSync(["dd", `if=${file}`, "iflag=nocache", "count=0", "status=none"], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`dd: ${r.stderr.toString().trim()}`);
 }

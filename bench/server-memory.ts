@@ -12,13 +12,14 @@
 //
 //   bun bench/server-memory.ts   (BENCH_ROUNDS=2 BENCH_IDLE_S=10)
 
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compile, EXECUTABLES, hostArch, projectInfo, recordServerProfile } from "../scripts/build.ts";
 import { commandLine, parseCommandLine } from "../scripts/cli.ts";
-import { connectMqtt, endMqtt, readingTopic, waitFor, withTimeout } from "../test/helpers.ts";
-import { memory } from "./proc.ts";
+import { startExecutable } from "../test/fixtures/install/harness.ts";
+import { connectMqtt, endMqtt, readingTopic, withTimeout } from "../test/helpers.ts";
+import { dropFromPageCache, memory } from "./proc.ts";
 
 commandLine("bun bench/server-memory.ts   (BENCH_ROUNDS=2 BENCH_IDLE_S=10)", (args) => parseCommandLine(args, {}));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -33,38 +34,16 @@ const work = mkdtempSync(join(tmpdir(), "techtemp-bench-memory-"));
 const { bun } = projectInfo();
 type Mem = ReturnType<typeof memory>;
 
-/** Drops `file`'s pages from the page cache (GNU dd: `iflag=nocache count=0` asks for the whole file). */
-function evict(file: string): void {
-  const r = Bun.spawnSync(["dd", `if=${file}`, "iflag=nocache", "count=0", "status=none"], { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`dd: ${r.stderr.toString().trim()}`);
-}
-
-/** One run of `exe`: memory IDLE_S after the start, and IDLE_S after a busy commit. */
-async function measure(exe: string, name: string): Promise<{ idle: Mem; busy: Mem; policy: string }> {
-  const dir = join(work, `run-${name}-${Date.now()}`);
-  writeFileSync(`${dir}.conf`, "");
-  const env = {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    TECHTEMP_CONFIG: `${dir}.conf`,
-    TECHTEMP_DATA_DIR: dir,
-    TECHTEMP_HTTP_PORT: "0",
-    TECHTEMP_MQTT_PORT: "0",
-    TECHTEMP_HOST: "127.0.0.1",
-  };
-  const made = Bun.spawnSync([exe, "token", "create", "bench", "--scope", "write"], { env, stdout: "pipe", stderr: "pipe" });
-  const token = /tt_[A-Za-z0-9_-]+/.exec(made.stdout.toString())?.[0];
-  if (!token) throw new Error(`token create: ${made.stdout}${made.stderr}`);
-  evict(exe);
-  const proc = Bun.spawn([exe], { env, stdout: "pipe", stderr: "inherit" });
-  let out = "";
-  void (async () => {
-    for await (const chunk of proc.stdout) out += new TextDecoder().decode(chunk);
-  })();
+/** One run of `exe` (the `n`th): memory IDLE_S after the start, and IDLE_S after a busy commit. */
+async function measure(exe: string, n: number): Promise<{ idle: Mem; busy: Mem; policy: string }> {
+  const dir = join(work, `run-${n}`);
+  mkdirSync(dir);
+  // As after a boot: the executable's pages dropped from the page cache right before the start.
+  const server = await startExecutable(exe, dir, { beforeStart: () => dropFromPageCache(exe) });
   try {
-    const ports = await waitFor(() => /http=(\d+) mqtt=(\d+)/.exec(out), 60_000, `${name} to start`);
     await Bun.sleep(IDLE_S * 1000); // the measurement: what an idle server holds this long after its start
-    const idle = memory(proc.pid);
-    const client = await connectMqtt(Number(ports![2]), { username: "bench", password: token });
+    const idle = memory(server.proc.pid);
+    const client = await connectMqtt(server.mqttPort, { username: server.tokenName, password: server.token });
     const payload = JSON.stringify({ temperature_c: 21.5, humidity_pct: 40, ts: Date.now() });
     await withTimeout(
       Promise.all(
@@ -77,16 +56,17 @@ async function measure(exe: string, name: string): Promise<{ idle: Mem; busy: Me
     );
     await endMqtt(client);
     await Bun.sleep(IDLE_S * 1000);
-    const busy = memory(proc.pid);
-    const stats = await fetch(`http://127.0.0.1:${ports![1]}/api/v1/stats`, {
-      headers: { authorization: `Bearer ${token}` },
+    const busy = memory(server.proc.pid);
+    const stats = await fetch(`${server.base}/api/v1/stats`, {
+      headers: { authorization: `Bearer ${server.token}` },
       signal: AbortSignal.timeout(10_000),
     });
     const policy = ((await stats.json()) as { data: { runtime: { jit_policy: string } } }).data.runtime.jit_policy;
     return { idle, busy, policy };
   } finally {
-    proc.kill("SIGTERM");
-    await withTimeout(proc.exited, 30_000, `${name} to stop`).catch(() => proc.kill("SIGKILL"));
+    server.proc.kill("SIGTERM");
+    await withTimeout(server.proc.exited, 30_000, "the server to stop").catch(() => {});
+    await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -102,9 +82,10 @@ try {
     { name: "release: profile-ordered bytecode, JIT policy from the start", exe: release },
     { name: "plain --compile (reference; JIT policy once main runs)", exe: plain },
   ];
+  let runs = 0;
   const results = new Map<string, { idle: Mem; busy: Mem; policy: string }[]>(variants.map((v) => [v.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    for (const v of round % 2 === 0 ? variants : [...variants].reverse()) results.get(v.name)!.push(await measure(v.exe, v.name));
+    for (const v of round % 2 === 0 ? variants : [...variants].reverse()) results.get(v.name)!.push(await measure(v.exe, runs++));
   }
   const mb = (n: number) => `${n.toFixed(1)} MB`.padStart(9);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -178,6 +178,8 @@ export async function recordServerProfile(
     log(`build: no bytecode profile (no Bun for ${process.arch} to run the server on); its bytecode keeps the default layout`);
     return null;
   }
+  // Imported here, as in compileOptions.
+  const { withTimeout } = await import("../lib/sensor/timeout.ts");
   const dir = join(workDir, "profile");
   mkdirSync(join(dir, "data"), { recursive: true });
   const exe = join(dir, "techtemp-server");
@@ -198,9 +200,11 @@ export async function recordServerProfile(
     stdout: "pipe",
     stderr: "pipe",
   });
-  const started = await untilLine(proc.stdout, "TechTemp server running", PROFILE_START_MS);
+  const started = await withTimeout(untilLine(proc.stdout, "TechTemp server running"), PROFILE_START_MS, "start").catch(
+    () => false,
+  );
   proc.kill("SIGTERM");
-  const code = await within(proc.exited, PROFILE_STOP_MS);
+  const code = await withTimeout(proc.exited, PROFILE_STOP_MS, "stop").catch(() => null);
   if (code === null) proc.kill("SIGKILL");
   const stderr = await new Response(proc.stderr).text();
   if (!started || code !== 0 || !existsSync(out) || statSync(out).size === 0)
@@ -210,26 +214,14 @@ export async function recordServerProfile(
   return out;
 }
 
-/** `promise`'s value, or null when it takes longer than `ms` (the timer does not keep the process alive). */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Whether `stream` brings a line containing `text` within `ms` (the rest of it is read and dropped). */
-async function untilLine(stream: ReadableStream<Uint8Array>, text: string, ms: number): Promise<boolean> {
+/** Whether `stream` brings a line containing `text` before it ends (the rest of it is read and dropped). */
+async function untilLine(stream: ReadableStream<Uint8Array>, text: string): Promise<boolean> {
   const reader = stream.getReader();
   const decoder = new TextDecoder();
   let seen = "";
-  const deadline = performance.now() + ms;
   for (;;) {
-    const next = await within(reader.read(), deadline - performance.now());
-    if (next === null || next.done) return false;
+    const next = await reader.read();
+    if (next.done) return false;
     seen = (seen + decoder.decode(next.value, { stream: true })).slice(-4096);
     if (seen.includes(text)) {
       // Keep the pipe drained until the process ends.

@@ -7,9 +7,9 @@ import { beforeAll, expect, test } from "bun:test";
 import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "../scripts/build.ts";
-import { connectMqtt, endMqtt, readingTopic, run, tempDir, waitFor, withTimeout } from "./helpers.ts";
+import { connectMqtt, endMqtt, readingTopic, run, tempDir, withTimeout } from "./helpers.ts";
 import { cachedBundle, type CachedBundle } from "./fixtures/install/bundles.ts";
-import { cleanEnv, freePortArgs, makeRoot, REPO } from "./fixtures/install/harness.ts";
+import { cleanEnv, freePortArgs, makeRoot, REPO, startExecutable } from "./fixtures/install/harness.ts";
 
 let bundle: CachedBundle;
 
@@ -56,45 +56,17 @@ test("one tarball per role: its own executable, install.sh, the units, a README,
   expect(readFileSync(join(bundle.dir, "README.md"), "utf8")).toContain("sudo ./install.sh server");
 });
 
-/** The bundle's server copied alone into an empty directory, started on free ports with an empty config file. */
+/** The bundle's server copied alone into an empty directory and started there (startExecutable). */
 async function startAlone(prefix: string) {
   const dir = tempDir(prefix);
   const exe = join(dir.path, "techtemp-server");
   copyFileSync(join(bundle.dir, "techtemp-server"), exe);
   Bun.spawnSync(["chmod", "755", exe]);
-  writeFileSync(join(dir.path, "empty.conf"), "");
-  const env = cleanEnv({
-    TECHTEMP_CONFIG: join(dir.path, "empty.conf"),
-    TECHTEMP_HTTP_PORT: "0",
-    TECHTEMP_MQTT_PORT: "0",
-    TECHTEMP_HOST: "127.0.0.1",
-    TECHTEMP_DATA_DIR: join(dir.path, "data"),
-  });
-  // A write token, made before the start as an operator would (`techtemp-server token create`).
-  const made = Bun.spawnSync([exe, "token", "create", "build-test", "--scope", "write"], {
-    cwd: dir.path,
-    env,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const token = /tt_[A-Za-z0-9_-]+/.exec(made.stdout.toString())?.[0];
-  if (made.exitCode !== 0 || !token) throw new Error(`token create: ${made.stdout.toString()}${made.stderr.toString()}`);
-  const proc = Bun.spawn([exe], { cwd: dir.path, stdout: "pipe", stderr: "pipe", env });
-  let out = "";
-  const reader = (async () => {
-    for await (const chunk of proc.stdout) out += new TextDecoder().decode(chunk);
-  })();
-  const stop = async () => {
-    proc.kill("SIGKILL");
-    await reader.catch(() => {});
-    dir.cleanup();
-  };
   try {
-    const ports = await waitFor(() => /http=(\d+) mqtt=(\d+)/.exec(out), 30_000, "the server to print its ports");
-    const [, http, mqtt] = ports!;
-    return { proc, output: () => out, base: `http://127.0.0.1:${http}`, mqttPort: Number(mqtt), token, stop };
+    const started = await startExecutable(exe, dir.path);
+    return { ...started, stop: () => started.stop().finally(() => dir.cleanup()) };
   } catch (err) {
-    await stop();
+    dir.cleanup();
     throw err;
   }
 }
@@ -146,7 +118,7 @@ test("the compiled server starts from bytecode laid out by its start's profile, 
     expect(idle.bytecode.regions.hot).toBeGreaterThan(0);
 
     // A few readings a minute keep it idle; 150 devices' readings at once are one busy commit (BATCH_NOW = 100).
-    const client = await connectMqtt(server.mqttPort, { username: "build-test", password: token });
+    const client = await connectMqtt(server.mqttPort, { username: server.tokenName, password: token });
     try {
       const publish = (i: number) =>
         client.publishAsync(
